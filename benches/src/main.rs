@@ -1,0 +1,37 @@
+//! `wangge-bench`: benchmarks that print their figures.
+//!
+//! `wangge-bench commit` measures, in one run against one nats-server:
+//! 1. the raw baseline — async-nats JetStream async publish of messages the size of our
+//!    commits, to as many distinct subjects, with a window of acks in flight;
+//! 2. engine commit throughput for new cases (commands/s, events/s) over N distinct cases;
+//! 3. engine commit throughput for updates to existing cases;
+//! 4. single-command commit latency (one command at a time, p50/p99), create and update;
+//! 5. loading a 20-event case with all N cases in the stream (p50/p99), by the engine's
+//!    direct-get walk, beside an ordered consumer per load (the alternative we rejected).
+//!
+//! The figures are printed as a Markdown table for `benches/RESULTS.md`.
+
+mod commit;
+mod report;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "wangge-bench", about = "Wangge benchmarks; each prints its figures")]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Event-log commit throughput and latency, and case load latency, against raw JetStream.
+    Commit(commit::CommitArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().bench {
+        Bench::Commit(args) => commit::run(args).await,
+    }
+}

@@ -1,0 +1,176 @@
+//! Handles one command against one case: load → decide → stamp → append, retried on conflict.
+//!
+//! Idempotency has two layers. Inside the stream's duplicate window the log itself drops a
+//! repeated commit (same `Nats-Msg-Id`). Beyond it, the case remembers which source messages
+//! it has already turned into events (`CaseState::processed_sources`), so a command carrying
+//! an already-processed `(system, message_id)` returns the earlier result and writes nothing.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use tracing::{debug, warn};
+use uuid::Uuid;
+use wangge_schemas::{Actor, CaseId, EventEnvelope, Source};
+
+use crate::app::clock::Clock;
+use crate::domain::{decide, location_for, replay, stamp, CaseCommand, CaseState, DomainError, EventMeta};
+use crate::log::{Commit, EventLog, LogError, LogPosition};
+
+/// How often a command is decided again after losing a race before we give up.
+const MAX_ATTEMPTS: usize = 8;
+
+/// A command with everything the envelope of its events needs.
+#[derive(Debug, Clone)]
+pub struct CommandRequest {
+    pub case_id: CaseId,
+    pub command: CaseCommand,
+    pub actor: Actor,
+    /// The message that carried the command; its id is the idempotency key.
+    pub source: Source,
+    /// When the command happened in the world (defaults to now).
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub correlation_id: Option<Uuid>,
+    pub causation_id: Option<Uuid>,
+}
+
+/// What a handled command produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandOutcome {
+    pub case_id: CaseId,
+    /// The events this command wrote (or, for a duplicate, had written the first time).
+    pub events: Vec<EventEnvelope>,
+    /// The case's sequence number after the command.
+    pub sequence: u64,
+    /// True when the command had been handled before and nothing new was written.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The command is not allowed; tell the sender why. Nothing was written.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// Lost the race on the case this many times in a row; the sender may retry.
+    #[error("case {case_id} is too busy: gave up after {attempts} conflicting attempts")]
+    Contended { case_id: CaseId, attempts: usize },
+    /// The log failed; back off and retry.
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+impl CommandError {
+    /// A stable snake_case code for replies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Domain(error) => error.code(),
+            Self::Contended { .. } => "contended",
+            Self::Log(LogError::Unavailable(_)) => "unavailable",
+            Self::Log(LogError::Conflict { .. }) => "contended",
+            Self::Log(LogError::Corrupt { .. }) => "corrupt_history",
+        }
+    }
+}
+
+/// The idempotency key of a source message, used as `Nats-Msg-Id`.
+pub fn idempotency_key(source: &Source) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(source.system.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(source.message_id.as_bytes());
+    hex::encode(&hasher.finalize()[..16])
+}
+
+/// Runs commands against cases stored in a log.
+pub struct CaseService<L> {
+    log: L,
+    clock: Arc<dyn Clock>,
+}
+
+impl<L: EventLog> CaseService<L> {
+    pub fn new(log: L, clock: Arc<dyn Clock>) -> Self {
+        Self { log, clock }
+    }
+
+    pub fn log(&self) -> &L {
+        &self.log
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Loads a case and folds it into its current state.
+    pub async fn state_of(&self, case_id: CaseId) -> Result<(CaseState, LogPosition), LogError> {
+        let history = self.log.load(case_id).await?;
+        Ok((replay(&history.events), history.last_position))
+    }
+
+    pub async fn handle(&self, request: CommandRequest) -> Result<CommandOutcome, CommandError> {
+        let case_id = request.case_id;
+        for attempt in 1..=MAX_ATTEMPTS {
+            let history = self.log.load(case_id).await?;
+            let state = replay(&history.events);
+            if let Some(outcome) = already_processed(&state, &history.events, &request.source, case_id) {
+                debug!(%case_id, source = ?request.source, "command already processed");
+                return Ok(outcome);
+            }
+            let now = self.clock.now();
+            let decided = decide(&state, &request.command, now)?;
+            let location = location_for(&state, &request.command).ok_or(DomainError::CaseNotFound)?;
+            let meta = EventMeta {
+                actor: request.actor.clone(),
+                source: request.source.clone(),
+                correlation_id: request.correlation_id.unwrap_or_else(Uuid::now_v7),
+                causation_id: request.causation_id,
+                occurred_at: request.occurred_at.unwrap_or(now),
+                recorded_at: now,
+            };
+            let events = stamp(&state, case_id, &location, decided, &meta, Uuid::now_v7);
+            let commit = Commit {
+                case_id,
+                events: events.clone(),
+                idempotency_key: idempotency_key(&request.source),
+            };
+            match self.log.append(commit, history.last_position).await {
+                Ok(appended) if !appended.duplicate => {
+                    let sequence = events.last().map_or(state.version, |e| e.sequence);
+                    return Ok(CommandOutcome { case_id, events, sequence, duplicate: false });
+                }
+                // The log had this commit already (a retry inside the duplicate window that
+                // raced its own original): report what the original wrote.
+                Ok(_) => {
+                    let history = self.log.load(case_id).await?;
+                    let state = replay(&history.events);
+                    if let Some(outcome) = already_processed(&state, &history.events, &request.source, case_id) {
+                        return Ok(outcome);
+                    }
+                    warn!(%case_id, "log reported a duplicate the case history does not show");
+                    return Err(LogError::Unavailable("duplicate commit not visible yet".into()).into());
+                }
+                Err(LogError::Conflict { expected, actual, .. }) => {
+                    debug!(%case_id, attempt, expected, actual, "lost the race, deciding again");
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(CommandError::Contended { case_id, attempts: MAX_ATTEMPTS })
+    }
+}
+
+/// The earlier result of a source message this case has already processed, if any.
+fn already_processed(
+    state: &CaseState,
+    events: &[EventEnvelope],
+    source: &Source,
+    case_id: CaseId,
+) -> Option<CommandOutcome> {
+    let &(first, last) = state.processed_sources.get(source)?;
+    let written = events
+        .iter()
+        .filter(|e| e.sequence >= first && e.sequence <= last)
+        .cloned()
+        .collect();
+    Some(CommandOutcome { case_id, events: written, sequence: last, duplicate: true })
+}

@@ -1,0 +1,121 @@
+//! The `wangge` command line: one binary, a subcommand per job.
+
+mod case;
+mod demo;
+mod publish;
+mod rejected;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::grid::{CategoryCatalogue, GridDirectory};
+use crate::log::{JetStreamLog, JetStreamLogConfig};
+
+#[derive(Debug, Parser)]
+#[command(name = "wangge", version, about = "Wangge (网格): an event-sourced work-order engine for grid governance")]
+struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true, env = "WANGGE_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a demonstration on the embedded in-memory log (no servers needed).
+    Demo(demo::DemoArgs),
+    /// Run the engine: intake on NATS, events on JetStream.
+    Serve(serve::ServeArgs),
+    /// Send one intake message (from a file or stdin) and print the engine's answer.
+    Publish(publish::PublishArgs),
+    /// Inspect and replay messages the engine refused.
+    Rejected(rejected::RejectedArgs),
+    /// Show one case: its events and current state.
+    Case(case::CaseArgs),
+}
+
+/// Where NATS is and how the event stream is set up.
+#[derive(Debug, Clone, Args)]
+pub struct NatsArgs {
+    /// NATS server URL.
+    #[arg(long, env = "WANGGE_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Replicas of the event stream: 1 on one server, 3 on a cluster.
+    #[arg(long, env = "WANGGE_STREAM_REPLICAS", default_value_t = 1)]
+    pub replicas: usize,
+}
+
+impl NatsArgs {
+    pub async fn connect(&self) -> anyhow::Result<async_nats::Client> {
+        async_nats::ConnectOptions::new()
+            .name("wangge")
+            .connect(&self.nats_url)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to nats at {}: {e}", self.nats_url))
+    }
+
+    pub async fn open_log(&self, client: async_nats::Client) -> anyhow::Result<JetStreamLog> {
+        let config = JetStreamLogConfig { replicas: self.replicas, ..Default::default() };
+        Ok(JetStreamLog::open(client, config).await?)
+    }
+}
+
+/// The grid and category files (the bundled sample city when not given).
+#[derive(Debug, Clone, Args)]
+pub struct ReferenceArgs {
+    /// Grid file (districts → communities → buildings); default: the bundled sample city.
+    #[arg(long, env = "WANGGE_GRID")]
+    pub grid: Option<PathBuf>,
+    /// Category catalogue file; default: the bundled catalogue.
+    #[arg(long, env = "WANGGE_CATEGORIES")]
+    pub categories: Option<PathBuf>,
+}
+
+impl ReferenceArgs {
+    pub fn load(&self) -> anyhow::Result<(Arc<GridDirectory>, Arc<CategoryCatalogue>)> {
+        let grid = match &self.grid {
+            Some(path) => GridDirectory::load(path)?,
+            None => GridDirectory::sample_city(),
+        };
+        let categories = match &self.categories {
+            Some(path) => CategoryCatalogue::load(path)?,
+            None => CategoryCatalogue::sample(),
+        };
+        Ok((Arc::new(grid), Arc::new(categories)))
+    }
+}
+
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_json);
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
+        Command::Publish(args) => publish::run(args).await,
+        Command::Rejected(args) => rejected::run(args).await,
+        Command::Case(args) => case::run(args).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(json: bool) {
+    let filter = EnvFilter::try_from_env("WANGGE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,36 @@
+//! The pure case aggregate: the closed loop of a case as values and functions, free of I/O.
+//!
+//! A case moves through 信息采集 collection → 立案 acceptance → 派遣 dispatch → 处置 handling →
+//! 反馈 feedback → 核查结案 verification and closing → 综合评价 evaluation, with the side flows
+//! (rejection, merging, decline, reassignment, suspension, extension, rework, reopening,
+//! escalation, voiding) and the SLA facts recorded by timers.
+//!
+//! The shell drives it in four steps, all synchronous and deterministic:
+//!
+//! 1. [`replay`] folds the case's stored events into a [`CaseState`] (or the shell keeps one
+//!    and folds new events with [`apply`]);
+//! 2. [`decide`] checks a [`CaseCommand`] against that state and returns the facts it causes,
+//!    or a [`DomainError`] that says why not;
+//! 3. [`stamp`] wraps those facts in envelopes with gapless sequences and the metadata
+//!    ([`EventMeta`]) the shell supplies;
+//! 4. after the log has stored them, [`apply`] folds them into the state.
+//!
+//! **Architecture Invariant:** nothing here touches tokio, NATS, the file system, the
+//! network, the clock or a random source. Time (`now`, `occurred_at`, `recorded_at`) and
+//! ids (event ids) are always passed in, so every decision can be replayed and tested
+//! exactly.
+
+pub mod command;
+pub mod decide;
+pub mod error;
+mod rules;
+pub mod stamp;
+pub mod state;
+pub mod status;
+
+pub use command::CaseCommand;
+pub use decide::decide;
+pub use error::{DomainError, SlaRecordKind};
+pub use stamp::{location_for, stamp, EventMeta};
+pub use state::{apply, replay, CaseState};
+pub use status::CaseStatus;

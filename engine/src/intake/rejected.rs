@@ -1,0 +1,284 @@
+//! The rejected-message store: every message the engine refused, kept byte for byte with its
+//! headers and the reason, so an operator can see it, fix the cause and replay it.
+//!
+//! On NATS it is a stream of its own (`WANGGE_REJECTED`): the original message at
+//! `wangge.rejected.message.<kind>` (body = original bytes, headers = original headers plus
+//! `Wangge-Reject-*`), and each replay's outcome at `wangge.rejected.replay.<id>`.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    self,
+    stream::{self, DirectGetErrorKind, StorageType},
+};
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use wangge_schemas::intake::IntakeReply;
+
+/// Headers added to a kept message; everything else is the sender's own.
+pub const HEADER_REJECT_CODE: &str = "Wangge-Reject-Code";
+pub const HEADER_REJECT_FIELD: &str = "Wangge-Reject-Field";
+pub const HEADER_REJECT_REASON: &str = "Wangge-Reject-Reason";
+pub const HEADER_ORIGINAL_SUBJECT: &str = "Wangge-Original-Subject";
+pub const HEADER_REJECTED_AT: &str = "Wangge-Rejected-At";
+const OUR_HEADERS: [&str; 5] = [
+    HEADER_REJECT_CODE,
+    HEADER_REJECT_FIELD,
+    HEADER_REJECT_REASON,
+    HEADER_ORIGINAL_SUBJECT,
+    HEADER_REJECTED_AT,
+];
+
+/// A message to keep: what arrived and why it was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub subject: String,
+    /// The sender's headers, in order (a header may repeat).
+    pub headers: Vec<(String, String)>,
+    pub payload: Bytes,
+    pub code: String,
+    pub field: Option<String>,
+    pub reason: String,
+    pub rejected_at: DateTime<Utc>,
+}
+
+/// A kept message with its id and what became of its replays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedEntry {
+    pub id: u64,
+    pub rejection: Rejection,
+    /// The outcome of the latest replay, if the message was replayed.
+    pub last_replay: Option<ReplayRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayRecord {
+    pub replayed_at: DateTime<Utc>,
+    pub reply: IntakeReply,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RejectedStoreError {
+    #[error("rejected-message store unavailable: {0}")]
+    Unavailable(String),
+    #[error("no rejected message with id {0}")]
+    NotFound(u64),
+    #[error("rejected message {id} is unreadable: {reason}")]
+    Corrupt { id: u64, reason: String },
+}
+
+pub trait RejectedStore: Send + Sync + 'static {
+    /// Keeps a refused message and returns its id.
+    fn keep(&self, rejection: Rejection) -> impl Future<Output = Result<u64, RejectedStoreError>> + Send;
+    /// Kept messages with id ≥ `from`, oldest first, at most `limit`.
+    fn list(&self, from: u64, limit: usize) -> impl Future<Output = Result<Vec<RejectedEntry>, RejectedStoreError>> + Send;
+    fn get(&self, id: u64) -> impl Future<Output = Result<RejectedEntry, RejectedStoreError>> + Send;
+    /// Records what a replay of message `id` got back.
+    fn record_replay(&self, id: u64, record: ReplayRecord) -> impl Future<Output = Result<(), RejectedStoreError>> + Send;
+}
+
+/// Kept in memory, for the demo and tests.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryRejectedStore {
+    entries: Arc<Mutex<Vec<RejectedEntry>>>,
+}
+
+impl MemoryRejectedStore {
+    fn entries(&self) -> std::sync::MutexGuard<'_, Vec<RejectedEntry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl RejectedStore for MemoryRejectedStore {
+    async fn keep(&self, rejection: Rejection) -> Result<u64, RejectedStoreError> {
+        let mut entries = self.entries();
+        let id = entries.len() as u64 + 1;
+        entries.push(RejectedEntry { id, rejection, last_replay: None });
+        Ok(id)
+    }
+
+    async fn list(&self, from: u64, limit: usize) -> Result<Vec<RejectedEntry>, RejectedStoreError> {
+        let entries = self.entries();
+        Ok(entries.iter().filter(|e| e.id >= from).take(limit).cloned().collect())
+    }
+
+    async fn get(&self, id: u64) -> Result<RejectedEntry, RejectedStoreError> {
+        let entries = self.entries();
+        entries.iter().find(|e| e.id == id).cloned().ok_or(RejectedStoreError::NotFound(id))
+    }
+
+    async fn record_replay(&self, id: u64, record: ReplayRecord) -> Result<(), RejectedStoreError> {
+        let mut entries = self.entries();
+        let entry = entries.iter_mut().find(|e| e.id == id).ok_or(RejectedStoreError::NotFound(id))?;
+        entry.last_replay = Some(record);
+        Ok(())
+    }
+}
+
+/// Kept in a JetStream stream, for operators to inspect with `wangge rejected`.
+#[derive(Clone)]
+pub struct JetStreamRejectedStore {
+    context: jetstream::Context,
+    stream: stream::Stream,
+    prefix: String,
+}
+
+impl JetStreamRejectedStore {
+    pub const STREAM: &'static str = "WANGGE_REJECTED";
+    pub const PREFIX: &'static str = "wangge.rejected";
+
+    /// Creates the stream if needed (idempotent; every instance calls it at start-up).
+    pub async fn open(client: async_nats::Client, replicas: usize) -> Result<Self, RejectedStoreError> {
+        let context = jetstream::new(client);
+        let stream = context
+            .get_or_create_stream(stream::Config {
+                name: Self::STREAM.to_owned(),
+                description: Some("Wangge: intake messages the engine refused, kept for inspection and replay".into()),
+                subjects: vec![format!("{}.>", Self::PREFIX)],
+                storage: StorageType::File,
+                num_replicas: replicas,
+                // Kept for a quarter; an operator deals with them long before.
+                max_age: Duration::from_secs(90 * 24 * 3600),
+                allow_direct: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        Ok(Self { context, stream, prefix: Self::PREFIX.to_owned() })
+    }
+
+    fn message_subject(&self, original_subject: &str) -> String {
+        let kind = original_subject
+            .rsplit('.')
+            .next()
+            .filter(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or("unknown");
+        format!("{}.message.{kind}", self.prefix)
+    }
+
+    async fn last_replay(&self, id: u64) -> Result<Option<ReplayRecord>, RejectedStoreError> {
+        match self.stream.direct_get_last_for_subject(format!("{}.replay.{id}", self.prefix)).await {
+            Ok(message) => serde_json::from_slice(&message.payload)
+                .map(Some)
+                .map_err(|e| RejectedStoreError::Corrupt { id, reason: e.to_string() }),
+            Err(error) if error.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    async fn entry_at(&self, message: jetstream::message::StreamMessage) -> Result<RejectedEntry, RejectedStoreError> {
+        let id = message.sequence;
+        let rejection = rejection_from(&message.headers, message.payload.clone())
+            .map_err(|reason| RejectedStoreError::Corrupt { id, reason })?;
+        let last_replay = self.last_replay(id).await?;
+        Ok(RejectedEntry { id, rejection, last_replay })
+    }
+}
+
+fn unavailable(error: impl std::fmt::Display) -> RejectedStoreError {
+    RejectedStoreError::Unavailable(error.to_string())
+}
+
+/// Splits stored headers back into the sender's own and our reason.
+fn rejection_from(headers: &HeaderMap, payload: Bytes) -> Result<Rejection, String> {
+    let ours = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
+    let mut own = Vec::new();
+    for (name, values) in headers.iter() {
+        let name: &str = name.as_ref();
+        if OUR_HEADERS.contains(&name) {
+            continue;
+        }
+        for value in values {
+            own.push((name.to_owned(), value.as_str().to_owned()));
+        }
+    }
+    let rejected_at = ours(HEADER_REJECTED_AT)
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or("missing or bad Wangge-Rejected-At header")?;
+    Ok(Rejection {
+        subject: ours(HEADER_ORIGINAL_SUBJECT).ok_or("missing Wangge-Original-Subject header")?,
+        headers: own,
+        payload,
+        code: ours(HEADER_REJECT_CODE).ok_or("missing Wangge-Reject-Code header")?,
+        field: ours(HEADER_REJECT_FIELD),
+        reason: ours(HEADER_REJECT_REASON).unwrap_or_default(),
+        rejected_at,
+    })
+}
+
+/// Header values cannot hold line breaks; reasons are single-line by construction, but a
+/// sender's field path could contain anything.
+fn header_safe(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
+impl RejectedStore for JetStreamRejectedStore {
+    async fn keep(&self, rejection: Rejection) -> Result<u64, RejectedStoreError> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in &rejection.headers {
+            headers.append(name.as_str(), header_safe(value).as_str());
+        }
+        headers.insert(HEADER_REJECT_CODE, rejection.code.as_str());
+        if let Some(field) = &rejection.field {
+            headers.insert(HEADER_REJECT_FIELD, header_safe(field).as_str());
+        }
+        headers.insert(HEADER_REJECT_REASON, header_safe(&rejection.reason).as_str());
+        headers.insert(HEADER_ORIGINAL_SUBJECT, rejection.subject.as_str());
+        headers.insert(HEADER_REJECTED_AT, rejection.rejected_at.to_rfc3339().as_str());
+        let ack = self
+            .context
+            .publish_with_headers(self.message_subject(&rejection.subject), headers, rejection.payload)
+            .await
+            .map_err(unavailable)?
+            .await
+            .map_err(unavailable)?;
+        Ok(ack.sequence)
+    }
+
+    async fn list(&self, from: u64, limit: usize) -> Result<Vec<RejectedEntry>, RejectedStoreError> {
+        let filter = format!("{}.message.>", self.prefix);
+        let mut entries = Vec::new();
+        let mut next = from.max(1);
+        while entries.len() < limit {
+            match self.stream.direct_get_next_for_subject(&filter, Some(next)).await {
+                Ok(message) => {
+                    next = message.sequence + 1;
+                    entries.push(self.entry_at(message).await?);
+                }
+                Err(error) if error.kind() == DirectGetErrorKind::NotFound => break,
+                Err(error) => return Err(unavailable(error)),
+            }
+        }
+        Ok(entries)
+    }
+
+    async fn get(&self, id: u64) -> Result<RejectedEntry, RejectedStoreError> {
+        let message = match self.stream.direct_get(id).await {
+            Ok(message) => message,
+            Err(error) if error.kind() == DirectGetErrorKind::NotFound => {
+                return Err(RejectedStoreError::NotFound(id))
+            }
+            Err(error) => return Err(unavailable(error)),
+        };
+        if !message.subject.starts_with(&format!("{}.message.", self.prefix)) {
+            return Err(RejectedStoreError::NotFound(id));
+        }
+        self.entry_at(message).await
+    }
+
+    async fn record_replay(&self, id: u64, record: ReplayRecord) -> Result<(), RejectedStoreError> {
+        let body = serde_json::to_vec(&record).expect("replay records serialize");
+        self.context
+            .publish(format!("{}.replay.{id}", self.prefix), body.into())
+            .await
+            .map_err(unavailable)?
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}

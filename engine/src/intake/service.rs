@@ -1,0 +1,118 @@
+//! Processes one intake message end to end, whatever transport it came on.
+//!
+//! Either the message becomes (or, retried, already was) a case, or it is refused and kept
+//! in the rejected store with its original bytes, headers and the reason. Nothing in
+//! between: a refused message writes no event.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tracing::{info, warn};
+use wangge_schemas::intake::IntakeReply;
+
+use crate::app::{CaseService, CommandError};
+use crate::grid::{CategoryCatalogue, GridDirectory};
+use crate::intake::rejected::{RejectedStore, Rejection};
+use crate::intake::validate::{validate_intake, ReferenceData};
+use crate::intake::INTAKE_SUBJECT_PREFIX;
+use crate::log::EventLog;
+
+pub struct IntakeService<L, R> {
+    cases: Arc<CaseService<L>>,
+    rejected: R,
+    grid: Arc<GridDirectory>,
+    categories: Arc<CategoryCatalogue>,
+}
+
+/// One message as it arrived.
+#[derive(Debug, Clone)]
+pub struct IncomingMessage {
+    pub subject: String,
+    pub headers: Vec<(String, String)>,
+    pub payload: Bytes,
+}
+
+impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
+    pub fn new(
+        cases: Arc<CaseService<L>>,
+        rejected: R,
+        grid: Arc<GridDirectory>,
+        categories: Arc<CategoryCatalogue>,
+    ) -> Self {
+        Self { cases, rejected, grid, categories }
+    }
+
+    pub fn rejected_store(&self) -> &R {
+        &self.rejected
+    }
+
+    pub fn cases(&self) -> &Arc<CaseService<L>> {
+        &self.cases
+    }
+
+    /// Handles one message and returns the reply for its sender.
+    pub async fn process(&self, message: IncomingMessage) -> IntakeReply {
+        let subject_kind = message
+            .subject
+            .strip_prefix(INTAKE_SUBJECT_PREFIX)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .filter(|kind| !kind.is_empty());
+        let reference = ReferenceData { grid: &self.grid, categories: &self.categories };
+        let valid = match validate_intake(subject_kind, &message.payload, reference) {
+            Ok(valid) => valid,
+            Err(rejection) => {
+                return self
+                    .refuse(message, rejection.code.as_str(), rejection.field, rejection.reason)
+                    .await
+            }
+        };
+        match self.cases.handle(valid.request).await {
+            Ok(outcome) => {
+                info!(case_id = %outcome.case_id, sequence = outcome.sequence, duplicate = outcome.duplicate, kind = valid.message.kind().as_str(), "intake accepted");
+                IntakeReply::Accepted {
+                    case_id: outcome.case_id,
+                    sequence: outcome.sequence,
+                    duplicate: outcome.duplicate,
+                }
+            }
+            // The domain refused (e.g. the derived case exists with another origin) or the
+            // log failed: either way the message is kept so an operator can replay it.
+            Err(error) => {
+                let field = match &error {
+                    CommandError::Domain(crate::domain::DomainError::InvalidField { field, .. }) => {
+                        Some((*field).to_owned())
+                    }
+                    _ => None,
+                };
+                self.refuse(message, error.code(), field, error.to_string()).await
+            }
+        }
+    }
+
+    async fn refuse(
+        &self,
+        message: IncomingMessage,
+        code: &str,
+        field: Option<String>,
+        reason: String,
+    ) -> IntakeReply {
+        let rejection = Rejection {
+            subject: message.subject,
+            headers: message.headers,
+            payload: message.payload,
+            code: code.to_owned(),
+            field: field.clone(),
+            reason: reason.clone(),
+            rejected_at: self.cases.clock().now(),
+        };
+        let rejected_id = match self.rejected.keep(rejection).await {
+            Ok(id) => Some(id),
+            Err(error) => {
+                warn!(%error, code, "could not keep a rejected message");
+                None
+            }
+        };
+        info!(code, field = field.as_deref().unwrap_or(""), rejected_id, "intake rejected");
+        IntakeReply::Rejected { code: code.to_owned(), field, reason, rejected_id }
+    }
+}

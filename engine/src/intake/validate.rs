@@ -1,0 +1,400 @@
+//! Checks an intake message from another system and turns it into a `Report` command, or
+//! says exactly what is wrong with it: which field, and why.
+//!
+//! Pure: bytes and reference data in, a command or a rejection out. The checks run from the
+//! outside in — size, JSON syntax, kind, schema version, shape, text limits, grid location,
+//! category — so the first problem a sender has to fix is the one reported.
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use wangge_schemas::intake::{
+    IntakeMessage, PatrolFindingV1, ResidentReportV1, ServiceRequestV1, INTAKE_SCHEMA_VERSION,
+    MAX_DESCRIPTION_CHARS, MAX_ID_CHARS, MAX_MEDIA, MAX_MESSAGE_BYTES, MAX_TITLE_CHARS,
+};
+use wangge_schemas::{
+    Actor, CaseId, CaseReported, GridLocation, IntakeKind, MediaRef, ReportDetails, Resident, Source,
+};
+
+use crate::app::CommandRequest;
+use crate::domain::CaseCommand;
+use crate::grid::{CategoryCatalogue, GridDirectory};
+
+/// Why a message was refused, in words a sender's developer can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntakeRejection {
+    pub code: RejectCode,
+    /// JSON path of the offending field (`resident.id`, `media[2].url`); `None` when the
+    /// problem is the message as a whole.
+    pub field: Option<String>,
+    pub reason: String,
+}
+
+/// Stable, machine-readable rejection codes (part of the reply contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectCode {
+    PayloadTooLarge,
+    MalformedJson,
+    UnknownKind,
+    KindMismatch,
+    UnsupportedVersion,
+    MissingField,
+    InvalidType,
+    InvalidValue,
+    UnknownField,
+    EmptyText,
+    TextTooLong,
+    TooManyItems,
+    UnknownGridLocation,
+    UnknownCategory,
+    CategoryNotAllowed,
+}
+
+impl RejectCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::MalformedJson => "malformed_json",
+            Self::UnknownKind => "unknown_kind",
+            Self::KindMismatch => "kind_mismatch",
+            Self::UnsupportedVersion => "unsupported_version",
+            Self::MissingField => "missing_field",
+            Self::InvalidType => "invalid_type",
+            Self::InvalidValue => "invalid_value",
+            Self::UnknownField => "unknown_field",
+            Self::EmptyText => "empty_text",
+            Self::TextTooLong => "text_too_long",
+            Self::TooManyItems => "too_many_items",
+            Self::UnknownGridLocation => "unknown_grid_location",
+            Self::UnknownCategory => "unknown_category",
+            Self::CategoryNotAllowed => "category_not_allowed",
+        }
+    }
+}
+
+impl IntakeRejection {
+    fn new(code: RejectCode, field: Option<&str>, reason: impl Into<String>) -> Self {
+        Self { code, field: field.map(str::to_owned), reason: reason.into() }
+    }
+
+    fn at(code: RejectCode, field: &str, reason: impl Into<String>) -> Self {
+        Self::new(code, Some(field), reason)
+    }
+}
+
+/// A message that passed every check, ready to become a case.
+#[derive(Debug, Clone)]
+pub struct ValidIntake {
+    pub message: IntakeMessage,
+    pub location: GridLocation,
+    pub request: CommandRequest,
+}
+
+/// Everything validation looks things up in.
+#[derive(Debug, Clone, Copy)]
+pub struct ReferenceData<'a> {
+    pub grid: &'a GridDirectory,
+    pub categories: &'a CategoryCatalogue,
+}
+
+/// Validates one intake message. `subject_kind` is the kind named by the subject the message
+/// arrived on (`wangge.intake.<kind>`), if any; it must agree with the body's `kind`.
+pub fn validate_intake(
+    subject_kind: Option<&str>,
+    bytes: &[u8],
+    reference: ReferenceData<'_>,
+) -> Result<ValidIntake, IntakeRejection> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(IntakeRejection::new(
+            RejectCode::PayloadTooLarge,
+            None,
+            format!("message is {} bytes, the limit is {MAX_MESSAGE_BYTES}", bytes.len()),
+        ));
+    }
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        IntakeRejection::new(RejectCode::MalformedJson, None, format!("message is not valid json: {e}"))
+    })?;
+    let Value::Object(object) = &value else {
+        return Err(IntakeRejection::new(
+            RejectCode::InvalidType,
+            None,
+            format!("message must be a json object, found {}", json_type(&value)),
+        ));
+    };
+    let kind = read_kind(subject_kind, object.get("kind"))?;
+    read_schema_version(object.get("schema_version"))?;
+    let message = match kind {
+        IntakeKind::ResidentReport => IntakeMessage::ResidentReport(typed::<ResidentReportV1>(value)?),
+        IntakeKind::PatrolFinding => IntakeMessage::PatrolFinding(typed::<PatrolFindingV1>(value)?),
+        IntakeKind::ServiceRequest => IntakeMessage::ServiceRequest(typed::<ServiceRequestV1>(value)?),
+    };
+    check_limits(&message)?;
+    let location = locate(&message, reference.grid)?;
+    check_category(&message, reference.categories)?;
+    let request = report_request(&message, &location);
+    Ok(ValidIntake { message, location, request })
+}
+
+fn read_kind(subject_kind: Option<&str>, body_kind: Option<&Value>) -> Result<IntakeKind, IntakeRejection> {
+    let known = || IntakeKind::ALL.map(IntakeKind::as_str).join(", ");
+    // The body is checked first: it is what the sender controls field by field.
+    let body_kind = match body_kind {
+        None => return Err(IntakeRejection::at(RejectCode::MissingField, "kind", "field `kind` is required")),
+        Some(Value::String(name)) => IntakeKind::parse(name).ok_or_else(|| {
+            IntakeRejection::at(
+                RejectCode::UnknownKind,
+                "kind",
+                format!("unknown intake kind `{name}`; known kinds: {}", known()),
+            )
+        })?,
+        Some(other) => {
+            return Err(IntakeRejection::at(
+                RejectCode::InvalidType,
+                "kind",
+                format!("`kind` must be a string, found {}", json_type(other)),
+            ))
+        }
+    };
+    match subject_kind {
+        Some(name) if name != body_kind.as_str() => Err(IntakeRejection::at(
+            RejectCode::KindMismatch,
+            "kind",
+            format!(
+                "message says kind `{}` but was published on the subject for `{name}`; publish it to {}.{}",
+                body_kind.as_str(),
+                crate::intake::INTAKE_SUBJECT_PREFIX,
+                body_kind.as_str()
+            ),
+        )),
+        _ => Ok(body_kind),
+    }
+}
+
+fn read_schema_version(value: Option<&Value>) -> Result<(), IntakeRejection> {
+    match value {
+        None => Err(IntakeRejection::at(
+            RejectCode::MissingField,
+            "schema_version",
+            "field `schema_version` is required",
+        )),
+        Some(Value::Number(n)) if n.as_u64() == Some(u64::from(INTAKE_SCHEMA_VERSION)) => Ok(()),
+        Some(Value::Number(n)) => Err(IntakeRejection::at(
+            RejectCode::UnsupportedVersion,
+            "schema_version",
+            format!("schema version {n} is not supported; this engine reads version {INTAKE_SCHEMA_VERSION}"),
+        )),
+        Some(other) => Err(IntakeRejection::at(
+            RejectCode::InvalidType,
+            "schema_version",
+            format!("`schema_version` must be an integer, found {}", json_type(other)),
+        )),
+    }
+}
+
+/// Deserializes into the kind's struct, turning serde's message into a code and a field path.
+fn typed<T: DeserializeOwned>(value: Value) -> Result<T, IntakeRejection> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.inner().to_string();
+        classify_serde_error(&path, &message)
+    })
+}
+
+/// serde_json reports shape errors as text; its wording is stable and names the field.
+fn classify_serde_error(path: &str, message: &str) -> IntakeRejection {
+    let parent = if path == "." { None } else { Some(path) };
+    let join = |name: &str| match parent {
+        Some(parent) => format!("{parent}.{name}"),
+        None => name.to_owned(),
+    };
+    if let Some(name) = backticked_after(message, "missing field ") {
+        return IntakeRejection::new(RejectCode::MissingField, Some(&join(name)), format!("field `{name}` is required"));
+    }
+    if let Some(name) = backticked_after(message, "unknown field ") {
+        // The path already ends at the unknown field.
+        let field = parent.map_or_else(|| name.to_owned(), str::to_owned);
+        return IntakeRejection::new(RejectCode::UnknownField, Some(&field), message.to_owned());
+    }
+    let code = if message.starts_with("invalid type") {
+        RejectCode::InvalidType
+    } else {
+        RejectCode::InvalidValue
+    };
+    IntakeRejection::new(code, parent, message.to_owned())
+}
+
+fn backticked_after<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
+    let rest = message.strip_prefix(prefix)?.strip_prefix('`')?;
+    rest.split('`').next()
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn check_text(field: &str, text: &str, max_chars: usize, required: bool) -> Result<(), IntakeRejection> {
+    if required && text.trim().is_empty() {
+        return Err(IntakeRejection::at(RejectCode::EmptyText, field, format!("`{field}` must not be empty")));
+    }
+    let chars = text.chars().count();
+    if chars > max_chars {
+        return Err(IntakeRejection::at(
+            RejectCode::TextTooLong,
+            field,
+            format!("`{field}` is {chars} characters, the limit is {max_chars}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_source(source: &Source) -> Result<(), IntakeRejection> {
+    check_text("source.system", &source.system, MAX_ID_CHARS, true)?;
+    check_text("source.message_id", &source.message_id, MAX_ID_CHARS, true)
+}
+
+fn check_resident(resident: &Resident) -> Result<(), IntakeRejection> {
+    check_text("resident.id", &resident.id, MAX_ID_CHARS, true)?;
+    if let Some(name) = &resident.name {
+        check_text("resident.name", name, 64, false)?;
+    }
+    if let Some(phone) = &resident.phone {
+        check_text("resident.phone", phone, 32, false)?;
+    }
+    Ok(())
+}
+
+fn check_media(media: &[MediaRef]) -> Result<(), IntakeRejection> {
+    if media.len() > MAX_MEDIA {
+        return Err(IntakeRejection::at(
+            RejectCode::TooManyItems,
+            "media",
+            format!("{} media references, the limit is {MAX_MEDIA}", media.len()),
+        ));
+    }
+    for (index, item) in media.iter().enumerate() {
+        check_text(&format!("media[{index}].url"), &item.url, 2048, true)?;
+    }
+    Ok(())
+}
+
+fn check_limits(message: &IntakeMessage) -> Result<(), IntakeRejection> {
+    check_source(message.source())?;
+    match message {
+        IntakeMessage::ResidentReport(m) => {
+            check_resident(&m.resident)?;
+            check_text("title", &m.title, MAX_TITLE_CHARS, true)?;
+            check_text("description", &m.description, MAX_DESCRIPTION_CHARS, false)?;
+            check_media(&m.media)
+        }
+        IntakeMessage::PatrolFinding(m) => {
+            check_text("worker_id", &m.worker_id, MAX_ID_CHARS, true)?;
+            check_text("title", &m.title, MAX_TITLE_CHARS, true)?;
+            check_text("description", &m.description, MAX_DESCRIPTION_CHARS, false)?;
+            check_media(&m.media)
+        }
+        IntakeMessage::ServiceRequest(m) => {
+            check_resident(&m.resident)?;
+            check_text("title", &m.title, MAX_TITLE_CHARS, true)?;
+            check_text("description", &m.description, MAX_DESCRIPTION_CHARS, false)?;
+            check_media(&m.media)
+        }
+    }
+}
+
+fn locate(message: &IntakeMessage, grid: &GridDirectory) -> Result<GridLocation, IntakeRejection> {
+    let building = match message {
+        IntakeMessage::ResidentReport(m) => &m.building,
+        IntakeMessage::PatrolFinding(m) => &m.building,
+        IntakeMessage::ServiceRequest(m) => &m.building,
+    };
+    grid.locate_building(building).cloned().ok_or_else(|| {
+        IntakeRejection::at(
+            RejectCode::UnknownGridLocation,
+            "building",
+            format!("no building cell `{building}` in the grid of {}", grid.city()),
+        )
+    })
+}
+
+fn check_category(message: &IntakeMessage, categories: &CategoryCatalogue) -> Result<(), IntakeRejection> {
+    let (field, code) = match message {
+        IntakeMessage::ResidentReport(m) => ("category", &m.category),
+        IntakeMessage::PatrolFinding(m) => ("category", &m.category),
+        IntakeMessage::ServiceRequest(m) => ("service", &m.service),
+    };
+    let kind = message.kind();
+    let category = categories.get(code).ok_or_else(|| {
+        IntakeRejection::at(RejectCode::UnknownCategory, field, format!("unknown category `{code}`"))
+    })?;
+    if !category.intake_kinds.contains(&kind) {
+        return Err(IntakeRejection::at(
+            RejectCode::CategoryNotAllowed,
+            field,
+            format!("category `{code}` cannot be used for a {}; allowed: {}", kind.as_str(), categories.codes_for(kind).join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+/// The `Report` command a valid message becomes, on the case its source message names.
+fn report_request(message: &IntakeMessage, location: &GridLocation) -> CommandRequest {
+    let (report, actor, reported_at): (CaseReported, Actor, DateTime<Utc>) = match message {
+        IntakeMessage::ResidentReport(m) => (
+            CaseReported {
+                title: m.title.clone(),
+                description: m.description.clone(),
+                reported_category: m.category.clone(),
+                media: m.media.clone(),
+                coordinates: m.coordinates,
+                details: ReportDetails::ResidentReport { channel: m.channel, resident: m.resident.clone() },
+            },
+            Actor::resident(&m.resident.id),
+            m.reported_at,
+        ),
+        IntakeMessage::PatrolFinding(m) => (
+            CaseReported {
+                title: m.title.clone(),
+                description: m.description.clone(),
+                reported_category: m.category.clone(),
+                media: m.media.clone(),
+                coordinates: m.coordinates,
+                details: ReportDetails::PatrolFinding {
+                    worker_id: m.worker_id.clone(),
+                    patrol_kind: m.patrol_kind,
+                    fixed_on_spot: m.fixed_on_spot,
+                },
+            },
+            Actor::grid_worker(&m.worker_id),
+            m.reported_at,
+        ),
+        IntakeMessage::ServiceRequest(m) => (
+            CaseReported {
+                title: m.title.clone(),
+                description: m.description.clone(),
+                reported_category: m.service.clone(),
+                media: m.media.clone(),
+                coordinates: None,
+                details: ReportDetails::ServiceRequest { channel: m.channel, resident: m.resident.clone() },
+            },
+            Actor::resident(&m.resident.id),
+            m.reported_at,
+        ),
+    };
+    let source = message.source().clone();
+    CommandRequest {
+        case_id: CaseId::derived_from_source(&source),
+        command: CaseCommand::Report { location: location.clone(), report },
+        actor,
+        source,
+        occurred_at: Some(reported_at),
+        correlation_id: None,
+        causation_id: None,
+    }
+}

@@ -1,0 +1,253 @@
+//! The event log on NATS JetStream.
+//!
+//! - One stream (`WANGGE_EVENTS` by default) holds every case; each case has its own
+//!   subject `wangge.events.<shard>.<case_id>`, where `<shard>` is two hex digits taken from
+//!   the case id, so the subject follows from the case id alone and consumers can split the
+//!   log into 256 fixed partitions by subject filter.
+//! - One command = one message holding all its events (a JSON array), published with
+//!   `Nats-Expected-Last-Subject-Sequence` (optimistic concurrency, 0 for a new case) and
+//!   `Nats-Msg-Id` (deduplication inside the stream's duplicate window).
+//! - A case is loaded by walking its subject with direct gets (`next_by_subj`), which the
+//!   server answers from its per-subject index without creating a consumer.
+//! - The whole log is read in order through an ordered consumer.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    self,
+    consumer::{pull::OrderedConfig, DeliverPolicy},
+    context::{PublishErrorKind},
+    stream::{self, DirectGetErrorKind, DiscardPolicy, RetentionPolicy, StorageType},
+};
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use tracing::{debug, info};
+use wangge_schemas::CaseId;
+
+use super::codec::{
+    decode_events, encode_events, event_types, HEADER_CASE_ID, HEADER_EVENT_TYPES,
+    HEADER_FIRST_SEQUENCE, HEADER_LAST_SEQUENCE,
+};
+use super::{Appended, CaseHistory, Commit, EventLog, LogError, LogPosition, StoredCommit};
+
+/// How the event stream is set up. Defaults suit one server; set `replicas` to 3 on a cluster.
+#[derive(Debug, Clone)]
+pub struct JetStreamLogConfig {
+    pub stream_name: String,
+    /// Subjects are `<subject_prefix>.<shard>.<case_id>`.
+    pub subject_prefix: String,
+    /// 1 on one server, 3 on a cluster (survives the loss of one node).
+    pub replicas: usize,
+    /// How long the server remembers `Nats-Msg-Id`s. Retries after this window are still
+    /// harmless: the application checks the case's own history for the source message id.
+    pub duplicate_window: Duration,
+    /// Largest commit accepted by the stream, in bytes.
+    pub max_commit_bytes: i32,
+}
+
+impl Default for JetStreamLogConfig {
+    fn default() -> Self {
+        Self {
+            stream_name: "WANGGE_EVENTS".to_owned(),
+            subject_prefix: "wangge.events".to_owned(),
+            replicas: 1,
+            duplicate_window: Duration::from_secs(120),
+            max_commit_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl JetStreamLogConfig {
+    /// The subject that holds one case's commits.
+    pub fn case_subject(&self, case_id: CaseId) -> String {
+        format!("{}.{}.{}", self.subject_prefix, shard_of(case_id), case_id)
+    }
+
+    fn stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.stream_name.clone(),
+            description: Some("Wangge case events: one subject per case, one message per command".into()),
+            subjects: vec![format!("{}.>", self.subject_prefix)],
+            storage: StorageType::File,
+            num_replicas: self.replicas,
+            retention: RetentionPolicy::Limits,
+            // Events are facts: kept forever, never deleted or purged.
+            max_age: Duration::ZERO,
+            max_messages: -1,
+            max_bytes: -1,
+            discard: DiscardPolicy::New,
+            deny_delete: true,
+            deny_purge: true,
+            allow_rollup: false,
+            allow_direct: true,
+            duplicate_window: self.duplicate_window,
+            max_message_size: self.max_commit_bytes,
+            ..Default::default()
+        }
+    }
+}
+
+/// The partition token of a case's subject: the last byte of its id, in hex.
+///
+/// Both UUIDv7 (random tail) and derived UUIDv8 (hash tail) spread evenly over 256 shards.
+pub fn shard_of(case_id: CaseId) -> String {
+    format!("{:02x}", case_id.0.as_bytes()[15])
+}
+
+#[derive(Clone)]
+pub struct JetStreamLog {
+    context: jetstream::Context,
+    stream: stream::Stream,
+    config: JetStreamLogConfig,
+}
+
+impl JetStreamLog {
+    /// Creates the stream if missing, brings its settings up to date if it exists (so every
+    /// engine instance can call this at start-up), and returns the log.
+    pub async fn open(
+        client: async_nats::Client,
+        config: JetStreamLogConfig,
+    ) -> Result<Self, LogError> {
+        let context = jetstream::new(client);
+        let wanted = config.stream_config();
+        let stream = match context.get_stream(&config.stream_name).await {
+            Ok(mut existing) => {
+                let current = existing.info().await.map_err(unavailable)?.config.clone();
+                if needs_update(&current, &wanted) {
+                    info!(stream = %config.stream_name, "updating event stream settings");
+                    context.update_stream(wanted).await.map_err(unavailable)?;
+                }
+                context.get_stream(&config.stream_name).await.map_err(unavailable)?
+            }
+            Err(_) => {
+                info!(stream = %config.stream_name, replicas = config.replicas, "creating event stream");
+                context.get_or_create_stream(wanted).await.map_err(unavailable)?
+            }
+        };
+        Ok(Self { context, stream, config })
+    }
+
+    pub fn config(&self) -> &JetStreamLogConfig {
+        &self.config
+    }
+
+    fn subject_case(&self, subject: &str) -> Result<CaseId, String> {
+        subject
+            .rsplit('.')
+            .next()
+            .and_then(|token| token.parse().ok())
+            .ok_or_else(|| format!("subject {subject} does not end in a case id"))
+    }
+}
+
+/// Only the settings we own are compared; the server fills in others we leave alone.
+fn needs_update(current: &stream::Config, wanted: &stream::Config) -> bool {
+    current.subjects != wanted.subjects
+        || current.num_replicas != wanted.num_replicas
+        || current.duplicate_window != wanted.duplicate_window
+        || current.max_message_size != wanted.max_message_size
+        || current.deny_delete != wanted.deny_delete
+        || current.deny_purge != wanted.deny_purge
+        || current.allow_direct != wanted.allow_direct
+        || current.description != wanted.description
+}
+
+fn unavailable(error: impl std::fmt::Display) -> LogError {
+    LogError::Unavailable(error.to_string())
+}
+
+/// The server says `wrong last sequence: N`; N is where the case really is.
+fn actual_sequence_from(error: &async_nats::jetstream::context::PublishError) -> LogPosition {
+    use std::error::Error;
+    let text = error.source().map(|s| s.to_string()).unwrap_or_default();
+    text.rsplit(|c: char| !c.is_ascii_digit())
+        .find(|part| !part.is_empty())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or(0)
+}
+
+impl EventLog for JetStreamLog {
+    async fn append(&self, commit: Commit, expected: LogPosition) -> Result<Appended, LogError> {
+        let (Some(first), Some(last)) = (commit.events.first(), commit.events.last()) else {
+            return Err(LogError::Corrupt { position: 0, reason: "empty commit".into() });
+        };
+        let subject = self.config.case_subject(commit.case_id);
+        let message = jetstream::message::PublishMessage::build()
+            .payload(encode_events(&commit.events))
+            .message_id(&commit.idempotency_key)
+            .expected_last_subject_sequence(expected)
+            .header(HEADER_CASE_ID, commit.case_id.to_string())
+            .header(HEADER_FIRST_SEQUENCE, first.sequence.to_string())
+            .header(HEADER_LAST_SEQUENCE, last.sequence.to_string())
+            .header(HEADER_EVENT_TYPES, event_types(&commit.events));
+        let ack = self
+            .context
+            .send_publish(subject, message)
+            .await
+            .map_err(unavailable)?
+            .await;
+        match ack {
+            Ok(ack) => Ok(Appended { position: ack.sequence, duplicate: ack.duplicate }),
+            Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
+                let actual = actual_sequence_from(&error);
+                debug!(case_id = %commit.case_id, expected, actual, "append conflict");
+                Err(LogError::Conflict { case_id: commit.case_id, expected, actual })
+            }
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    async fn load(&self, case_id: CaseId) -> Result<CaseHistory, LogError> {
+        let subject = self.config.case_subject(case_id);
+        let mut history = CaseHistory::default();
+        let mut next_from = 1;
+        loop {
+            let message = match self.stream.direct_get_next_for_subject(&subject, Some(next_from)).await {
+                Ok(message) => message,
+                Err(error) if error.kind() == DirectGetErrorKind::NotFound => break,
+                Err(error) => return Err(unavailable(error)),
+            };
+            let events = decode_events(case_id, &message.payload)
+                .map_err(|reason| LogError::Corrupt { position: message.sequence, reason })?;
+            history.events.extend(events);
+            history.last_position = message.sequence;
+            next_from = message.sequence + 1;
+        }
+        Ok(history)
+    }
+
+    fn read_from(&self, from: LogPosition) -> BoxStream<'static, Result<StoredCommit, LogError>> {
+        let stream = self.stream.clone();
+        let log = self.clone();
+        let filter = format!("{}.>", self.config.subject_prefix);
+        futures::stream::once(async move {
+            let consumer = stream
+                .create_consumer(OrderedConfig {
+                    filter_subject: filter,
+                    deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: from.max(1) },
+                    ..Default::default()
+                })
+                .await
+                .map_err(unavailable)?;
+            let messages = consumer.messages().await.map_err(unavailable)?;
+            Ok::<_, LogError>(messages.map_err(unavailable).and_then(move |message| {
+                let log = log.clone();
+                async move {
+                    let position = message.info().map_err(unavailable)?.stream_sequence;
+                    let case_id = log
+                        .subject_case(&message.subject)
+                        .map_err(|reason| LogError::Corrupt { position, reason })?;
+                    let events = decode_events(case_id, &message.payload)
+                        .map_err(|reason| LogError::Corrupt { position, reason })?;
+                    Ok(StoredCommit { position, case_id, events })
+                }
+            }))
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    async fn head(&self) -> Result<LogPosition, LogError> {
+        let info = self.stream.get_info().await.map_err(unavailable)?;
+        Ok(info.state.last_sequence)
+    }
+}

@@ -1,0 +1,125 @@
+//! An in-memory event log with the same behaviour as the JetStream one: optimistic
+//! concurrency per case, idempotent appends, ordered reading with tailing.
+//!
+//! Used by the demo (no servers needed) and by fast tests. Nothing survives the process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::stream::{self, BoxStream, StreamExt};
+use tokio::sync::watch;
+use wangge_schemas::CaseId;
+
+use super::{Appended, CaseHistory, Commit, EventLog, LogError, LogPosition, StoredCommit};
+
+#[derive(Clone)]
+pub struct MemoryLog {
+    inner: Arc<Mutex<Inner>>,
+    /// Carries the newest position so readers can wait for more.
+    head: watch::Sender<LogPosition>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// All commits; the commit at index i has position i + 1.
+    commits: Vec<StoredCommit>,
+    /// Indices into `commits` for each case, in order.
+    by_case: HashMap<CaseId, Vec<usize>>,
+    /// Idempotency keys seen, with the position of the commit they produced. Unlike NATS,
+    /// the memory log never forgets a key (a window of infinite length).
+    keys: HashMap<String, LogPosition>,
+}
+
+impl Default for MemoryLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryLog {
+    pub fn new() -> Self {
+        let (head, _) = watch::channel(0);
+        Self { inner: Arc::new(Mutex::new(Inner::default())), head }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-written commit (every mutation
+        // below is a single push/insert), so a poisoned lock is still consistent.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn commits_from(&self, from: LogPosition, limit: usize) -> Vec<StoredCommit> {
+        let inner = self.lock();
+        let start = from.saturating_sub(1) as usize;
+        inner.commits.iter().skip(start).take(limit).cloned().collect()
+    }
+}
+
+impl EventLog for MemoryLog {
+    async fn append(&self, commit: Commit, expected: LogPosition) -> Result<Appended, LogError> {
+        let position = {
+            let mut inner = self.lock();
+            if let Some(&position) = inner.keys.get(&commit.idempotency_key) {
+                return Ok(Appended { position, duplicate: true });
+            }
+            let actual = inner
+                .by_case
+                .get(&commit.case_id)
+                .and_then(|indices| indices.last())
+                .map_or(0, |&index| index as LogPosition + 1);
+            if actual != expected {
+                return Err(LogError::Conflict { case_id: commit.case_id, expected, actual });
+            }
+            let index = inner.commits.len();
+            let position = index as LogPosition + 1;
+            inner.by_case.entry(commit.case_id).or_default().push(index);
+            inner.keys.insert(commit.idempotency_key, position);
+            inner.commits.push(StoredCommit {
+                position,
+                case_id: commit.case_id,
+                events: commit.events,
+            });
+            position
+        };
+        self.head.send_replace(position);
+        Ok(Appended { position, duplicate: false })
+    }
+
+    async fn load(&self, case_id: CaseId) -> Result<CaseHistory, LogError> {
+        let inner = self.lock();
+        let Some(indices) = inner.by_case.get(&case_id) else {
+            return Ok(CaseHistory::default());
+        };
+        let events = indices
+            .iter()
+            .flat_map(|&index| inner.commits[index].events.iter().cloned())
+            .collect();
+        let last_position = indices.last().map_or(0, |&index| index as LogPosition + 1);
+        Ok(CaseHistory { events, last_position })
+    }
+
+    fn read_from(&self, from: LogPosition) -> BoxStream<'static, Result<StoredCommit, LogError>> {
+        const BATCH: usize = 512;
+        let log = self.clone();
+        let head = self.head.subscribe();
+        stream::unfold((log, head, from.max(1)), |(log, mut head, next)| async move {
+            loop {
+                let batch = log.commits_from(next, BATCH);
+                if !batch.is_empty() {
+                    let next = batch.last().map_or(next, |c| c.position + 1);
+                    return Some((stream::iter(batch.into_iter().map(Ok)), (log, head, next)));
+                }
+                // Nothing new yet: wait for the next append (or end when the log is dropped).
+                if head.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .flatten()
+        .boxed()
+    }
+
+    async fn head(&self) -> Result<LogPosition, LogError> {
+        Ok(self.lock().commits.len() as LogPosition)
+    }
+}

@@ -1,0 +1,92 @@
+//! The event log: where a case's events are appended and read back.
+//!
+//! One command's events form one *commit*, stored as one message, so they become visible
+//! together or not at all (NATS 2.9 has no atomic multi-message publish). Every commit names
+//! the log position it expects to follow for its case: optimistic concurrency, including the
+//! very first commit of a case (expected position 0 = "the case must not exist yet").
+
+pub mod codec;
+pub mod jetstream;
+pub mod memory;
+
+use std::future::Future;
+
+use futures::stream::BoxStream;
+use wangge_schemas::{CaseId, EventEnvelope};
+
+pub use jetstream::{JetStreamLog, JetStreamLogConfig};
+pub use memory::MemoryLog;
+
+/// A position in the whole log (the JetStream stream sequence). Positions grow, with gaps.
+pub type LogPosition = u64;
+
+/// One command's events as they are appended: one message, all or nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Commit {
+    pub case_id: CaseId,
+    /// The events, with gapless sequences continuing the case.
+    pub events: Vec<EventEnvelope>,
+    /// The key that makes a retry of the same commit harmless (the `Nats-Msg-Id`).
+    pub idempotency_key: String,
+}
+
+/// A commit as read back, with its place in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCommit {
+    pub position: LogPosition,
+    pub case_id: CaseId,
+    pub events: Vec<EventEnvelope>,
+}
+
+/// Everything known about one case: its events in order and where its last commit sits.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaseHistory {
+    pub events: Vec<EventEnvelope>,
+    /// Position of the case's last commit; 0 when the case has no events.
+    pub last_position: LogPosition,
+}
+
+/// The outcome of an append that the log accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub position: LogPosition,
+    /// True when the log had this commit already (same idempotency key) and wrote nothing.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// Someone else committed to the case first: reload and decide again.
+    #[error("case {case_id} moved on: expected position {expected}, log is at {actual}")]
+    Conflict { case_id: CaseId, expected: LogPosition, actual: LogPosition },
+    /// A stored commit could not be read back (corrupt or from an unknown future version).
+    #[error("stored commit at position {position} is unreadable: {reason}")]
+    Corrupt { position: LogPosition, reason: String },
+    /// The log server failed or could not be reached; worth retrying after a pause.
+    #[error("event log unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The log the engine writes to and reads from.
+///
+/// Implementations: [`JetStreamLog`] (production) and [`MemoryLog`] (demo and unit tests).
+/// Both pass the same behavioural tests.
+pub trait EventLog: Send + Sync + 'static {
+    /// Appends one commit if the case's last commit is still at `expected`
+    /// (0 = the case must have no commit yet).
+    fn append(
+        &self,
+        commit: Commit,
+        expected: LogPosition,
+    ) -> impl Future<Output = Result<Appended, LogError>> + Send;
+
+    /// Loads one case's whole history in order.
+    fn load(&self, case_id: CaseId) -> impl Future<Output = Result<CaseHistory, LogError>> + Send;
+
+    /// Reads every commit of every case in log order, starting at `from` (inclusive), then
+    /// keeps following new commits. For projections and timers.
+    fn read_from(&self, from: LogPosition) -> BoxStream<'static, Result<StoredCommit, LogError>>;
+
+    /// The position of the newest commit in the log (0 when empty).
+    fn head(&self) -> impl Future<Output = Result<LogPosition, LogError>> + Send;
+}

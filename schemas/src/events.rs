@@ -1,0 +1,542 @@
+//! The event catalogue: every fact the closed loop of a case can record.
+//!
+//! 信息采集 collection → 立案 acceptance → 派遣 dispatch → 处置 handling → 反馈 feedback →
+//! 核查结案 verification and closing → 综合评价 evaluation, plus the side flows (rejection,
+//! merging, decline, reassignment, suspension, parking, extension, rework, reopening,
+//! escalation, voiding) and the SLA facts.
+//!
+//! Each variant's `event_type` string and schema version are part of the public contract:
+//! never rename one, never change a payload incompatibly without bumping its version and
+//! adding an upcaster in [`crate::upcast`].
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::CaseId;
+
+/// An event's type and payload. Serialized adjacently: `{"event_type": "...", "payload": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "event_type", content = "payload")]
+pub enum CaseEvent {
+    #[serde(rename = "case.reported")]
+    Reported(CaseReported),
+    #[serde(rename = "case.accepted")]
+    Accepted(CaseAccepted),
+    #[serde(rename = "case.rejected")]
+    Rejected(CaseRejected),
+    #[serde(rename = "case.merged")]
+    Merged(CaseMerged),
+    #[serde(rename = "case.dispatched")]
+    Dispatched(CaseDispatched),
+    #[serde(rename = "case.acknowledged")]
+    Acknowledged(CaseAcknowledged),
+    #[serde(rename = "case.declined")]
+    Declined(CaseDeclined),
+    #[serde(rename = "case.reassigned")]
+    Reassigned(CaseReassigned),
+    #[serde(rename = "case.handling_started")]
+    HandlingStarted(HandlingStarted),
+    #[serde(rename = "case.suspended")]
+    Suspended(CaseSuspended),
+    #[serde(rename = "case.resumed")]
+    Resumed(CaseResumed),
+    #[serde(rename = "case.extension_granted")]
+    ExtensionGranted(ExtensionGranted),
+    #[serde(rename = "case.resolved")]
+    Resolved(CaseResolved),
+    #[serde(rename = "case.verified")]
+    Verified(CaseVerified),
+    #[serde(rename = "case.rework_requested")]
+    ReworkRequested(ReworkRequested),
+    #[serde(rename = "case.closed")]
+    Closed(CaseClosed),
+    #[serde(rename = "case.reopened")]
+    Reopened(CaseReopened),
+    #[serde(rename = "case.evaluated")]
+    Evaluated(CaseEvaluated),
+    #[serde(rename = "case.comment_added")]
+    CommentAdded(CommentAdded),
+    #[serde(rename = "case.escalated")]
+    Escalated(CaseEscalated),
+    #[serde(rename = "case.sla_warning")]
+    SlaWarning(SlaWarning),
+    #[serde(rename = "case.sla_breached")]
+    SlaBreached(SlaBreached),
+    #[serde(rename = "case.voided")]
+    Voided(CaseVoided),
+}
+
+/// `(event_type, current schema version)` for every event in the catalogue.
+pub const EVENT_CATALOGUE: &[(&str, u16)] = &[
+    ("case.reported", 1),
+    ("case.accepted", 1),
+    ("case.rejected", 1),
+    ("case.merged", 1),
+    ("case.dispatched", 1),
+    ("case.acknowledged", 1),
+    ("case.declined", 1),
+    ("case.reassigned", 1),
+    ("case.handling_started", 1),
+    ("case.suspended", 1),
+    ("case.resumed", 1),
+    ("case.extension_granted", 1),
+    // v2 replaced the single `photo_url` with a list of media references.
+    ("case.resolved", 2),
+    ("case.verified", 1),
+    ("case.rework_requested", 1),
+    ("case.closed", 1),
+    ("case.reopened", 1),
+    ("case.evaluated", 1),
+    ("case.comment_added", 1),
+    ("case.escalated", 1),
+    ("case.sla_warning", 1),
+    ("case.sla_breached", 1),
+    ("case.voided", 1),
+];
+
+/// The schema version a freshly written event of this type carries.
+pub fn current_schema_version(event_type: &str) -> Option<u16> {
+    EVENT_CATALOGUE
+        .iter()
+        .find(|(name, _)| *name == event_type)
+        .map(|(_, version)| *version)
+}
+
+impl CaseEvent {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::Reported(_) => "case.reported",
+            Self::Accepted(_) => "case.accepted",
+            Self::Rejected(_) => "case.rejected",
+            Self::Merged(_) => "case.merged",
+            Self::Dispatched(_) => "case.dispatched",
+            Self::Acknowledged(_) => "case.acknowledged",
+            Self::Declined(_) => "case.declined",
+            Self::Reassigned(_) => "case.reassigned",
+            Self::HandlingStarted(_) => "case.handling_started",
+            Self::Suspended(_) => "case.suspended",
+            Self::Resumed(_) => "case.resumed",
+            Self::ExtensionGranted(_) => "case.extension_granted",
+            Self::Resolved(_) => "case.resolved",
+            Self::Verified(_) => "case.verified",
+            Self::ReworkRequested(_) => "case.rework_requested",
+            Self::Closed(_) => "case.closed",
+            Self::Reopened(_) => "case.reopened",
+            Self::Evaluated(_) => "case.evaluated",
+            Self::CommentAdded(_) => "case.comment_added",
+            Self::Escalated(_) => "case.escalated",
+            Self::SlaWarning(_) => "case.sla_warning",
+            Self::SlaBreached(_) => "case.sla_breached",
+            Self::Voided(_) => "case.voided",
+        }
+    }
+
+    /// The version this crate writes for this event's type.
+    pub fn schema_version(&self) -> u16 {
+        current_schema_version(self.event_type())
+            .expect("every CaseEvent variant is listed in EVENT_CATALOGUE")
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared value types
+// ---------------------------------------------------------------------------------------
+
+/// The three ways a case enters the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IntakeKind {
+    /// A resident's report (随手拍, hotline 12345, WeChat group, kiosk).
+    ResidentReport,
+    /// A grid worker's finding on patrol (巡查).
+    PatrolFinding,
+    /// A resident asking for a service (residence certificate, 高龄认证, 微心愿, …).
+    ServiceRequest,
+}
+
+impl IntakeKind {
+    pub const ALL: [IntakeKind; 3] = [
+        Self::ResidentReport,
+        Self::PatrolFinding,
+        Self::ServiceRequest,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ResidentReport => "resident_report",
+            Self::PatrolFinding => "patrol_finding",
+            Self::ServiceRequest => "service_request",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+/// The tiers of the grid, smallest first.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    Building,
+    Community,
+    District,
+}
+
+impl Tier {
+    /// The tier above, or `None` at the top (the district takes what nobody else can: 兜底).
+    pub fn parent(self) -> Option<Tier> {
+        match self {
+            Self::Building => Some(Self::Community),
+            Self::Community => Some(Self::District),
+            Self::District => None,
+        }
+    }
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Urgent,
+    High,
+    Normal,
+    Low,
+}
+
+/// The timed steps of the closed loop.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SlaStep {
+    Accept,
+    Dispatch,
+    Acknowledge,
+    Resolve,
+    Verify,
+}
+
+/// A length of time as a policy states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub struct TimeLimit {
+    #[schemars(range(min = 1))]
+    pub amount: u32,
+    pub unit: TimeUnit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeUnit {
+    /// Plain clock minutes (emergencies).
+    Minutes,
+    /// Hours inside the district's business calendar.
+    WorkingHours,
+    /// Whole working days of the district's business calendar.
+    WorkingDays,
+}
+
+/// A photo, video, recording or document attached to a report or a result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MediaRef {
+    pub kind: MediaKind,
+    /// Where the media object is stored (object store key or URL).
+    #[schemars(length(min = 1, max = 2048))]
+    pub url: String,
+    /// Hex SHA-256 of the object, when the uploader computed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    Photo,
+    Video,
+    Audio,
+    Document,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Coordinates {
+    #[schemars(range(min = -90.0, max = 90.0))]
+    pub latitude: f64,
+    #[schemars(range(min = -180.0, max = 180.0))]
+    pub longitude: f64,
+}
+
+/// How a resident reached the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// 随手拍 in a WeChat mini-program.
+    MiniProgram,
+    /// The 12345 citizen hotline.
+    Hotline12345,
+    WechatGroup,
+    Kiosk,
+    /// A sensor or camera platform.
+    Sensor,
+    /// Walked in or phoned the community office.
+    InPerson,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PatrolKind {
+    FireSafety,
+    FloodSafety,
+    Daily,
+}
+
+/// Contact details of a resident, as the publishing system knows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Resident {
+    #[schemars(length(min = 1, max = 128))]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub phone: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Payloads, in the order of the closed loop
+// ---------------------------------------------------------------------------------------
+
+/// 信息采集: a case enters the engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CaseReported {
+    pub title: String,
+    pub description: String,
+    /// The category code as reported; acceptance may correct it.
+    pub reported_category: String,
+    #[serde(default)]
+    pub media: Vec<MediaRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinates: Option<Coordinates>,
+    /// What kind of intake this was, with the fields only that kind has.
+    pub details: ReportDetails,
+}
+
+/// The part of a report that depends on how it came in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "intake", rename_all = "snake_case")]
+pub enum ReportDetails {
+    ResidentReport {
+        channel: Channel,
+        resident: Resident,
+    },
+    PatrolFinding {
+        worker_id: String,
+        patrol_kind: PatrolKind,
+        /// The worker fixed it on the spot and will close it by self-handling (自处理).
+        fixed_on_spot: bool,
+    },
+    ServiceRequest {
+        channel: Channel,
+        resident: Resident,
+    },
+}
+
+impl ReportDetails {
+    pub fn intake_kind(&self) -> IntakeKind {
+        match self {
+            Self::ResidentReport { .. } => IntakeKind::ResidentReport,
+            Self::PatrolFinding { .. } => IntakeKind::PatrolFinding,
+            Self::ServiceRequest { .. } => IntakeKind::ServiceRequest,
+        }
+    }
+}
+
+/// 立案: the case is registered with its category and priority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CaseAccepted {
+    pub category: String,
+    pub priority: Priority,
+}
+
+/// The case is refused at acceptance (not a valid case). Terminal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CaseRejected {
+    pub reason: String,
+}
+
+/// The case duplicates another and is folded into it. Terminal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CaseMerged {
+    pub into_case_id: CaseId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// 派遣: the case is sent to a worker in a cell of some tier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CaseDispatched {
+    pub tier: Tier,
+    /// The grid cell (building, community or district code) now responsible.
+    pub cell: String,
+    pub assignee: String,
+}
+
+/// The assignee took the task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CaseAcknowledged {
+    pub worker_id: String,
+}
+
+/// The assignee refused the task; it goes back for dispatch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CaseDeclined {
+    pub worker_id: String,
+    pub reason: String,
+}
+
+/// The task moved from one worker to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CaseReassigned {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_worker: Option<String>,
+    pub to_worker: String,
+    pub tier: Tier,
+    pub cell: String,
+    pub reason: String,
+}
+
+/// 处置: the assignee started work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HandlingStarted {
+    pub worker_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SuspendReason {
+    /// Waiting for the resident (access, information); the clock stops.
+    WaitingForResident,
+    /// Waiting for parts or another unit.
+    WaitingForParts,
+    /// 挂账: parked because it cannot be solved now.
+    Parked,
+}
+
+/// The clock stops until the case is resumed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CaseSuspended {
+    pub reason: SuspendReason,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CaseResumed {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// 延期: the limit of a step is extended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ExtensionGranted {
+    pub step: SlaStep,
+    pub extension: TimeLimit,
+    pub reason: String,
+}
+
+/// 反馈: the handler reports the result (schema version 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CaseResolved {
+    pub worker_id: String,
+    pub notes: String,
+    /// Photos and documents of the result. Version 1 had a single optional `photo_url`.
+    #[serde(default)]
+    pub media: Vec<MediaRef>,
+}
+
+/// 核查: someone checked on site and the result holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CaseVerified {
+    pub verifier: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// 返工: the check failed and the case goes back to its handler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReworkRequested {
+    pub verifier: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClosureKind {
+    /// Closed after verification of the handler's result.
+    Verified,
+    /// 自处理: closed by the grid worker who fixed it on the spot.
+    SelfHandled,
+}
+
+/// 结案: the case is closed. Terminal until reopened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CaseClosed {
+    pub closure: ClosureKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CaseReopened {
+    pub reason: String,
+}
+
+/// 综合评价: the reporter's satisfaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CaseEvaluated {
+    /// 1 (very dissatisfied) to 5 (very satisfied).
+    #[schemars(range(min = 1, max = 5))]
+    pub satisfaction: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CommentAdded {
+    pub text: String,
+}
+
+/// The case moves up the grid (小事网格解决、大事全网联动).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CaseEscalated {
+    pub from_tier: Tier,
+    pub to_tier: Tier,
+    /// The cell of the new tier that now answers for the case.
+    pub cell: String,
+    pub reason: String,
+}
+
+/// A step passed the warning fraction of its limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SlaWarning {
+    pub step: SlaStep,
+    pub deadline: DateTime<Utc>,
+    /// The fraction of the limit at which the warning fires, in percent (default 80).
+    #[schemars(range(min = 1, max = 99))]
+    pub threshold_percent: u8,
+}
+
+/// A step ran past its limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SlaBreached {
+    pub step: SlaStep,
+    pub deadline: DateTime<Utc>,
+}
+
+/// 作废: the case is void (a test, a prank, entered by mistake). Terminal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CaseVoided {
+    pub reason: String,
+}

@@ -1,0 +1,144 @@
+//! Reading stored events of any version: old payloads are upcast to the current shape.
+//!
+//! Events are immutable, so a payload change never rewrites history. Instead every stored
+//! event keeps the `schema_version` it was written with, and loading runs it through the
+//! chain of upcasters for its type until it reaches the version this crate writes. Each
+//! upcaster is a pure function over JSON, registered in [`UPCASTERS`].
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::envelope::EventEnvelope;
+use crate::events::{current_schema_version, MediaKind, MediaRef};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("event is not valid json: {0}")]
+    MalformedJson(String),
+    #[error("event is not a json object")]
+    NotAnObject,
+    #[error("event has no `{0}` field")]
+    MissingField(&'static str),
+    #[error("unknown event type `{0}`")]
+    UnknownEventType(String),
+    #[error(
+        "event type `{event_type}` has schema version {version}, this engine reads up to {current}"
+    )]
+    UnsupportedVersion {
+        event_type: String,
+        version: u64,
+        current: u16,
+    },
+    #[error("event does not match its schema at `{path}`: {reason}")]
+    Invalid { path: String, reason: String },
+}
+
+/// One step up: rewrites a payload of `event_type` from `from_version` to `from_version + 1`.
+///
+/// Fallible because a stored payload may not match even its own old schema; such an event
+/// must fail to load rather than lose the malformed field on the way up.
+pub struct Upcaster {
+    pub event_type: &'static str,
+    pub from_version: u16,
+    pub upcast: fn(&mut Map<String, Value>) -> Result<(), DecodeError>,
+}
+
+/// Every upcaster, oldest first within a type.
+pub const UPCASTERS: &[Upcaster] = &[Upcaster {
+    event_type: "case.resolved",
+    from_version: 1,
+    upcast: resolved_v1_to_v2,
+}];
+
+/// `case.resolved` version 1: one optional photo. Kept to document (and generate the schema
+/// of) what older publishers wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CaseResolvedV1 {
+    pub worker_id: String,
+    pub notes: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub photo_url: Option<String>,
+}
+
+/// v1 → v2: the single `photo_url` becomes a one-element `media` list of kind photo.
+fn resolved_v1_to_v2(payload: &mut Map<String, Value>) -> Result<(), DecodeError> {
+    let media: Vec<MediaRef> = match payload.remove("photo_url") {
+        Some(Value::String(url)) => vec![MediaRef {
+            kind: MediaKind::Photo,
+            url,
+            sha256: None,
+        }],
+        None | Some(Value::Null) => Vec::new(),
+        Some(other) => {
+            return Err(DecodeError::Invalid {
+                path: "$.payload.photo_url".to_owned(),
+                reason: format!("expected a string or null in a version 1 payload, got {other}"),
+            })
+        }
+    };
+    let media = serde_json::to_value(media).map_err(|error| DecodeError::Invalid {
+        path: "$.payload.media".to_owned(),
+        reason: error.to_string(),
+    })?;
+    payload.insert("media".to_owned(), media);
+    Ok(())
+}
+
+/// Decodes one stored event from JSON bytes, upcasting as needed.
+pub fn decode_event_slice(bytes: &[u8]) -> Result<EventEnvelope, DecodeError> {
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| DecodeError::MalformedJson(e.to_string()))?;
+    decode_event(value)
+}
+
+/// Decodes one stored event, upcasting its payload to the current schema version.
+pub fn decode_event(mut value: Value) -> Result<EventEnvelope, DecodeError> {
+    upcast_in_place(&mut value)?;
+    serde_json::from_value::<EventEnvelope>(value).map_err(|e| DecodeError::Invalid {
+        path: String::from("$"),
+        reason: e.to_string(),
+    })
+}
+
+/// Brings one event's JSON to the current version without deserializing it.
+pub fn upcast_in_place(value: &mut Value) -> Result<(), DecodeError> {
+    let object = value.as_object_mut().ok_or(DecodeError::NotAnObject)?;
+    let event_type = object
+        .get("event_type")
+        .and_then(Value::as_str)
+        .ok_or(DecodeError::MissingField("event_type"))?
+        .to_owned();
+    let current = current_schema_version(&event_type)
+        .ok_or_else(|| DecodeError::UnknownEventType(event_type.clone()))?;
+    let stored = object
+        .get("schema_version")
+        .and_then(Value::as_u64)
+        .ok_or(DecodeError::MissingField("schema_version"))?;
+    if stored == 0 || stored > u64::from(current) {
+        return Err(DecodeError::UnsupportedVersion {
+            event_type,
+            version: stored,
+            current,
+        });
+    }
+    let mut version = stored as u16;
+    while version < current {
+        let step = UPCASTERS
+            .iter()
+            .find(|u| u.event_type == event_type && u.from_version == version)
+            .ok_or(DecodeError::UnsupportedVersion {
+                event_type: event_type.clone(),
+                version: stored,
+                current,
+            })?;
+        let payload = object
+            .get_mut("payload")
+            .and_then(Value::as_object_mut)
+            .ok_or(DecodeError::MissingField("payload"))?;
+        (step.upcast)(payload)?;
+        version += 1;
+    }
+    object.insert("schema_version".to_owned(), Value::from(current));
+    Ok(())
+}

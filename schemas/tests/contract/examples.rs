@@ -1,0 +1,166 @@
+//! Every example satisfies its schemas (independent validator) and reads into the Rust types.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use wangge_schemas::envelope::{CaseId, Source};
+use wangge_schemas::generate::all_schemas;
+use wangge_schemas::intake::{IntakeReply, ResidentReportV1};
+use wangge_schemas::{decode_event, CaseEvent, MediaKind, EVENT_CATALOGUE};
+
+use crate::support::{assert_valid, example, example_cases, example_dir, files_under, Reader};
+
+#[test]
+fn every_example_satisfies_its_schemas_and_reads_into_the_types() {
+    for case in example_cases() {
+        let instance = example(&case.example);
+        for schema in &case.schemas {
+            assert_valid(schema, &instance, &format!("example {}", case.example));
+        }
+        if let Err(error) = case.reader.read(instance) {
+            panic!(
+                "example {} does not read as {:?}: {error}",
+                case.example, case.reader
+            );
+        }
+    }
+}
+
+#[test]
+fn every_schema_is_covered_by_an_example() {
+    let covered: BTreeSet<String> = example_cases()
+        .into_iter()
+        .flat_map(|case| case.schemas)
+        .collect();
+    let uncovered: Vec<String> = all_schemas()
+        .into_keys()
+        .filter(|schema| !covered.contains(schema))
+        .collect();
+    assert!(
+        uncovered.is_empty(),
+        "schemas without a validating example: {uncovered:?}"
+    );
+}
+
+#[test]
+fn every_example_file_is_checked() {
+    let listed: BTreeSet<String> = example_cases()
+        .into_iter()
+        .map(|case| case.example)
+        .collect();
+    let on_disk: BTreeSet<String> = files_under(&example_dir()).into_iter().collect();
+    assert_eq!(
+        on_disk, listed,
+        "examples on disk and examples checked differ"
+    );
+}
+
+#[test]
+fn event_examples_decode_to_their_own_type_at_the_current_version() {
+    for &(event_type, version) in EVENT_CATALOGUE {
+        let envelope = decode_event(example(&format!("events/{event_type}.json")))
+            .unwrap_or_else(|error| panic!("{event_type}: {error}"));
+        assert_eq!(envelope.event_type(), event_type);
+        assert_eq!(envelope.schema_version, version);
+        assert_eq!(envelope.event.schema_version(), version);
+    }
+}
+
+/// Serializing a decoded example gives back the example, up to how timestamps are spelled.
+#[test]
+fn event_examples_survive_a_round_trip() {
+    for &(event_type, _) in EVENT_CATALOGUE {
+        let original = example(&format!("events/{event_type}.json"));
+        let decoded = decode_event(original.clone()).expect("example decodes");
+        let written = serde_json::to_value(&decoded).expect("envelope serializes");
+        assert_eq!(decode_event(written.clone()).expect("re-decodes"), decoded);
+        let keys = |value: &Value| -> BTreeSet<String> {
+            value
+                .as_object()
+                .map(|object| object.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            keys(&written),
+            keys(&original),
+            "{event_type}: envelope fields differ"
+        );
+        assert_eq!(
+            written["payload"], original["payload"],
+            "{event_type}: payload differs"
+        );
+    }
+}
+
+#[test]
+fn old_resolved_example_is_upcast_to_version_two() {
+    let old = example("events/case.resolved.v1.json");
+    let photo_url = old["payload"]["photo_url"]
+        .as_str()
+        .expect("the example has a photo")
+        .to_owned();
+
+    let envelope = decode_event(old).expect("version 1 decodes");
+    assert_eq!(envelope.schema_version, 2);
+    let CaseEvent::Resolved(resolved) = envelope.event else {
+        panic!(
+            "expected case.resolved, got {}",
+            envelope.event.event_type()
+        );
+    };
+    assert_eq!(resolved.media.len(), 1);
+    assert_eq!(resolved.media[0].kind, MediaKind::Photo);
+    assert_eq!(resolved.media[0].url, photo_url);
+    assert_eq!(resolved.media[0].sha256, None);
+}
+
+/// The intake example, the reply to it and the case it opened all name the same case: the
+/// id derived from the message's source, so a retried report lands on the same case.
+#[test]
+fn intake_examples_agree_on_the_derived_case_id() {
+    let report: ResidentReportV1 =
+        serde_json::from_value(example("intake/resident_report.json")).expect("report reads");
+    let expected = CaseId::derived_from_source(&report.source);
+
+    let reply: IntakeReply =
+        serde_json::from_value(example("intake/reply_accepted.json")).expect("reply reads");
+    let IntakeReply::Accepted {
+        case_id,
+        sequence,
+        duplicate,
+    } = reply
+    else {
+        panic!("reply_accepted.json is not an accepted reply");
+    };
+    assert_eq!((case_id, sequence, duplicate), (expected, 1, false));
+
+    let reported = decode_event(example("events/case.reported.json")).expect("event decodes");
+    assert_eq!(reported.case_id, expected);
+    assert_eq!(reported.source, report.source);
+    assert_eq!(reported.sequence, 1);
+    assert_eq!(reported.causation_id, None);
+}
+
+#[test]
+fn rejected_reply_example_is_a_rejection() {
+    let reply: IntakeReply =
+        serde_json::from_value(example("intake/reply_rejected.json")).expect("reply reads");
+    assert!(
+        matches!(reply, IntakeReply::Rejected { ref field, .. } if field.as_deref() == Some("category"))
+    );
+    assert_eq!(
+        Reader::Reply.read(example("intake/reply_rejected.json")),
+        Ok(())
+    );
+}
+
+#[test]
+fn derived_case_ids_are_version_8() {
+    let source = Source {
+        system: "miniprogram".into(),
+        message_id: "mp-20260312-000187".into(),
+    };
+    let id = CaseId::derived_from_source(&source);
+    assert_eq!(id.0.get_version_num(), 8);
+    assert_eq!(id, CaseId::derived_from_source(&source.clone()));
+}

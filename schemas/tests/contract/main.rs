@@ -1,0 +1,11 @@
+//! Contract tests: committed schemas match the types, examples satisfy both, upcasting works.
+//!
+//! One test binary with modules, so the shared helpers are compiled (and the validator
+//! compiled into each schema) once.
+
+mod drift;
+mod examples;
+mod negative;
+mod properties;
+mod support;
+mod upcast;

@@ -1,0 +1,153 @@
+//! Real servers for tests and benchmarks.
+//!
+//! [`NatsServer`] starts a `nats-server` binary with JetStream on a free port and its own
+//! store directory, so tests run in parallel and can kill and restart the server (same port,
+//! same store) to test what survives. The process is killed and the directory removed on drop.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// Where to look for the server binary: `$NATS_SERVER_BIN`, then PATH, then Debian's path.
+pub fn nats_server_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("NATS_SERVER_BIN") {
+        return PathBuf::from(path);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|dir| dir.join("nats-server")).find(|p| p.is_file())
+    });
+    on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/nats-server"))
+}
+
+/// A nats-server with JetStream that belongs to one test.
+pub struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    store: TempDir,
+    extra_args: Vec<String>,
+}
+
+impl NatsServer {
+    /// Starts a fresh server on a free port with an empty store.
+    pub fn start() -> Self {
+        Self::start_with_args(&[])
+    }
+
+    /// Starts a fresh server with extra command-line arguments.
+    pub fn start_with_args(extra_args: &[&str]) -> Self {
+        let store = tempfile::Builder::new().prefix("wangge-nats-").tempdir().expect("create a temporary store dir");
+        let port = free_port();
+        let mut server = Self {
+            child: None,
+            port,
+            store,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        };
+        server.spawn();
+        server
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn store_dir(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// Connects a client that keeps retrying while the server is down (for restart tests).
+    pub async fn connect(&self) -> async_nats::Client {
+        async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect(self.url())
+            .await
+            .expect("connect to the test nats-server")
+    }
+
+    /// Kills the server at once (SIGKILL: no flush, no goodbye), keeping its store.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port with the same store.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    fn spawn(&mut self) {
+        let binary = nats_server_binary();
+        let log_file = self.store.path().join("server.log");
+        let ready_before = ready_lines(&log_file);
+        let child = Command::new(&binary)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(self.store.path().join("jetstream"))
+            .arg("-l")
+            .arg(&log_file)
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {}: {e}; install it with `bash deploy/dev/ensure-services.sh` or set NATS_SERVER_BIN",
+                    binary.display()
+                )
+            });
+        self.child = Some(child);
+        wait_until_ready(self.port, &log_file, ready_before);
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A port nobody listens on right now. The OS picks it; there is a tiny window in which
+/// another process could take it, which the readiness wait below would reveal.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("find a free port")
+}
+
+/// How many times the server has said it is ready in this log (the log survives restarts).
+fn ready_lines(log_file: &Path) -> usize {
+    std::fs::read_to_string(log_file).map(|log| log.matches("Server is ready").count()).unwrap_or(0)
+}
+
+/// Waits until the server accepts connections and says it is ready (JetStream recovered).
+fn wait_until_ready(port: u16, log_file: &Path, ready_before: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listening = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        let ready = ready_lines(log_file) > ready_before;
+        if listening && ready {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nats-server on port {port} not ready after 30 s; log: {}",
+            std::fs::read_to_string(log_file).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
