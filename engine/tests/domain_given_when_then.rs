@@ -702,13 +702,28 @@ fn an_accepted_case_waits_for_dispatch() {
 }
 
 #[test]
-fn acceptance_needs_a_category() {
+fn an_acceptance_without_a_category_confirms_the_reported_one() {
     given(vec![reported()])
         .when(CaseCommand::Accept {
             category: " ".to_owned(),
-            priority: Priority::Low,
+            priority: Priority::High,
         })
-        .then_reject_field("category");
+        .then_expect(vec![accepted()]);
+}
+
+#[test]
+fn acceptance_corrects_the_reported_category() {
+    let state = given(vec![reported()])
+        .when(CaseCommand::Accept {
+            category: "sewage".to_owned(),
+            priority: Priority::Urgent,
+        })
+        .then_expect(vec![CaseEvent::Accepted(CaseAccepted {
+            category: "sewage".to_owned(),
+            priority: Priority::Urgent,
+        })]);
+    assert_eq!(state.category.as_deref(), Some("sewage"));
+    assert_eq!(state.reported_category.as_deref(), Some("drainage"));
 }
 
 #[test]

@@ -398,10 +398,32 @@ fn a_value_outside_its_set_is_refused_as_invalid_naming_the_allowed_values() {
 }
 
 #[test]
-fn a_report_time_that_is_not_a_timestamp_is_refused_as_invalid() {
+fn a_report_time_that_is_not_a_timestamp_is_refused_showing_the_expected_format() {
     let rejection = refused(&with(service_request(), "/reported_at", json!("yesterday morning")));
-    assert_eq!(rejection.code, RejectCode::InvalidValue, "{rejection:?}");
-    assert_eq!(rejection.field.as_deref(), Some("reported_at"));
+    assert_refusal(
+        &rejection,
+        RejectCode::InvalidValue,
+        Some("reported_at"),
+        &["RFC 3339", "2026-03-12T08:15:42+08:00"],
+    );
+}
+
+#[test]
+fn coordinates_off_the_globe_are_refused_as_invalid() {
+    // Latitude and longitude swapped: 120° north does not exist.
+    let swapped = json!({"latitude": 120.15507, "longitude": 30.274085});
+    let rejection = refused(&with(resident_report(), "/coordinates", swapped));
+    assert_refusal(
+        &rejection,
+        RejectCode::InvalidValue,
+        Some("coordinates.latitude"),
+        &["120.15507", "between -90 and 90"],
+    );
+
+    let mut finding = patrol_finding();
+    finding["coordinates"] = json!({"latitude": 30.27, "longitude": 181.0});
+    let rejection = refused(&finding);
+    assert_refusal(&rejection, RejectCode::InvalidValue, Some("coordinates.longitude"), &["between -180 and 180"]);
 }
 
 #[test]
@@ -479,21 +501,51 @@ fn a_building_cell_not_in_the_grid_is_refused_as_an_unknown_grid_location() {
 }
 
 #[test]
-fn a_community_code_is_not_a_building_cell() {
+fn a_community_code_is_not_a_building_cell_and_the_reason_says_so() {
     let rejection = refused(&with(patrol_finding(), "/building", json!(COMMUNITY)));
-    assert_refusal(&rejection, RejectCode::UnknownGridLocation, Some("building"), &[COMMUNITY]);
+    assert_refusal(
+        &rejection,
+        RejectCode::UnknownGridLocation,
+        Some("building"),
+        &[COMMUNITY, "not a building cell", BUILDING],
+    );
+
+    // A code that is merely the start of some cells is not called a cell.
+    let rejection = refused(&with(patrol_finding(), "/building", json!("3301")));
+    assert_refusal(&rejection, RejectCode::UnknownGridLocation, Some("building"), &["no building cell `3301`"]);
 }
 
 #[test]
-fn a_category_not_in_the_catalogue_is_refused_as_unknown() {
+fn a_category_not_in_the_catalogue_is_refused_as_unknown_listing_the_kinds_categories() {
     let rejection = refused(&with(resident_report(), "/category", json!("noise.square_dancing")));
-    assert_refusal(&rejection, RejectCode::UnknownCategory, Some("category"), &["`noise.square_dancing`"]);
+    assert_refusal(
+        &rejection,
+        RejectCode::UnknownCategory,
+        Some("category"),
+        &["`noise.square_dancing`", "not in the catalogue", "drainage.blocked", "utilities.water_outage"],
+    );
+    assert!(!rejection.reason.contains("service.micro_wish"), "only the resident_report categories: {rejection:?}");
+}
+
+#[test]
+fn a_misspelt_category_is_refused_with_a_suggestion() {
+    let rejection = refused(&with(resident_report(), "/category", json!("lighting.stairwell_lamp")));
+    assert_refusal(&rejection, RejectCode::UnknownCategory, Some("category"), &[]);
+    assert_eq!(
+        rejection.reason,
+        "category `lighting.stairwell_lamp` is not in the catalogue; did you mean `lighting.stairwell_light_out`?"
+    );
 }
 
 #[test]
 fn a_service_not_in_the_catalogue_is_refused_as_an_unknown_category_of_the_service_field() {
     let rejection = refused(&with(service_request(), "/service", json!("service.pet_license")));
-    assert_refusal(&rejection, RejectCode::UnknownCategory, Some("service"), &["`service.pet_license`"]);
+    assert_refusal(
+        &rejection,
+        RejectCode::UnknownCategory,
+        Some("service"),
+        &["`service.pet_license`", "service.residence_certificate"],
+    );
 }
 
 #[test]

@@ -95,9 +95,12 @@ pub fn decode_event_slice(bytes: &[u8]) -> Result<EventEnvelope, DecodeError> {
 /// Decodes one stored event, upcasting its payload to the current schema version.
 pub fn decode_event(mut value: Value) -> Result<EventEnvelope, DecodeError> {
     upcast_in_place(&mut value)?;
-    serde_json::from_value::<EventEnvelope>(value).map_err(|e| DecodeError::Invalid {
-        path: String::from("$"),
-        reason: e.to_string(),
+    serde_path_to_error::deserialize::<_, EventEnvelope>(value).map_err(|e| {
+        let path = e.path().to_string();
+        DecodeError::Invalid {
+            path: if path == "." { "$".to_owned() } else { format!("$.{path}") },
+            reason: e.into_inner().to_string(),
+        }
     })
 }
 
@@ -111,10 +114,13 @@ pub fn upcast_in_place(value: &mut Value) -> Result<(), DecodeError> {
         .to_owned();
     let current = current_schema_version(&event_type)
         .ok_or_else(|| DecodeError::UnknownEventType(event_type.clone()))?;
-    let stored = object
-        .get("schema_version")
-        .and_then(Value::as_u64)
-        .ok_or(DecodeError::MissingField("schema_version"))?;
+    let stored = match object.get("schema_version") {
+        None => return Err(DecodeError::MissingField("schema_version")),
+        Some(version) => version.as_u64().ok_or_else(|| DecodeError::Invalid {
+            path: "$.schema_version".to_owned(),
+            reason: format!("schema_version must be a positive integer, found {version}"),
+        })?,
+    };
     if stored == 0 || stored > u64::from(current) {
         return Err(DecodeError::UnsupportedVersion {
             event_type,

@@ -14,8 +14,10 @@ use uuid::Uuid;
 use wangge_schemas::{Actor, CaseId, EventEnvelope, Source};
 
 use crate::app::clock::Clock;
-use crate::domain::{decide, location_for, replay, stamp, CaseCommand, CaseState, DomainError, EventMeta};
-use crate::log::{Commit, EventLog, LogError, LogPosition};
+use quick_cache::sync::Cache;
+
+use crate::domain::{apply, decide, location_for, replay, stamp, CaseCommand, CaseState, DomainError, EventMeta};
+use crate::log::{CaseHistory, Commit, EventLog, LogError, LogPosition};
 
 /// How often a command is decided again after losing a race before we give up.
 const MAX_ATTEMPTS: usize = 8;
@@ -81,15 +83,51 @@ pub fn idempotency_key(source: &Source) -> String {
     hex::encode(&hasher.finalize()[..16])
 }
 
+/// How many case states a [`CaseService`] keeps in memory by default.
+pub const DEFAULT_CACHED_CASES: usize = 50_000;
+
+/// What the service remembers of a case between commands: enough to decide and to append
+/// conditionally, without its events. A stale entry costs one conflict and a reload.
+#[derive(Debug, Clone)]
+struct CachedCase {
+    state: CaseState,
+    last_position: LogPosition,
+    commit_positions: Vec<LogPosition>,
+}
+
+impl CachedCase {
+    fn from_history(history: &CaseHistory) -> Self {
+        Self {
+            state: replay(&history.events),
+            last_position: history.last_position,
+            commit_positions: history.commit_positions.clone(),
+        }
+    }
+
+    fn position_history(&self) -> CaseHistory {
+        CaseHistory {
+            events: Vec::new(),
+            last_position: self.last_position,
+            commit_positions: self.commit_positions.clone(),
+        }
+    }
+}
+
 /// Runs commands against cases stored in a log.
 pub struct CaseService<L> {
     log: L,
     clock: Arc<dyn Clock>,
+    cache: Cache<CaseId, Arc<CachedCase>>,
 }
 
 impl<L: EventLog> CaseService<L> {
     pub fn new(log: L, clock: Arc<dyn Clock>) -> Self {
-        Self { log, clock }
+        Self::with_cache_capacity(log, clock, DEFAULT_CACHED_CASES)
+    }
+
+    /// `cached_cases` bounds the memory spent on case states (0 disables the cache).
+    pub fn with_cache_capacity(log: L, clock: Arc<dyn Clock>, cached_cases: usize) -> Self {
+        Self { log, clock, cache: Cache::new(cached_cases.max(1)) }
     }
 
     pub fn log(&self) -> &L {
@@ -106,18 +144,32 @@ impl<L: EventLog> CaseService<L> {
         Ok((replay(&history.events), history.last_position))
     }
 
+    /// The case as the command should see it: from the cache on a first attempt, assumed new
+    /// for a create (the conditional append proves it), otherwise from the log.
+    async fn current(&self, request: &CommandRequest, first_attempt: bool) -> Result<Arc<CachedCase>, LogError> {
+        if first_attempt {
+            if let Some(cached) = self.cache.get(&request.case_id) {
+                return Ok(cached);
+            }
+            if matches!(request.command, CaseCommand::Report { .. }) {
+                return Ok(Arc::new(CachedCase::from_history(&CaseHistory::default())));
+            }
+        }
+        let history = self.log.load(request.case_id).await?;
+        Ok(Arc::new(CachedCase::from_history(&history)))
+    }
+
     pub async fn handle(&self, request: CommandRequest) -> Result<CommandOutcome, CommandError> {
         let case_id = request.case_id;
         for attempt in 1..=MAX_ATTEMPTS {
-            let history = self.log.load(case_id).await?;
-            let state = replay(&history.events);
-            if let Some(outcome) = already_processed(&state, &history.events, &request.source, case_id) {
+            let case = self.current(&request, attempt == 1).await?;
+            if case.state.processed_sources.contains_key(&request.source) {
                 debug!(%case_id, source = ?request.source, "command already processed");
-                return Ok(outcome);
+                return self.earlier_outcome(&request).await;
             }
             let now = self.clock.now();
-            let decided = decide(&state, &request.command, now)?;
-            let location = location_for(&state, &request.command).ok_or(DomainError::CaseNotFound)?;
+            let decided = decide(&case.state, &request.command, now)?;
+            let location = location_for(&case.state, &request.command).ok_or(DomainError::CaseNotFound)?;
             let meta = EventMeta {
                 actor: request.actor.clone(),
                 source: request.source.clone(),
@@ -126,36 +178,60 @@ impl<L: EventLog> CaseService<L> {
                 occurred_at: request.occurred_at.unwrap_or(now),
                 recorded_at: now,
             };
-            let events = stamp(&state, case_id, &location, decided, &meta, Uuid::now_v7);
+            let events = stamp(&case.state, case_id, &location, decided, &meta, Uuid::now_v7);
             let commit = Commit {
                 case_id,
                 events: events.clone(),
                 idempotency_key: idempotency_key(&request.source),
             };
-            match self.log.append(commit, history.last_position).await {
+            match self.log.append_after(commit, &case.position_history()).await {
                 Ok(appended) if !appended.duplicate => {
-                    let sequence = events.last().map_or(state.version, |e| e.sequence);
+                    self.remember(&case, &events, appended.position);
+                    let sequence = events.last().map_or(case.state.version, |e| e.sequence);
                     return Ok(CommandOutcome { case_id, events, sequence, duplicate: false });
                 }
                 // The log had this commit already (a retry inside the duplicate window that
                 // raced its own original): report what the original wrote.
                 Ok(_) => {
-                    let history = self.log.load(case_id).await?;
-                    let state = replay(&history.events);
-                    if let Some(outcome) = already_processed(&state, &history.events, &request.source, case_id) {
-                        return Ok(outcome);
-                    }
-                    warn!(%case_id, "log reported a duplicate the case history does not show");
-                    return Err(LogError::Unavailable("duplicate commit not visible yet".into()).into());
+                    self.cache.remove(&case_id);
+                    return self.earlier_outcome(&request).await;
                 }
                 Err(LogError::Conflict { expected, actual, .. }) => {
                     debug!(%case_id, attempt, expected, actual, "lost the race, deciding again");
+                    self.cache.remove(&case_id);
                     continue;
                 }
-                Err(error) => return Err(error.into()),
+                Err(error) => {
+                    self.cache.remove(&case_id);
+                    return Err(error.into());
+                }
             }
         }
         Err(CommandError::Contended { case_id, attempts: MAX_ATTEMPTS })
+    }
+
+    /// Folds a successful commit into the cached case.
+    fn remember(&self, case: &CachedCase, events: &[EventEnvelope], position: LogPosition) {
+        let mut updated = case.clone();
+        for event in events {
+            updated.state = apply(updated.state, event);
+        }
+        updated.last_position = position;
+        updated.commit_positions.push(position);
+        if let Some(case_id) = updated.state.case_id {
+            self.cache.insert(case_id, Arc::new(updated));
+        }
+    }
+
+    /// The result a source message produced the first time, read from the log.
+    async fn earlier_outcome(&self, request: &CommandRequest) -> Result<CommandOutcome, CommandError> {
+        let history = self.log.load(request.case_id).await?;
+        let state = replay(&history.events);
+        if let Some(outcome) = already_processed(&state, &history.events, &request.source, request.case_id) {
+            return Ok(outcome);
+        }
+        warn!(case_id = %request.case_id, "log reported a duplicate the case history does not show yet");
+        Err(LogError::Unavailable("duplicate commit not visible yet".into()).into())
     }
 }
 

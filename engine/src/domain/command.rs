@@ -17,7 +17,8 @@ pub enum CaseCommand {
         location: GridLocation,
         report: CaseReported,
     },
-    /// 立案: register the case with its (possibly corrected) category and priority.
+    /// 立案: register the case with its (possibly corrected) category and priority. A blank
+    /// category confirms the one reported.
     Accept {
         category: String,
         priority: Priority,

@@ -44,13 +44,10 @@ pub fn decide(
     use CaseCommand as C;
     let events = match command {
         C::Report { location, report } => report_case(location, report)?,
-        C::Accept { category, priority } => {
-            required("category", category)?;
-            vec![CaseEvent::Accepted(CaseAccepted {
-                category: category.clone(),
-                priority: *priority,
-            })]
-        }
+        C::Accept { category, priority } => vec![CaseEvent::Accepted(CaseAccepted {
+            category: accepted_category(state, category)?,
+            priority: *priority,
+        })],
         C::Reject { reason } => {
             required("reason", reason)?;
             vec![CaseEvent::Rejected(CaseRejected {
@@ -334,6 +331,21 @@ fn report_case(
         | ReportDetails::ServiceRequest { resident, .. } => required("resident.id", &resident.id)?,
     }
     Ok(vec![CaseEvent::Reported(report.clone())])
+}
+
+/// A blank category confirms the reported one; the event always names the category in
+/// force, so the log never depends on this default.
+fn accepted_category(state: &CaseState, category: &str) -> Result<String, DomainError> {
+    if !category.trim().is_empty() {
+        return Ok(category.to_owned());
+    }
+    match state.reported_category.as_deref() {
+        Some(reported) if !reported.trim().is_empty() => Ok(reported.to_owned()),
+        _ => Err(DomainError::InvalidField {
+            field: "category",
+            reason: "must not be empty when the report has no category".to_owned(),
+        }),
+    }
 }
 
 fn verify(

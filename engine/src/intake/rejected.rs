@@ -3,7 +3,8 @@
 //!
 //! On NATS it is a stream of its own (`WANGGE_REJECTED`): the original message at
 //! `wangge.rejected.message.<kind>` (body = original bytes, headers = original headers plus
-//! `Wangge-Reject-*`), and each replay's outcome at `wangge.rejected.replay.<id>`.
+//! `Wangge-Reject-*`; a sender's own `Nats-*` headers are stored as `Wangge-Sender-Nats-*` so
+//! JetStream does not act on them), and each replay's outcome at `wangge.rejected.replay.<id>`.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,14 @@ const OUR_HEADERS: [&str; 5] = [
     HEADER_ORIGINAL_SUBJECT,
     HEADER_REJECTED_AT,
 ];
+/// A sender's own `Nats-*` header is kept under this prefix: stored as is, JetStream would
+/// act on it (`Nats-Msg-Id` would deduplicate two different refused messages into one,
+/// `Nats-Expected-*` would make keeping the message fail).
+const SENDER_NATS_HEADER_PREFIX: &str = "Wangge-Sender-";
+
+fn is_nats_header(name: &str) -> bool {
+    name.get(..5).is_some_and(|prefix| prefix.eq_ignore_ascii_case("Nats-"))
+}
 
 /// A message to keep: what arrived and why it was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,9 +198,16 @@ fn rejection_from(headers: &HeaderMap, payload: Bytes) -> Result<Rejection, Stri
     let mut own = Vec::new();
     for (name, values) in headers.iter() {
         let name: &str = name.as_ref();
-        if OUR_HEADERS.contains(&name) {
+        // `Nats-*` headers on a stored message are the server's (a direct get adds
+        // Nats-Stream, Nats-Subject, Nats-Sequence, Nats-Time-Stamp); the sender's own were
+        // kept under our prefix.
+        if OUR_HEADERS.contains(&name) || is_nats_header(name) {
             continue;
         }
+        let name = match name.strip_prefix(SENDER_NATS_HEADER_PREFIX) {
+            Some(original) if is_nats_header(original) => original,
+            _ => name,
+        };
         for value in values {
             own.push((name.to_owned(), value.as_str().to_owned()));
         }
@@ -221,7 +237,12 @@ impl RejectedStore for JetStreamRejectedStore {
     async fn keep(&self, rejection: Rejection) -> Result<u64, RejectedStoreError> {
         let mut headers = HeaderMap::new();
         for (name, value) in &rejection.headers {
-            headers.append(name.as_str(), header_safe(value).as_str());
+            let value = header_safe(value);
+            if is_nats_header(name) {
+                headers.append(format!("{SENDER_NATS_HEADER_PREFIX}{name}").as_str(), value.as_str());
+            } else {
+                headers.append(name.as_str(), value.as_str());
+            }
         }
         headers.insert(HEADER_REJECT_CODE, rejection.code.as_str());
         if let Some(field) = &rejection.field {

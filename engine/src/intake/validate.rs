@@ -13,7 +13,8 @@ use wangge_schemas::intake::{
     MAX_DESCRIPTION_CHARS, MAX_ID_CHARS, MAX_MEDIA, MAX_MESSAGE_BYTES, MAX_TITLE_CHARS,
 };
 use wangge_schemas::{
-    Actor, CaseId, CaseReported, GridLocation, IntakeKind, MediaRef, ReportDetails, Resident, Source,
+    Actor, CaseId, CaseReported, Coordinates, GridLocation, IntakeKind, MediaRef, ReportDetails, Resident,
+    Source,
 };
 
 use crate::app::CommandRequest;
@@ -220,6 +221,15 @@ fn classify_serde_error(path: &str, message: &str) -> IntakeRejection {
     } else {
         RejectCode::InvalidValue
     };
+    // chrono's parse errors ("input contains invalid characters") do not say what was
+    // expected; the timestamp is the one field whose format a sender has to look up.
+    if code == RejectCode::InvalidValue && path == "reported_at" {
+        return IntakeRejection::new(
+            code,
+            parent,
+            format!("`reported_at` must be an RFC 3339 date and time such as 2026-03-12T08:15:42+08:00 ({message})"),
+        );
+    }
     IntakeRejection::new(code, parent, message.to_owned())
 }
 
@@ -284,6 +294,25 @@ fn check_media(media: &[MediaRef]) -> Result<(), IntakeRejection> {
     Ok(())
 }
 
+/// The published schema limits latitude to ±90 and longitude to ±180; a swapped pair or a
+/// projected (non-WGS84) coordinate would otherwise put the case on the wrong map.
+fn check_coordinates(coordinates: Option<&Coordinates>) -> Result<(), IntakeRejection> {
+    let Some(coordinates) = coordinates else { return Ok(()) };
+    for (field, value, limit) in [
+        ("coordinates.latitude", coordinates.latitude, 90.0),
+        ("coordinates.longitude", coordinates.longitude, 180.0),
+    ] {
+        if !(-limit..=limit).contains(&value) {
+            return Err(IntakeRejection::at(
+                RejectCode::InvalidValue,
+                field,
+                format!("`{field}` is {value}, it must be between -{limit} and {limit} (WGS84 degrees)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_limits(message: &IntakeMessage) -> Result<(), IntakeRejection> {
     check_source(message.source())?;
     match message {
@@ -291,13 +320,15 @@ fn check_limits(message: &IntakeMessage) -> Result<(), IntakeRejection> {
             check_resident(&m.resident)?;
             check_text("title", &m.title, MAX_TITLE_CHARS, true)?;
             check_text("description", &m.description, MAX_DESCRIPTION_CHARS, false)?;
-            check_media(&m.media)
+            check_media(&m.media)?;
+            check_coordinates(m.coordinates.as_ref())
         }
         IntakeMessage::PatrolFinding(m) => {
             check_text("worker_id", &m.worker_id, MAX_ID_CHARS, true)?;
             check_text("title", &m.title, MAX_TITLE_CHARS, true)?;
             check_text("description", &m.description, MAX_DESCRIPTION_CHARS, false)?;
-            check_media(&m.media)
+            check_media(&m.media)?;
+            check_coordinates(m.coordinates.as_ref())
         }
         IntakeMessage::ServiceRequest(m) => {
             check_resident(&m.resident)?;
@@ -315,11 +346,21 @@ fn locate(message: &IntakeMessage, grid: &GridDirectory) -> Result<GridLocation,
         IntakeMessage::ServiceRequest(m) => &m.building,
     };
     grid.locate_building(building).cloned().ok_or_else(|| {
-        IntakeRejection::at(
-            RejectCode::UnknownGridLocation,
-            "building",
-            format!("no building cell `{building}` in the grid of {}", grid.city()),
-        )
+        // A community or district code is the commonest mistake: say so.
+        let inside = grid
+            .building_codes()
+            .filter_map(|code| grid.locate_building(code))
+            .filter(|cell| &cell.community == building || &cell.district == building)
+            .map(|cell| cell.building.as_str())
+            .min();
+        let reason = match inside {
+            Some(example) => format!(
+                "`{building}` is a community or district cell of {}, not a building cell; name the building, e.g. `{example}`",
+                grid.city()
+            ),
+            None => format!("no building cell `{building}` in the grid of {}", grid.city()),
+        };
+        IntakeRejection::at(RejectCode::UnknownGridLocation, "building", reason)
     })
 }
 
@@ -331,7 +372,16 @@ fn check_category(message: &IntakeMessage, categories: &CategoryCatalogue) -> Re
     };
     let kind = message.kind();
     let category = categories.get(code).ok_or_else(|| {
-        IntakeRejection::at(RejectCode::UnknownCategory, field, format!("unknown category `{code}`"))
+        let allowed = categories.codes_for(kind);
+        let reason = match closest_code(code, &allowed) {
+            Some(guess) => format!("category `{code}` is not in the catalogue; did you mean `{guess}`?"),
+            None => format!(
+                "category `{code}` is not in the catalogue; categories for a {}: {}",
+                kind.as_str(),
+                allowed.join(", ")
+            ),
+        };
+        IntakeRejection::at(RejectCode::UnknownCategory, field, reason)
     })?;
     if !category.intake_kinds.contains(&kind) {
         return Err(IntakeRejection::at(
@@ -341,6 +391,19 @@ fn check_category(message: &IntakeMessage, categories: &CategoryCatalogue) -> Re
         ));
     }
     Ok(())
+}
+
+/// The allowed code sharing the longest prefix with `code`, if they share the group and a
+/// few characters more (`lighting.stairwell_lamp` → `lighting.stairwell_light_out`).
+fn closest_code<'c>(code: &str, allowed: &[&'c str]) -> Option<&'c str> {
+    let min_shared = code.find('.')? + 1 + 3;
+    let common = |other: &str| code.bytes().zip(other.bytes()).take_while(|(a, b)| a == b).count();
+    allowed
+        .iter()
+        .map(|candidate| (common(candidate), *candidate))
+        .filter(|(shared, _)| *shared >= min_shared)
+        .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)))
+        .map(|(_, candidate)| candidate)
 }
 
 /// The `Report` command a valid message becomes, on the case its source message names.

@@ -10,6 +10,9 @@ pub const HEADER_CASE_ID: &str = "Wangge-Case-Id";
 /// Headers with the first and last event sequence within the case.
 pub const HEADER_FIRST_SEQUENCE: &str = "Wangge-First-Sequence";
 pub const HEADER_LAST_SEQUENCE: &str = "Wangge-Last-Sequence";
+/// Comma-separated positions of the case's earlier commits, oldest first (empty for the
+/// first commit). Lets a reader fetch a whole case in one round of direct gets.
+pub const HEADER_EARLIER_POSITIONS: &str = "Wangge-Earlier-Positions";
 /// Comma-separated event types in the commit, in order.
 pub const HEADER_EVENT_TYPES: &str = "Wangge-Event-Types";
 

@@ -7,8 +7,10 @@
 //! - One command = one message holding all its events (a JSON array), published with
 //!   `Nats-Expected-Last-Subject-Sequence` (optimistic concurrency, 0 for a new case) and
 //!   `Nats-Msg-Id` (deduplication inside the stream's duplicate window).
-//! - A case is loaded by walking its subject with direct gets (`next_by_subj`), which the
-//!   server answers from its per-subject index without creating a consumer.
+//! - Each commit lists, in a header, the positions of the case's earlier commits. A case is
+//!   loaded with one direct get of its subject's last message, then one round of pipelined
+//!   direct gets by position: two round trips whatever the stream's size, no consumer, and
+//!   served by any replica (see ARCHITECTURE.md for the measurements behind this choice).
 //! - The whole log is read in order through an ordered consumer.
 
 use std::time::Duration;
@@ -24,8 +26,8 @@ use tracing::{debug, info};
 use wangge_schemas::CaseId;
 
 use super::codec::{
-    decode_events, encode_events, event_types, HEADER_CASE_ID, HEADER_EVENT_TYPES,
-    HEADER_FIRST_SEQUENCE, HEADER_LAST_SEQUENCE,
+    decode_events, encode_events, event_types, HEADER_CASE_ID, HEADER_EARLIER_POSITIONS,
+    HEADER_EVENT_TYPES, HEADER_FIRST_SEQUENCE, HEADER_LAST_SEQUENCE,
 };
 use super::{Appended, CaseHistory, Commit, EventLog, LogError, LogPosition, StoredCommit};
 
@@ -156,22 +158,36 @@ fn unavailable(error: impl std::fmt::Display) -> LogError {
 }
 
 /// The server says `wrong last sequence: N`; N is where the case really is.
+///
+/// The client renders that as `wrong last sequence: N (code 400, error code 10071)`, so the
+/// number is the first one after the description's colon, not the last one in the text.
 fn actual_sequence_from(error: &async_nats::jetstream::context::PublishError) -> LogPosition {
     use std::error::Error;
     let text = error.source().map(|s| s.to_string()).unwrap_or_default();
-    text.rsplit(|c: char| !c.is_ascii_digit())
+    let description = text.split(" (code").next().unwrap_or_default();
+    description
+        .rsplit(|c: char| !c.is_ascii_digit())
         .find(|part| !part.is_empty())
         .and_then(|digits| digits.parse().ok())
         .unwrap_or(0)
 }
 
-impl EventLog for JetStreamLog {
-    async fn append(&self, commit: Commit, expected: LogPosition) -> Result<Appended, LogError> {
+/// Most earlier positions a commit lists in [`HEADER_EARLIER_POSITIONS`]. A case with more
+/// commits than this (rare: a typical case has 10–30) is loaded by walking its subject.
+const MAX_LISTED_POSITIONS: usize = 512;
+
+impl JetStreamLog {
+    async fn publish_commit(
+        &self,
+        commit: Commit,
+        expected: LogPosition,
+        earlier: Option<&[LogPosition]>,
+    ) -> Result<Appended, LogError> {
         let (Some(first), Some(last)) = (commit.events.first(), commit.events.last()) else {
             return Err(LogError::Corrupt { position: 0, reason: "empty commit".into() });
         };
         let subject = self.config.case_subject(commit.case_id);
-        let message = jetstream::message::PublishMessage::build()
+        let mut message = jetstream::message::PublishMessage::build()
             .payload(encode_events(&commit.events))
             .message_id(&commit.idempotency_key)
             .expected_last_subject_sequence(expected)
@@ -179,12 +195,16 @@ impl EventLog for JetStreamLog {
             .header(HEADER_FIRST_SEQUENCE, first.sequence.to_string())
             .header(HEADER_LAST_SEQUENCE, last.sequence.to_string())
             .header(HEADER_EVENT_TYPES, event_types(&commit.events));
-        let ack = self
-            .context
-            .send_publish(subject, message)
-            .await
-            .map_err(unavailable)?
-            .await;
+        // The list is only written when it provably describes the case: it must end at the
+        // position this commit is conditional on (or be empty for a new case).
+        let listable = match earlier {
+            Some(list) => list.last().copied().unwrap_or(0) == expected && list.len() <= MAX_LISTED_POSITIONS,
+            None => expected == 0,
+        };
+        if listable {
+            message = message.header(HEADER_EARLIER_POSITIONS, encode_positions(earlier.unwrap_or_default()));
+        }
+        let ack = self.context.send_publish(subject, message).await.map_err(unavailable)?.await;
         match ack {
             Ok(ack) => Ok(Appended { position: ack.sequence, duplicate: ack.duplicate }),
             Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
@@ -196,23 +216,97 @@ impl EventLog for JetStreamLog {
         }
     }
 
-    async fn load(&self, case_id: CaseId) -> Result<CaseHistory, LogError> {
-        let subject = self.config.case_subject(case_id);
+    fn decode_commit(&self, case_id: CaseId, message: &jetstream::message::StreamMessage) -> Result<Vec<wangge_schemas::EventEnvelope>, LogError> {
+        decode_events(case_id, &message.payload)
+            .map_err(|reason| LogError::Corrupt { position: message.sequence, reason })
+    }
+
+    /// Reads the listed earlier commits all at once: one round of pipelined direct gets.
+    async fn load_listed(
+        &self,
+        case_id: CaseId,
+        subject: &str,
+        earlier: Vec<LogPosition>,
+        last: jetstream::message::StreamMessage,
+    ) -> Result<CaseHistory, LogError> {
+        let messages = futures::future::try_join_all(earlier.iter().map(|&position| self.stream.direct_get(position)))
+            .await
+            .map_err(unavailable)?;
+        let mut history = CaseHistory::default();
+        for message in messages.iter().chain(std::iter::once(&last)) {
+            if message.subject.as_str() != subject {
+                return Err(LogError::Corrupt {
+                    position: last.sequence,
+                    reason: format!("listed position {} belongs to {}, not {subject}", message.sequence, message.subject),
+                });
+            }
+            history.events.extend(self.decode_commit(case_id, message)?);
+            history.commit_positions.push(message.sequence);
+        }
+        history.last_position = last.sequence;
+        Ok(history)
+    }
+
+    /// Walks the case's subject from the start up to its last commit, one get at a time.
+    async fn load_walking(&self, case_id: CaseId, subject: &str, last: jetstream::message::StreamMessage) -> Result<CaseHistory, LogError> {
         let mut history = CaseHistory::default();
         let mut next_from = 1;
-        loop {
-            let message = match self.stream.direct_get_next_for_subject(&subject, Some(next_from)).await {
-                Ok(message) => message,
-                Err(error) if error.kind() == DirectGetErrorKind::NotFound => break,
-                Err(error) => return Err(unavailable(error)),
-            };
-            let events = decode_events(case_id, &message.payload)
-                .map_err(|reason| LogError::Corrupt { position: message.sequence, reason })?;
-            history.events.extend(events);
-            history.last_position = message.sequence;
+        while next_from < last.sequence {
+            let message = self.stream.direct_get_next_for_subject(subject, Some(next_from)).await.map_err(unavailable)?;
+            if message.sequence >= last.sequence {
+                break;
+            }
+            history.events.extend(self.decode_commit(case_id, &message)?);
+            history.commit_positions.push(message.sequence);
             next_from = message.sequence + 1;
         }
+        history.events.extend(self.decode_commit(case_id, &last)?);
+        history.commit_positions.push(last.sequence);
+        history.last_position = last.sequence;
         Ok(history)
+    }
+}
+
+fn encode_positions(positions: &[LogPosition]) -> String {
+    positions.iter().map(LogPosition::to_string).collect::<Vec<_>>().join(",")
+}
+
+fn decode_positions(text: &str) -> Option<Vec<LogPosition>> {
+    if text.is_empty() {
+        return Some(Vec::new());
+    }
+    text.split(',').map(|p| p.trim().parse().ok()).collect()
+}
+
+impl EventLog for JetStreamLog {
+    async fn append(&self, commit: Commit, expected: LogPosition) -> Result<Appended, LogError> {
+        self.publish_commit(commit, expected, None).await
+    }
+
+    async fn append_after(&self, commit: Commit, history: &CaseHistory) -> Result<Appended, LogError> {
+        let earlier = (history.commit_positions.last().copied().unwrap_or(0) == history.last_position)
+            .then_some(history.commit_positions.as_slice());
+        self.publish_commit(commit, history.last_position, earlier).await
+    }
+
+    /// One direct get for the case's last commit; its header lists where the earlier
+    /// commits are, and those are fetched together. Commits without the list (written by
+    /// a writer that did not know it) fall back to walking the subject.
+    async fn load(&self, case_id: CaseId) -> Result<CaseHistory, LogError> {
+        let subject = self.config.case_subject(case_id);
+        let last = match self.stream.direct_get_last_for_subject(&subject).await {
+            Ok(message) => message,
+            Err(error) if error.kind() == DirectGetErrorKind::NotFound => return Ok(CaseHistory::default()),
+            Err(error) => return Err(unavailable(error)),
+        };
+        let listed = last
+            .headers
+            .get(HEADER_EARLIER_POSITIONS)
+            .and_then(|value| decode_positions(value.as_str()));
+        match listed {
+            Some(earlier) => self.load_listed(case_id, &subject, earlier, last).await,
+            None => self.load_walking(case_id, &subject, last).await,
+        }
     }
 
     fn read_from(&self, from: LogPosition) -> BoxStream<'static, Result<StoredCommit, LogError>> {

@@ -94,8 +94,10 @@ impl EventLog for MemoryLog {
             .iter()
             .flat_map(|&index| inner.commits[index].events.iter().cloned())
             .collect();
-        let last_position = indices.last().map_or(0, |&index| index as LogPosition + 1);
-        Ok(CaseHistory { events, last_position })
+        let commit_positions: Vec<LogPosition> =
+            indices.iter().map(|&index| index as LogPosition + 1).collect();
+        let last_position = commit_positions.last().copied().unwrap_or(0);
+        Ok(CaseHistory { events, last_position, commit_positions })
     }
 
     fn read_from(&self, from: LogPosition) -> BoxStream<'static, Result<StoredCommit, LogError>> {

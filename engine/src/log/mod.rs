@@ -38,12 +38,14 @@ pub struct StoredCommit {
     pub events: Vec<EventEnvelope>,
 }
 
-/// Everything known about one case: its events in order and where its last commit sits.
+/// Everything known about one case: its events in order and where its commits sit.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CaseHistory {
     pub events: Vec<EventEnvelope>,
     /// Position of the case's last commit; 0 when the case has no events.
     pub last_position: LogPosition,
+    /// Positions of all the case's commits, oldest first (the last is `last_position`).
+    pub commit_positions: Vec<LogPosition>,
 }
 
 /// The outcome of an append that the log accepted.
@@ -79,6 +81,17 @@ pub trait EventLog: Send + Sync + 'static {
         commit: Commit,
         expected: LogPosition,
     ) -> impl Future<Output = Result<Appended, LogError>> + Send;
+
+    /// Appends one commit after the case history the caller decided on. Same as
+    /// [`EventLog::append`] with `history.last_position`, but lets a log record where the
+    /// case's earlier commits are, so that loading it later is one round of reads.
+    fn append_after(
+        &self,
+        commit: Commit,
+        history: &CaseHistory,
+    ) -> impl Future<Output = Result<Appended, LogError>> + Send {
+        self.append(commit, history.last_position)
+    }
 
     /// Loads one case's whole history in order.
     fn load(&self, case_id: CaseId) -> impl Future<Output = Result<CaseHistory, LogError>> + Send;

@@ -86,7 +86,8 @@ pub fn service<L: EventLog>(log: L) -> CaseService<L> {
 }
 
 /// A commit continuing a case that already holds `after` events: `count` events, the
-/// case's report first when the case is new, comments after that.
+/// case's report first when the case is new, comments after that. Its idempotency key is
+/// `<key>@<case_id>`, so equal keys on different cases do not collide.
 pub fn commit(case_id: CaseId, after: u64, count: usize, key: &str) -> Commit {
     assert!(count > 0, "a commit holds at least one event");
     let events = (0..count as u64)
@@ -109,7 +110,7 @@ pub fn commit(case_id: CaseId, after: u64, count: usize, key: &str) -> Commit {
         recorded_at: at,
     };
     let events = stamp(&state, case_id, &location(), events, &meta, Uuid::now_v7);
-    Commit { case_id, events, idempotency_key: key.to_owned() }
+    Commit { case_id, events, idempotency_key: format!("{key}@{case_id}") }
 }
 
 /// A log on the given server with a stream of its own settings.
@@ -119,6 +120,11 @@ pub async fn jetstream_log_with(server: &NatsServer, config: JetStreamLogConfig)
 
 pub async fn jetstream_log(server: &NatsServer) -> JetStreamLog {
     jetstream_log_with(server, JetStreamLogConfig::default()).await
+}
+
+/// A local TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Polls `probe` until it returns `Some`, failing the test after `within`.
