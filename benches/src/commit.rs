@@ -15,8 +15,8 @@ use wangge_engine::domain::{decide, stamp, CaseCommand, CaseState, EventMeta};
 use wangge_engine::log::codec::encode_events;
 use wangge_engine::log::{EventLog, JetStreamLog, JetStreamLogConfig};
 use wangge_schemas::{
-    Actor, CaseId, CaseReported, Channel, GridLocation, MediaKind, MediaRef, Priority, ReportDetails, Resident,
-    SlaStep, Source, SuspendReason, Tier,
+    Actor, CaseId, CaseReported, Channel, GridLocation, MediaKind, MediaRef, Priority,
+    ReportDetails, Resident, SlaStep, Source, SuspendReason, Tier,
 };
 use wangge_testkit::NatsServer;
 
@@ -57,12 +57,17 @@ pub async fn run(args: CommitArgs) -> anyhow::Result<()> {
         None => {
             let server = NatsServer::start();
             let url = server.url();
-            eprintln!("started a private nats-server at {url}, store {}", server.store_dir().display());
+            eprintln!(
+                "started a private nats-server at {url}, store {}",
+                server.store_dir().display()
+            );
             _server = server;
             url
         }
     };
-    let client = async_nats::connect(&url).await.with_context(|| format!("connect to {url}"))?;
+    let client = async_nats::connect(&url)
+        .await
+        .with_context(|| format!("connect to {url}"))?;
     let log = JetStreamLog::open(client.clone(), JetStreamLogConfig::default()).await?;
     let service = Arc::new(CaseService::new(log.clone(), Arc::new(SystemClock)));
     let mut rows = Vec::new();
@@ -70,14 +75,20 @@ pub async fn run(args: CommitArgs) -> anyhow::Result<()> {
     // The 20-event cases open first, so that loading one walks past every other case.
     let load_cases: Vec<CaseId> = (0..args.load_cases).map(|_| CaseId::new_v7()).collect();
     for (index, &case_id) in load_cases.iter().enumerate() {
-        service.handle(report_request(case_id, &format!("load-{index}"))).await?;
+        service
+            .handle(report_request(case_id, &format!("load-{index}")))
+            .await?;
     }
 
     // 1. Raw baseline, with messages as large as a create commit.
     let (body, header_bytes) = sample_create_commit();
     let baseline = raw_baseline(&client, args.cases, body.clone(), header_bytes).await?;
     rows.push(Row::new(
-        format!("raw JetStream async publish, {} B body + {header_bytes} B headers, {} subjects", body.len(), args.cases),
+        format!(
+            "raw JetStream async publish, {} B body + {header_bytes} B headers, {} subjects",
+            body.len(),
+            args.cases
+        ),
         format!("{:.0} msgs/s", baseline),
         "baseline",
         None,
@@ -104,7 +115,9 @@ pub async fn run(args: CommitArgs) -> anyhow::Result<()> {
                         return Ok::<_, anyhow::Error>(mine);
                     }
                     let case_id = CaseId::new_v7();
-                    let outcome = service.handle(report_request(case_id, &format!("bench-{n}"))).await?;
+                    let outcome = service
+                        .handle(report_request(case_id, &format!("bench-{n}")))
+                        .await?;
                     debug_assert_eq!(outcome.events.len(), 1);
                     mine.push(case_id);
                     bar.inc(1);
@@ -118,7 +131,11 @@ pub async fn run(args: CommitArgs) -> anyhow::Result<()> {
     let cases: Vec<CaseId> = created.into_iter().flatten().collect();
     let create_rate = cases.len() as f64 / create_seconds;
     rows.push(Row::new(
-        format!("engine commit, new cases ({} cases, {} in flight)", cases.len(), args.concurrency),
+        format!(
+            "engine commit, new cases ({} cases, {} in flight)",
+            cases.len(),
+            args.concurrency
+        ),
         format!("{create_rate:.0} commands/s = {create_rate:.0} events/s"),
         "",
         None,
@@ -138,12 +155,27 @@ pub async fn run(args: CommitArgs) -> anyhow::Result<()> {
     let working_set = args.working_set.min(cases.len());
     let hot: Arc<Vec<CaseId>> = Arc::new(cases[cases.len() - working_set..].to_vec());
     for (label, pool, offset) in [
-        (format!("updates to open cases (working set of the {working_set} newest, cached)"), hot.clone(), 0),
-        (format!("updates scattered over all {} cases (mostly not cached: load first)", cases.len()), cases.clone(), args.updates),
+        (
+            format!("updates to open cases (working set of the {working_set} newest, cached)"),
+            hot.clone(),
+            0,
+        ),
+        (
+            format!(
+                "updates scattered over all {} cases (mostly not cached: load first)",
+                cases.len()
+            ),
+            cases.clone(),
+            args.updates,
+        ),
     ] {
-        let (rate, events_rate) = update_phase(&service, pool, args.updates, args.concurrency, offset).await?;
+        let (rate, events_rate) =
+            update_phase(&service, pool, args.updates, args.concurrency, offset).await?;
         rows.push(Row::new(
-            format!("engine commit, {label}, {} commands, {} in flight", args.updates, args.concurrency),
+            format!(
+                "engine commit, {label}, {} commands, {} in flight",
+                args.updates, args.concurrency
+            ),
             format!("{rate:.0} commands/s, {events_rate:.0} events/s"),
             "",
             None,
@@ -164,15 +196,21 @@ pub async fn run(args: CommitArgs) -> anyhow::Result<()> {
     let bar = report::progress("latency: one at a time", 3 * args.latency_samples as u64);
     for n in 0..args.latency_samples {
         let started = Instant::now();
-        service.handle(report_request(CaseId::new_v7(), &format!("latency-{n}"))).await?;
+        service
+            .handle(report_request(CaseId::new_v7(), &format!("latency-{n}")))
+            .await?;
         report::record(&mut create_latency, started.elapsed());
         let case_id = hot[(n.wrapping_mul(40_503)) % hot.len()];
         let started = Instant::now();
-        service.handle(update_request(case_id, 2 * args.updates + 2 * n)).await?;
+        service
+            .handle(update_request(case_id, 2 * args.updates + 2 * n))
+            .await?;
         report::record(&mut hot_latency, started.elapsed());
         let case_id = cases[(n.wrapping_mul(2_246_822_519)) % (cases.len() - hot.len()).max(1)];
         let started = Instant::now();
-        service.handle(update_request(case_id, 2 * args.updates + 2 * n + 1)).await?;
+        service
+            .handle(update_request(case_id, 2 * args.updates + 2 * n + 1))
+            .await?;
         report::record(&mut cold_latency, started.elapsed());
         bar.inc(3);
     }
@@ -184,8 +222,14 @@ pub async fn run(args: CommitArgs) -> anyhow::Result<()> {
     ] {
         let p99 = report::millis(histogram, 0.99);
         rows.push(Row::new(
-            format!("single-command commit latency, {label} ({} samples)", histogram.len()),
-            format!("p50 {:.2} ms, p99 {p99:.2} ms", report::millis(histogram, 0.5)),
+            format!(
+                "single-command commit latency, {label} ({} samples)",
+                histogram.len()
+            ),
+            format!(
+                "p50 {:.2} ms, p99 {p99:.2} ms",
+                report::millis(histogram, 0.5)
+            ),
             "p99 ≤ 5 ms",
             Some(p99 <= 5.0),
         ));
@@ -194,7 +238,13 @@ pub async fn run(args: CommitArgs) -> anyhow::Result<()> {
     // 5. Loading 20-event cases with every case in the stream.
     for (index, &case_id) in load_cases.iter().enumerate() {
         for (step, command) in twenty_event_lifecycle().into_iter().enumerate() {
-            service.handle(worker_request(case_id, command, &format!("load-{index}-{step}"))).await?;
+            service
+                .handle(worker_request(
+                    case_id,
+                    command,
+                    &format!("load-{index}-{step}"),
+                ))
+                .await?;
         }
     }
     let mut load_latency = report::histogram();
@@ -205,7 +255,10 @@ pub async fn run(args: CommitArgs) -> anyhow::Result<()> {
         let history = log.load(case_id).await?;
         report::record(&mut load_latency, started.elapsed());
         if history.events.len() != 20 {
-            bail!("case {case_id} loaded {} events, expected 20", history.events.len());
+            bail!(
+                "case {case_id} loaded {} events, expected 20",
+                history.events.len()
+            );
         }
         bar.inc(1);
     }
@@ -218,7 +271,8 @@ pub async fn run(args: CommitArgs) -> anyhow::Result<()> {
         "p99 ≤ 2 ms",
         Some(p99 <= 2.0),
     ));
-    let consumer_latency = ordered_consumer_loads(&client, &log, &load_cases, args.load_samples.min(500)).await?;
+    let consumer_latency =
+        ordered_consumer_loads(&client, &log, &load_cases, args.load_samples.min(500)).await?;
     rows.push(Row::new(
         "load a 20-event case, ordered consumer per load (alternative, not used)",
         format!(
@@ -293,7 +347,12 @@ where
 }
 
 /// Raw async publish of `count` messages to distinct subjects, acks awaited in a window.
-async fn raw_baseline(client: &async_nats::Client, count: usize, body: Bytes, header_bytes: usize) -> anyhow::Result<f64> {
+async fn raw_baseline(
+    client: &async_nats::Client,
+    count: usize,
+    body: Bytes,
+    header_bytes: usize,
+) -> anyhow::Result<f64> {
     const WINDOW: usize = 4096;
     let context = jetstream::new(client.clone());
     context
@@ -313,8 +372,12 @@ async fn raw_baseline(client: &async_nats::Client, count: usize, body: Bytes, he
     for _ in 0..count {
         let case = Uuid::now_v7();
         let subject = format!("bench.raw.{:02x}.{case}", case.as_bytes()[15]);
-        let message = PublishMessage::build().payload(body.clone()).header("X-Pad", padding.as_str());
-        in_flight.push(std::future::IntoFuture::into_future(context.send_publish(subject, message).await?));
+        let message = PublishMessage::build()
+            .payload(body.clone())
+            .header("X-Pad", padding.as_str());
+        in_flight.push(std::future::IntoFuture::into_future(
+            context.send_publish(subject, message).await?,
+        ));
         if in_flight.len() >= WINDOW {
             if let Some(ack) = in_flight.next().await {
                 ack?;
@@ -355,7 +418,9 @@ async fn ordered_consumer_loads(
             .await?;
         let mut messages = consumer.messages().await?;
         let mut commits = 0;
-        while let Some(message) = tokio::time::timeout(Duration::from_secs(5), messages.next()).await? {
+        while let Some(message) =
+            tokio::time::timeout(Duration::from_secs(5), messages.next()).await?
+        {
             let message = message?;
             commits += 1;
             if message.info().map_err(|e| anyhow::anyhow!("{e}"))?.pending == 0 {
@@ -389,16 +454,27 @@ fn report_request(case_id: CaseId, message_id: &str) -> CommandRequest {
                 title: "12栋3单元1-6门口下水道堵塞".into(),
                 description: "12栋3单元1-6门口下水道堵塞,污水外溢,请尽快处理。".into(),
                 reported_category: "drainage.blocked".into(),
-                media: vec![MediaRef { kind: MediaKind::Photo, url: format!("oss://wangge/{message_id}.jpg"), sha256: None }],
+                media: vec![MediaRef {
+                    kind: MediaKind::Photo,
+                    url: format!("oss://wangge/{message_id}.jpg"),
+                    sha256: None,
+                }],
                 coordinates: None,
                 details: ReportDetails::ResidentReport {
                     channel: Channel::MiniProgram,
-                    resident: Resident { id: "resident-20931".into(), name: None, phone: None },
+                    resident: Resident {
+                        id: "resident-20931".into(),
+                        name: None,
+                        phone: None,
+                    },
                 },
             },
         },
         actor: Actor::resident("resident-20931"),
-        source: Source { system: "bench".into(), message_id: message_id.into() },
+        source: Source {
+            system: "bench".into(),
+            message_id: message_id.into(),
+        },
         occurred_at: None,
         correlation_id: None,
         causation_id: None,
@@ -406,7 +482,13 @@ fn report_request(case_id: CaseId, message_id: &str) -> CommandRequest {
 }
 
 fn update_request(case_id: CaseId, n: usize) -> CommandRequest {
-    worker_request(case_id, CaseCommand::Comment { text: "已联系物业,今天下午上门疏通".into() }, &format!("update-{n}"))
+    worker_request(
+        case_id,
+        CaseCommand::Comment {
+            text: "已联系物业,今天下午上门疏通".into(),
+        },
+        &format!("update-{n}"),
+    )
 }
 
 fn worker_request(case_id: CaseId, command: CaseCommand, message_id: &str) -> CommandRequest {
@@ -414,7 +496,10 @@ fn worker_request(case_id: CaseId, command: CaseCommand, message_id: &str) -> Co
         case_id,
         command,
         actor: Actor::grid_worker("worker-7"),
-        source: Source { system: "bench".into(), message_id: message_id.into() },
+        source: Source {
+            system: "bench".into(),
+            message_id: message_id.into(),
+        },
         occurred_at: None,
         correlation_id: None,
         causation_id: None,
@@ -425,25 +510,63 @@ fn worker_request(case_id: CaseId, command: CaseCommand, message_id: &str) -> Co
 fn twenty_event_lifecycle() -> Vec<CaseCommand> {
     let worker = || "worker-7".to_owned();
     let mut commands = vec![
-        CaseCommand::Accept { category: "drainage.blocked".into(), priority: Priority::High },
-        CaseCommand::Dispatch { tier: Tier::Building, cell: "330106001001001".into(), assignee: worker() },
-        CaseCommand::Acknowledge { worker_id: worker() },
-        CaseCommand::StartHandling { worker_id: worker() },
-        CaseCommand::Suspend { reason: SuspendReason::WaitingForResident, note: Some("住户不在家".into()) },
+        CaseCommand::Accept {
+            category: "drainage.blocked".into(),
+            priority: Priority::High,
+        },
+        CaseCommand::Dispatch {
+            tier: Tier::Building,
+            cell: "330106001001001".into(),
+            assignee: worker(),
+        },
+        CaseCommand::Acknowledge {
+            worker_id: worker(),
+        },
+        CaseCommand::StartHandling {
+            worker_id: worker(),
+        },
+        CaseCommand::Suspend {
+            reason: SuspendReason::WaitingForResident,
+            note: Some("住户不在家".into()),
+        },
         CaseCommand::Resume { note: None },
         CaseCommand::GrantExtension {
             step: SlaStep::Resolve,
-            extension: wangge_schemas::TimeLimit { amount: 1, unit: wangge_schemas::TimeUnit::WorkingDays },
+            extension: wangge_schemas::TimeLimit {
+                amount: 1,
+                unit: wangge_schemas::TimeUnit::WorkingDays,
+            },
             reason: "需要更换管道".into(),
         },
-        CaseCommand::Resolve { worker_id: worker(), notes: "已疏通".into(), media: Vec::new() },
-        CaseCommand::Verify { verifier: "inspector-2".into(), passed: false, notes: Some("仍有异味".into()) },
-        CaseCommand::Resolve { worker_id: worker(), notes: "已彻底清理".into(), media: Vec::new() },
-        CaseCommand::Verify { verifier: "inspector-2".into(), passed: true, notes: None },
-        CaseCommand::Evaluate { satisfaction: 5, comment: Some("处理及时".into()) },
+        CaseCommand::Resolve {
+            worker_id: worker(),
+            notes: "已疏通".into(),
+            media: Vec::new(),
+        },
+        CaseCommand::Verify {
+            verifier: "inspector-2".into(),
+            passed: false,
+            notes: Some("仍有异味".into()),
+        },
+        CaseCommand::Resolve {
+            worker_id: worker(),
+            notes: "已彻底清理".into(),
+            media: Vec::new(),
+        },
+        CaseCommand::Verify {
+            verifier: "inspector-2".into(),
+            passed: true,
+            notes: None,
+        },
+        CaseCommand::Evaluate {
+            satisfaction: 5,
+            comment: Some("处理及时".into()),
+        },
     ];
     for n in 0..6 {
-        commands.push(CaseCommand::Comment { text: format!("回访记录 {n}") });
+        commands.push(CaseCommand::Comment {
+            text: format!("回访记录 {n}"),
+        });
     }
     commands
 }
@@ -462,7 +585,14 @@ fn sample_create_commit() -> (Bytes, usize) {
         occurred_at: now,
         recorded_at: now,
     };
-    let envelopes = stamp(&state, request.case_id, &location(), events, &meta, Uuid::now_v7);
+    let envelopes = stamp(
+        &state,
+        request.case_id,
+        &location(),
+        events,
+        &meta,
+        Uuid::now_v7,
+    );
     let body = encode_events(&envelopes);
     // Nats-Msg-Id (32 hex), Nats-Expected-Last-Subject-Sequence, and our four headers.
     let header_bytes = [

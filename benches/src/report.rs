@@ -38,13 +38,23 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn new(measure: impl Into<String>, figure: impl Into<String>, target: impl Into<String>, met: Option<bool>) -> Self {
+    pub fn new(
+        measure: impl Into<String>,
+        figure: impl Into<String>,
+        target: impl Into<String>,
+        met: Option<bool>,
+    ) -> Self {
         let verdict = match met {
             Some(true) => "met",
             Some(false) => "NOT met",
             None => "",
         };
-        Self { measure: measure.into(), figure: figure.into(), target: target.into(), verdict: verdict.into() }
+        Self {
+            measure: measure.into(),
+            figure: figure.into(),
+            target: target.into(),
+            verdict: verdict.into(),
+        }
     }
 }
 
@@ -52,6 +62,9 @@ pub fn print_table(rows: &[Row]) {
     println!("| measure | figure | target | |");
     println!("|---|---|---|---|");
     for row in rows {
-        println!("| {} | {} | {} | {} |", row.measure, row.figure, row.target, row.verdict);
+        println!(
+            "| {} | {} | {} | {} |",
+            row.measure, row.figure, row.target, row.verdict
+        );
     }
 }

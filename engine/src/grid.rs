@@ -18,9 +18,15 @@ pub const SAMPLE_CATEGORIES_JSON: &str = include_str!("../../deploy/grid/categor
 #[derive(Debug, thiserror::Error)]
 pub enum ReferenceDataError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{what} is not valid: {source}")]
-    Parse { what: String, source: serde_json::Error },
+    Parse {
+        what: String,
+        source: serde_json::Error,
+    },
     #[error("{what}: {reason}")]
     Invalid { what: String, reason: String },
 }
@@ -67,8 +73,11 @@ pub struct GridDirectory {
 
 impl GridDirectory {
     pub fn from_json(json: &str, what: &str) -> Result<Self, ReferenceDataError> {
-        let file: GridFile = serde_json::from_str(json)
-            .map_err(|source| ReferenceDataError::Parse { what: what.to_owned(), source })?;
+        let file: GridFile =
+            serde_json::from_str(json).map_err(|source| ReferenceDataError::Parse {
+                what: what.to_owned(),
+                source,
+            })?;
         Self::from_file_contents(file, what)
     }
 
@@ -78,12 +87,19 @@ impl GridDirectory {
     }
 
     pub fn sample_city() -> Self {
-        Self::from_json(SAMPLE_CITY_JSON, "bundled sample city").expect("the bundled sample city is valid")
+        Self::from_json(SAMPLE_CITY_JSON, "bundled sample city")
+            .expect("the bundled sample city is valid")
     }
 
     fn from_file_contents(file: GridFile, what: &str) -> Result<Self, ReferenceDataError> {
-        let invalid = |reason: String| ReferenceDataError::Invalid { what: what.to_owned(), reason };
-        let mut directory = Self { city: file.city, ..Self::default() };
+        let invalid = |reason: String| ReferenceDataError::Invalid {
+            what: what.to_owned(),
+            reason,
+        };
+        let mut directory = Self {
+            city: file.city,
+            ..Self::default()
+        };
         for district in &file.districts {
             directory.district_count += 1;
             for community in &district.communities {
@@ -106,8 +122,15 @@ impl GridDirectory {
                         community: community.code.clone(),
                         building: building.code.clone(),
                     };
-                    if directory.buildings.insert(building.code.clone(), location).is_some() {
-                        return Err(invalid(format!("building code {} appears twice", building.code)));
+                    if directory
+                        .buildings
+                        .insert(building.code.clone(), location)
+                        .is_some()
+                    {
+                        return Err(invalid(format!(
+                            "building code {} appears twice",
+                            building.code
+                        )));
                     }
                 }
             }
@@ -129,7 +152,11 @@ impl GridDirectory {
     }
 
     pub fn counts(&self) -> (usize, usize, usize) {
-        (self.district_count, self.community_count, self.buildings.len())
+        (
+            self.district_count,
+            self.community_count,
+            self.buildings.len(),
+        )
     }
 }
 
@@ -161,8 +188,11 @@ pub struct CategoryCatalogue {
 
 impl CategoryCatalogue {
     pub fn from_json(json: &str, what: &str) -> Result<Self, ReferenceDataError> {
-        let file: CategoryFile = serde_json::from_str(json)
-            .map_err(|source| ReferenceDataError::Parse { what: what.to_owned(), source })?;
+        let file: CategoryFile =
+            serde_json::from_str(json).map_err(|source| ReferenceDataError::Parse {
+                what: what.to_owned(),
+                source,
+            })?;
         let mut categories = HashMap::new();
         for category in file.categories {
             if category.intake_kinds.is_empty() {
@@ -188,7 +218,8 @@ impl CategoryCatalogue {
     }
 
     pub fn sample() -> Self {
-        Self::from_json(SAMPLE_CATEGORIES_JSON, "bundled categories").expect("the bundled catalogue is valid")
+        Self::from_json(SAMPLE_CATEGORIES_JSON, "bundled categories")
+            .expect("the bundled catalogue is valid")
     }
 
     pub fn get(&self, code: &str) -> Option<&Category> {
@@ -216,6 +247,8 @@ impl CategoryCatalogue {
 }
 
 fn read(path: &Path) -> Result<String, ReferenceDataError> {
-    std::fs::read_to_string(path)
-        .map_err(|source| ReferenceDataError::Read { path: path.display().to_string(), source })
+    std::fs::read_to_string(path).map_err(|source| ReferenceDataError::Read {
+        path: path.display().to_string(),
+        source,
+    })
 }

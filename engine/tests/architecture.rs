@@ -33,12 +33,25 @@ fn the_domain_core_performs_no_io_and_reads_no_clock() {
                 let code = line.split("//").next().unwrap_or_default();
                 for word in FORBIDDEN_IN_DOMAIN {
                     if code.contains(word) {
-                        offences.push(format!("{}:{}: `{word}` in `{}`", path.display(), number + 1, line.trim()));
+                        offences.push(format!(
+                            "{}:{}: `{word}` in `{}`",
+                            path.display(),
+                            number + 1,
+                            line.trim()
+                        ));
                     }
                 }
             }
         }
     }
-    assert!(files >= 3, "expected the domain modules under {}", domain.display());
-    assert!(offences.is_empty(), "the domain core must stay pure:\n{}", offences.join("\n"));
+    assert!(
+        files >= 3,
+        "expected the domain modules under {}",
+        domain.display()
+    );
+    assert!(
+        offences.is_empty(),
+        "the domain core must stay pure:\n{}",
+        offences.join("\n")
+    );
 }

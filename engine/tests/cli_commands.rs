@@ -32,7 +32,8 @@ struct Run {
 impl Run {
     /// The engine's answer printed by `publish` and `rejected replay`.
     fn reply(&self) -> IntakeReply {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not an intake reply ({e}): {self:?}"))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not an intake reply ({e}): {self:?}"))
     }
 }
 
@@ -49,7 +50,10 @@ impl Engine {
 
     fn assert_running(&mut self) {
         if let Some(status) = self.child.try_wait().expect("engine status") {
-            panic!("`wangge serve` exited with {status}; its log:\n{}", self.log());
+            panic!(
+                "`wangge serve` exited with {status}; its log:\n{}",
+                self.log()
+            );
         }
     }
 
@@ -75,7 +79,11 @@ struct Site {
 
 impl Site {
     fn new() -> Self {
-        Self { server: NatsServer::start(), dir: tempfile::tempdir().expect("scratch dir"), engines_started: 0 }
+        Self {
+            server: NatsServer::start(),
+            dir: tempfile::tempdir().expect("scratch dir"),
+            engines_started: 0,
+        }
     }
 
     fn url(&self) -> String {
@@ -85,7 +93,13 @@ impl Site {
     fn command(&self) -> Command {
         let mut command = Command::new(WANGGE);
         // Nothing from the developer's environment may point the command elsewhere.
-        for var in ["WANGGE_NATS_URL", "WANGGE_GRID", "WANGGE_CATEGORIES", "WANGGE_STREAM_REPLICAS", "WANGGE_LOG"] {
+        for var in [
+            "WANGGE_NATS_URL",
+            "WANGGE_GRID",
+            "WANGGE_CATEGORIES",
+            "WANGGE_STREAM_REPLICAS",
+            "WANGGE_LOG",
+        ] {
             command.env_remove(var);
         }
         command
@@ -99,13 +113,22 @@ impl Site {
         let mut child = self
             .command()
             .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("run wangge");
         if let Some(input) = stdin {
-            child.stdin.take().expect("stdin").write_all(input).expect("write stdin");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input)
+                .expect("write stdin");
         }
         let output = child.wait_with_output().expect("wait for wangge");
         Run {
@@ -118,7 +141,10 @@ impl Site {
     /// Starts `wangge serve` with extra arguments (e.g. `--categories FILE`).
     fn serve(&mut self, extra: &[&str]) -> Engine {
         self.engines_started += 1;
-        let log = self.dir.path().join(format!("serve-{}.log", self.engines_started));
+        let log = self
+            .dir
+            .path()
+            .join(format!("serve-{}.log", self.engines_started));
         let url = self.url();
         let child = self
             .command()
@@ -140,7 +166,14 @@ impl Site {
     }
 
     fn publish(&self, file: &Path) -> Run {
-        self.run(&["publish", "--nats-url", &self.url(), "--timeout", "5", path_str(file)])
+        self.run(&[
+            "publish",
+            "--nats-url",
+            &self.url(),
+            "--timeout",
+            "5",
+            path_str(file),
+        ])
     }
 
     /// Publishes once the engine listens: a careful sender retries while no one answers.
@@ -152,7 +185,10 @@ impl Site {
             if run.code != 1 || Instant::now() > deadline {
                 return run;
             }
-            assert!(run.stderr.contains("no responders"), "unexpected failure: {run:?}");
+            assert!(
+                run.stderr.contains("no responders"),
+                "unexpected failure: {run:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -204,21 +240,31 @@ fn service_request(message_id: &str) -> Value {
 }
 
 fn case_of(system: &str, message_id: &str) -> CaseId {
-    CaseId::derived_from_source(&Source { system: system.to_owned(), message_id: message_id.to_owned() })
+    CaseId::derived_from_source(&Source {
+        system: system.to_owned(),
+        message_id: message_id.to_owned(),
+    })
 }
 
 /// The bundled catalogue with one more category, as an operator would extend it.
 fn catalogue_with(extra: Value) -> Vec<u8> {
     let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grid/categories.json");
     let mut catalogue: Value =
-        serde_json::from_str(&std::fs::read_to_string(bundled).expect("the bundled catalogue")).expect("valid json");
-    catalogue["categories"].as_array_mut().expect("a category list").push(extra);
+        serde_json::from_str(&std::fs::read_to_string(bundled).expect("the bundled catalogue"))
+            .expect("valid json");
+    catalogue["categories"]
+        .as_array_mut()
+        .expect("a category list")
+        .push(extra);
     serde_json::to_vec_pretty(&catalogue).expect("serialize")
 }
 
 fn rejected_id(reply: &IntakeReply) -> u64 {
     match reply {
-        IntakeReply::Rejected { rejected_id: Some(id), .. } => *id,
+        IntakeReply::Rejected {
+            rejected_id: Some(id),
+            ..
+        } => *id,
         other => panic!("expected a kept rejection, got {other:?}"),
     }
 }
@@ -240,29 +286,59 @@ fn list_line(list: &Run, id: u64) -> String {
 fn publishing_a_valid_report_exits_0_with_its_case_and_case_show_prints_it() {
     let mut site = Site::new();
     let mut engine = site.serve(&[]);
-    let file = site.write("report.json", resident_report("mp-001", "drainage.blocked").to_string().as_bytes());
+    let file = site.write(
+        "report.json",
+        resident_report("mp-001", "drainage.blocked")
+            .to_string()
+            .as_bytes(),
+    );
 
     let first = site.publish_when_served(&mut engine, &file);
     assert_eq!(first.code, 0, "{first:?}");
-    assert!(first.stdout.contains(r#""status": "accepted""#), "{}", first.stdout);
+    assert!(
+        first.stdout.contains(r#""status": "accepted""#),
+        "{}",
+        first.stdout
+    );
     let case_id = case_of("miniprogram", "mp-001");
-    assert_eq!(first.reply(), IntakeReply::Accepted { case_id, sequence: 1, duplicate: false });
+    assert_eq!(
+        first.reply(),
+        IntakeReply::Accepted {
+            case_id,
+            sequence: 1,
+            duplicate: false
+        }
+    );
 
     // Sent again: the same case, nothing new.
     let again = site.publish(&file);
     assert_eq!(again.code, 0, "{again:?}");
-    assert_eq!(again.reply(), IntakeReply::Accepted { case_id, sequence: 1, duplicate: true });
+    assert_eq!(
+        again.reply(),
+        IntakeReply::Accepted {
+            case_id,
+            sequence: 1,
+            duplicate: true
+        }
+    );
 
     let shown = site.case_show(&case_id.to_string());
     assert_eq!(shown.code, 0, "{shown:?}");
-    let events: Vec<Value> =
-        shown.stdout.lines().map(|line| serde_json::from_str(line).expect("one JSON event a line")).collect();
+    let events: Vec<Value> = shown
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON event a line"))
+        .collect();
     assert_eq!(events.len(), 1, "{}", shown.stdout);
     assert_eq!(events[0]["event_type"], "case.reported");
     assert_eq!(events[0]["case_id"], case_id.to_string());
     assert_eq!(events[0]["location"]["community"], "330106001001");
     assert!(shown.stdout.contains("广场舞音响太吵"));
-    assert!(shown.stderr.contains("1 events, status reported"), "{}", shown.stderr);
+    assert!(
+        shown.stderr.contains("1 events, status reported"),
+        "{}",
+        shown.stderr
+    );
     engine.stop();
 }
 
@@ -271,14 +347,27 @@ fn a_message_can_be_piped_into_publish() {
     let mut site = Site::new();
     let mut engine = site.serve(&[]);
     // Make sure the engine listens before piping (stdin can be read only once).
-    let warm_up = site.write("warm-up.json", service_request("k07-warm-up").to_string().as_bytes());
+    let warm_up = site.write(
+        "warm-up.json",
+        service_request("k07-warm-up").to_string().as_bytes(),
+    );
     assert_eq!(site.publish_when_served(&mut engine, &warm_up).code, 0);
 
     let message = service_request("k07-0015").to_string();
-    let run = site.run_with_stdin(&["publish", "--nats-url", &site.url(), "-"], Some(message.as_bytes()));
+    let run = site.run_with_stdin(
+        &["publish", "--nats-url", &site.url(), "-"],
+        Some(message.as_bytes()),
+    );
 
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(run.reply(), IntakeReply::Accepted { case_id: case_of("kiosk-07", "k07-0015"), sequence: 1, duplicate: false });
+    assert_eq!(
+        run.reply(),
+        IntakeReply::Accepted {
+            case_id: case_of("kiosk-07", "k07-0015"),
+            sequence: 1,
+            duplicate: false
+        }
+    );
 }
 
 #[test]
@@ -292,8 +381,20 @@ fn an_invalid_message_exits_2_with_the_code_and_field_at_fault() {
     let run = site.publish_when_served(&mut engine, &file);
 
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stdout.contains(r#""status": "rejected""#), "{}", run.stdout);
-    let IntakeReply::Rejected { code, field, reason, rejected_id } = run.reply() else { unreachable!() };
+    assert!(
+        run.stdout.contains(r#""status": "rejected""#),
+        "{}",
+        run.stdout
+    );
+    let IntakeReply::Rejected {
+        code,
+        field,
+        reason,
+        rejected_id,
+    } = run.reply()
+    else {
+        unreachable!()
+    };
     assert_eq!(code, "unknown_grid_location");
     assert_eq!(field.as_deref(), Some("building"));
     assert!(reason.contains("330106001001999"), "{reason}");
@@ -304,25 +405,42 @@ fn an_invalid_message_exits_2_with_the_code_and_field_at_fault() {
 fn a_message_that_is_not_json_is_refused_even_without_a_kind_to_route_by() {
     let mut site = Site::new();
     let mut engine = site.serve(&[]);
-    let warm_up = site.write("warm-up.json", service_request("k07-warm-up").to_string().as_bytes());
+    let warm_up = site.write(
+        "warm-up.json",
+        service_request("k07-warm-up").to_string().as_bytes(),
+    );
     assert_eq!(site.publish_when_served(&mut engine, &warm_up).code, 0);
 
-    let run = site.run_with_stdin(&["publish", "--nats-url", &site.url()], Some(b"kind=resident_report"));
+    let run = site.run_with_stdin(
+        &["publish", "--nats-url", &site.url()],
+        Some(b"kind=resident_report"),
+    );
 
     assert_eq!(run.code, 2, "{run:?}");
-    let IntakeReply::Rejected { code, field, .. } = run.reply() else { unreachable!() };
+    let IntakeReply::Rejected { code, field, .. } = run.reply() else {
+        unreachable!()
+    };
     assert_eq!((code.as_str(), field), ("malformed_json", None));
 }
 
 #[test]
 fn publish_without_a_running_engine_says_so() {
     let site = Site::new();
-    let file = site.write("report.json", resident_report("mp-003", "drainage.blocked").to_string().as_bytes());
+    let file = site.write(
+        "report.json",
+        resident_report("mp-003", "drainage.blocked")
+            .to_string()
+            .as_bytes(),
+    );
 
     let run = site.publish(&file);
 
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("is `wangge serve` running?"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is `wangge serve` running?"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stdout.is_empty());
 }
 
@@ -334,7 +452,11 @@ fn case_show_of_a_case_that_does_not_exist_exits_2() {
     let run = site.case_show(&case_id.to_string());
 
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains(&format!("no case {case_id}")), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("no case {case_id}")),
+        "{}",
+        run.stderr
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -345,23 +467,32 @@ fn case_show_of_a_case_that_does_not_exist_exits_2() {
 fn rejected_list_and_show_give_the_reason_the_senders_headers_and_the_original_body() {
     let mut site = Site::new();
     let mut engine = site.serve(&[]);
-    let warm_up = site.write("warm-up.json", service_request("k07-warm-up").to_string().as_bytes());
+    let warm_up = site.write(
+        "warm-up.json",
+        service_request("k07-warm-up").to_string().as_bytes(),
+    );
     assert_eq!(site.publish_when_served(&mut engine, &warm_up).code, 0);
     // Another system sends a report with its own tracing headers and an empty title.
     let mut message = resident_report("mp-004", "drainage.blocked");
     message["title"] = json!("");
     let body = serde_json::to_string_pretty(&message).expect("serialize");
-    let reply = tokio::runtime::Runtime::new().expect("runtime").block_on(async {
-        let client = site.server.connect().await;
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("X-Request-Id", "req-20260312-0042");
-        headers.insert("X-Gateway", "miniprogram-gw-3");
-        let answer = client
-            .request_with_headers("wangge.intake.resident_report", headers, body.clone().into())
-            .await
-            .expect("an answer");
-        serde_json::from_slice::<IntakeReply>(&answer.payload).expect("an intake reply")
-    });
+    let reply = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let client = site.server.connect().await;
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("X-Request-Id", "req-20260312-0042");
+            headers.insert("X-Gateway", "miniprogram-gw-3");
+            let answer = client
+                .request_with_headers(
+                    "wangge.intake.resident_report",
+                    headers,
+                    body.clone().into(),
+                )
+                .await
+                .expect("an answer");
+            serde_json::from_slice::<IntakeReply>(&answer.payload).expect("an intake reply")
+        });
     let id = rejected_id(&reply);
 
     let list = site.rejected(&["list"]);
@@ -385,28 +516,62 @@ fn rejected_list_and_show_give_the_reason_the_senders_headers_and_the_original_b
         format!("body ({} bytes):", body.len()),
         body.clone(),
     ] {
-        assert!(show.stdout.contains(&expected), "`rejected show` should print {expected:?}:\n{}", show.stdout);
+        assert!(
+            show.stdout.contains(&expected),
+            "`rejected show` should print {expected:?}:\n{}",
+            show.stdout
+        );
     }
     // Only the sender's headers are listed as theirs: no server or Wangge bookkeeping.
-    let headers_section = show.stdout.split("headers:").nth(1).and_then(|rest| rest.split("body (").next()).unwrap_or("");
-    assert_eq!(headers_section.lines().filter(|l| !l.trim().is_empty()).count(), 2, "{headers_section}");
+    let headers_section = show
+        .stdout
+        .split("headers:")
+        .nth(1)
+        .and_then(|rest| rest.split("body (").next())
+        .unwrap_or("");
+    assert_eq!(
+        headers_section
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count(),
+        2,
+        "{headers_section}"
+    );
 
     let missing = site.rejected(&["show", "999"]);
     assert_ne!(missing.code, 0);
-    assert!(missing.stderr.contains("no rejected message with id 999"), "{missing:?}");
+    assert!(
+        missing.stderr.contains("no rejected message with id 999"),
+        "{missing:?}"
+    );
 }
 
 #[test]
 fn a_report_refused_for_an_unknown_category_is_accepted_on_replay_once_the_catalogue_has_it() {
     let mut site = Site::new();
     let mut engine = site.serve(&[]);
-    let file = site.write("noise.json", resident_report("mp-005", "noise.square_dancing").to_string().as_bytes());
+    let file = site.write(
+        "noise.json",
+        resident_report("mp-005", "noise.square_dancing")
+            .to_string()
+            .as_bytes(),
+    );
 
     // The catalogue has no category for square-dance noise yet: refused and kept.
     let refused = site.publish_when_served(&mut engine, &file);
     assert_eq!(refused.code, 2, "{refused:?}");
-    let IntakeReply::Rejected { ref code, ref field, .. } = refused.reply() else { unreachable!() };
-    assert_eq!((code.as_str(), field.as_deref()), ("unknown_category", Some("category")));
+    let IntakeReply::Rejected {
+        ref code,
+        ref field,
+        ..
+    } = refused.reply()
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (code.as_str(), field.as_deref()),
+        ("unknown_category", Some("category"))
+    );
     let id = rejected_id(&refused.reply());
 
     // The operator adds the category and restarts the engine with the new catalogue.
@@ -422,21 +587,45 @@ fn a_report_refused_for_an_unknown_category_is_accepted_on_replay_once_the_catal
         })),
     );
     let mut engine = site.serve(&["--categories", path_str(&categories)]);
-    let warm_up = site.write("warm-up.json", service_request("k07-warm-up").to_string().as_bytes());
-    assert_eq!(site.publish_when_served(&mut engine, &warm_up).code, 0, "{}", engine.log());
+    let warm_up = site.write(
+        "warm-up.json",
+        service_request("k07-warm-up").to_string().as_bytes(),
+    );
+    assert_eq!(
+        site.publish_when_served(&mut engine, &warm_up).code,
+        0,
+        "{}",
+        engine.log()
+    );
 
     let replay = site.rejected(&["replay", &id.to_string()]);
 
     assert_eq!(replay.code, 0, "{replay:?}");
     let case_id = case_of("miniprogram", "mp-005");
-    assert_eq!(replay.reply(), IntakeReply::Accepted { case_id, sequence: 1, duplicate: false });
+    assert_eq!(
+        replay.reply(),
+        IntakeReply::Accepted {
+            case_id,
+            sequence: 1,
+            duplicate: false
+        }
+    );
     let list = site.rejected(&["list"]);
-    assert!(list_line(&list, id).contains(&format!("[replayed → case {case_id}]")), "{}", list.stdout);
+    assert!(
+        list_line(&list, id).contains(&format!("[replayed → case {case_id}]")),
+        "{}",
+        list.stdout
+    );
     let show = site.rejected(&["show", &id.to_string()]);
     assert!(show.stdout.contains("last replay:"), "{}", show.stdout);
     let case = site.case_show(&case_id.to_string());
     assert_eq!(case.code, 0, "{case:?}");
-    assert!(case.stdout.contains(r#""reported_category":"noise.square_dancing""#), "{}", case.stdout);
+    assert!(
+        case.stdout
+            .contains(r#""reported_category":"noise.square_dancing""#),
+        "{}",
+        case.stdout
+    );
     engine.stop();
 }
 
@@ -444,16 +633,27 @@ fn a_report_refused_for_an_unknown_category_is_accepted_on_replay_once_the_catal
 fn replaying_a_message_whose_cause_is_not_fixed_is_refused_again() {
     let mut site = Site::new();
     let mut engine = site.serve(&[]);
-    let file = site.write("noise.json", resident_report("mp-006", "noise.square_dancing").to_string().as_bytes());
+    let file = site.write(
+        "noise.json",
+        resident_report("mp-006", "noise.square_dancing")
+            .to_string()
+            .as_bytes(),
+    );
     let id = rejected_id(&site.publish_when_served(&mut engine, &file).reply());
 
     let replay = site.rejected(&["replay", &id.to_string()]);
 
     assert_eq!(replay.code, 2, "{replay:?}");
-    let IntakeReply::Rejected { code, .. } = replay.reply() else { unreachable!() };
+    let IntakeReply::Rejected { code, .. } = replay.reply() else {
+        unreachable!()
+    };
     assert_eq!(code, "unknown_category");
     let list = site.rejected(&["list"]);
-    assert!(list_line(&list, id).contains("[replayed → rejected again: unknown_category]"), "{}", list.stdout);
+    assert!(
+        list_line(&list, id).contains("[replayed → rejected again: unknown_category]"),
+        "{}",
+        list.stdout
+    );
     let case = site.case_show(&case_of("miniprogram", "mp-006").to_string());
     assert_eq!(case.code, 2, "no case was opened: {case:?}");
 }

@@ -24,8 +24,8 @@ use wangge_engine::intake::rejected::{
 };
 use wangge_engine::intake::{IntakeService, JetStreamRejectedStore, RejectedStore};
 use wangge_engine::log::{
-    Appended, CaseHistory, Commit, EventLog, JetStreamLog, JetStreamLogConfig, LogError, LogPosition,
-    StoredCommit,
+    Appended, CaseHistory, Commit, EventLog, JetStreamLog, JetStreamLogConfig, LogError,
+    LogPosition, StoredCommit,
 };
 use wangge_schemas::intake::{IntakeReply, MAX_MESSAGE_BYTES};
 use wangge_schemas::{CaseId, CaseReported, Source};
@@ -49,7 +49,13 @@ struct CountingLog {
 impl CountingLog {
     fn count(&self, appended: Result<Appended, LogError>) -> Result<Appended, LogError> {
         self.attempts.fetch_add(1, Ordering::SeqCst);
-        if matches!(appended, Ok(Appended { duplicate: false, .. })) {
+        if matches!(
+            appended,
+            Ok(Appended {
+                duplicate: false,
+                ..
+            })
+        ) {
             self.written.fetch_add(1, Ordering::SeqCst);
         }
         appended
@@ -61,7 +67,11 @@ impl EventLog for CountingLog {
         self.count(self.inner.append(commit, expected).await)
     }
 
-    async fn append_after(&self, commit: Commit, history: &CaseHistory) -> Result<Appended, LogError> {
+    async fn append_after(
+        &self,
+        commit: Commit,
+        history: &CaseHistory,
+    ) -> Result<Appended, LogError> {
         self.count(self.inner.append_after(commit, history).await)
     }
 
@@ -88,10 +98,18 @@ struct Instance {
 impl Instance {
     async fn start(server: &NatsServer) -> Self {
         let client = server.connect().await;
-        let log = JetStreamLog::open(client.clone(), JetStreamLogConfig::default()).await.expect("open the event log");
-        let rejected = JetStreamRejectedStore::open(client.clone(), 1).await.expect("open the rejected store");
+        let log = JetStreamLog::open(client.clone(), JetStreamLogConfig::default())
+            .await
+            .expect("open the event log");
+        let rejected = JetStreamRejectedStore::open(client.clone(), 1)
+            .await
+            .expect("open the rejected store");
         let (attempts, written) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let log = CountingLog { inner: log, attempts: attempts.clone(), written: written.clone() };
+        let log = CountingLog {
+            inner: log,
+            attempts: attempts.clone(),
+            written: written.clone(),
+        };
         let cases = Arc::new(CaseService::new(log, Arc::new(SystemClock)));
         let service = Arc::new(IntakeService::new(
             cases,
@@ -100,9 +118,15 @@ impl Instance {
             Arc::new(CategoryCatalogue::sample()),
         ));
         let task = tokio::spawn(async move {
-            serve_intake(client, service).await.expect("serve intake");
+            serve_intake(client, service, std::future::pending())
+                .await
+                .expect("serve intake");
         });
-        Self { attempts, written, task }
+        Self {
+            attempts,
+            written,
+            task,
+        }
     }
 
     fn commits_written(&self) -> usize {
@@ -136,9 +160,19 @@ impl World {
         let server = NatsServer::start();
         let instance = Instance::start(&server).await;
         let sender = server.connect().await;
-        let events = JetStreamLog::open(sender.clone(), JetStreamLogConfig::default()).await.expect("open the event log");
-        let rejected = JetStreamRejectedStore::open(sender.clone(), 1).await.expect("open the rejected store");
-        Self { server, instances: vec![instance], sender, events, rejected }
+        let events = JetStreamLog::open(sender.clone(), JetStreamLogConfig::default())
+            .await
+            .expect("open the event log");
+        let rejected = JetStreamRejectedStore::open(sender.clone(), 1)
+            .await
+            .expect("open the rejected store");
+        Self {
+            server,
+            instances: vec![instance],
+            sender,
+            events,
+            rejected,
+        }
     }
 
     async fn add_instance(&mut self) {
@@ -147,7 +181,12 @@ impl World {
     }
 
     /// Request-reply as a careful sender does it: retry while no engine has subscribed yet.
-    async fn request(&self, subject: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> IntakeReply {
+    async fn request(
+        &self,
+        subject: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> IntakeReply {
         let body = body.into();
         let deadline = Instant::now() + WAIT;
         loop {
@@ -155,13 +194,23 @@ impl World {
             for (name, value) in headers {
                 map.append(*name, *value);
             }
-            match self.sender.request_with_headers(subject.to_owned(), map, body.clone()).await {
+            match self
+                .sender
+                .request_with_headers(subject.to_owned(), map, body.clone())
+                .await
+            {
                 Ok(answer) => {
                     return serde_json::from_slice(&answer.payload).unwrap_or_else(|e| {
-                        panic!("the answer is not an intake reply ({e}): {}", String::from_utf8_lossy(&answer.payload))
+                        panic!(
+                            "the answer is not an intake reply ({e}): {}",
+                            String::from_utf8_lossy(&answer.payload)
+                        )
                     })
                 }
-                Err(error) if error.kind() == RequestErrorKind::NoResponders && Instant::now() < deadline => {
+                Err(error)
+                    if error.kind() == RequestErrorKind::NoResponders
+                        && Instant::now() < deadline =>
+                {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Err(error) => panic!("request on {subject} failed: {error}"),
@@ -171,8 +220,15 @@ impl World {
 
     /// Sends a report and expects a new case; also proves the engine is listening.
     async fn report(&self, message: &Value) -> CaseId {
-        match self.request(&subject_of(message), &[], message.to_string()).await {
-            IntakeReply::Accepted { case_id, sequence: 1, duplicate: false } => case_id,
+        match self
+            .request(&subject_of(message), &[], message.to_string())
+            .await
+        {
+            IntakeReply::Accepted {
+                case_id,
+                sequence: 1,
+                duplicate: false,
+            } => case_id,
             other => panic!("expected a new case, got {other:?}"),
         }
     }
@@ -183,7 +239,10 @@ impl World {
         for (name, value) in headers {
             map.append(*name, *value);
         }
-        self.sender.publish_with_headers(subject.to_owned(), map, body.into()).await.expect("publish");
+        self.sender
+            .publish_with_headers(subject.to_owned(), map, body.into())
+            .await
+            .expect("publish");
         self.sender.flush().await.expect("flush");
     }
 
@@ -192,19 +251,35 @@ impl World {
     }
 
     async fn case_events(&self, case_id: CaseId) -> usize {
-        self.events.load(case_id).await.expect("load the case").events.len()
+        self.events
+            .load(case_id)
+            .await
+            .expect("load the case")
+            .events
+            .len()
     }
 
     async fn rejected_count(&self) -> u64 {
         let context = async_nats::jetstream::new(self.sender.clone());
-        let stream = context.get_stream(JetStreamRejectedStore::STREAM).await.expect("the rejected stream exists");
-        stream.get_info().await.expect("rejected stream info").state.messages
+        let stream = context
+            .get_stream(JetStreamRejectedStore::STREAM)
+            .await
+            .expect("the rejected stream exists");
+        stream
+            .get_info()
+            .await
+            .expect("rejected stream info")
+            .state
+            .messages
     }
 
     /// The kept message exactly as it sits in the rejected stream.
     async fn raw_rejected(&self, id: u64) -> async_nats::jetstream::message::StreamMessage {
         let context = async_nats::jetstream::new(self.sender.clone());
-        let stream = context.get_stream(JetStreamRejectedStore::STREAM).await.expect("the rejected stream exists");
+        let stream = context
+            .get_stream(JetStreamRejectedStore::STREAM)
+            .await
+            .expect("the rejected stream exists");
         stream.direct_get(id).await.expect("the kept message")
     }
 }
@@ -226,7 +301,10 @@ where
 }
 
 fn subject_of(message: &Value) -> String {
-    format!("wangge.intake.{}", message["kind"].as_str().expect("a kind"))
+    format!(
+        "wangge.intake.{}",
+        message["kind"].as_str().expect("a kind")
+    )
 }
 
 fn resident_report(message_id: &str) -> Value {
@@ -277,19 +355,30 @@ fn service_request(message_id: &str) -> Value {
 }
 
 fn with(mut message: Value, pointer: &str, value: Value) -> Value {
-    *message.pointer_mut(pointer).unwrap_or_else(|| panic!("no {pointer} in the message")) = value;
+    *message
+        .pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("no {pointer} in the message")) = value;
     message
 }
 
 fn case_of(message: &Value) -> CaseId {
     CaseId::derived_from_source(&Source {
-        system: message["source"]["system"].as_str().expect("source.system").to_owned(),
-        message_id: message["source"]["message_id"].as_str().expect("source.message_id").to_owned(),
+        system: message["source"]["system"]
+            .as_str()
+            .expect("source.system")
+            .to_owned(),
+        message_id: message["source"]["message_id"]
+            .as_str()
+            .expect("source.message_id")
+            .to_owned(),
     })
 }
 
 /// The sending system's own headers; they must come back untouched.
-const SENDER_HEADERS: [(&str, &str); 2] = [("X-Request-Id", "req-20260312-0042"), ("X-Gateway", "miniprogram-gw-3")];
+const SENDER_HEADERS: [(&str, &str); 2] = [
+    ("X-Request-Id", "req-20260312-0042"),
+    ("X-Gateway", "miniprogram-gw-3"),
+];
 
 /// A broken message sent by request-reply is answered with its code and field, kept in the
 /// rejected stream with its original bytes, the sender's headers and the reason — and the
@@ -301,42 +390,81 @@ async fn assert_refused_and_kept(subject: &str, body: Vec<u8>, code: &str, field
 
     let reply = world.request(subject, &SENDER_HEADERS, body.clone()).await;
 
-    let IntakeReply::Rejected { code: got_code, field: got_field, reason, rejected_id } = reply else {
+    let IntakeReply::Rejected {
+        code: got_code,
+        field: got_field,
+        reason,
+        rejected_id,
+    } = reply
+    else {
         panic!("expected a rejection with {code}, got {reply:?}");
     };
-    assert_eq!((got_code.as_str(), got_field.as_deref()), (code, field), "reason: {reason}");
+    assert_eq!(
+        (got_code.as_str(), got_field.as_deref()),
+        (code, field),
+        "reason: {reason}"
+    );
     assert!(!reason.is_empty());
     let id = rejected_id.expect("the reply says where the message is kept");
 
     // Kept: the original bytes, the sender's headers, the reason.
     let entry = world.rejected.get(id).await.expect("the kept message");
-    assert_eq!(entry.rejection.payload, Bytes::from(body.clone()), "kept byte for byte");
+    assert_eq!(
+        entry.rejection.payload,
+        Bytes::from(body.clone()),
+        "kept byte for byte"
+    );
     assert_eq!(entry.rejection.subject, subject);
-    assert_eq!((entry.rejection.code.as_str(), entry.rejection.field.as_deref()), (code, field));
+    assert_eq!(
+        (
+            entry.rejection.code.as_str(),
+            entry.rejection.field.as_deref()
+        ),
+        (code, field)
+    );
     assert_eq!(entry.rejection.reason, reason);
     let own: BTreeSet<(String, String)> = entry.rejection.headers.iter().cloned().collect();
-    let sent: BTreeSet<(String, String)> =
-        SENDER_HEADERS.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+    let sent: BTreeSet<(String, String)> = SENDER_HEADERS
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
     assert_eq!(own, sent, "exactly the sender's own headers come back");
     assert!(entry.last_replay.is_none());
 
     // On the wire: the body as sent, the sender's headers and ours beside them.
     let raw = world.raw_rejected(id).await;
     assert_eq!(raw.payload, Bytes::from(body));
-    assert_eq!(raw.subject.as_str(), format!("wangge.rejected.message.{}", subject.rsplit('.').next().unwrap()));
+    assert_eq!(
+        raw.subject.as_str(),
+        format!(
+            "wangge.rejected.message.{}",
+            subject.rsplit('.').next().unwrap()
+        )
+    );
     let header = |name: &str| raw.headers.get(name).map(|v| v.as_str().to_owned());
     assert_eq!(header("X-Request-Id").as_deref(), Some("req-20260312-0042"));
     assert_eq!(header("X-Gateway").as_deref(), Some("miniprogram-gw-3"));
     assert_eq!(header(HEADER_REJECT_CODE).as_deref(), Some(code));
     assert_eq!(header(HEADER_REJECT_FIELD).as_deref(), field);
-    assert_eq!(header(HEADER_REJECT_REASON).as_deref(), Some(reason.as_str()));
+    assert_eq!(
+        header(HEADER_REJECT_REASON).as_deref(),
+        Some(reason.as_str())
+    );
     assert_eq!(header(HEADER_ORIGINAL_SUBJECT).as_deref(), Some(subject));
     assert!(header(HEADER_REJECTED_AT).is_some());
 
     // Nothing else changed: no event written, nothing else kept.
-    assert_eq!(world.event_head().await, head_before, "a refused message writes no event");
+    assert_eq!(
+        world.event_head().await,
+        head_before,
+        "a refused message writes no event"
+    );
     assert_eq!(world.case_events(earlier_case).await, 1);
-    assert_eq!(world.rejected_count().await, 1, "exactly the one message is kept");
+    assert_eq!(
+        world.rejected_count().await,
+        1,
+        "exactly the one message is kept"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -346,9 +474,17 @@ async fn assert_refused_and_kept(subject: &str, body: Vec<u8>, code: &str, field
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_intake_kind_has_its_subject_and_is_answered_with_its_case() {
     let world = World::start().await;
-    for message in [resident_report("mp-1"), patrol_finding("ga-1"), service_request("k07-1")] {
+    for message in [
+        resident_report("mp-1"),
+        patrol_finding("ga-1"),
+        service_request("k07-1"),
+    ] {
         let case_id = world.report(&message).await;
-        assert_eq!(case_id, case_of(&message), "the case id is derived from the source message");
+        assert_eq!(
+            case_id,
+            case_of(&message),
+            "the case id is derived from the source message"
+        );
         assert_eq!(world.case_events(case_id).await, 1);
     }
     assert_eq!(world.event_head().await, 3);
@@ -362,13 +498,31 @@ async fn the_same_report_sent_ten_times_opens_one_case_with_one_commit() {
 
     let mut replies = Vec::new();
     for _ in 0..10 {
-        replies.push(world.request(&subject_of(&message), &[], message.to_string()).await);
+        replies.push(
+            world
+                .request(&subject_of(&message), &[], message.to_string())
+                .await,
+        );
     }
 
     let case_id = case_of(&message);
-    assert_eq!(replies[0], IntakeReply::Accepted { case_id, sequence: 1, duplicate: false });
+    assert_eq!(
+        replies[0],
+        IntakeReply::Accepted {
+            case_id,
+            sequence: 1,
+            duplicate: false
+        }
+    );
     for reply in &replies[1..] {
-        assert_eq!(reply, &IntakeReply::Accepted { case_id, sequence: 1, duplicate: true });
+        assert_eq!(
+            reply,
+            &IntakeReply::Accepted {
+                case_id,
+                sequence: 1,
+                duplicate: true
+            }
+        );
     }
     assert_eq!(world.event_head().await, 1, "one commit");
     assert_eq!(world.case_events(case_id).await, 1, "one report event");
@@ -384,21 +538,35 @@ async fn ten_copies_of_a_report_arriving_at_once_open_one_case_with_one_commit()
     let message = patrol_finding("ga-patrol-20260312-0719");
     let subject = subject_of(&message);
 
-    let replies = futures::future::join_all((0..10).map(|_| world.request(&subject, &[], message.to_string()))).await;
+    let replies = futures::future::join_all(
+        (0..10).map(|_| world.request(&subject, &[], message.to_string())),
+    )
+    .await;
 
     let case_id = case_of(&message);
     let mut duplicates = 0;
     for reply in &replies {
         match reply {
-            IntakeReply::Accepted { case_id: got, sequence: 1, duplicate } => {
+            IntakeReply::Accepted {
+                case_id: got,
+                sequence: 1,
+                duplicate,
+            } => {
                 assert_eq!(*got, case_id);
                 duplicates += usize::from(*duplicate);
             }
             other => panic!("every copy is accepted, got {other:?}"),
         }
     }
-    assert_eq!(duplicates, 9, "exactly one copy wrote the case: {replies:?}");
-    assert_eq!(world.event_head().await, 2, "the warm-up and this case: one commit each");
+    assert_eq!(
+        duplicates, 9,
+        "exactly one copy wrote the case: {replies:?}"
+    );
+    assert_eq!(
+        world.event_head().await,
+        2,
+        "the warm-up and this case: one commit each"
+    );
     assert_eq!(world.case_events(case_id).await, 1);
     assert_eq!(world.instances[0].commits_written(), 2);
     assert_eq!(world.rejected_count().await, 0);
@@ -410,26 +578,56 @@ async fn ten_copies_of_a_report_arriving_at_once_open_one_case_with_one_commit()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn malformed_json_is_refused_and_kept() {
-    let body = r#"{"kind": "resident_report", "title": "楼道灯坏了""#.as_bytes().to_vec();
-    assert_refused_and_kept("wangge.intake.resident_report", body, "malformed_json", None).await;
+    let body = r#"{"kind": "resident_report", "title": "楼道灯坏了""#
+        .as_bytes()
+        .to_vec();
+    assert_refused_and_kept(
+        "wangge.intake.resident_report",
+        body,
+        "malformed_json",
+        None,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unknown_kind_is_refused_and_kept() {
-    let body = with(resident_report("mp-2"), "/kind", json!("complaint")).to_string().into_bytes();
-    assert_refused_and_kept("wangge.intake.complaint", body, "unknown_kind", Some("kind")).await;
+    let body = with(resident_report("mp-2"), "/kind", json!("complaint"))
+        .to_string()
+        .into_bytes();
+    assert_refused_and_kept(
+        "wangge.intake.complaint",
+        body,
+        "unknown_kind",
+        Some("kind"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_on_another_kinds_subject_is_refused_and_kept() {
     let body = patrol_finding("ga-2").to_string().into_bytes();
-    assert_refused_and_kept("wangge.intake.resident_report", body, "kind_mismatch", Some("kind")).await;
+    assert_refused_and_kept(
+        "wangge.intake.resident_report",
+        body,
+        "kind_mismatch",
+        Some("kind"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unsupported_schema_version_is_refused_and_kept() {
-    let body = with(service_request("k07-2"), "/schema_version", json!(2)).to_string().into_bytes();
-    assert_refused_and_kept("wangge.intake.service_request", body, "unsupported_version", Some("schema_version")).await;
+    let body = with(service_request("k07-2"), "/schema_version", json!(2))
+        .to_string()
+        .into_bytes();
+    assert_refused_and_kept(
+        "wangge.intake.service_request",
+        body,
+        "unsupported_version",
+        Some("schema_version"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -437,13 +635,27 @@ async fn a_missing_nested_field_is_refused_and_kept() {
     let mut message = resident_report("mp-3");
     message["resident"].as_object_mut().unwrap().remove("id");
     let body = message.to_string().into_bytes();
-    assert_refused_and_kept("wangge.intake.resident_report", body, "missing_field", Some("resident.id")).await;
+    assert_refused_and_kept(
+        "wangge.intake.resident_report",
+        body,
+        "missing_field",
+        Some("resident.id"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wrongly_typed_list_item_field_is_refused_and_kept() {
-    let body = with(resident_report("mp-4"), "/media/0/url", json!(17)).to_string().into_bytes();
-    assert_refused_and_kept("wangge.intake.resident_report", body, "invalid_type", Some("media[0].url")).await;
+    let body = with(resident_report("mp-4"), "/media/0/url", json!(17))
+        .to_string()
+        .into_bytes();
+    assert_refused_and_kept(
+        "wangge.intake.resident_report",
+        body,
+        "invalid_type",
+        Some("media[0].url"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -451,51 +663,129 @@ async fn an_unknown_field_is_refused_and_kept() {
     let mut message = patrol_finding("ga-3");
     message["priority"] = json!("urgent");
     let body = message.to_string().into_bytes();
-    assert_refused_and_kept("wangge.intake.patrol_finding", body, "unknown_field", Some("priority")).await;
+    assert_refused_and_kept(
+        "wangge.intake.patrol_finding",
+        body,
+        "unknown_field",
+        Some("priority"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_empty_title_is_refused_and_kept() {
-    let body = with(service_request("k07-3"), "/title", json!("")).to_string().into_bytes();
-    assert_refused_and_kept("wangge.intake.service_request", body, "empty_text", Some("title")).await;
+    let body = with(service_request("k07-3"), "/title", json!(""))
+        .to_string()
+        .into_bytes();
+    assert_refused_and_kept(
+        "wangge.intake.service_request",
+        body,
+        "empty_text",
+        Some("title"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_title_over_its_limit_is_refused_and_kept() {
-    let body = with(resident_report("mp-5"), "/title", json!("很长的标题".repeat(21))).to_string().into_bytes();
-    assert_refused_and_kept("wangge.intake.resident_report", body, "text_too_long", Some("title")).await;
+    let body = with(
+        resident_report("mp-5"),
+        "/title",
+        json!("很长的标题".repeat(21)),
+    )
+    .to_string()
+    .into_bytes();
+    assert_refused_and_kept(
+        "wangge.intake.resident_report",
+        body,
+        "text_too_long",
+        Some("title"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn too_many_media_are_refused_and_kept() {
-    let media: Vec<Value> = (0..11).map(|i| json!({"kind": "photo", "url": format!("oss://m/{i}.jpg")})).collect();
-    let body = with(resident_report("mp-6"), "/media", json!(media)).to_string().into_bytes();
-    assert_refused_and_kept("wangge.intake.resident_report", body, "too_many_items", Some("media")).await;
+    let media: Vec<Value> = (0..11)
+        .map(|i| json!({"kind": "photo", "url": format!("oss://m/{i}.jpg")}))
+        .collect();
+    let body = with(resident_report("mp-6"), "/media", json!(media))
+        .to_string()
+        .into_bytes();
+    assert_refused_and_kept(
+        "wangge.intake.resident_report",
+        body,
+        "too_many_items",
+        Some("media"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_payload_over_the_size_limit_is_refused_and_kept_whole() {
     let mut body = resident_report("mp-7").to_string().into_bytes();
     body.resize(MAX_MESSAGE_BYTES + 1, b' ');
-    assert_refused_and_kept("wangge.intake.resident_report", body, "payload_too_large", None).await;
+    assert_refused_and_kept(
+        "wangge.intake.resident_report",
+        body,
+        "payload_too_large",
+        None,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unknown_grid_location_is_refused_and_kept() {
-    let body = with(patrol_finding("ga-4"), "/building", json!("330106001001999")).to_string().into_bytes();
-    assert_refused_and_kept("wangge.intake.patrol_finding", body, "unknown_grid_location", Some("building")).await;
+    let body = with(
+        patrol_finding("ga-4"),
+        "/building",
+        json!("330106001001999"),
+    )
+    .to_string()
+    .into_bytes();
+    assert_refused_and_kept(
+        "wangge.intake.patrol_finding",
+        body,
+        "unknown_grid_location",
+        Some("building"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unknown_category_is_refused_and_kept() {
-    let body = with(resident_report("mp-8"), "/category", json!("noise.square_dancing")).to_string().into_bytes();
-    assert_refused_and_kept("wangge.intake.resident_report", body, "unknown_category", Some("category")).await;
+    let body = with(
+        resident_report("mp-8"),
+        "/category",
+        json!("noise.square_dancing"),
+    )
+    .to_string()
+    .into_bytes();
+    assert_refused_and_kept(
+        "wangge.intake.resident_report",
+        body,
+        "unknown_category",
+        Some("category"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_category_not_allowed_for_the_kind_is_refused_and_kept() {
-    let body = with(service_request("k07-4"), "/service", json!("drainage.blocked")).to_string().into_bytes();
-    assert_refused_and_kept("wangge.intake.service_request", body, "category_not_allowed", Some("service")).await;
+    let body = with(
+        service_request("k07-4"),
+        "/service",
+        json!("drainage.blocked"),
+    )
+    .to_string()
+    .into_bytes();
+    assert_refused_and_kept(
+        "wangge.intake.service_request",
+        body,
+        "category_not_allowed",
+        Some("service"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -510,27 +800,45 @@ async fn the_senders_own_nats_headers_do_not_change_how_a_refused_message_is_kep
     let headers = [("Nats-Msg-Id", "bridge-1"), ("X-Request-Id", "r-1")];
 
     let replies = [
-        world.request("wangge.intake.resident_report", &headers, first.clone()).await,
-        world.request("wangge.intake.resident_report", &headers, second.clone()).await,
         world
-            .request("wangge.intake.resident_report", &[("Nats-Expected-Last-Sequence", "999")], third.clone())
+            .request("wangge.intake.resident_report", &headers, first.clone())
+            .await,
+        world
+            .request("wangge.intake.resident_report", &headers, second.clone())
+            .await,
+        world
+            .request(
+                "wangge.intake.resident_report",
+                &[("Nats-Expected-Last-Sequence", "999")],
+                third.clone(),
+            )
             .await,
     ];
 
     let mut ids = Vec::new();
     for (reply, body) in replies.iter().zip([&first, &second, &third]) {
-        let IntakeReply::Rejected { rejected_id: Some(id), .. } = reply else {
+        let IntakeReply::Rejected {
+            rejected_id: Some(id),
+            ..
+        } = reply
+        else {
             panic!("expected a kept rejection, got {reply:?}");
         };
         let entry = world.rejected.get(*id).await.expect("kept");
         assert_eq!(entry.rejection.payload, Bytes::from(body.clone()));
         ids.push(*id);
     }
-    assert_eq!(BTreeSet::from_iter(ids.iter()).len(), 3, "three messages, three entries: {ids:?}");
+    assert_eq!(
+        BTreeSet::from_iter(ids.iter()).len(),
+        3,
+        "three messages, three entries: {ids:?}"
+    );
     let entry = world.rejected.get(ids[0]).await.expect("kept");
     let own: BTreeSet<(String, String)> = entry.rejection.headers.iter().cloned().collect();
-    let expected: BTreeSet<(String, String)> =
-        headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+    let expected: BTreeSet<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
     assert_eq!(own, expected, "the sender's headers come back as sent");
     assert_eq!(world.rejected_count().await, 3);
 }
@@ -545,10 +853,15 @@ async fn a_report_published_without_a_reply_subject_still_opens_its_case() {
     world.report(&service_request("k07-warm-up")).await;
     let message = resident_report("mp-fire-and-forget");
 
-    world.publish(&subject_of(&message), &[], message.to_string()).await;
+    world
+        .publish(&subject_of(&message), &[], message.to_string())
+        .await;
 
     let case_id = case_of(&message);
-    eventually("the case to appear", || async { (world.case_events(case_id).await == 1).then_some(()) }).await;
+    eventually("the case to appear", || async {
+        (world.case_events(case_id).await == 1).then_some(())
+    })
+    .await;
     let history = world.events.load(case_id).await.expect("the case");
     let reported: &CaseReported = match &history.events[0].event {
         wangge_schemas::CaseEvent::Reported(report) => report,
@@ -565,9 +878,20 @@ async fn a_broken_message_published_without_a_reply_subject_is_still_kept() {
     let world = World::start().await;
     world.report(&service_request("k07-warm-up")).await;
     let head_before = world.event_head().await;
-    let body = with(patrol_finding("ga-fire-and-forget"), "/category", json!("noise.square_dancing")).to_string();
+    let body = with(
+        patrol_finding("ga-fire-and-forget"),
+        "/category",
+        json!("noise.square_dancing"),
+    )
+    .to_string();
 
-    world.publish("wangge.intake.patrol_finding", &SENDER_HEADERS, body.clone()).await;
+    world
+        .publish(
+            "wangge.intake.patrol_finding",
+            &SENDER_HEADERS,
+            body.clone(),
+        )
+        .await;
 
     let entries = eventually("the message to be kept", || async {
         let entries = world.rejected.list(1, 10).await.expect("list");
@@ -577,9 +901,21 @@ async fn a_broken_message_published_without_a_reply_subject_is_still_kept() {
     assert_eq!(entries.len(), 1);
     let kept = &entries[0].rejection;
     assert_eq!(kept.payload, Bytes::from(body));
-    assert_eq!((kept.code.as_str(), kept.field.as_deref()), ("unknown_category", Some("category")));
-    assert!(kept.reason.contains("noise.square_dancing"), "{}", kept.reason);
-    assert!(kept.headers.contains(&("X-Request-Id".to_owned(), "req-20260312-0042".to_owned())), "{:?}", kept.headers);
+    assert_eq!(
+        (kept.code.as_str(), kept.field.as_deref()),
+        ("unknown_category", Some("category"))
+    );
+    assert!(
+        kept.reason.contains("noise.square_dancing"),
+        "{}",
+        kept.reason
+    );
+    assert!(
+        kept.headers
+            .contains(&("X-Request-Id".to_owned(), "req-20260312-0042".to_owned())),
+        "{:?}",
+        kept.headers
+    );
     assert_eq!(world.event_head().await, head_before);
 }
 
@@ -597,26 +933,56 @@ async fn two_engine_instances_share_the_load_and_handle_each_message_exactly_onc
     let deadline = Instant::now() + WAIT;
     let mut sent = Vec::new();
     while sent.len() < 20 || world.instances.iter().any(|i| i.commits_written() == 0) {
-        assert!(Instant::now() < deadline, "the second instance never took a message");
-        let batch: Vec<Value> = (sent.len()..sent.len() + 10).map(|n| resident_report(&format!("mp-load-{n}"))).collect();
-        let replies = futures::future::join_all(
-            batch.iter().map(|message| {
-                let world = &world;
-                async move { world.request(&subject_of(message), &[], message.to_string()).await }
-            }),
-        )
+        assert!(
+            Instant::now() < deadline,
+            "the second instance never took a message"
+        );
+        let batch: Vec<Value> = (sent.len()..sent.len() + 10)
+            .map(|n| resident_report(&format!("mp-load-{n}")))
+            .collect();
+        let replies = futures::future::join_all(batch.iter().map(|message| {
+            let world = &world;
+            async move {
+                world
+                    .request(&subject_of(message), &[], message.to_string())
+                    .await
+            }
+        }))
         .await;
         for (message, reply) in batch.into_iter().zip(replies) {
-            assert_eq!(reply, IntakeReply::Accepted { case_id: case_of(&message), sequence: 1, duplicate: false });
+            assert_eq!(
+                reply,
+                IntakeReply::Accepted {
+                    case_id: case_of(&message),
+                    sequence: 1,
+                    duplicate: false
+                }
+            );
             sent.push(message);
         }
     }
 
-    let handled: Vec<usize> = world.instances.iter().map(Instance::appends_tried).collect();
-    assert_eq!(handled.iter().sum::<usize>(), sent.len(), "each message handled by one instance, once: {handled:?}");
-    let written: Vec<usize> = world.instances.iter().map(Instance::commits_written).collect();
+    let handled: Vec<usize> = world
+        .instances
+        .iter()
+        .map(Instance::appends_tried)
+        .collect();
+    assert_eq!(
+        handled.iter().sum::<usize>(),
+        sent.len(),
+        "each message handled by one instance, once: {handled:?}"
+    );
+    let written: Vec<usize> = world
+        .instances
+        .iter()
+        .map(Instance::commits_written)
+        .collect();
     assert_eq!(written, handled, "every handled message wrote its case");
-    assert_eq!(world.event_head().await, sent.len() as u64, "one commit per message");
+    assert_eq!(
+        world.event_head().await,
+        sent.len() as u64,
+        "one commit per message"
+    );
     for message in &sent {
         assert_eq!(world.case_events(case_of(message)).await, 1);
     }

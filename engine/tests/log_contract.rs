@@ -16,8 +16,7 @@ use async_nats::jetstream::stream::StorageType;
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::Barrier;
 use wangge_engine::log::{
-    Appended, EventLog, JetStreamLog, JetStreamLogConfig, LogError, MemoryLog,
-    StoredCommit,
+    Appended, EventLog, JetStreamLog, JetStreamLogConfig, LogError, MemoryLog, StoredCommit,
 };
 use wangge_schemas::{CaseEvent, CaseId, EventEnvelope, MediaKind, MediaRef};
 use wangge_testkit::NatsServer;
@@ -78,12 +77,19 @@ async fn a_commit_of_several_events_is_stored_as_one_and_loads_back_whole<L: Eve
 
     let appended = log.append(three.clone(), 0).await.unwrap();
 
-    assert_eq!(log.head().await.unwrap(), head_before + 1, "one commit is one entry in the log");
+    assert_eq!(
+        log.head().await.unwrap(),
+        head_before + 1,
+        "one commit is one entry in the log"
+    );
     assert_eq!(log.load(case).await.unwrap().events, three.events);
     let stored = read_n(&log, appended.position, 1).await;
     assert_eq!(stored[0].position, appended.position);
     assert_eq!(stored[0].case_id, case);
-    assert_eq!(stored[0].events, three.events, "the commit reads back whole");
+    assert_eq!(
+        stored[0].events, three.events,
+        "the commit reads back whole"
+    );
 }
 
 async fn two_concurrent_creates_of_one_case_exactly_one_wins<L: EventLog + Clone>(log: L) {
@@ -107,19 +113,35 @@ async fn two_concurrent_creates_of_one_case_exactly_one_wins<L: EventLog + Clone
         for task in tasks {
             match task.await.unwrap() {
                 (create, Ok(appended)) => winners.push((create, appended)),
-                (_, Err(LogError::Conflict { case_id, expected, actual })) => {
-                    conflicts.push((case_id, expected, actual))
-                }
+                (
+                    _,
+                    Err(LogError::Conflict {
+                        case_id,
+                        expected,
+                        actual,
+                    }),
+                ) => conflicts.push((case_id, expected, actual)),
                 (_, Err(other)) => panic!("unexpected error: {other}"),
             }
         }
         assert_eq!(winners.len(), 1, "exactly one create wins (round {round})");
-        assert_eq!(conflicts.len(), 1, "the other create conflicts (round {round})");
+        assert_eq!(
+            conflicts.len(),
+            1,
+            "the other create conflicts (round {round})"
+        );
         let (create, appended) = &winners[0];
         assert!(!appended.duplicate);
-        assert_eq!(conflicts[0], (case, 0, appended.position), "the loser learns where the case is");
+        assert_eq!(
+            conflicts[0],
+            (case, 0, appended.position),
+            "the loser learns where the case is"
+        );
         let history = log.load(case).await.unwrap();
-        assert_eq!(history.events, create.events, "only the winner's events are stored");
+        assert_eq!(
+            history.events, create.events,
+            "only the winner's events are stored"
+        );
         assert_eq!(history.last_position, appended.position);
     }
 }
@@ -130,7 +152,11 @@ async fn racing_appends_at_the_same_position_exactly_one_wins_per_version<L: Eve
     const RACERS: usize = 6;
     const VERSIONS: u64 = 5;
     let case = CaseId::new_v7();
-    let mut position = log.append(commit(case, 0, 1, "report"), 0).await.unwrap().position;
+    let mut position = log
+        .append(commit(case, 0, 1, "report"), 0)
+        .await
+        .unwrap()
+        .position;
 
     for version in 1..=VERSIONS {
         let barrier = Arc::new(Barrier::new(RACERS));
@@ -152,29 +178,53 @@ async fn racing_appends_at_the_same_position_exactly_one_wins_per_version<L: Eve
                 Err(other) => panic!("unexpected error: {other}"),
             }
         }
-        assert_eq!(won.len(), 1, "exactly one racer wins version {}", version + 1);
+        assert_eq!(
+            won.len(),
+            1,
+            "exactly one racer wins version {}",
+            version + 1
+        );
         position = won[0].position;
     }
 
     let history = log.load(case).await.unwrap();
-    assert_eq!(sequences(&history.events), (1..=VERSIONS + 1).collect::<Vec<_>>());
+    assert_eq!(
+        sequences(&history.events),
+        (1..=VERSIONS + 1).collect::<Vec<_>>()
+    );
     assert_eq!(history.last_position, position);
 }
 
 async fn an_append_behind_the_case_is_refused_and_names_where_the_case_is<L: EventLog>(log: L) {
     let case = CaseId::new_v7();
     let first = log.append(commit(case, 0, 1, "report"), 0).await.unwrap();
-    let second = log.append(commit(case, 1, 1, "comment-a"), first.position).await.unwrap();
+    let second = log
+        .append(commit(case, 1, 1, "comment-a"), first.position)
+        .await
+        .unwrap();
 
-    let stale = log.append(commit(case, 1, 1, "comment-b"), first.position).await;
+    let stale = log
+        .append(commit(case, 1, 1, "comment-b"), first.position)
+        .await;
 
     match stale {
-        Err(LogError::Conflict { case_id, expected, actual }) => {
-            assert_eq!((case_id, expected, actual), (case, first.position, second.position))
+        Err(LogError::Conflict {
+            case_id,
+            expected,
+            actual,
+        }) => {
+            assert_eq!(
+                (case_id, expected, actual),
+                (case, first.position, second.position)
+            )
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
-    assert_eq!(log.load(case).await.unwrap().events.len(), 2, "nothing was written");
+    assert_eq!(
+        log.load(case).await.unwrap().events.len(),
+        2,
+        "nothing was written"
+    );
 }
 
 async fn a_create_of_a_case_that_exists_is_refused<L: EventLog>(log: L) {
@@ -196,7 +246,13 @@ async fn the_same_commit_appended_twice_is_stored_once<L: EventLog>(log: L) {
 
     let second = log.append(report.clone(), 0).await.unwrap();
 
-    assert_eq!(second, Appended { position: first.position, duplicate: true });
+    assert_eq!(
+        second,
+        Appended {
+            position: first.position,
+            duplicate: true
+        }
+    );
     assert_eq!(log.head().await.unwrap(), first.position);
     assert_eq!(log.load(case).await.unwrap().events, report.events);
 }
@@ -207,11 +263,19 @@ async fn a_retried_commit_is_a_duplicate_even_after_the_case_moved_on<L: EventLo
     let case = CaseId::new_v7();
     let report = commit(case, 0, 1, "report");
     let first = log.append(report.clone(), 0).await.unwrap();
-    log.append(commit(case, 1, 1, "comment"), first.position).await.unwrap();
+    log.append(commit(case, 1, 1, "comment"), first.position)
+        .await
+        .unwrap();
 
     let retry = log.append(report, 0).await.unwrap();
 
-    assert_eq!(retry, Appended { position: first.position, duplicate: true });
+    assert_eq!(
+        retry,
+        Appended {
+            position: first.position,
+            duplicate: true
+        }
+    );
     assert_eq!(log.load(case).await.unwrap().events.len(), 2);
 }
 
@@ -229,7 +293,11 @@ async fn a_case_with_twenty_events_across_several_commits_loads_in_order<L: Even
         after += size as u64;
         // Another case's commits land in between.
         let other = commit(neighbour, n as u64, 1, &format!("neighbour-{n}"));
-        neighbour_position = log.append(other, neighbour_position).await.unwrap().position;
+        neighbour_position = log
+            .append(other, neighbour_position)
+            .await
+            .unwrap()
+            .position;
     }
 
     let history = log.load(case).await.unwrap();
@@ -262,12 +330,23 @@ async fn reading_from_a_position_returns_every_commit_in_log_order_then_follows_
     let everything = read_n(&log, 0, appended.len()).await;
     let expected: Vec<_> = appended
         .iter()
-        .map(|(position, c)| StoredCommit { position: *position, case_id: c.case_id, events: c.events.clone() })
+        .map(|(position, c)| StoredCommit {
+            position: *position,
+            case_id: c.case_id,
+            events: c.events.clone(),
+        })
         .collect();
-    assert_eq!(everything, expected, "every commit of every case, in log order");
+    assert_eq!(
+        everything, expected,
+        "every commit of every case, in log order"
+    );
 
     let from_fourth = read_n(&log, appended[3].0, appended.len() - 3).await;
-    assert_eq!(from_fourth, expected[3..], "reading starts at the given position");
+    assert_eq!(
+        from_fourth,
+        expected[3..],
+        "reading starts at the given position"
+    );
 
     // The reader keeps following: a commit made after it caught up still arrives.
     let mut reader = log.read_from(appended[8].0);
@@ -275,11 +354,22 @@ async fn reading_from_a_position_returns_every_commit_in_log_order_then_follows_
     assert_eq!(caught_up.unwrap().unwrap().position, appended[8].0);
     let later = commit(cases[0], 3, 2, "later");
     let later_at = log.append(later.clone(), last[0]).await.unwrap().position;
-    let followed = within("a commit made after the reader caught up", PATIENCE, reader.next())
-        .await
-        .expect("the reader does not end")
-        .unwrap();
-    assert_eq!(followed, StoredCommit { position: later_at, case_id: cases[0], events: later.events });
+    let followed = within(
+        "a commit made after the reader caught up",
+        PATIENCE,
+        reader.next(),
+    )
+    .await
+    .expect("the reader does not end")
+    .unwrap();
+    assert_eq!(
+        followed,
+        StoredCommit {
+            position: later_at,
+            case_id: cases[0],
+            events: later.events
+        }
+    );
 }
 
 async fn a_reader_waiting_at_the_end_sees_a_commit_as_soon_as_it_is_made<L: EventLog + Clone>(
@@ -295,7 +385,10 @@ async fn a_reader_waiting_at_the_end_sees_a_commit_as_soon_as_it_is_made<L: Even
         })
     };
 
-    let first = within("the first commit", PATIENCE, reader.next()).await.unwrap().unwrap();
+    let first = within("the first commit", PATIENCE, reader.next())
+        .await
+        .unwrap()
+        .unwrap();
 
     let appended = writer.await.unwrap();
     assert_eq!((first.position, first.case_id), (appended.position, case));
@@ -377,7 +470,13 @@ mod jetstream_stream {
         let log = support::jetstream_log(&server).await;
         let context = jetstream::new(server.connect().await);
 
-        let info = context.get_stream(stream_name()).await.unwrap().get_info().await.unwrap();
+        let info = context
+            .get_stream(stream_name())
+            .await
+            .unwrap()
+            .get_info()
+            .await
+            .unwrap();
 
         let config = &info.config;
         assert_eq!(config.storage, StorageType::File);
@@ -397,20 +496,33 @@ mod jetstream_stream {
         let log = support::jetstream_log(&server).await;
         let case = CaseId::new_v7();
         let stored = log.append(commit(case, 0, 1, "report"), 0).await.unwrap();
-        let stream = jetstream::new(server.connect().await).get_stream(stream_name()).await.unwrap();
+        let stream = jetstream::new(server.connect().await)
+            .get_stream(stream_name())
+            .await
+            .unwrap();
 
         let purge = stream.purge().await;
         let purge_subject = stream.purge().filter(log.config().case_subject(case)).await;
         let delete = stream.delete_message(stored.position).await;
 
         // NATS 2.9 answers 10110 "stream purge not permitted", 10057 "message delete not permitted".
-        assert!(format!("{purge:?}").contains("purge not permitted"), "purge: {purge:?}");
+        assert!(
+            format!("{purge:?}").contains("purge not permitted"),
+            "purge: {purge:?}"
+        );
         assert!(
             format!("{purge_subject:?}").contains("purge not permitted"),
             "purging a case: {purge_subject:?}"
         );
-        assert!(format!("{delete:?}").contains("delete not permitted"), "delete: {delete:?}");
-        assert_eq!(log.load(case).await.unwrap().events.len(), 1, "the event is still there");
+        assert!(
+            format!("{delete:?}").contains("delete not permitted"),
+            "delete: {delete:?}"
+        );
+        assert_eq!(
+            log.load(case).await.unwrap().events.len(),
+            1,
+            "the event is still there"
+        );
         assert_eq!(log.head().await.unwrap(), stored.position);
     }
 
@@ -420,18 +532,29 @@ mod jetstream_stream {
         let log = support::jetstream_log(&server).await;
         let (a, b) = (CaseId::new_v7(), CaseId::new_v7());
         let stored = log.append(commit(a, 0, 3, "a"), 0).await.unwrap();
-        log.append(commit(a, 3, 1, "a2"), stored.position).await.unwrap();
+        log.append(commit(a, 3, 1, "a2"), stored.position)
+            .await
+            .unwrap();
         log.append(commit(b, 0, 1, "b"), 0).await.unwrap();
-        let stream = jetstream::new(server.connect().await).get_stream(stream_name()).await.unwrap();
+        let stream = jetstream::new(server.connect().await)
+            .get_stream(stream_name())
+            .await
+            .unwrap();
 
         let message = stream.get_raw_message(stored.position).await.unwrap();
 
         let shard = format!("{:02x}", a.0.as_bytes()[15]);
-        assert_eq!(message.subject.as_str(), format!("wangge.events.{shard}.{a}"));
+        assert_eq!(
+            message.subject.as_str(),
+            format!("wangge.events.{shard}.{a}")
+        );
         assert_eq!(message.subject.as_str(), log.config().case_subject(a));
         let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());
         assert_eq!(header("Nats-Msg-Id"), Some(format!("a@{a}")));
-        assert_eq!(header("Nats-Expected-Last-Subject-Sequence").as_deref(), Some("0"));
+        assert_eq!(
+            header("Nats-Expected-Last-Subject-Sequence").as_deref(),
+            Some("0")
+        );
         assert_eq!(header("Wangge-Case-Id"), Some(a.to_string()));
         assert_eq!(header("Wangge-First-Sequence").as_deref(), Some("1"));
         assert_eq!(header("Wangge-Last-Sequence").as_deref(), Some("3"));
@@ -449,7 +572,10 @@ mod jetstream_stream {
         let subjects: HashSet<_> = subjects.into_iter().collect();
         assert_eq!(
             subjects,
-            HashSet::from([(log.config().case_subject(a), 2), (log.config().case_subject(b), 1)]),
+            HashSet::from([
+                (log.config().case_subject(a), 2),
+                (log.config().case_subject(b), 1)
+            ]),
             "one subject per case, holding that case's commits"
         );
     }
@@ -508,7 +634,11 @@ mod jetstream_stream {
         assert_eq!(info.config.duplicate_window, Duration::from_secs(30));
         assert_eq!(info.config.max_message_size, 256 * 1024);
         assert!(info.config.deny_delete && info.config.deny_purge);
-        assert_eq!(reopened.load(case).await.unwrap().events.len(), 1, "events survive the update");
+        assert_eq!(
+            reopened.load(case).await.unwrap().events.len(),
+            1,
+            "events survive the update"
+        );
     }
 
     #[tokio::test]
@@ -516,7 +646,10 @@ mod jetstream_stream {
         // One server cannot hold three replicas: the server must be asked for three (and
         // refuse) rather than the log quietly creating a single copy.
         let server = NatsServer::start();
-        let three = JetStreamLogConfig { replicas: 3, ..JetStreamLogConfig::default() };
+        let three = JetStreamLogConfig {
+            replicas: 3,
+            ..JetStreamLogConfig::default()
+        };
 
         let opened = JetStreamLog::open(server.connect().await, three).await;
 
@@ -564,15 +697,19 @@ mod jetstream_stream {
             .collect();
         let client = nodes[0].connect().await;
         // Ask briefly and often until the cluster has elected its JetStream leader.
-        eventually("the cluster to elect a JetStream leader", Duration::from_secs(8), || {
-            let client = client.clone();
-            async move {
-                let asked = client.request("$JS.API.INFO", "".into());
-                let answer = tokio::time::timeout(Duration::from_millis(250), asked).await;
-                let body = answer.ok()?.ok()?.payload;
-                (!String::from_utf8_lossy(&body).contains("\"error\"")).then_some(())
-            }
-        })
+        eventually(
+            "the cluster to elect a JetStream leader",
+            Duration::from_secs(8),
+            || {
+                let client = client.clone();
+                async move {
+                    let asked = client.request("$JS.API.INFO", "".into());
+                    let answer = tokio::time::timeout(Duration::from_millis(250), asked).await;
+                    let body = answer.ok()?.ok()?.payload;
+                    (!String::from_utf8_lossy(&body).contains("\"error\"")).then_some(())
+                }
+            },
+        )
         .await;
         (nodes, client)
     }
@@ -580,9 +717,14 @@ mod jetstream_stream {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn on_a_cluster_of_three_the_stream_keeps_three_replicas_when_configured() {
         let (_nodes, client) = cluster_of_three().await;
-        let three = JetStreamLogConfig { replicas: 3, ..JetStreamLogConfig::default() };
+        let three = JetStreamLogConfig {
+            replicas: 3,
+            ..JetStreamLogConfig::default()
+        };
 
-        let log = JetStreamLog::open(client.clone(), three).await.expect("open on the cluster");
+        let log = JetStreamLog::open(client.clone(), three)
+            .await
+            .expect("open on the cluster");
 
         let info = jetstream::new(client.clone())
             .get_stream(stream_name())
@@ -611,8 +753,13 @@ mod jetstream_stream {
     #[ignore = "fails on nats-server 2.9.10: replicated streams do not serialise expected-last-subject-sequence (nats-io/nats-server#4320)"]
     async fn on_a_cluster_of_three_racing_appends_still_have_exactly_one_winner() {
         let (_nodes, client) = cluster_of_three().await;
-        let three = JetStreamLogConfig { replicas: 3, ..JetStreamLogConfig::default() };
-        let log = JetStreamLog::open(client, three).await.expect("open on the cluster");
+        let three = JetStreamLogConfig {
+            replicas: 3,
+            ..JetStreamLogConfig::default()
+        };
+        let log = JetStreamLog::open(client, three)
+            .await
+            .expect("open on the cluster");
         eventually("the new stream to take commits", PATIENCE, || {
             let (log, probe) = (log.clone(), commit(CaseId::new_v7(), 0, 1, "probe"));
             async move { log.append(probe, 0).await.ok() }
@@ -667,7 +814,11 @@ mod jetstream_stream {
             }]
         );
         let read = read_n(&log, report.position + 1, 1).await;
-        assert_eq!(read[0].events, history.events[1..], "the log reader upcasts too");
+        assert_eq!(
+            read[0].events,
+            history.events[1..],
+            "the log reader upcasts too"
+        );
     }
 
     #[tokio::test]

@@ -107,6 +107,7 @@ pub enum ActorKind {
 ///
 /// `(system, message_id)` is the idempotency key of everything that enters the engine.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Source {
     /// The publishing system, e.g. `hotline-12345`, `miniprogram`, `kiosk-07`, `wangge-engine`.
     pub system: String,

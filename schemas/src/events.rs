@@ -242,6 +242,7 @@ pub enum TimeUnit {
 
 /// A photo, video, recording or document attached to a report or a result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MediaRef {
     pub kind: MediaKind,
     /// Where the media object is stored (object store key or URL).
@@ -262,6 +263,7 @@ pub enum MediaKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Coordinates {
     #[schemars(range(min = -90.0, max = 90.0))]
     pub latitude: f64,
@@ -295,6 +297,7 @@ pub enum PatrolKind {
 
 /// Contact details of a resident, as the publishing system knows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Resident {
     #[schemars(length(min = 1, max = 128))]
     pub id: String,

@@ -98,7 +98,11 @@ pub fn decode_event(mut value: Value) -> Result<EventEnvelope, DecodeError> {
     serde_path_to_error::deserialize::<_, EventEnvelope>(value).map_err(|e| {
         let path = e.path().to_string();
         DecodeError::Invalid {
-            path: if path == "." { "$".to_owned() } else { format!("$.{path}") },
+            path: if path == "." {
+                "$".to_owned()
+            } else {
+                format!("$.{path}")
+            },
             reason: e.into_inner().to_string(),
         }
     })

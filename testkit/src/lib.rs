@@ -17,7 +17,9 @@ pub fn nats_server_binary() -> PathBuf {
         return PathBuf::from(path);
     }
     let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|dir| dir.join("nats-server")).find(|p| p.is_file())
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("nats-server"))
+            .find(|p| p.is_file())
     });
     on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/nats-server"))
 }
@@ -38,7 +40,10 @@ impl NatsServer {
 
     /// Starts a fresh server with extra command-line arguments.
     pub fn start_with_args(extra_args: &[&str]) -> Self {
-        let store = tempfile::Builder::new().prefix("wangge-nats-").tempdir().expect("create a temporary store dir");
+        let store = tempfile::Builder::new()
+            .prefix("wangge-nats-")
+            .tempdir()
+            .expect("create a temporary store dir");
         let port = free_port();
         let mut server = Self {
             child: None,
@@ -131,7 +136,9 @@ fn free_port() -> u16 {
 
 /// How many times the server has said it is ready in this log (the log survives restarts).
 fn ready_lines(log_file: &Path) -> usize {
-    std::fs::read_to_string(log_file).map(|log| log.matches("Server is ready").count()).unwrap_or(0)
+    std::fs::read_to_string(log_file)
+        .map(|log| log.matches("Server is ready").count())
+        .unwrap_or(0)
 }
 
 /// Waits until the server accepts connections and says it is ready (JetStream recovered).

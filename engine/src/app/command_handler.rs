@@ -16,11 +16,15 @@ use wangge_schemas::{Actor, CaseId, EventEnvelope, Source};
 use crate::app::clock::Clock;
 use quick_cache::sync::Cache;
 
-use crate::domain::{apply, decide, location_for, replay, stamp, CaseCommand, CaseState, DomainError, EventMeta};
+use crate::domain::{
+    apply, decide, location_for, replay, stamp, CaseCommand, CaseState, DomainError, EventMeta,
+};
 use crate::log::{CaseHistory, Commit, EventLog, LogError, LogPosition};
 
-/// How often a command is decided again after losing a race before we give up.
-const MAX_ATTEMPTS: usize = 8;
+/// How often a command is decided again after losing a race before we give up. Every round
+/// of a race has one winner, so this must exceed the number of senders that may write to
+/// one case at the same moment (ten people commenting at once must all get through).
+const MAX_ATTEMPTS: usize = 24;
 
 /// A command with everything the envelope of its events needs.
 #[derive(Debug, Clone)]
@@ -74,9 +78,14 @@ impl CommandError {
     }
 }
 
-/// The idempotency key of a source message, used as `Nats-Msg-Id`.
-pub fn idempotency_key(source: &Source) -> String {
+/// The idempotency key of a source message acting on one case, used as `Nats-Msg-Id`.
+///
+/// The case is part of the key: one message may act on several cases, and the stream's
+/// duplicate window is shared by all cases, so a key of the message alone would make the
+/// second case's commit look like a duplicate of the first's.
+pub fn idempotency_key(case_id: CaseId, source: &Source) -> String {
     let mut hasher = Sha256::new();
+    hasher.update(case_id.0.as_bytes());
     hasher.update(source.system.as_bytes());
     hasher.update(b"\0");
     hasher.update(source.message_id.as_bytes());
@@ -127,7 +136,11 @@ impl<L: EventLog> CaseService<L> {
 
     /// `cached_cases` bounds the memory spent on case states (0 disables the cache).
     pub fn with_cache_capacity(log: L, clock: Arc<dyn Clock>, cached_cases: usize) -> Self {
-        Self { log, clock, cache: Cache::new(cached_cases.max(1)) }
+        Self {
+            log,
+            clock,
+            cache: Cache::new(cached_cases.max(1)),
+        }
     }
 
     pub fn log(&self) -> &L {
@@ -146,7 +159,11 @@ impl<L: EventLog> CaseService<L> {
 
     /// The case as the command should see it: from the cache on a first attempt, assumed new
     /// for a create (the conditional append proves it), otherwise from the log.
-    async fn current(&self, request: &CommandRequest, first_attempt: bool) -> Result<Arc<CachedCase>, LogError> {
+    async fn current(
+        &self,
+        request: &CommandRequest,
+        first_attempt: bool,
+    ) -> Result<Arc<CachedCase>, LogError> {
         if first_attempt {
             if let Some(cached) = self.cache.get(&request.case_id) {
                 return Ok(cached);
@@ -169,7 +186,8 @@ impl<L: EventLog> CaseService<L> {
             }
             let now = self.clock.now();
             let decided = decide(&case.state, &request.command, now)?;
-            let location = location_for(&case.state, &request.command).ok_or(DomainError::CaseNotFound)?;
+            let location =
+                location_for(&case.state, &request.command).ok_or(DomainError::CaseNotFound)?;
             let meta = EventMeta {
                 actor: request.actor.clone(),
                 source: request.source.clone(),
@@ -178,17 +196,33 @@ impl<L: EventLog> CaseService<L> {
                 occurred_at: request.occurred_at.unwrap_or(now),
                 recorded_at: now,
             };
-            let events = stamp(&case.state, case_id, &location, decided, &meta, Uuid::now_v7);
+            let events = stamp(
+                &case.state,
+                case_id,
+                &location,
+                decided,
+                &meta,
+                Uuid::now_v7,
+            );
             let commit = Commit {
                 case_id,
                 events: events.clone(),
-                idempotency_key: idempotency_key(&request.source),
+                idempotency_key: idempotency_key(case_id, &request.source),
             };
-            match self.log.append_after(commit, &case.position_history()).await {
+            match self
+                .log
+                .append_after(commit, &case.position_history())
+                .await
+            {
                 Ok(appended) if !appended.duplicate => {
                     self.remember(&case, &events, appended.position);
                     let sequence = events.last().map_or(case.state.version, |e| e.sequence);
-                    return Ok(CommandOutcome { case_id, events, sequence, duplicate: false });
+                    return Ok(CommandOutcome {
+                        case_id,
+                        events,
+                        sequence,
+                        duplicate: false,
+                    });
                 }
                 // The log had this commit already (a retry inside the duplicate window that
                 // raced its own original): report what the original wrote.
@@ -196,9 +230,12 @@ impl<L: EventLog> CaseService<L> {
                     self.cache.remove(&case_id);
                     return self.earlier_outcome(&request).await;
                 }
-                Err(LogError::Conflict { expected, actual, .. }) => {
+                Err(LogError::Conflict {
+                    expected, actual, ..
+                }) => {
                     debug!(%case_id, attempt, expected, actual, "lost the race, deciding again");
                     self.cache.remove(&case_id);
+                    back_off(attempt).await;
                     continue;
                 }
                 Err(error) => {
@@ -207,7 +244,10 @@ impl<L: EventLog> CaseService<L> {
                 }
             }
         }
-        Err(CommandError::Contended { case_id, attempts: MAX_ATTEMPTS })
+        Err(CommandError::Contended {
+            case_id,
+            attempts: MAX_ATTEMPTS,
+        })
     }
 
     /// Folds a successful commit into the cached case.
@@ -224,15 +264,29 @@ impl<L: EventLog> CaseService<L> {
     }
 
     /// The result a source message produced the first time, read from the log.
-    async fn earlier_outcome(&self, request: &CommandRequest) -> Result<CommandOutcome, CommandError> {
+    async fn earlier_outcome(
+        &self,
+        request: &CommandRequest,
+    ) -> Result<CommandOutcome, CommandError> {
         let history = self.log.load(request.case_id).await?;
         let state = replay(&history.events);
-        if let Some(outcome) = already_processed(&state, &history.events, &request.source, request.case_id) {
+        if let Some(outcome) =
+            already_processed(&state, &history.events, &request.source, request.case_id)
+        {
             return Ok(outcome);
         }
         warn!(case_id = %request.case_id, "log reported a duplicate the case history does not show yet");
         Err(LogError::Unavailable("duplicate commit not visible yet".into()).into())
     }
+}
+
+/// A short random pause after losing a race (up to `attempt` ms), so that the losers of one
+/// round do not all come back at the same instant and collide again.
+async fn back_off(attempt: usize) {
+    // The low bits of a UUIDv7 are random; no other random source is needed for jitter.
+    let random = Uuid::now_v7().as_u128() as u64;
+    let pause = random % (attempt as u64 * 1000 + 1);
+    tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
 }
 
 /// The earlier result of a source message this case has already processed, if any.
@@ -248,5 +302,10 @@ fn already_processed(
         .filter(|e| e.sequence >= first && e.sequence <= last)
         .cloned()
         .collect();
-    Some(CommandOutcome { case_id, events: written, sequence: last, duplicate: true })
+    Some(CommandOutcome {
+        case_id,
+        events: written,
+        sequence: last,
+        duplicate: true,
+    })
 }

@@ -54,8 +54,14 @@ const PATROL_FINDINGS: &[(&str, &str)] = &[
 const SERVICE_REQUESTS: &[(&str, &str)] = &[
     ("申请开具居住证明", "service.residence_certificate"),
     ("八十周岁高龄认证", "service.elderly_age_certification"),
-    ("社会保险参保缴费证明", "service.social_insurance_certificate"),
-    ("小区广场不锈钢大圆盘夏天烫冬天凉,能否拆除换成滑梯", "service.micro_wish"),
+    (
+        "社会保险参保缴费证明",
+        "service.social_insurance_certificate",
+    ),
+    (
+        "小区广场不锈钢大圆盘夏天烫冬天凉,能否拆除换成滑梯",
+        "service.micro_wish",
+    ),
 ];
 
 /// A small deterministic generator, so a seed replays the same day.
@@ -79,7 +85,10 @@ impl Dice {
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let (grid, categories) = args.reference.load()?;
-    let start = Utc.with_ymd_and_hms(2026, 11, 24, 0, 30, 0).single().expect("valid start time");
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 24, 0, 30, 0)
+        .single()
+        .expect("valid start time");
     let clock = ManualClock::starting_at(start);
     let log = MemoryLog::new();
     let cases = Arc::new(CaseService::new(log.clone(), Arc::new(clock.clone())));
@@ -112,12 +121,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         };
         previous = Some((subject.clone(), payload.clone()));
         let reply = intake
-            .process(IncomingMessage { subject, headers: vec![("Demo-Seq".into(), n.to_string())], payload })
+            .process(IncomingMessage {
+                subject,
+                headers: vec![("Demo-Seq".into(), n.to_string())],
+                payload,
+            })
             .await;
         let key = match &reply {
-            IntakeReply::Accepted { duplicate: true, .. } => "accepted (retry, nothing new written)".to_owned(),
+            IntakeReply::Accepted {
+                duplicate: true, ..
+            } => "accepted (retry, nothing new written)".to_owned(),
             IntakeReply::Accepted { case_id, .. } => {
-                let building = log.load(*case_id).await?.events.first().map(|e| e.location.building.clone());
+                let building = log
+                    .load(*case_id)
+                    .await?
+                    .events
+                    .first()
+                    .map(|e| e.location.building.clone());
                 accepted.push((*case_id, building.unwrap_or_default()));
                 "accepted (new case)".to_owned()
             }
@@ -138,12 +158,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     for (index, (case_id, building)) in accepted.iter().enumerate() {
         clock.advance(Duration::seconds(30));
         let worker = format!("worker-{building}");
-        for (step, command) in lifecycle(&mut dice, &worker, building).into_iter().enumerate() {
+        for (step, command) in lifecycle(&mut dice, &worker, building)
+            .into_iter()
+            .enumerate()
+        {
             let request = CommandRequest {
                 case_id: *case_id,
                 command,
                 actor: Actor::grid_worker(&worker),
-                source: Source { system: "wangge-demo".into(), message_id: format!("{index}-{step}") },
+                source: Source {
+                    system: "wangge-demo".into(),
+                    message_id: format!("{index}-{step}"),
+                },
                 occurred_at: None,
                 correlation_id: None,
                 causation_id: None,
@@ -161,48 +187,67 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// One intake message: mostly valid, some broken in the ways real senders break them.
-fn make_message(dice: &mut Dice, n: usize, buildings: &[&str], now: chrono::DateTime<Utc>) -> (String, Bytes) {
+fn make_message(
+    dice: &mut Dice,
+    n: usize,
+    buildings: &[&str],
+    now: chrono::DateTime<Utc>,
+) -> (String, Bytes) {
     let building = buildings[dice.below(buildings.len())];
     let message_id = format!("msg-{n:06}");
     let (kind, mut body) = match dice.below(10) {
         0..=5 => {
             let (title, category) = RESIDENT_REPORTS[dice.below(RESIDENT_REPORTS.len())];
             let channel = ["mini_program", "hotline12345", "wechat_group", "kiosk"][dice.below(4)];
-            ("resident_report", json!({
-                "kind": "resident_report", "schema_version": 1,
-                "source": {"system": "miniprogram", "message_id": message_id},
-                "reported_at": now, "building": building, "channel": channel,
-                "resident": {"id": format!("resident-{}", dice.below(50_000))},
-                "title": title, "description": format!("{title}。请尽快处理。"), "category": category,
-                "media": [{"kind": "photo", "url": format!("oss://wangge-demo/{message_id}.jpg")}]
-            }))
+            (
+                "resident_report",
+                json!({
+                    "kind": "resident_report", "schema_version": 1,
+                    "source": {"system": "miniprogram", "message_id": message_id},
+                    "reported_at": now, "building": building, "channel": channel,
+                    "resident": {"id": format!("resident-{}", dice.below(50_000))},
+                    "title": title, "description": format!("{title}。请尽快处理。"), "category": category,
+                    "media": [{"kind": "photo", "url": format!("oss://wangge-demo/{message_id}.jpg")}]
+                }),
+            )
         }
         6..=7 => {
             let (title, category) = PATROL_FINDINGS[dice.below(PATROL_FINDINGS.len())];
             let patrol_kind = ["fire_safety", "flood_safety", "daily"][dice.below(3)];
-            ("patrol_finding", json!({
-                "kind": "patrol_finding", "schema_version": 1,
-                "source": {"system": "grid-app", "message_id": message_id},
-                "reported_at": now, "building": building, "worker_id": format!("worker-{building}"),
-                "patrol_kind": patrol_kind, "title": title, "description": title, "category": category,
-                "fixed_on_spot": dice.chance(30)
-            }))
+            (
+                "patrol_finding",
+                json!({
+                    "kind": "patrol_finding", "schema_version": 1,
+                    "source": {"system": "grid-app", "message_id": message_id},
+                    "reported_at": now, "building": building, "worker_id": format!("worker-{building}"),
+                    "patrol_kind": patrol_kind, "title": title, "description": title, "category": category,
+                    "fixed_on_spot": dice.chance(30)
+                }),
+            )
         }
         _ => {
             let (title, service) = SERVICE_REQUESTS[dice.below(SERVICE_REQUESTS.len())];
-            ("service_request", json!({
-                "kind": "service_request", "schema_version": 1,
-                "source": {"system": "kiosk-07", "message_id": message_id},
-                "reported_at": now, "building": building, "channel": "kiosk",
-                "resident": {"id": format!("resident-{}", dice.below(50_000)), "name": "王阿姨"},
-                "service": service, "title": title, "description": title
-            }))
+            (
+                "service_request",
+                json!({
+                    "kind": "service_request", "schema_version": 1,
+                    "source": {"system": "kiosk-07", "message_id": message_id},
+                    "reported_at": now, "building": building, "channel": "kiosk",
+                    "resident": {"id": format!("resident-{}", dice.below(50_000)), "name": "王阿姨"},
+                    "service": service, "title": title, "description": title
+                }),
+            )
         }
     };
     // About one message in twelve is broken, each in a different way.
     if dice.chance(8) {
         match dice.below(7) {
-            0 => return (format!("wangge.intake.{kind}"), Bytes::from_static(b"{\"kind\": \"resident_report\", ")),
+            0 => {
+                return (
+                    format!("wangge.intake.{kind}"),
+                    Bytes::from_static(b"{\"kind\": \"resident_report\", "),
+                )
+            }
             1 => body["schema_version"] = json!(7),
             2 => {
                 body.as_object_mut().map(|o| o.remove("building"));
@@ -219,34 +264,67 @@ fn make_message(dice: &mut Dice, n: usize, buildings: &[&str], now: chrono::Date
             _ => body["kind"] = json!("complaint"),
         }
     }
-    (format!("wangge.intake.{kind}"), Bytes::from(body.to_string()))
+    (
+        format!("wangge.intake.{kind}"),
+        Bytes::from(body.to_string()),
+    )
 }
 
 /// The commands a case goes through in the demo: most of the closed loop, with detours.
 fn lifecycle(dice: &mut Dice, worker: &str, building: &str) -> Vec<CaseCommand> {
-    let mut commands = vec![CaseCommand::Accept { category: String::new(), priority: Priority::Normal }];
+    let mut commands = vec![CaseCommand::Accept {
+        category: String::new(),
+        priority: Priority::Normal,
+    }];
     if dice.chance(5) {
-        return vec![CaseCommand::Reject { reason: "not a grid matter: referred to the hotline".into() }];
+        return vec![CaseCommand::Reject {
+            reason: "not a grid matter: referred to the hotline".into(),
+        }];
     }
-    commands.push(CaseCommand::Dispatch { tier: Tier::Building, cell: building.to_owned(), assignee: worker.to_owned() });
+    commands.push(CaseCommand::Dispatch {
+        tier: Tier::Building,
+        cell: building.to_owned(),
+        assignee: worker.to_owned(),
+    });
     if dice.chance(15) {
-        commands.push(CaseCommand::Decline { worker_id: worker.to_owned(), reason: "on leave today".into() });
+        commands.push(CaseCommand::Decline {
+            worker_id: worker.to_owned(),
+            reason: "on leave today".into(),
+        });
         return commands;
     }
-    commands.push(CaseCommand::Acknowledge { worker_id: worker.to_owned() });
-    commands.push(CaseCommand::StartHandling { worker_id: worker.to_owned() });
+    commands.push(CaseCommand::Acknowledge {
+        worker_id: worker.to_owned(),
+    });
+    commands.push(CaseCommand::StartHandling {
+        worker_id: worker.to_owned(),
+    });
     if dice.chance(20) {
         return commands;
     }
-    commands.push(CaseCommand::Resolve { worker_id: worker.to_owned(), notes: "已处理完毕".into(), media: Vec::new() });
+    commands.push(CaseCommand::Resolve {
+        worker_id: worker.to_owned(),
+        notes: "已处理完毕".into(),
+        media: Vec::new(),
+    });
     let passed = dice.chance(85);
     commands.push(CaseCommand::Verify {
         verifier: "community-inspector".into(),
         passed,
-        notes: Some(if passed { "现场核查通过" } else { "未彻底处理,返工" }.into()),
+        notes: Some(
+            if passed {
+                "现场核查通过"
+            } else {
+                "未彻底处理,返工"
+            }
+            .into(),
+        ),
     });
     if passed && dice.chance(70) {
-        commands.push(CaseCommand::Evaluate { satisfaction: 3 + dice.below(3) as u8, comment: None });
+        commands.push(CaseCommand::Evaluate {
+            satisfaction: 3 + dice.below(3) as u8,
+            comment: None,
+        });
     }
     commands
 }
@@ -286,10 +364,19 @@ async fn print_summary(
     println!("\nrejected messages kept for operators: {}", kept.len());
     for entry in kept.iter().take(5) {
         let r = &entry.rejection;
-        println!("  #{:<4} {:<22} {:<14} {}", entry.id, r.code, r.field.as_deref().unwrap_or("-"), r.reason);
+        println!(
+            "  #{:<4} {:<22} {:<14} {}",
+            entry.id,
+            r.code,
+            r.field.as_deref().unwrap_or("-"),
+            r.reason
+        );
     }
     if kept.len() > 5 {
-        println!("  … and {} more (`wangge rejected list` shows them on a real deployment)", kept.len() - 5);
+        println!(
+            "  … and {} more (`wangge rejected list` shows them on a real deployment)",
+            kept.len() - 5
+        );
     }
     Ok(())
 }

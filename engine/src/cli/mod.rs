@@ -17,7 +17,11 @@ use crate::grid::{CategoryCatalogue, GridDirectory};
 use crate::log::{JetStreamLog, JetStreamLogConfig};
 
 #[derive(Debug, Parser)]
-#[command(name = "wangge", version, about = "Wangge (网格): an event-sourced work-order engine for grid governance")]
+#[command(
+    name = "wangge",
+    version,
+    about = "Wangge (网格): an event-sourced work-order engine for grid governance"
+)]
 struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, global = true, env = "WANGGE_LOG_JSON")]
@@ -61,7 +65,10 @@ impl NatsArgs {
     }
 
     pub async fn open_log(&self, client: async_nats::Client) -> anyhow::Result<JetStreamLog> {
-        let config = JetStreamLogConfig { replicas: self.replicas, ..Default::default() };
+        let config = JetStreamLogConfig {
+            replicas: self.replicas,
+            ..Default::default()
+        };
         Ok(JetStreamLog::open(client, config).await?)
     }
 }
@@ -112,7 +119,9 @@ pub async fn run() -> ExitCode {
 
 fn init_tracing(json: bool) {
     let filter = EnvFilter::try_from_env("WANGGE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

@@ -35,7 +35,9 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
         }
         _ => {
             let mut body = Vec::new();
-            std::io::stdin().read_to_end(&mut body).context("cannot read stdin")?;
+            std::io::stdin()
+                .read_to_end(&mut body)
+                .context("cannot read stdin")?;
             body
         }
     };
@@ -51,12 +53,19 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
     };
     let client = args.nats.connect().await?;
     let subject = format!("{INTAKE_SUBJECT_PREFIX}.{kind}");
-    let response = tokio::time::timeout(Duration::from_secs(args.timeout), client.request(subject.clone(), body.into()))
-        .await
-        .with_context(|| format!("no answer on {subject} within {} s", args.timeout))?
-        .with_context(|| format!("request on {subject} failed (is `wangge serve` running?)"))?;
-    let reply: IntakeReply = serde_json::from_slice(&response.payload)
-        .with_context(|| format!("unexpected answer: {}", String::from_utf8_lossy(&response.payload)))?;
+    let response = tokio::time::timeout(
+        Duration::from_secs(args.timeout),
+        client.request(subject.clone(), body.into()),
+    )
+    .await
+    .with_context(|| format!("no answer on {subject} within {} s", args.timeout))?
+    .with_context(|| format!("request on {subject} failed (is `wangge serve` running?)"))?;
+    let reply: IntakeReply = serde_json::from_slice(&response.payload).with_context(|| {
+        format!(
+            "unexpected answer: {}",
+            String::from_utf8_lossy(&response.payload)
+        )
+    })?;
     println!("{}", serde_json::to_string_pretty(&reply)?);
     Ok(match reply {
         IntakeReply::Accepted { .. } => ExitCode::SUCCESS,

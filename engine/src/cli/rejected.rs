@@ -68,15 +68,30 @@ pub async fn run(args: RejectedArgs) -> anyhow::Result<ExitCode> {
             let subject = entry.rejection.subject.clone();
             let response = tokio::time::timeout(
                 Duration::from_secs(timeout),
-                client.request_with_headers(subject.clone(), headers, entry.rejection.payload.clone()),
+                client.request_with_headers(
+                    subject.clone(),
+                    headers,
+                    entry.rejection.payload.clone(),
+                ),
             )
             .await
             .with_context(|| format!("no answer on {subject} within {timeout} s"))?
             .with_context(|| format!("request on {subject} failed (is `wangge serve` running?)"))?;
-            let reply: IntakeReply = serde_json::from_slice(&response.payload)
-                .with_context(|| format!("unexpected answer: {}", String::from_utf8_lossy(&response.payload)))?;
+            let reply: IntakeReply =
+                serde_json::from_slice(&response.payload).with_context(|| {
+                    format!(
+                        "unexpected answer: {}",
+                        String::from_utf8_lossy(&response.payload)
+                    )
+                })?;
             store
-                .record_replay(id, ReplayRecord { replayed_at: chrono::Utc::now(), reply: reply.clone() })
+                .record_replay(
+                    id,
+                    ReplayRecord {
+                        replayed_at: chrono::Utc::now(),
+                        reply: reply.clone(),
+                    },
+                )
                 .await?;
             println!("{}", serde_json::to_string_pretty(&reply)?);
             Ok(match reply {
@@ -90,8 +105,14 @@ pub async fn run(args: RejectedArgs) -> anyhow::Result<ExitCode> {
 fn list_line(entry: &RejectedEntry) -> String {
     let r = &entry.rejection;
     let replay = match &entry.last_replay {
-        Some(ReplayRecord { reply: IntakeReply::Accepted { case_id, .. }, .. }) => format!("  [replayed → case {case_id}]"),
-        Some(ReplayRecord { reply: IntakeReply::Rejected { code, .. }, .. }) => format!("  [replayed → rejected again: {code}]"),
+        Some(ReplayRecord {
+            reply: IntakeReply::Accepted { case_id, .. },
+            ..
+        }) => format!("  [replayed → case {case_id}]"),
+        Some(ReplayRecord {
+            reply: IntakeReply::Rejected { code, .. },
+            ..
+        }) => format!("  [replayed → rejected again: {code}]"),
         None => String::new(),
     };
     format!(
@@ -114,7 +135,11 @@ fn print_entry(entry: &RejectedEntry) {
     println!("field:       {}", r.field.as_deref().unwrap_or("-"));
     println!("reason:      {}", r.reason);
     if let Some(replay) = &entry.last_replay {
-        println!("last replay: {} → {}", replay.replayed_at.to_rfc3339(), serde_json::to_string(&replay.reply).unwrap_or_default());
+        println!(
+            "last replay: {} → {}",
+            replay.replayed_at.to_rfc3339(),
+            serde_json::to_string(&replay.reply).unwrap_or_default()
+        );
     }
     println!("headers:");
     for (name, value) in &r.headers {

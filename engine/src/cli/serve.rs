@@ -27,15 +27,43 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let rejected = JetStreamRejectedStore::open(client.clone(), args.nats.replicas).await?;
     let cases = Arc::new(CaseService::new(log, Arc::new(SystemClock)));
     let (districts, communities, buildings) = grid.counts();
-    info!(city = grid.city(), districts, communities, buildings, categories = categories.len(), "reference data loaded");
+    info!(
+        city = grid.city(),
+        districts,
+        communities,
+        buildings,
+        categories = categories.len(),
+        "reference data loaded"
+    );
     let service = Arc::new(IntakeService::new(cases, rejected, grid, categories));
-    eprintln!("wangge serving intake on {} (wangge.intake.<kind>); Ctrl-C to stop", args.nats.nats_url);
-    tokio::select! {
-        result = serve_intake(client.clone(), service) => result?,
-        _ = tokio::signal::ctrl_c() => {
-            info!("stopping: draining intake");
-            client.drain().await.ok();
-        }
-    }
+    eprintln!(
+        "wangge serving intake on {} (wangge.intake.<kind>); Ctrl-C to stop",
+        args.nats.nats_url
+    );
+    serve_intake(client.clone(), service, async {
+        let signal = shutdown_signal().await;
+        info!(
+            signal,
+            "stopping: draining intake, finishing messages in hand"
+        );
+    })
+    .await?;
+    client.flush().await.ok();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM (what a process supervisor sends).
+async fn shutdown_signal() -> &'static str {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                tokio::signal::ctrl_c().await.ok();
+                return "interrupt";
+            }
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupt",
+        _ = terminate.recv() => "terminate",
+    }
 }

@@ -24,18 +24,40 @@ pub const INTAKE_QUEUE_GROUP: &str = "wangge-intake";
 /// Messages processed at once per instance; more wait in the subscription's buffer.
 const MAX_IN_FLIGHT: usize = 256;
 
-/// Serves intake until the subscription ends (the client is closed or drained).
+/// Serves intake until `shutdown` completes (or the connection closes). On shutdown the
+/// subscription is drained — no new messages, the buffered ones still handled — and every
+/// message in hand is finished before this returns; the connection stays open for them.
 pub async fn serve_intake<L: EventLog, R: RejectedStore>(
     client: async_nats::Client,
     service: Arc<IntakeService<L, R>>,
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), async_nats::SubscribeError> {
     let mut subscription = client
-        .queue_subscribe(format!("{INTAKE_SUBJECT_PREFIX}.>"), INTAKE_QUEUE_GROUP.to_owned())
+        .queue_subscribe(
+            format!("{INTAKE_SUBJECT_PREFIX}.>"),
+            INTAKE_QUEUE_GROUP.to_owned(),
+        )
         .await?;
     info!(subject = %format!("{INTAKE_SUBJECT_PREFIX}.>"), queue = INTAKE_QUEUE_GROUP, "intake listening");
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    while let Some(message) = subscription.next().await {
-        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+    tokio::pin!(shutdown);
+    let mut draining = false;
+    loop {
+        let message = tokio::select! {
+            message = subscription.next() => message,
+            _ = &mut shutdown, if !draining => {
+                draining = true;
+                if let Err(error) = subscription.drain().await {
+                    warn!(%error, "could not drain the intake subscription");
+                    break;
+                }
+                continue;
+            }
+        };
+        let Some(message) = message else { break };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
         let service = service.clone();
         let client = client.clone();
         tokio::spawn(async move {
@@ -48,7 +70,9 @@ pub async fn serve_intake<L: EventLog, R: RejectedStore>(
                         .iter()
                         .flat_map(|(name, values)| {
                             let name: &str = name.as_ref();
-                            values.iter().map(move |v| (name.to_owned(), v.as_str().to_owned()))
+                            values
+                                .iter()
+                                .map(move |v| (name.to_owned(), v.as_str().to_owned()))
                         })
                         .collect()
                 })
@@ -70,5 +94,9 @@ pub async fn serve_intake<L: EventLog, R: RejectedStore>(
             }
         });
     }
+    // The subscription ended (the client is draining): let the messages in hand finish, so
+    // a shutdown never drops a message between validation and its commit.
+    let _all = permits.acquire_many(MAX_IN_FLIGHT as u32).await;
+    info!("intake stopped");
     Ok(())
 }

@@ -39,7 +39,8 @@ const OUR_HEADERS: [&str; 5] = [
 const SENDER_NATS_HEADER_PREFIX: &str = "Wangge-Sender-";
 
 fn is_nats_header(name: &str) -> bool {
-    name.get(..5).is_some_and(|prefix| prefix.eq_ignore_ascii_case("Nats-"))
+    name.get(..5)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("Nats-"))
 }
 
 /// A message to keep: what arrived and why it was refused.
@@ -82,12 +83,26 @@ pub enum RejectedStoreError {
 
 pub trait RejectedStore: Send + Sync + 'static {
     /// Keeps a refused message and returns its id.
-    fn keep(&self, rejection: Rejection) -> impl Future<Output = Result<u64, RejectedStoreError>> + Send;
+    fn keep(
+        &self,
+        rejection: Rejection,
+    ) -> impl Future<Output = Result<u64, RejectedStoreError>> + Send;
     /// Kept messages with id ≥ `from`, oldest first, at most `limit`.
-    fn list(&self, from: u64, limit: usize) -> impl Future<Output = Result<Vec<RejectedEntry>, RejectedStoreError>> + Send;
-    fn get(&self, id: u64) -> impl Future<Output = Result<RejectedEntry, RejectedStoreError>> + Send;
+    fn list(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RejectedEntry>, RejectedStoreError>> + Send;
+    fn get(
+        &self,
+        id: u64,
+    ) -> impl Future<Output = Result<RejectedEntry, RejectedStoreError>> + Send;
     /// Records what a replay of message `id` got back.
-    fn record_replay(&self, id: u64, record: ReplayRecord) -> impl Future<Output = Result<(), RejectedStoreError>> + Send;
+    fn record_replay(
+        &self,
+        id: u64,
+        record: ReplayRecord,
+    ) -> impl Future<Output = Result<(), RejectedStoreError>> + Send;
 }
 
 /// Kept in memory, for the demo and tests.
@@ -106,23 +121,43 @@ impl RejectedStore for MemoryRejectedStore {
     async fn keep(&self, rejection: Rejection) -> Result<u64, RejectedStoreError> {
         let mut entries = self.entries();
         let id = entries.len() as u64 + 1;
-        entries.push(RejectedEntry { id, rejection, last_replay: None });
+        entries.push(RejectedEntry {
+            id,
+            rejection,
+            last_replay: None,
+        });
         Ok(id)
     }
 
-    async fn list(&self, from: u64, limit: usize) -> Result<Vec<RejectedEntry>, RejectedStoreError> {
+    async fn list(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<RejectedEntry>, RejectedStoreError> {
         let entries = self.entries();
-        Ok(entries.iter().filter(|e| e.id >= from).take(limit).cloned().collect())
+        Ok(entries
+            .iter()
+            .filter(|e| e.id >= from)
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn get(&self, id: u64) -> Result<RejectedEntry, RejectedStoreError> {
         let entries = self.entries();
-        entries.iter().find(|e| e.id == id).cloned().ok_or(RejectedStoreError::NotFound(id))
+        entries
+            .iter()
+            .find(|e| e.id == id)
+            .cloned()
+            .ok_or(RejectedStoreError::NotFound(id))
     }
 
     async fn record_replay(&self, id: u64, record: ReplayRecord) -> Result<(), RejectedStoreError> {
         let mut entries = self.entries();
-        let entry = entries.iter_mut().find(|e| e.id == id).ok_or(RejectedStoreError::NotFound(id))?;
+        let entry = entries
+            .iter_mut()
+            .find(|e| e.id == id)
+            .ok_or(RejectedStoreError::NotFound(id))?;
         entry.last_replay = Some(record);
         Ok(())
     }
@@ -141,12 +176,18 @@ impl JetStreamRejectedStore {
     pub const PREFIX: &'static str = "wangge.rejected";
 
     /// Creates the stream if needed (idempotent; every instance calls it at start-up).
-    pub async fn open(client: async_nats::Client, replicas: usize) -> Result<Self, RejectedStoreError> {
+    pub async fn open(
+        client: async_nats::Client,
+        replicas: usize,
+    ) -> Result<Self, RejectedStoreError> {
         let context = jetstream::new(client);
         let stream = context
             .get_or_create_stream(stream::Config {
                 name: Self::STREAM.to_owned(),
-                description: Some("Wangge: intake messages the engine refused, kept for inspection and replay".into()),
+                description: Some(
+                    "Wangge: intake messages the engine refused, kept for inspection and replay"
+                        .into(),
+                ),
                 subjects: vec![format!("{}.>", Self::PREFIX)],
                 storage: StorageType::File,
                 num_replicas: replicas,
@@ -157,7 +198,11 @@ impl JetStreamRejectedStore {
             })
             .await
             .map_err(unavailable)?;
-        Ok(Self { context, stream, prefix: Self::PREFIX.to_owned() })
+        Ok(Self {
+            context,
+            stream,
+            prefix: Self::PREFIX.to_owned(),
+        })
     }
 
     fn message_subject(&self, original_subject: &str) -> String {
@@ -170,21 +215,35 @@ impl JetStreamRejectedStore {
     }
 
     async fn last_replay(&self, id: u64) -> Result<Option<ReplayRecord>, RejectedStoreError> {
-        match self.stream.direct_get_last_for_subject(format!("{}.replay.{id}", self.prefix)).await {
+        match self
+            .stream
+            .direct_get_last_for_subject(format!("{}.replay.{id}", self.prefix))
+            .await
+        {
             Ok(message) => serde_json::from_slice(&message.payload)
                 .map(Some)
-                .map_err(|e| RejectedStoreError::Corrupt { id, reason: e.to_string() }),
+                .map_err(|e| RejectedStoreError::Corrupt {
+                    id,
+                    reason: e.to_string(),
+                }),
             Err(error) if error.kind() == DirectGetErrorKind::NotFound => Ok(None),
             Err(error) => Err(unavailable(error)),
         }
     }
 
-    async fn entry_at(&self, message: jetstream::message::StreamMessage) -> Result<RejectedEntry, RejectedStoreError> {
+    async fn entry_at(
+        &self,
+        message: jetstream::message::StreamMessage,
+    ) -> Result<RejectedEntry, RejectedStoreError> {
         let id = message.sequence;
         let rejection = rejection_from(&message.headers, message.payload.clone())
             .map_err(|reason| RejectedStoreError::Corrupt { id, reason })?;
         let last_replay = self.last_replay(id).await?;
-        Ok(RejectedEntry { id, rejection, last_replay })
+        Ok(RejectedEntry {
+            id,
+            rejection,
+            last_replay,
+        })
     }
 }
 
@@ -239,7 +298,10 @@ impl RejectedStore for JetStreamRejectedStore {
         for (name, value) in &rejection.headers {
             let value = header_safe(value);
             if is_nats_header(name) {
-                headers.append(format!("{SENDER_NATS_HEADER_PREFIX}{name}").as_str(), value.as_str());
+                headers.append(
+                    format!("{SENDER_NATS_HEADER_PREFIX}{name}").as_str(),
+                    value.as_str(),
+                );
             } else {
                 headers.append(name.as_str(), value.as_str());
             }
@@ -248,12 +310,22 @@ impl RejectedStore for JetStreamRejectedStore {
         if let Some(field) = &rejection.field {
             headers.insert(HEADER_REJECT_FIELD, header_safe(field).as_str());
         }
-        headers.insert(HEADER_REJECT_REASON, header_safe(&rejection.reason).as_str());
+        headers.insert(
+            HEADER_REJECT_REASON,
+            header_safe(&rejection.reason).as_str(),
+        );
         headers.insert(HEADER_ORIGINAL_SUBJECT, rejection.subject.as_str());
-        headers.insert(HEADER_REJECTED_AT, rejection.rejected_at.to_rfc3339().as_str());
+        headers.insert(
+            HEADER_REJECTED_AT,
+            rejection.rejected_at.to_rfc3339().as_str(),
+        );
         let ack = self
             .context
-            .publish_with_headers(self.message_subject(&rejection.subject), headers, rejection.payload)
+            .publish_with_headers(
+                self.message_subject(&rejection.subject),
+                headers,
+                rejection.payload,
+            )
             .await
             .map_err(unavailable)?
             .await
@@ -261,12 +333,20 @@ impl RejectedStore for JetStreamRejectedStore {
         Ok(ack.sequence)
     }
 
-    async fn list(&self, from: u64, limit: usize) -> Result<Vec<RejectedEntry>, RejectedStoreError> {
+    async fn list(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<RejectedEntry>, RejectedStoreError> {
         let filter = format!("{}.message.>", self.prefix);
         let mut entries = Vec::new();
         let mut next = from.max(1);
         while entries.len() < limit {
-            match self.stream.direct_get_next_for_subject(&filter, Some(next)).await {
+            match self
+                .stream
+                .direct_get_next_for_subject(&filter, Some(next))
+                .await
+            {
                 Ok(message) => {
                     next = message.sequence + 1;
                     entries.push(self.entry_at(message).await?);
@@ -286,7 +366,10 @@ impl RejectedStore for JetStreamRejectedStore {
             }
             Err(error) => return Err(unavailable(error)),
         };
-        if !message.subject.starts_with(&format!("{}.message.", self.prefix)) {
+        if !message
+            .subject
+            .starts_with(&format!("{}.message.", self.prefix))
+        {
             return Err(RejectedStoreError::NotFound(id));
         }
         self.entry_at(message).await

@@ -39,7 +39,12 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
         grid: Arc<GridDirectory>,
         categories: Arc<CategoryCatalogue>,
     ) -> Self {
-        Self { cases, rejected, grid, categories }
+        Self {
+            cases,
+            rejected,
+            grid,
+            categories,
+        }
     }
 
     pub fn rejected_store(&self) -> &R {
@@ -57,12 +62,20 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
             .strip_prefix(INTAKE_SUBJECT_PREFIX)
             .and_then(|rest| rest.strip_prefix('.'))
             .filter(|kind| !kind.is_empty());
-        let reference = ReferenceData { grid: &self.grid, categories: &self.categories };
+        let reference = ReferenceData {
+            grid: &self.grid,
+            categories: &self.categories,
+        };
         let valid = match validate_intake(subject_kind, &message.payload, reference) {
             Ok(valid) => valid,
             Err(rejection) => {
                 return self
-                    .refuse(message, rejection.code.as_str(), rejection.field, rejection.reason)
+                    .refuse(
+                        message,
+                        rejection.code.as_str(),
+                        rejection.field,
+                        rejection.reason,
+                    )
                     .await
             }
         };
@@ -79,12 +92,14 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
             // log failed: either way the message is kept so an operator can replay it.
             Err(error) => {
                 let field = match &error {
-                    CommandError::Domain(crate::domain::DomainError::InvalidField { field, .. }) => {
-                        Some((*field).to_owned())
-                    }
+                    CommandError::Domain(crate::domain::DomainError::InvalidField {
+                        field,
+                        ..
+                    }) => Some((*field).to_owned()),
                     _ => None,
                 };
-                self.refuse(message, error.code(), field, error.to_string()).await
+                self.refuse(message, error.code(), field, error.to_string())
+                    .await
             }
         }
     }
@@ -112,7 +127,17 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
                 None
             }
         };
-        info!(code, field = field.as_deref().unwrap_or(""), rejected_id, "intake rejected");
-        IntakeReply::Rejected { code: code.to_owned(), field, reason, rejected_id }
+        info!(
+            code,
+            field = field.as_deref().unwrap_or(""),
+            rejected_id,
+            "intake rejected"
+        );
+        IntakeReply::Rejected {
+            code: code.to_owned(),
+            field,
+            reason,
+            rejected_id,
+        }
     }
 }

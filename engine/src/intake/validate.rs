@@ -13,8 +13,8 @@ use wangge_schemas::intake::{
     MAX_DESCRIPTION_CHARS, MAX_ID_CHARS, MAX_MEDIA, MAX_MESSAGE_BYTES, MAX_TITLE_CHARS,
 };
 use wangge_schemas::{
-    Actor, CaseId, CaseReported, Coordinates, GridLocation, IntakeKind, MediaRef, ReportDetails, Resident,
-    Source,
+    Actor, CaseId, CaseReported, Coordinates, GridLocation, IntakeKind, MediaRef, ReportDetails,
+    Resident, Source,
 };
 
 use crate::app::CommandRequest;
@@ -75,7 +75,11 @@ impl RejectCode {
 
 impl IntakeRejection {
     fn new(code: RejectCode, field: Option<&str>, reason: impl Into<String>) -> Self {
-        Self { code, field: field.map(str::to_owned), reason: reason.into() }
+        Self {
+            code,
+            field: field.map(str::to_owned),
+            reason: reason.into(),
+        }
     }
 
     fn at(code: RejectCode, field: &str, reason: impl Into<String>) -> Self {
@@ -109,11 +113,18 @@ pub fn validate_intake(
         return Err(IntakeRejection::new(
             RejectCode::PayloadTooLarge,
             None,
-            format!("message is {} bytes, the limit is {MAX_MESSAGE_BYTES}", bytes.len()),
+            format!(
+                "message is {} bytes, the limit is {MAX_MESSAGE_BYTES}",
+                bytes.len()
+            ),
         ));
     }
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        IntakeRejection::new(RejectCode::MalformedJson, None, format!("message is not valid json: {e}"))
+        IntakeRejection::new(
+            RejectCode::MalformedJson,
+            None,
+            format!("message is not valid json: {e}"),
+        )
     })?;
     let Value::Object(object) = &value else {
         return Err(IntakeRejection::new(
@@ -125,22 +136,39 @@ pub fn validate_intake(
     let kind = read_kind(subject_kind, object.get("kind"))?;
     read_schema_version(object.get("schema_version"))?;
     let message = match kind {
-        IntakeKind::ResidentReport => IntakeMessage::ResidentReport(typed::<ResidentReportV1>(value)?),
+        IntakeKind::ResidentReport => {
+            IntakeMessage::ResidentReport(typed::<ResidentReportV1>(value)?)
+        }
         IntakeKind::PatrolFinding => IntakeMessage::PatrolFinding(typed::<PatrolFindingV1>(value)?),
-        IntakeKind::ServiceRequest => IntakeMessage::ServiceRequest(typed::<ServiceRequestV1>(value)?),
+        IntakeKind::ServiceRequest => {
+            IntakeMessage::ServiceRequest(typed::<ServiceRequestV1>(value)?)
+        }
     };
     check_limits(&message)?;
     let location = locate(&message, reference.grid)?;
     check_category(&message, reference.categories)?;
     let request = report_request(&message, &location);
-    Ok(ValidIntake { message, location, request })
+    Ok(ValidIntake {
+        message,
+        location,
+        request,
+    })
 }
 
-fn read_kind(subject_kind: Option<&str>, body_kind: Option<&Value>) -> Result<IntakeKind, IntakeRejection> {
+fn read_kind(
+    subject_kind: Option<&str>,
+    body_kind: Option<&Value>,
+) -> Result<IntakeKind, IntakeRejection> {
     let known = || IntakeKind::ALL.map(IntakeKind::as_str).join(", ");
     // The body is checked first: it is what the sender controls field by field.
     let body_kind = match body_kind {
-        None => return Err(IntakeRejection::at(RejectCode::MissingField, "kind", "field `kind` is required")),
+        None => {
+            return Err(IntakeRejection::at(
+                RejectCode::MissingField,
+                "kind",
+                "field `kind` is required",
+            ))
+        }
         Some(Value::String(name)) => IntakeKind::parse(name).ok_or_else(|| {
             IntakeRejection::at(
                 RejectCode::UnknownKind,
@@ -209,7 +237,11 @@ fn classify_serde_error(path: &str, message: &str) -> IntakeRejection {
         None => name.to_owned(),
     };
     if let Some(name) = backticked_after(message, "missing field ") {
-        return IntakeRejection::new(RejectCode::MissingField, Some(&join(name)), format!("field `{name}` is required"));
+        return IntakeRejection::new(
+            RejectCode::MissingField,
+            Some(&join(name)),
+            format!("field `{name}` is required"),
+        );
     }
     if let Some(name) = backticked_after(message, "unknown field ") {
         // The path already ends at the unknown field.
@@ -249,9 +281,18 @@ fn json_type(value: &Value) -> &'static str {
     }
 }
 
-fn check_text(field: &str, text: &str, max_chars: usize, required: bool) -> Result<(), IntakeRejection> {
+fn check_text(
+    field: &str,
+    text: &str,
+    max_chars: usize,
+    required: bool,
+) -> Result<(), IntakeRejection> {
     if required && text.trim().is_empty() {
-        return Err(IntakeRejection::at(RejectCode::EmptyText, field, format!("`{field}` must not be empty")));
+        return Err(IntakeRejection::at(
+            RejectCode::EmptyText,
+            field,
+            format!("`{field}` must not be empty"),
+        ));
     }
     let chars = text.chars().count();
     if chars > max_chars {
@@ -297,7 +338,9 @@ fn check_media(media: &[MediaRef]) -> Result<(), IntakeRejection> {
 /// The published schema limits latitude to ±90 and longitude to ±180; a swapped pair or a
 /// projected (non-WGS84) coordinate would otherwise put the case on the wrong map.
 fn check_coordinates(coordinates: Option<&Coordinates>) -> Result<(), IntakeRejection> {
-    let Some(coordinates) = coordinates else { return Ok(()) };
+    let Some(coordinates) = coordinates else {
+        return Ok(());
+    };
     for (field, value, limit) in [
         ("coordinates.latitude", coordinates.latitude, 90.0),
         ("coordinates.longitude", coordinates.longitude, 180.0),
@@ -306,7 +349,9 @@ fn check_coordinates(coordinates: Option<&Coordinates>) -> Result<(), IntakeReje
             return Err(IntakeRejection::at(
                 RejectCode::InvalidValue,
                 field,
-                format!("`{field}` is {value}, it must be between -{limit} and {limit} (WGS84 degrees)"),
+                format!(
+                    "`{field}` is {value}, it must be between -{limit} and {limit} (WGS84 degrees)"
+                ),
             ));
         }
     }
@@ -364,7 +409,10 @@ fn locate(message: &IntakeMessage, grid: &GridDirectory) -> Result<GridLocation,
     })
 }
 
-fn check_category(message: &IntakeMessage, categories: &CategoryCatalogue) -> Result<(), IntakeRejection> {
+fn check_category(
+    message: &IntakeMessage,
+    categories: &CategoryCatalogue,
+) -> Result<(), IntakeRejection> {
     let (field, code) = match message {
         IntakeMessage::ResidentReport(m) => ("category", &m.category),
         IntakeMessage::PatrolFinding(m) => ("category", &m.category),
@@ -374,7 +422,9 @@ fn check_category(message: &IntakeMessage, categories: &CategoryCatalogue) -> Re
     let category = categories.get(code).ok_or_else(|| {
         let allowed = categories.codes_for(kind);
         let reason = match closest_code(code, &allowed) {
-            Some(guess) => format!("category `{code}` is not in the catalogue; did you mean `{guess}`?"),
+            Some(guess) => {
+                format!("category `{code}` is not in the catalogue; did you mean `{guess}`?")
+            }
             None => format!(
                 "category `{code}` is not in the catalogue; categories for a {}: {}",
                 kind.as_str(),
@@ -387,7 +437,11 @@ fn check_category(message: &IntakeMessage, categories: &CategoryCatalogue) -> Re
         return Err(IntakeRejection::at(
             RejectCode::CategoryNotAllowed,
             field,
-            format!("category `{code}` cannot be used for a {}; allowed: {}", kind.as_str(), categories.codes_for(kind).join(", ")),
+            format!(
+                "category `{code}` cannot be used for a {}; allowed: {}",
+                kind.as_str(),
+                categories.codes_for(kind).join(", ")
+            ),
         ));
     }
     Ok(())
@@ -397,7 +451,12 @@ fn check_category(message: &IntakeMessage, categories: &CategoryCatalogue) -> Re
 /// few characters more (`lighting.stairwell_lamp` → `lighting.stairwell_light_out`).
 fn closest_code<'c>(code: &str, allowed: &[&'c str]) -> Option<&'c str> {
     let min_shared = code.find('.')? + 1 + 3;
-    let common = |other: &str| code.bytes().zip(other.bytes()).take_while(|(a, b)| a == b).count();
+    let common = |other: &str| {
+        code.bytes()
+            .zip(other.bytes())
+            .take_while(|(a, b)| a == b)
+            .count()
+    };
     allowed
         .iter()
         .map(|candidate| (common(candidate), *candidate))
@@ -416,7 +475,10 @@ fn report_request(message: &IntakeMessage, location: &GridLocation) -> CommandRe
                 reported_category: m.category.clone(),
                 media: m.media.clone(),
                 coordinates: m.coordinates,
-                details: ReportDetails::ResidentReport { channel: m.channel, resident: m.resident.clone() },
+                details: ReportDetails::ResidentReport {
+                    channel: m.channel,
+                    resident: m.resident.clone(),
+                },
             },
             Actor::resident(&m.resident.id),
             m.reported_at,
@@ -444,7 +506,10 @@ fn report_request(message: &IntakeMessage, location: &GridLocation) -> CommandRe
                 reported_category: m.service.clone(),
                 media: m.media.clone(),
                 coordinates: None,
-                details: ReportDetails::ServiceRequest { channel: m.channel, resident: m.resident.clone() },
+                details: ReportDetails::ServiceRequest {
+                    channel: m.channel,
+                    resident: m.resident.clone(),
+                },
             },
             Actor::resident(&m.resident.id),
             m.reported_at,
@@ -453,7 +518,10 @@ fn report_request(message: &IntakeMessage, location: &GridLocation) -> CommandRe
     let source = message.source().clone();
     CommandRequest {
         case_id: CaseId::derived_from_source(&source),
-        command: CaseCommand::Report { location: location.clone(), report },
+        command: CaseCommand::Report {
+            location: location.clone(),
+            report,
+        },
         actor,
         source,
         occurred_at: Some(reported_at),

@@ -17,11 +17,14 @@ use std::time::Duration;
 
 use async_nats::jetstream::{
     self,
-    consumer::{pull::OrderedConfig, DeliverPolicy},
-    context::{PublishErrorKind},
+    consumer::{
+        pull::{Ordered, OrderedConfig},
+        DeliverPolicy,
+    },
+    context::PublishErrorKind,
     stream::{self, DirectGetErrorKind, DiscardPolicy, RetentionPolicy, StorageType},
 };
-use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use futures::stream::{BoxStream, StreamExt};
 use tracing::{debug, info};
 use wangge_schemas::CaseId;
 
@@ -67,7 +70,9 @@ impl JetStreamLogConfig {
     fn stream_config(&self) -> stream::Config {
         stream::Config {
             name: self.stream_name.clone(),
-            description: Some("Wangge case events: one subject per case, one message per command".into()),
+            description: Some(
+                "Wangge case events: one subject per case, one message per command".into(),
+            ),
             subjects: vec![format!("{}.>", self.subject_prefix)],
             storage: StorageType::File,
             num_replicas: self.replicas,
@@ -118,14 +123,24 @@ impl JetStreamLog {
                     info!(stream = %config.stream_name, "updating event stream settings");
                     context.update_stream(wanted).await.map_err(unavailable)?;
                 }
-                context.get_stream(&config.stream_name).await.map_err(unavailable)?
+                context
+                    .get_stream(&config.stream_name)
+                    .await
+                    .map_err(unavailable)?
             }
             Err(_) => {
                 info!(stream = %config.stream_name, replicas = config.replicas, "creating event stream");
-                context.get_or_create_stream(wanted).await.map_err(unavailable)?
+                context
+                    .get_or_create_stream(wanted)
+                    .await
+                    .map_err(unavailable)?
             }
         };
-        Ok(Self { context, stream, config })
+        Ok(Self {
+            context,
+            stream,
+            config,
+        })
     }
 
     pub fn config(&self) -> &JetStreamLogConfig {
@@ -184,7 +199,10 @@ impl JetStreamLog {
         earlier: Option<&[LogPosition]>,
     ) -> Result<Appended, LogError> {
         let (Some(first), Some(last)) = (commit.events.first(), commit.events.last()) else {
-            return Err(LogError::Corrupt { position: 0, reason: "empty commit".into() });
+            return Err(LogError::Corrupt {
+                position: 0,
+                reason: "empty commit".into(),
+            });
         };
         let subject = self.config.case_subject(commit.case_id);
         let mut message = jetstream::message::PublishMessage::build()
@@ -198,27 +216,50 @@ impl JetStreamLog {
         // The list is only written when it provably describes the case: it must end at the
         // position this commit is conditional on (or be empty for a new case).
         let listable = match earlier {
-            Some(list) => list.last().copied().unwrap_or(0) == expected && list.len() <= MAX_LISTED_POSITIONS,
+            Some(list) => {
+                list.last().copied().unwrap_or(0) == expected && list.len() <= MAX_LISTED_POSITIONS
+            }
             None => expected == 0,
         };
         if listable {
-            message = message.header(HEADER_EARLIER_POSITIONS, encode_positions(earlier.unwrap_or_default()));
+            message = message.header(
+                HEADER_EARLIER_POSITIONS,
+                encode_positions(earlier.unwrap_or_default()),
+            );
         }
-        let ack = self.context.send_publish(subject, message).await.map_err(unavailable)?.await;
+        let ack = self
+            .context
+            .send_publish(subject, message)
+            .await
+            .map_err(unavailable)?
+            .await;
         match ack {
-            Ok(ack) => Ok(Appended { position: ack.sequence, duplicate: ack.duplicate }),
+            Ok(ack) => Ok(Appended {
+                position: ack.sequence,
+                duplicate: ack.duplicate,
+            }),
             Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
                 let actual = actual_sequence_from(&error);
                 debug!(case_id = %commit.case_id, expected, actual, "append conflict");
-                Err(LogError::Conflict { case_id: commit.case_id, expected, actual })
+                Err(LogError::Conflict {
+                    case_id: commit.case_id,
+                    expected,
+                    actual,
+                })
             }
             Err(error) => Err(unavailable(error)),
         }
     }
 
-    fn decode_commit(&self, case_id: CaseId, message: &jetstream::message::StreamMessage) -> Result<Vec<wangge_schemas::EventEnvelope>, LogError> {
-        decode_events(case_id, &message.payload)
-            .map_err(|reason| LogError::Corrupt { position: message.sequence, reason })
+    fn decode_commit(
+        &self,
+        case_id: CaseId,
+        message: &jetstream::message::StreamMessage,
+    ) -> Result<Vec<wangge_schemas::EventEnvelope>, LogError> {
+        decode_events(case_id, &message.payload).map_err(|reason| LogError::Corrupt {
+            position: message.sequence,
+            reason,
+        })
     }
 
     /// Reads the listed earlier commits all at once: one round of pipelined direct gets.
@@ -229,46 +270,89 @@ impl JetStreamLog {
         earlier: Vec<LogPosition>,
         last: jetstream::message::StreamMessage,
     ) -> Result<CaseHistory, LogError> {
-        let messages = futures::future::try_join_all(earlier.iter().map(|&position| self.stream.direct_get(position)))
-            .await
-            .map_err(unavailable)?;
+        let messages = futures::future::try_join_all(
+            earlier
+                .iter()
+                .map(|&position| self.stream.direct_get(position)),
+        )
+        .await
+        .map_err(unavailable)?;
         let mut history = CaseHistory::default();
         for message in messages.iter().chain(std::iter::once(&last)) {
             if message.subject.as_str() != subject {
                 return Err(LogError::Corrupt {
                     position: last.sequence,
-                    reason: format!("listed position {} belongs to {}, not {subject}", message.sequence, message.subject),
+                    reason: format!(
+                        "listed position {} belongs to {}, not {subject}",
+                        message.sequence, message.subject
+                    ),
                 });
             }
             history.events.extend(self.decode_commit(case_id, message)?);
             history.commit_positions.push(message.sequence);
         }
         history.last_position = last.sequence;
+        check_gapless(case_id, &history)?;
         Ok(history)
     }
 
     /// Walks the case's subject from the start up to its last commit, one get at a time.
-    async fn load_walking(&self, case_id: CaseId, subject: &str, last: jetstream::message::StreamMessage) -> Result<CaseHistory, LogError> {
+    async fn load_walking(
+        &self,
+        case_id: CaseId,
+        subject: &str,
+        last: jetstream::message::StreamMessage,
+    ) -> Result<CaseHistory, LogError> {
         let mut history = CaseHistory::default();
         let mut next_from = 1;
         while next_from < last.sequence {
-            let message = self.stream.direct_get_next_for_subject(subject, Some(next_from)).await.map_err(unavailable)?;
+            let message = self
+                .stream
+                .direct_get_next_for_subject(subject, Some(next_from))
+                .await
+                .map_err(unavailable)?;
             if message.sequence >= last.sequence {
                 break;
             }
-            history.events.extend(self.decode_commit(case_id, &message)?);
+            history
+                .events
+                .extend(self.decode_commit(case_id, &message)?);
             history.commit_positions.push(message.sequence);
             next_from = message.sequence + 1;
         }
         history.events.extend(self.decode_commit(case_id, &last)?);
         history.commit_positions.push(last.sequence);
         history.last_position = last.sequence;
+        check_gapless(case_id, &history)?;
         Ok(history)
     }
 }
 
+/// A case's events must number 1, 2, 3, … across commits. Optimistic concurrency guarantees
+/// it on a correct server; NATS 2.9 clusters before 2.9.21 could accept two appends at the
+/// same expected position (nats-server#4320), so a load checks rather than trusts.
+fn check_gapless(case_id: CaseId, history: &CaseHistory) -> Result<(), LogError> {
+    for (index, event) in history.events.iter().enumerate() {
+        let expected = index as u64 + 1;
+        if event.sequence != expected {
+            return Err(LogError::Corrupt {
+                position: history.last_position,
+                reason: format!(
+                    "case {case_id} has event sequence {} where {expected} belongs: two commits claim the same place (a server that broke optimistic concurrency?)",
+                    event.sequence
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn encode_positions(positions: &[LogPosition]) -> String {
-    positions.iter().map(LogPosition::to_string).collect::<Vec<_>>().join(",")
+    positions
+        .iter()
+        .map(LogPosition::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn decode_positions(text: &str) -> Option<Vec<LogPosition>> {
@@ -283,10 +367,16 @@ impl EventLog for JetStreamLog {
         self.publish_commit(commit, expected, None).await
     }
 
-    async fn append_after(&self, commit: Commit, history: &CaseHistory) -> Result<Appended, LogError> {
-        let earlier = (history.commit_positions.last().copied().unwrap_or(0) == history.last_position)
+    async fn append_after(
+        &self,
+        commit: Commit,
+        history: &CaseHistory,
+    ) -> Result<Appended, LogError> {
+        let earlier = (history.commit_positions.last().copied().unwrap_or(0)
+            == history.last_position)
             .then_some(history.commit_positions.as_slice());
-        self.publish_commit(commit, history.last_position, earlier).await
+        self.publish_commit(commit, history.last_position, earlier)
+            .await
     }
 
     /// One direct get for the case's last commit; its header lists where the earlier
@@ -296,7 +386,9 @@ impl EventLog for JetStreamLog {
         let subject = self.config.case_subject(case_id);
         let last = match self.stream.direct_get_last_for_subject(&subject).await {
             Ok(message) => message,
-            Err(error) if error.kind() == DirectGetErrorKind::NotFound => return Ok(CaseHistory::default()),
+            Err(error) if error.kind() == DirectGetErrorKind::NotFound => {
+                return Ok(CaseHistory::default())
+            }
             Err(error) => return Err(unavailable(error)),
         };
         let listed = last
@@ -309,39 +401,143 @@ impl EventLog for JetStreamLog {
         }
     }
 
+    /// Follows the log through an ordered consumer. When the consumer fails (the server
+    /// restarted and forgot it, the connection dropped) the failure is reported as
+    /// `Unavailable` and a new consumer starts just after the last commit delivered, so the
+    /// reader never ends, skips or repeats a commit.
     fn read_from(&self, from: LogPosition) -> BoxStream<'static, Result<StoredCommit, LogError>> {
-        let stream = self.stream.clone();
-        let log = self.clone();
-        let filter = format!("{}.>", self.config.subject_prefix);
-        futures::stream::once(async move {
-            let consumer = stream
-                .create_consumer(OrderedConfig {
-                    filter_subject: filter,
-                    deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: from.max(1) },
-                    ..Default::default()
-                })
-                .await
-                .map_err(unavailable)?;
-            let messages = consumer.messages().await.map_err(unavailable)?;
-            Ok::<_, LogError>(messages.map_err(unavailable).and_then(move |message| {
-                let log = log.clone();
-                async move {
-                    let position = message.info().map_err(unavailable)?.stream_sequence;
-                    let case_id = log
-                        .subject_case(&message.subject)
-                        .map_err(|reason| LogError::Corrupt { position, reason })?;
-                    let events = decode_events(case_id, &message.payload)
-                        .map_err(|reason| LogError::Corrupt { position, reason })?;
-                    Ok(StoredCommit { position, case_id, events })
-                }
-            }))
+        let reader = LogReader {
+            log: self.clone(),
+            next: from.max(1),
+            messages: None,
+            failed: false,
+            connects: 0,
+        };
+        futures::stream::unfold(reader, |mut reader| async move {
+            let item = reader.next_commit().await;
+            Some((item, reader))
         })
-        .try_flatten()
         .boxed()
     }
 
     async fn head(&self) -> Result<LogPosition, LogError> {
         let info = self.stream.get_info().await.map_err(unavailable)?;
         Ok(info.state.last_sequence)
+    }
+}
+
+/// How long an idle reader's pull request waits on the server. The idle heartbeat is half of
+/// it, so a consumer that silently stops delivering is replaced after about two of them.
+const READER_PULL_EXPIRY: Duration = Duration::from_secs(5);
+/// Pause before a failed reader subscribes again.
+const READER_RETRY_PAUSE: Duration = Duration::from_millis(250);
+/// How often a reader looks at the client's connection count. A restarted server has
+/// forgotten the reader's consumer, and the client library takes 10–15 s of retries to
+/// notice; a reader that sees the client reconnected subscribes again at once instead.
+const READER_CONNECTION_CHECK: Duration = Duration::from_millis(100);
+
+/// The state behind [`JetStreamLog::read_from`].
+struct LogReader {
+    log: JetStreamLog,
+    /// Position of the next commit to deliver.
+    next: LogPosition,
+    messages: Option<Ordered>,
+    /// The last attempt failed: pause before subscribing again.
+    failed: bool,
+    /// The client's connection count when the current consumer was created.
+    connects: u64,
+}
+
+impl LogReader {
+    async fn next_commit(&mut self) -> Result<StoredCommit, LogError> {
+        loop {
+            let messages = match &mut self.messages {
+                Some(messages) => messages,
+                None => {
+                    if self.failed {
+                        tokio::time::sleep(READER_RETRY_PAUSE).await;
+                    }
+                    self.connects = connection_count(&self.log.context.client());
+                    match Self::subscribe(self.log.clone(), self.next).await {
+                        Ok(messages) => self.messages.insert(messages),
+                        Err(error) => {
+                            self.failed = true;
+                            return Err(error);
+                        }
+                    }
+                }
+            };
+            let client = self.log.context.client();
+            let next = tokio::select! {
+                next = messages.next() => next,
+                () = reconnection(&client, self.connects) => {
+                    debug!(next = self.next, "log reader reconnected; subscribing again");
+                    self.messages = None;
+                    continue;
+                }
+            };
+            match next {
+                Some(Ok(message)) => {
+                    self.failed = false;
+                    let position = message.info().map_err(unavailable)?.stream_sequence;
+                    if position < self.next {
+                        continue; // delivered before the consumer was replaced
+                    }
+                    self.next = position + 1;
+                    let case_id = self
+                        .log
+                        .subject_case(&message.subject)
+                        .map_err(|reason| LogError::Corrupt { position, reason })?;
+                    let events = decode_events(case_id, &message.payload)
+                        .map_err(|reason| LogError::Corrupt { position, reason })?;
+                    return Ok(StoredCommit {
+                        position,
+                        case_id,
+                        events,
+                    });
+                }
+                Some(Err(error)) => {
+                    debug!(%error, next = self.next, "log reader failed; subscribing again");
+                    self.messages = None;
+                    self.failed = true;
+                    return Err(unavailable(error));
+                }
+                None => {
+                    self.messages = None;
+                    self.failed = true;
+                }
+            }
+        }
+    }
+
+    /// An ordered consumer from `from` on (a `&self` future would not be `Send`).
+    async fn subscribe(log: JetStreamLog, from: LogPosition) -> Result<Ordered, LogError> {
+        let consumer = log
+            .stream
+            .create_consumer(OrderedConfig {
+                filter_subject: format!("{}.>", log.config.subject_prefix),
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: from,
+                },
+                max_expires: READER_PULL_EXPIRY,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        consumer.messages().await.map_err(unavailable)
+    }
+}
+
+fn connection_count(client: &async_nats::Client) -> u64 {
+    client
+        .statistics()
+        .connects
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Completes once the client has connected again since it had made `connects` connections.
+async fn reconnection(client: &async_nats::Client, connects: u64) {
+    while connection_count(client) == connects {
+        tokio::time::sleep(READER_CONNECTION_CHECK).await;
     }
 }

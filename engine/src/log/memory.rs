@@ -39,19 +39,30 @@ impl Default for MemoryLog {
 impl MemoryLog {
     pub fn new() -> Self {
         let (head, _) = watch::channel(0);
-        Self { inner: Arc::new(Mutex::new(Inner::default())), head }
+        Self {
+            inner: Arc::new(Mutex::new(Inner::default())),
+            head,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave a half-written commit (every mutation
         // below is a single push/insert), so a poisoned lock is still consistent.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn commits_from(&self, from: LogPosition, limit: usize) -> Vec<StoredCommit> {
         let inner = self.lock();
         let start = from.saturating_sub(1) as usize;
-        inner.commits.iter().skip(start).take(limit).cloned().collect()
+        inner
+            .commits
+            .iter()
+            .skip(start)
+            .take(limit)
+            .cloned()
+            .collect()
     }
 }
 
@@ -60,7 +71,10 @@ impl EventLog for MemoryLog {
         let position = {
             let mut inner = self.lock();
             if let Some(&position) = inner.keys.get(&commit.idempotency_key) {
-                return Ok(Appended { position, duplicate: true });
+                return Ok(Appended {
+                    position,
+                    duplicate: true,
+                });
             }
             let actual = inner
                 .by_case
@@ -68,7 +82,11 @@ impl EventLog for MemoryLog {
                 .and_then(|indices| indices.last())
                 .map_or(0, |&index| index as LogPosition + 1);
             if actual != expected {
-                return Err(LogError::Conflict { case_id: commit.case_id, expected, actual });
+                return Err(LogError::Conflict {
+                    case_id: commit.case_id,
+                    expected,
+                    actual,
+                });
             }
             let index = inner.commits.len();
             let position = index as LogPosition + 1;
@@ -82,7 +100,10 @@ impl EventLog for MemoryLog {
             position
         };
         self.head.send_replace(position);
-        Ok(Appended { position, duplicate: false })
+        Ok(Appended {
+            position,
+            duplicate: false,
+        })
     }
 
     async fn load(&self, case_id: CaseId) -> Result<CaseHistory, LogError> {
@@ -94,29 +115,38 @@ impl EventLog for MemoryLog {
             .iter()
             .flat_map(|&index| inner.commits[index].events.iter().cloned())
             .collect();
-        let commit_positions: Vec<LogPosition> =
-            indices.iter().map(|&index| index as LogPosition + 1).collect();
+        let commit_positions: Vec<LogPosition> = indices
+            .iter()
+            .map(|&index| index as LogPosition + 1)
+            .collect();
         let last_position = commit_positions.last().copied().unwrap_or(0);
-        Ok(CaseHistory { events, last_position, commit_positions })
+        Ok(CaseHistory {
+            events,
+            last_position,
+            commit_positions,
+        })
     }
 
     fn read_from(&self, from: LogPosition) -> BoxStream<'static, Result<StoredCommit, LogError>> {
         const BATCH: usize = 512;
         let log = self.clone();
         let head = self.head.subscribe();
-        stream::unfold((log, head, from.max(1)), |(log, mut head, next)| async move {
-            loop {
-                let batch = log.commits_from(next, BATCH);
-                if !batch.is_empty() {
-                    let next = batch.last().map_or(next, |c| c.position + 1);
-                    return Some((stream::iter(batch.into_iter().map(Ok)), (log, head, next)));
+        stream::unfold(
+            (log, head, from.max(1)),
+            |(log, mut head, next)| async move {
+                loop {
+                    let batch = log.commits_from(next, BATCH);
+                    if !batch.is_empty() {
+                        let next = batch.last().map_or(next, |c| c.position + 1);
+                        return Some((stream::iter(batch.into_iter().map(Ok)), (log, head, next)));
+                    }
+                    // Nothing new yet: wait for the next append (or end when the log is dropped).
+                    if head.changed().await.is_err() {
+                        return None;
+                    }
                 }
-                // Nothing new yet: wait for the next append (or end when the log is dropped).
-                if head.changed().await.is_err() {
-                    return None;
-                }
-            }
-        })
+            },
+        )
         .flatten()
         .boxed()
     }

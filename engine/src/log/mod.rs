@@ -60,10 +60,17 @@ pub struct Appended {
 pub enum LogError {
     /// Someone else committed to the case first: reload and decide again.
     #[error("case {case_id} moved on: expected position {expected}, log is at {actual}")]
-    Conflict { case_id: CaseId, expected: LogPosition, actual: LogPosition },
+    Conflict {
+        case_id: CaseId,
+        expected: LogPosition,
+        actual: LogPosition,
+    },
     /// A stored commit could not be read back (corrupt or from an unknown future version).
     #[error("stored commit at position {position} is unreadable: {reason}")]
-    Corrupt { position: LogPosition, reason: String },
+    Corrupt {
+        position: LogPosition,
+        reason: String,
+    },
     /// The log server failed or could not be reached; worth retrying after a pause.
     #[error("event log unavailable: {0}")]
     Unavailable(String),

@@ -30,7 +30,10 @@ pub fn location() -> GridLocation {
 }
 
 pub fn source(system: &str, message_id: &str) -> Source {
-    Source { system: system.to_owned(), message_id: message_id.to_owned() }
+    Source {
+        system: system.to_owned(),
+        message_id: message_id.to_owned(),
+    }
 }
 
 /// A resident's report of a broken street light.
@@ -43,7 +46,11 @@ pub fn resident_report() -> CaseReported {
         coordinates: None,
         details: ReportDetails::ResidentReport {
             channel: Channel::MiniProgram,
-            resident: Resident { id: "resident-1".to_owned(), name: None, phone: None },
+            resident: Resident {
+                id: "resident-1".to_owned(),
+                name: None,
+                phone: None,
+            },
         },
     }
 }
@@ -65,7 +72,10 @@ pub fn patrol_finding(worker_id: &str) -> CaseReported {
 }
 
 pub fn report_command() -> CaseCommand {
-    CaseCommand::Report { location: location(), report: resident_report() }
+    CaseCommand::Report {
+        location: location(),
+        report: resident_report(),
+    }
 }
 
 /// A command as a system would send it, with its own message id.
@@ -95,11 +105,16 @@ pub fn commit(case_id: CaseId, after: u64, count: usize, key: &str) -> Commit {
             if after + i == 0 {
                 CaseEvent::Reported(resident_report())
             } else {
-                CaseEvent::CommentAdded(CommentAdded { text: format!("note {}", after + i + 1) })
+                CaseEvent::CommentAdded(CommentAdded {
+                    text: format!("note {}", after + i + 1),
+                })
             }
         })
         .collect();
-    let state = CaseState { version: after, ..CaseState::default() };
+    let state = CaseState {
+        version: after,
+        ..CaseState::default()
+    };
     let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
     let meta = EventMeta {
         actor: Actor::system("test"),
@@ -110,12 +125,18 @@ pub fn commit(case_id: CaseId, after: u64, count: usize, key: &str) -> Commit {
         recorded_at: at,
     };
     let events = stamp(&state, case_id, &location(), events, &meta, Uuid::now_v7);
-    Commit { case_id, events, idempotency_key: format!("{key}@{case_id}") }
+    Commit {
+        case_id,
+        events,
+        idempotency_key: format!("{key}@{case_id}"),
+    }
 }
 
 /// A log on the given server with a stream of its own settings.
 pub async fn jetstream_log_with(server: &NatsServer, config: JetStreamLogConfig) -> JetStreamLog {
-    JetStreamLog::open(server.connect().await, config).await.expect("open the event log")
+    JetStreamLog::open(server.connect().await, config)
+        .await
+        .expect("open the event log")
 }
 
 pub async fn jetstream_log(server: &NatsServer) -> JetStreamLog {
@@ -124,7 +145,11 @@ pub async fn jetstream_log(server: &NatsServer) -> JetStreamLog {
 
 /// A local TCP port nobody listens on right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Polls `probe` until it returns `Some`, failing the test after `within`.
@@ -138,7 +163,10 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
