@@ -82,7 +82,8 @@ pub async fn run(args: CommitArgs) -> anyhow::Result<()> {
 
     // 1. Raw baseline, with messages as large as a create commit.
     let (body, header_bytes) = sample_create_commit();
-    let baseline = raw_baseline(&client, args.cases, body.clone(), header_bytes).await?;
+    let (baseline, raw_subjects) =
+        raw_baseline(&client, args.cases, body.clone(), header_bytes).await?;
     rows.push(Row::new(
         format!(
             "raw JetStream async publish, {} B body + {header_bytes} B headers, {} subjects",
@@ -91,6 +92,16 @@ pub async fn run(args: CommitArgs) -> anyhow::Result<()> {
         ),
         format!("{:.0} msgs/s", baseline),
         "baseline",
+        None,
+    ));
+
+    let conditional =
+        raw_conditional_updates(&client, &raw_subjects, args.updates, body.clone()).await?;
+    drop(raw_subjects);
+    rows.push(Row::new(
+        format!("raw JetStream conditional publish to existing subjects (expected last subject sequence), {} msgs", args.updates),
+        format!("{conditional:.0} msgs/s"),
+        "context: the server-side floor of an update",
         None,
     ));
 
@@ -347,12 +358,13 @@ where
 }
 
 /// Raw async publish of `count` messages to distinct subjects, acks awaited in a window.
+/// Returns msgs/s and every subject with the position its message got.
 async fn raw_baseline(
     client: &async_nats::Client,
     count: usize,
     body: Bytes,
     header_bytes: usize,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, Vec<(String, u64)>)> {
     const WINDOW: usize = 4096;
     let context = jetstream::new(client.clone());
     context
@@ -369,15 +381,52 @@ async fn raw_baseline(
     let bar = report::progress("raw baseline", count as u64);
     let started = Instant::now();
     let mut in_flight = FuturesUnordered::new();
+    let mut subjects = Vec::with_capacity(count);
     for _ in 0..count {
         let case = Uuid::now_v7();
         let subject = format!("bench.raw.{:02x}.{case}", case.as_bytes()[15]);
         let message = PublishMessage::build()
             .payload(body.clone())
             .header("X-Pad", padding.as_str());
-        in_flight.push(std::future::IntoFuture::into_future(
-            context.send_publish(subject, message).await?,
-        ));
+        let ack = context.send_publish(subject.clone(), message).await?;
+        in_flight.push(async move { (subject, std::future::IntoFuture::into_future(ack).await) });
+        if in_flight.len() >= WINDOW {
+            if let Some((subject, ack)) = in_flight.next().await {
+                subjects.push((subject, ack?.sequence));
+                bar.inc(1);
+            }
+        }
+    }
+    while let Some((subject, ack)) = in_flight.next().await {
+        subjects.push((subject, ack?.sequence));
+        bar.inc(1);
+    }
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    bar.finish();
+    Ok((rate, subjects))
+}
+
+/// Raw conditional publishes to existing subjects (`Nats-Expected-Last-Subject-Sequence`),
+/// the server-side work an engine update needs, without the engine: msgs/s.
+async fn raw_conditional_updates(
+    client: &async_nats::Client,
+    subjects: &[(String, u64)],
+    count: usize,
+    body: Bytes,
+) -> anyhow::Result<f64> {
+    const WINDOW: usize = 4096;
+    let context = jetstream::new(client.clone());
+    let bar = report::progress("raw conditional", count as u64);
+    let started = Instant::now();
+    let mut in_flight = FuturesUnordered::new();
+    // Each subject is updated at most once, so its expected position is the one we know.
+    let step = (subjects.len() / count.max(1)).max(1);
+    for (subject, sequence) in subjects.iter().step_by(step).take(count) {
+        let message = PublishMessage::build()
+            .payload(body.clone())
+            .expected_last_subject_sequence(*sequence);
+        let ack = context.send_publish(subject.clone(), message).await?;
+        in_flight.push(std::future::IntoFuture::into_future(ack));
         if in_flight.len() >= WINDOW {
             if let Some(ack) = in_flight.next().await {
                 ack?;
@@ -389,7 +438,7 @@ async fn raw_baseline(
         ack?;
         bar.inc(1);
     }
-    let rate = count as f64 / started.elapsed().as_secs_f64();
+    let rate = bar.position() as f64 / started.elapsed().as_secs_f64();
     bar.finish();
     Ok(rate)
 }

@@ -31,7 +31,7 @@ fi
 export PATH
 
 rustup_hint="Install Rust with rustup (Debian's own cargo/rustc packages are too old for our dependencies):
-    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt
+    rustup (the official Rust installer) with: --profile minimal --component clippy,rustfmt
     . \"\$HOME/.cargo/env\"
 then run this script again."
 

@@ -95,29 +95,43 @@ pub fn idempotency_key(case_id: CaseId, source: &Source) -> String {
 /// How many case states a [`CaseService`] keeps in memory by default.
 pub const DEFAULT_CACHED_CASES: usize = 50_000;
 
+/// A bounded cache that keeps recently written cases: half of it is a first-in first-out
+/// probation queue for new entries (the cases being opened and worked on now), half for
+/// cases used again. The library's default (3 % probation) drops a new case before its
+/// second command arrives.
+fn case_cache(cached_cases: usize) -> Cache<CaseId, CachedCase> {
+    let capacity = cached_cases.max(1);
+    let options = quick_cache::OptionsBuilder::new()
+        .estimated_items_capacity(capacity)
+        .weight_capacity(capacity as u64)
+        .hot_allocation(0.5)
+        .build()
+        .expect("valid cache options");
+    Cache::with_options(
+        options,
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    )
+}
+
 /// What the service remembers of a case between commands: enough to decide and to append
 /// conditionally, without its events. A stale entry costs one conflict and a reload.
 #[derive(Debug, Clone)]
 struct CachedCase {
     state: CaseState,
-    last_position: LogPosition,
-    commit_positions: Vec<LogPosition>,
+    /// Where the case's commits are (`events` left empty: the state stands for them).
+    positions: CaseHistory,
 }
 
 impl CachedCase {
-    fn from_history(history: &CaseHistory) -> Self {
+    fn from_history(history: CaseHistory) -> Self {
         Self {
             state: replay(&history.events),
-            last_position: history.last_position,
-            commit_positions: history.commit_positions.clone(),
-        }
-    }
-
-    fn position_history(&self) -> CaseHistory {
-        CaseHistory {
-            events: Vec::new(),
-            last_position: self.last_position,
-            commit_positions: self.commit_positions.clone(),
+            positions: CaseHistory {
+                events: Vec::new(),
+                ..history
+            },
         }
     }
 }
@@ -126,7 +140,10 @@ impl CachedCase {
 pub struct CaseService<L> {
     log: L,
     clock: Arc<dyn Clock>,
-    cache: Cache<CaseId, Arc<CachedCase>>,
+    /// Case states between commands. A command takes its case out and puts the new state
+    /// back after its commit, so the state is never copied; a concurrent command on the same
+    /// case meanwhile finds nothing cached and reads the log.
+    cache: Cache<CaseId, CachedCase>,
 }
 
 impl<L: EventLog> CaseService<L> {
@@ -139,7 +156,7 @@ impl<L: EventLog> CaseService<L> {
         Self {
             log,
             clock,
-            cache: Cache::new(cached_cases.max(1)),
+            cache: case_cache(cached_cases),
         }
     }
 
@@ -163,17 +180,17 @@ impl<L: EventLog> CaseService<L> {
         &self,
         request: &CommandRequest,
         first_attempt: bool,
-    ) -> Result<Arc<CachedCase>, LogError> {
+    ) -> Result<CachedCase, LogError> {
         if first_attempt {
-            if let Some(cached) = self.cache.get(&request.case_id) {
+            if let Some((_, cached)) = self.cache.remove(&request.case_id) {
                 return Ok(cached);
             }
             if matches!(request.command, CaseCommand::Report { .. }) {
-                return Ok(Arc::new(CachedCase::from_history(&CaseHistory::default())));
+                return Ok(CachedCase::from_history(CaseHistory::default()));
             }
         }
         let history = self.log.load(request.case_id).await?;
-        Ok(Arc::new(CachedCase::from_history(&history)))
+        Ok(CachedCase::from_history(history))
     }
 
     pub async fn handle(&self, request: CommandRequest) -> Result<CommandOutcome, CommandError> {
@@ -209,14 +226,10 @@ impl<L: EventLog> CaseService<L> {
                 events: events.clone(),
                 idempotency_key: idempotency_key(case_id, &request.source),
             };
-            match self
-                .log
-                .append_after(commit, &case.position_history())
-                .await
-            {
+            match self.log.append_after(commit, &case.positions).await {
                 Ok(appended) if !appended.duplicate => {
-                    self.remember(&case, &events, appended.position);
                     let sequence = events.last().map_or(case.state.version, |e| e.sequence);
+                    self.remember(case, &events, appended.position);
                     return Ok(CommandOutcome {
                         case_id,
                         events,
@@ -227,21 +240,16 @@ impl<L: EventLog> CaseService<L> {
                 // The log had this commit already (a retry inside the duplicate window that
                 // raced its own original): report what the original wrote.
                 Ok(_) => {
-                    self.cache.remove(&case_id);
                     return self.earlier_outcome(&request).await;
                 }
                 Err(LogError::Conflict {
                     expected, actual, ..
                 }) => {
                     debug!(%case_id, attempt, expected, actual, "lost the race, deciding again");
-                    self.cache.remove(&case_id);
                     back_off(attempt).await;
                     continue;
                 }
-                Err(error) => {
-                    self.cache.remove(&case_id);
-                    return Err(error.into());
-                }
+                Err(error) => return Err(error.into()),
             }
         }
         Err(CommandError::Contended {
@@ -251,15 +259,14 @@ impl<L: EventLog> CaseService<L> {
     }
 
     /// Folds a successful commit into the cached case.
-    fn remember(&self, case: &CachedCase, events: &[EventEnvelope], position: LogPosition) {
-        let mut updated = case.clone();
+    fn remember(&self, mut case: CachedCase, events: &[EventEnvelope], position: LogPosition) {
         for event in events {
-            updated.state = apply(updated.state, event);
+            case.state = apply(case.state, event);
         }
-        updated.last_position = position;
-        updated.commit_positions.push(position);
-        if let Some(case_id) = updated.state.case_id {
-            self.cache.insert(case_id, Arc::new(updated));
+        case.positions.last_position = position;
+        case.positions.commit_positions.push(position);
+        if let Some(case_id) = case.state.case_id {
+            self.cache.insert(case_id, case);
         }
     }
 
