@@ -14,3 +14,4 @@ pub mod domain;
 pub mod grid;
 pub mod intake;
 pub mod log;
+pub mod runtime;

@@ -60,6 +60,13 @@ pub enum CommandError {
     /// Lost the race on the case this many times in a row; the sender may retry.
     #[error("case {case_id} is too busy: gave up after {attempts} conflicting attempts")]
     Contended { case_id: CaseId, attempts: usize },
+    /// The case moved on since the caller looked at it (a conditional command): look again.
+    #[error("case {case_id} moved on: the command was meant for version {expected}, the case is at {actual}")]
+    Stale {
+        case_id: CaseId,
+        expected: u64,
+        actual: u64,
+    },
     /// The log failed; back off and retry.
     #[error(transparent)]
     Log(#[from] LogError),
@@ -71,6 +78,7 @@ impl CommandError {
         match self {
             Self::Domain(error) => error.code(),
             Self::Contended { .. } => "contended",
+            Self::Stale { .. } => "case_moved_on",
             Self::Log(LogError::Unavailable(_)) => "unavailable",
             Self::Log(LogError::Conflict { .. }) => "contended",
             Self::Log(LogError::Corrupt { .. }) => "corrupt_history",
@@ -194,12 +202,44 @@ impl<L: EventLog> CaseService<L> {
     }
 
     pub async fn handle(&self, request: CommandRequest) -> Result<CommandOutcome, CommandError> {
+        self.handle_at(request, None).await
+    }
+
+    /// Runs a command only if the case is still at `expected_version` — the version the
+    /// caller based its decision on (a timer that computed a deadline from the history, a
+    /// dispatcher that routed the case). If the case moved on, nothing is written and the
+    /// caller gets [`CommandError::Stale`] and looks again. Together with the conditional
+    /// append this makes "the case did not change since I looked" hold at the commit.
+    pub async fn handle_if_unchanged(
+        &self,
+        request: CommandRequest,
+        expected_version: u64,
+    ) -> Result<CommandOutcome, CommandError> {
+        self.handle_at(request, Some(expected_version)).await
+    }
+
+    async fn handle_at(
+        &self,
+        request: CommandRequest,
+        expected_version: Option<u64>,
+    ) -> Result<CommandOutcome, CommandError> {
         let case_id = request.case_id;
         for attempt in 1..=MAX_ATTEMPTS {
-            let case = self.current(&request, attempt == 1).await?;
+            // A conditional command always reads the log: a cached state may lag behind it.
+            let trust_cache = attempt == 1 && expected_version.is_none();
+            let case = self.current(&request, trust_cache).await?;
             if case.state.processed_sources.contains_key(&request.source) {
                 debug!(%case_id, source = ?request.source, "command already processed");
                 return self.earlier_outcome(&request).await;
+            }
+            if let Some(expected) = expected_version {
+                if case.state.version != expected {
+                    return Err(CommandError::Stale {
+                        case_id,
+                        expected,
+                        actual: case.state.version,
+                    });
+                }
             }
             let now = self.clock.now();
             let decided = decide(&case.state, &request.command, now)?;

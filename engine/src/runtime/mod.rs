@@ -1,0 +1,7 @@
+//! The engine's own actors, which read the event log and write commands back: the dispatcher
+//! (routes accepted cases to workers) and the SLA timers (warn, breach, escalate), sharing
+//! the cases between instances by partition.
+
+pub mod partitions;
+
+pub use partitions::{partition_of, LeaseConfig, Ownership, PartitionLeases, PARTITIONS};
