@@ -15,3 +15,4 @@ pub mod grid;
 pub mod intake;
 pub mod log;
 pub mod runtime;
+pub mod tasks;

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::envelope::EventEnvelope;
 use crate::events::EVENT_CATALOGUE;
+use crate::grid::{CategoryFile, GridEventEnvelope, GridFile, GRID_EVENT_CATALOGUE};
 use crate::intake::{IntakeReply, PatrolFindingV1, ResidentReportV1, ServiceRequestV1};
 use crate::upcast::CaseResolvedV1;
 
@@ -30,6 +31,20 @@ pub const ENVELOPE_PATH: &str = "events/envelope.json";
 /// Path, relative to `schemas/json/`, of the schema of one event type at one version.
 pub fn event_schema_path(event_type: &str, version: u16) -> String {
     format!("events/{event_type}.v{version}.json")
+}
+
+/// Path of the schema of the grid file (`deploy/grid/sample-city.json`).
+pub const GRID_FILE_PATH: &str = "grid/grid-file.json";
+
+/// Path of the schema of the category catalogue (`deploy/grid/categories.json`).
+pub const CATEGORY_FILE_PATH: &str = "grid/categories.json";
+
+/// Path of the schema that accepts a grid event of any type at its current version.
+pub const GRID_ENVELOPE_PATH: &str = "grid/events/envelope.json";
+
+/// Path, relative to `schemas/json/`, of the schema of one grid event type at one version.
+pub fn grid_event_schema_path(event_type: &str, version: u16) -> String {
+    format!("grid/events/{event_type}.v{version}.json")
 }
 
 /// Every schema, keyed by its path relative to `schemas/json/`.
@@ -72,6 +87,39 @@ pub fn all_schemas() -> BTreeMap<String, Value> {
         ("intake/reply.json", root_schema::<IntakeReply>()),
     ];
     for (path, schema) in intake {
+        schemas.insert(path.to_owned(), finish(path, schema));
+    }
+    schemas.extend(grid_schemas());
+    schemas
+}
+
+/// The grid file, the category catalogue and the grid events, cut the same way as the case
+/// events: one any-type envelope and one narrowed schema per event type.
+fn grid_schemas() -> BTreeMap<String, Value> {
+    let mut generator = SchemaSettings::draft2020_12().into_generator();
+    let envelope = generator.root_schema_for::<GridEventEnvelope>().to_value();
+    let definitions = generator.take_definitions(true);
+
+    let mut schemas = BTreeMap::new();
+    schemas.insert(
+        GRID_ENVELOPE_PATH.to_owned(),
+        finish(GRID_ENVELOPE_PATH, envelope.clone()),
+    );
+    for &(event_type, version) in GRID_EVENT_CATALOGUE {
+        let path = grid_event_schema_path(event_type, version);
+        let mut schema = restrict_envelope(&envelope, &definitions, event_type, version, None);
+        if let Some(root) = schema.as_object_mut() {
+            root.insert(
+                "title".to_owned(),
+                format!("Wangge grid event {event_type} v{version}").into(),
+            );
+        }
+        schemas.insert(path.clone(), finish(&path, schema));
+    }
+    for (path, schema) in [
+        (GRID_FILE_PATH, root_schema::<GridFile>()),
+        (CATEGORY_FILE_PATH, root_schema::<CategoryFile>()),
+    ] {
         schemas.insert(path.to_owned(), finish(path, schema));
     }
     schemas

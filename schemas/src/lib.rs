@@ -7,12 +7,15 @@
 //! - [`events`]: the catalogue of case events and their payloads.
 //! - [`intake`]: the messages other systems publish to open cases, and the replies.
 //! - [`upcast`]: reading events written with older schema versions.
+//! - [`grid`]: the grid file, the category catalogue, and the grid events.
 
 pub mod envelope;
 pub mod events;
 pub mod generate;
+pub mod grid;
 pub mod intake;
 pub mod upcast;
+pub mod worker;
 
 pub use envelope::{Actor, ActorKind, CaseId, EventEnvelope, GridLocation, Source};
 pub use events::*;

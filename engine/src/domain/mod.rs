@@ -20,10 +20,13 @@
 //! ids (event ids) are always passed in, so every decision can be replayed and tested
 //! exactly.
 
+pub mod authorize;
 pub mod command;
 pub mod decide;
 pub mod error;
+pub mod routing;
 mod rules;
+pub mod sla;
 pub mod stamp;
 pub mod state;
 pub mod status;

@@ -26,6 +26,8 @@ pub struct CaseState {
     pub intake_kind: Option<IntakeKind>,
     /// The grid worker who reported a patrol finding: the only one who may self-handle it.
     pub patrol_worker: Option<String>,
+    /// The patrol worker says they fixed it on the spot: it closes by self-handling (自处理).
+    pub fixed_on_spot: bool,
     /// The category as the reporter gave it.
     pub reported_category: Option<String>,
     /// The category set at acceptance.
@@ -85,8 +87,14 @@ pub fn apply(mut state: CaseState, envelope: &EventEnvelope) -> CaseState {
                 state.location = Some(envelope.location.clone());
                 state.intake_kind = Some(reported.details.intake_kind());
                 state.reported_category = Some(reported.reported_category.clone());
-                if let ReportDetails::PatrolFinding { worker_id, .. } = &reported.details {
+                if let ReportDetails::PatrolFinding {
+                    worker_id,
+                    fixed_on_spot,
+                    ..
+                } = &reported.details
+                {
                     state.patrol_worker = Some(worker_id.clone());
+                    state.fixed_on_spot = *fixed_on_spot;
                 }
             }
         }

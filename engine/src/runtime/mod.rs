@@ -2,6 +2,8 @@
 //! (routes accepted cases to workers) and the SLA timers (warn, breach, escalate), sharing
 //! the cases between instances by partition.
 
+pub mod dispatcher;
+pub mod loads;
 pub mod partitions;
 
 pub use partitions::{partition_of, LeaseConfig, Ownership, PartitionLeases, PARTITIONS};

@@ -5,6 +5,7 @@
 
 mod drift;
 mod examples;
+mod grid;
 mod negative;
 mod properties;
 mod support;

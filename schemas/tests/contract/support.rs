@@ -8,7 +8,11 @@ use std::sync::LazyLock;
 
 use jsonschema::Validator;
 use serde_json::Value;
-use wangge_schemas::generate::{event_schema_path, ENVELOPE_PATH};
+use wangge_schemas::generate::{
+    event_schema_path, grid_event_schema_path, CATEGORY_FILE_PATH, ENVELOPE_PATH,
+    GRID_ENVELOPE_PATH, GRID_FILE_PATH,
+};
+use wangge_schemas::grid::{decode_grid_event, CategoryFile, GridFile, GRID_EVENT_CATALOGUE};
 use wangge_schemas::intake::{IntakeReply, PatrolFindingV1, ResidentReportV1, ServiceRequestV1};
 use wangge_schemas::{decode_event, EVENT_CATALOGUE};
 
@@ -84,6 +88,9 @@ pub enum Reader {
     PatrolFinding,
     ServiceRequest,
     Reply,
+    GridFile,
+    CategoryFile,
+    GridEvent,
 }
 
 impl Reader {
@@ -102,6 +109,11 @@ impl Reader {
             Self::PatrolFinding => plain::<PatrolFindingV1>(value),
             Self::ServiceRequest => plain::<ServiceRequestV1>(value),
             Self::Reply => plain::<IntakeReply>(value),
+            Self::GridFile => plain::<GridFile>(value),
+            Self::CategoryFile => plain::<CategoryFile>(value),
+            Self::GridEvent => decode_grid_event(value)
+                .map(drop)
+                .map_err(|error| error.to_string()),
         }
     }
 }
@@ -168,6 +180,22 @@ pub fn example_cases() -> Vec<ExampleCase> {
         "intake/reply.json",
         Reader::Reply,
     );
+    add("grid/grid-file.json", GRID_FILE_PATH, Reader::GridFile);
+    add(
+        "grid/categories.json",
+        CATEGORY_FILE_PATH,
+        Reader::CategoryFile,
+    );
+    for &(event_type, version) in GRID_EVENT_CATALOGUE {
+        cases.push(ExampleCase {
+            example: format!("grid/events/{event_type}.json"),
+            schemas: vec![
+                GRID_ENVELOPE_PATH.to_owned(),
+                grid_event_schema_path(event_type, version),
+            ],
+            reader: Reader::GridEvent,
+        });
+    }
     cases
 }
 

@@ -1,0 +1,1028 @@
+//! The durable task inbox: a case given to a worker reaches that worker even if they were
+//! offline when it happened.
+//!
+//! # Subjects and streams
+//!
+//! - Stream `WANGGE_TASKS`, subjects `wangge.tasks.<worker_id>`: one subject per worker
+//!   (worker ids are subject tokens, see
+//!   [`is_valid_worker_id`](wangge_schemas::worker::is_valid_worker_id)). Each message is
+//!   one JSON [`TaskMessage`]: `assigned`, `withdrawn` or `rework_requested`. File storage,
+//!   kept for [`TaskStreamConfig::max_age`] (30 days by default; the case log stays the
+//!   truth), created or updated idempotently by every engine instance and every reader.
+//! - Every task message is published with `Nats-Msg-Id` =
+//!   `task:<case_id>:<event sequence>:<worker_id>` ([`task_message_id`]), so publishing the
+//!   same event again (a redelivery, a second engine instance, a restart) never puts a second
+//!   copy in the inbox while the stream's duplicate window (1 hour) remembers it.
+//!
+//! # Publishing: [`TaskPublisher`]
+//!
+//! Follows `WANGGE_EVENTS` (`wangge.events.>`) through one durable pull consumer,
+//! `wangge-task-publisher`, shared by every engine instance (each commit goes to one of
+//! them). For a commit holding a dispatch, reassignment, decline, escalation, rework request
+//! or a closing event (closed, voided, rejected, merged) it loads the case, works out the
+//! inbox messages ([`tasks_for_commit`], pure), publishes them and waits for their acks, and
+//! only then acks the commit. A crash in between means a redelivery and a deduplicated
+//! republish: a restart resumes where the consumer stopped and skips nothing. A new
+//! consumer starts at the beginning of the log, so a first deployment on an existing log
+//! publishes the history too.
+//!
+//! With several engine instances (or a redelivery after a crash) two commits of one case
+//! can be published out of order. Every message carries the case `sequence` it reflects:
+//! per case, the message with the highest sequence tells whether the task is the worker's
+//! now ([`open_tasks`]).
+//!
+//! # Reading: [`WorkerInbox`]
+//!
+//! A durable pull consumer per worker, `inbox-<worker_id>`, filtered to the worker's subject
+//! and starting at the first message the stream holds for them. A worker who connects for
+//! the first time, or again after a week offline, fetches everything not yet acknowledged;
+//! an acknowledged task is not delivered again.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    self,
+    consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer},
+    message::PublishMessage,
+    stream::{self, DiscardPolicy, RetentionPolicy, StorageType},
+    AckKind,
+};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use tracing::{debug, info, warn};
+use wangge_schemas::worker::{is_valid_worker_id, TaskKind, TaskMessage, TASK_SCHEMA_VERSION};
+use wangge_schemas::{CaseEvent, CaseId, EventEnvelope, GridLocation, Priority, Tier};
+
+use crate::domain::{apply, CaseState};
+use crate::log::codec::decode_events;
+use crate::log::{EventLog, JetStreamLogConfig};
+
+/// The name of the durable consumer the task publishers share.
+pub const TASK_PUBLISHER_CONSUMER: &str = "wangge-task-publisher";
+
+/// The inbox consumer of a worker is this prefix and the worker id.
+pub const INBOX_CONSUMER_PREFIX: &str = "inbox-";
+
+/// How the task stream is set up.
+#[derive(Debug, Clone)]
+pub struct TaskStreamConfig {
+    pub stream_name: String,
+    /// Subjects are `<subject_prefix>.<worker_id>`.
+    pub subject_prefix: String,
+    /// 1 on one server, 3 on a cluster.
+    pub replicas: usize,
+    /// How long a task message is kept (`Duration::ZERO`: for ever).
+    pub max_age: Duration,
+    /// How long the server remembers a task's `Nats-Msg-Id`.
+    pub duplicate_window: Duration,
+}
+
+impl Default for TaskStreamConfig {
+    fn default() -> Self {
+        Self {
+            stream_name: "WANGGE_TASKS".to_owned(),
+            subject_prefix: "wangge.tasks".to_owned(),
+            replicas: 1,
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            duplicate_window: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl TaskStreamConfig {
+    /// The subject of one worker's inbox.
+    pub fn subject(&self, worker_id: &str) -> String {
+        format!("{}.{worker_id}", self.subject_prefix)
+    }
+
+    fn stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.stream_name.clone(),
+            description: Some("Wangge task inboxes: one subject per grid worker".into()),
+            subjects: vec![format!("{}.>", self.subject_prefix)],
+            storage: StorageType::File,
+            num_replicas: self.replicas,
+            retention: RetentionPolicy::Limits,
+            max_age: self.max_age,
+            max_messages: -1,
+            max_bytes: -1,
+            discard: DiscardPolicy::Old,
+            duplicate_window: self.duplicate_window,
+            allow_direct: true,
+            ..Default::default()
+        }
+    }
+}
+
+/// The inbox subject of a worker with the default stream settings: `wangge.tasks.<worker_id>`.
+pub fn task_subject(worker_id: &str) -> String {
+    TaskStreamConfig::default().subject(worker_id)
+}
+
+/// The `Nats-Msg-Id` of the inbox message one event causes for one worker.
+pub fn task_message_id(case_id: CaseId, sequence: u64, worker_id: &str) -> String {
+    format!("task:{case_id}:{sequence}:{worker_id}")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("`{0}` is not a worker id: use 1 to 64 ASCII letters, digits, `-` or `_`")]
+    InvalidWorkerId(String),
+    /// NATS failed or could not be reached; worth retrying after a pause.
+    #[error("task inbox unavailable: {0}")]
+    Unavailable(String),
+}
+
+fn unavailable(error: impl std::fmt::Display) -> TaskError {
+    TaskError::Unavailable(error.to_string())
+}
+
+/// Creates the task stream if missing and brings its settings up to date if not.
+pub async fn open_task_stream(
+    context: &jetstream::Context,
+    config: &TaskStreamConfig,
+) -> Result<stream::Stream, TaskError> {
+    let wanted = config.stream_config();
+    match context.get_stream(&config.stream_name).await {
+        Ok(mut existing) => {
+            let current = existing.info().await.map_err(unavailable)?.config.clone();
+            let differs = current.subjects != wanted.subjects
+                || current.num_replicas != wanted.num_replicas
+                || current.max_age != wanted.max_age
+                || current.duplicate_window != wanted.duplicate_window
+                || current.description != wanted.description;
+            if differs {
+                info!(stream = %config.stream_name, "updating task stream settings");
+                context.update_stream(wanted).await.map_err(unavailable)?;
+            }
+            context
+                .get_stream(&config.stream_name)
+                .await
+                .map_err(unavailable)
+        }
+        Err(_) => {
+            info!(stream = %config.stream_name, "creating task stream");
+            context
+                .get_or_create_stream(wanted)
+                .await
+                .map_err(unavailable)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Which events reach which inbox (pure)
+// ---------------------------------------------------------------------------------------
+
+/// One inbox message to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskDelivery {
+    pub worker_id: String,
+    pub message: TaskMessage,
+}
+
+impl TaskDelivery {
+    /// Its `Nats-Msg-Id`.
+    pub fn message_id(&self) -> String {
+        task_message_id(self.message.case_id, self.message.sequence, &self.worker_id)
+    }
+}
+
+/// Whether an event can change who holds a case's task.
+fn concerns_tasks(event: &CaseEvent) -> bool {
+    matches!(
+        event,
+        CaseEvent::Dispatched(_)
+            | CaseEvent::Reassigned(_)
+            | CaseEvent::Declined(_)
+            | CaseEvent::Escalated(_)
+            | CaseEvent::ReworkRequested(_)
+            | CaseEvent::Closed(_)
+            | CaseEvent::Voided(_)
+            | CaseEvent::Rejected(_)
+            | CaseEvent::Merged(_)
+            | CaseEvent::Reopened(_)
+    )
+}
+
+/// Who holds a case's task as far as inboxes go: set by a dispatch or a reassignment,
+/// cleared by anything that takes the case from its worker. Acknowledging, starting or
+/// resolving do not change it.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Holder {
+    worker: Option<String>,
+    since: Option<DateTime<Utc>>,
+}
+
+impl Holder {
+    fn after(&self, envelope: &EventEnvelope) -> Holder {
+        match &envelope.event {
+            CaseEvent::Dispatched(dispatched) => Holder {
+                worker: Some(dispatched.assignee.clone()),
+                since: Some(envelope.occurred_at),
+            },
+            CaseEvent::Reassigned(reassigned) => Holder {
+                worker: Some(reassigned.to_worker.clone()),
+                since: Some(envelope.occurred_at),
+            },
+            CaseEvent::Declined(_)
+            | CaseEvent::Escalated(_)
+            | CaseEvent::Closed(_)
+            | CaseEvent::Voided(_)
+            | CaseEvent::Rejected(_)
+            | CaseEvent::Merged(_)
+            | CaseEvent::Reopened(_) => Holder::default(),
+            _ => self.clone(),
+        }
+    }
+}
+
+/// What a task message says about the case, taken from its state at one point.
+struct Details {
+    category: String,
+    priority: Option<Priority>,
+    location: GridLocation,
+    tier: Tier,
+    cell: String,
+}
+
+impl Details {
+    fn of(state: &CaseState, envelope: &EventEnvelope) -> Self {
+        let location = state
+            .location
+            .clone()
+            .unwrap_or_else(|| envelope.location.clone());
+        Self {
+            category: state
+                .category
+                .clone()
+                .or_else(|| state.reported_category.clone())
+                .unwrap_or_default(),
+            priority: state.priority,
+            tier: state.tier.unwrap_or(Tier::Building),
+            cell: state
+                .cell
+                .clone()
+                .unwrap_or_else(|| location.building.clone()),
+            location,
+        }
+    }
+}
+
+/// The inbox messages a commit causes. `earlier` is the case's history before the commit
+/// (gapless from sequence 1), `commit` the commit's events in order. Pure.
+///
+/// - the task moves to a worker (dispatch, reassignment): `assigned` to them;
+/// - the task leaves a worker (reassignment, decline, escalation, closing, voiding,
+///   rejection, merging): `withdrawn` to them, with the tier and cell it had;
+/// - verification failed: `rework_requested` to the worker who holds the task.
+pub fn tasks_for_commit(earlier: &[EventEnvelope], commit: &[EventEnvelope]) -> Vec<TaskDelivery> {
+    let mut state = CaseState::default();
+    let mut holder = Holder::default();
+    let mut report = None;
+    for envelope in earlier {
+        state = apply(state, envelope);
+        holder = holder.after(envelope);
+        if let (None, CaseEvent::Reported(reported)) = (&report, &envelope.event) {
+            report = Some(reported.clone());
+        }
+    }
+    let mut deliveries = Vec::new();
+    for envelope in commit {
+        if let (None, CaseEvent::Reported(reported)) = (&report, &envelope.event) {
+            report = Some(reported.clone());
+        }
+        let before = Details::of(&state, envelope);
+        state = apply(state, envelope);
+        let next = holder.after(envelope);
+        let (title, description) = report
+            .as_ref()
+            .map_or(("", ""), |r| (r.title.as_str(), r.description.as_str()));
+        let message = |kind: TaskKind,
+                       worker: &str,
+                       details: Details,
+                       dispatched_at: Option<DateTime<Utc>>,
+                       reason: Option<String>| TaskDelivery {
+            worker_id: worker.to_owned(),
+            message: TaskMessage {
+                schema_version: TASK_SCHEMA_VERSION,
+                kind,
+                worker_id: worker.to_owned(),
+                case_id: envelope.case_id,
+                event_type: envelope.event_type().to_owned(),
+                sequence: envelope.sequence,
+                occurred_at: envelope.occurred_at,
+                title: title.to_owned(),
+                description: description.to_owned(),
+                category: details.category,
+                priority: details.priority,
+                location: details.location,
+                tier: details.tier,
+                cell: details.cell,
+                dispatched_at,
+                reason,
+            },
+        };
+        if next.worker != holder.worker {
+            if let Some(worker) = &holder.worker {
+                deliveries.push(message(
+                    TaskKind::Withdrawn,
+                    worker,
+                    before,
+                    holder.since,
+                    Some(withdrawal_reason(&envelope.event)),
+                ));
+            }
+            if let Some(worker) = &next.worker {
+                deliveries.push(message(
+                    TaskKind::Assigned,
+                    worker,
+                    Details::of(&state, envelope),
+                    next.since,
+                    assignment_reason(&envelope.event),
+                ));
+            }
+        } else if let (CaseEvent::ReworkRequested(rework), Some(worker)) =
+            (&envelope.event, &next.worker)
+        {
+            deliveries.push(message(
+                TaskKind::ReworkRequested,
+                worker,
+                Details::of(&state, envelope),
+                next.since,
+                Some(rework.reason.clone()),
+            ));
+        }
+        holder = next;
+    }
+    deliveries
+}
+
+fn withdrawal_reason(event: &CaseEvent) -> String {
+    match event {
+        CaseEvent::Reassigned(r) => format!("reassigned to `{}`: {}", r.to_worker, r.reason),
+        CaseEvent::Declined(d) => format!("declined: {}", d.reason),
+        CaseEvent::Escalated(e) => format!(
+            "escalated to {} cell {}: {}",
+            tier_name(e.to_tier),
+            e.cell,
+            e.reason
+        ),
+        CaseEvent::Closed(_) => "closed".to_owned(),
+        CaseEvent::Voided(v) => format!("voided: {}", v.reason),
+        CaseEvent::Rejected(r) => format!("rejected: {}", r.reason),
+        CaseEvent::Merged(m) => format!("merged into case {}", m.into_case_id),
+        CaseEvent::Reopened(r) => format!("reopened: {}", r.reason),
+        other => other.event_type().to_owned(),
+    }
+}
+
+fn assignment_reason(event: &CaseEvent) -> Option<String> {
+    match event {
+        CaseEvent::Reassigned(r) => Some(match &r.from_worker {
+            Some(from) => format!("reassigned from `{from}`: {}", r.reason),
+            None => format!("reassigned: {}", r.reason),
+        }),
+        _ => None,
+    }
+}
+
+fn tier_name(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Building => "building",
+        Tier::Community => "community",
+        Tier::District => "district",
+    }
+}
+
+/// The tasks that are the worker's now, from inbox messages in any order: per case the
+/// message with the highest sequence, kept when it is `assigned` or `rework_requested`.
+/// Oldest assignment first.
+pub fn open_tasks(messages: &[TaskMessage]) -> Vec<&TaskMessage> {
+    let mut latest: BTreeMap<CaseId, &TaskMessage> = BTreeMap::new();
+    for message in messages {
+        let newer = latest
+            .get(&message.case_id)
+            .is_none_or(|seen| message.sequence > seen.sequence);
+        if newer {
+            latest.insert(message.case_id, message);
+        }
+    }
+    let mut open: Vec<_> = latest
+        .into_values()
+        .filter(|m| m.kind != TaskKind::Withdrawn)
+        .collect();
+    open.sort_by_key(|m| (m.dispatched_at.unwrap_or(m.occurred_at), m.case_id));
+    open
+}
+
+// ---------------------------------------------------------------------------------------
+// The publisher
+// ---------------------------------------------------------------------------------------
+
+/// How the task publisher reads the event log and where it writes.
+#[derive(Debug, Clone)]
+pub struct TaskPublisherConfig {
+    /// The event stream and its subject prefix (as the event log is set up).
+    pub events_stream: String,
+    pub events_subject_prefix: String,
+    /// The durable consumer all publishers share.
+    pub consumer_name: String,
+    pub tasks: TaskStreamConfig,
+    /// How long a commit handed to one instance waits for its ack before it is given to
+    /// another (the instance died). Applies when the consumer is created.
+    pub ack_wait: Duration,
+    /// Commits asked for at once.
+    pub batch: usize,
+    /// How long one pull request waits on the server when the log is quiet.
+    pub pull_expiry: Duration,
+    /// Pause before a failed commit is delivered again (the log or NATS failed).
+    pub retry_delay: Duration,
+}
+
+impl Default for TaskPublisherConfig {
+    fn default() -> Self {
+        let events = JetStreamLogConfig::default();
+        Self {
+            events_stream: events.stream_name,
+            events_subject_prefix: events.subject_prefix,
+            consumer_name: TASK_PUBLISHER_CONSUMER.to_owned(),
+            tasks: TaskStreamConfig::default(),
+            ack_wait: Duration::from_secs(30),
+            batch: 64,
+            pull_expiry: Duration::from_secs(5),
+            retry_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Turns case events into inbox messages; see the module documentation.
+pub struct TaskPublisher<L> {
+    context: jetstream::Context,
+    log: L,
+    config: TaskPublisherConfig,
+    consumer: PullConsumer,
+}
+
+/// What became of one commit.
+enum Handled {
+    Published(usize),
+    Failed(String),
+}
+
+impl<L: EventLog> TaskPublisher<L> {
+    /// Creates (or finds) the task stream and the shared durable consumer.
+    pub async fn open(
+        client: async_nats::Client,
+        log: L,
+        config: TaskPublisherConfig,
+    ) -> Result<Self, TaskError> {
+        let context = jetstream::new(client);
+        open_task_stream(&context, &config.tasks).await?;
+        let consumer = Self::consumer(&context, &config).await?;
+        Ok(Self {
+            context,
+            log,
+            config,
+            consumer,
+        })
+    }
+
+    async fn consumer(
+        context: &jetstream::Context,
+        config: &TaskPublisherConfig,
+    ) -> Result<PullConsumer, TaskError> {
+        let events = context
+            .get_stream(&config.events_stream)
+            .await
+            .map_err(unavailable)?;
+        events
+            .get_or_create_consumer(
+                &config.consumer_name,
+                pull::Config {
+                    durable_name: Some(config.consumer_name.clone()),
+                    description: Some(
+                        "Wangge task publisher: case events to worker inboxes".to_owned(),
+                    ),
+                    deliver_policy: DeliverPolicy::All,
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: config.ack_wait,
+                    max_deliver: -1,
+                    filter_subject: format!("{}.>", config.events_subject_prefix),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Publishes tasks until `shutdown` completes. The commit in hand is finished first;
+    /// commits fetched but not yet handled go to another instance after `ack_wait`.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        info!(consumer = %self.config.consumer_name, "task publisher running");
+        let mut failed = false;
+        loop {
+            if failed {
+                tokio::select! {
+                    () = tokio::time::sleep(self.config.retry_delay) => {}
+                    () = &mut shutdown => break,
+                }
+                // The consumer may have gone with a server that lost its store.
+                match Self::consumer(&self.context, &self.config).await {
+                    Ok(consumer) => self.consumer = consumer,
+                    Err(error) => {
+                        debug!(%error, "task publisher cannot reach its consumer yet");
+                        continue;
+                    }
+                }
+            }
+            let batch = self
+                .consumer
+                .batch()
+                .max_messages(self.config.batch)
+                .expires(self.config.pull_expiry)
+                .messages();
+            let batch = tokio::select! {
+                batch = batch => batch,
+                () = &mut shutdown => break,
+            };
+            let mut batch = match batch {
+                Ok(batch) => batch,
+                Err(error) => {
+                    debug!(%error, "task publisher pull failed");
+                    failed = true;
+                    continue;
+                }
+            };
+            failed = false;
+            loop {
+                let next = tokio::select! {
+                    next = batch.next() => next,
+                    () = &mut shutdown => {
+                        info!("task publisher stopped");
+                        return;
+                    }
+                };
+                match next {
+                    None => break,
+                    Some(Ok(message)) => self.handle(message).await,
+                    Some(Err(error)) => {
+                        debug!(%error, "task publisher batch failed");
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+        }
+        info!("task publisher stopped");
+    }
+
+    /// Publishes the tasks of one commit, then acks it; on failure asks for it again later.
+    async fn handle(&self, message: jetstream::Message) {
+        let position = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+        match self.publish_tasks(&message).await {
+            Ok(Handled::Published(count)) => {
+                if count > 0 {
+                    debug!(position, count, "published tasks");
+                }
+                if let Err(error) = message.double_ack().await {
+                    // It comes back after ack_wait and is published again, deduplicated.
+                    debug!(%error, position, "could not ack a commit");
+                }
+            }
+            Ok(Handled::Failed(reason)) => {
+                warn!(position, %reason, "cannot publish the tasks of a commit; trying again later");
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(self.config.retry_delay)))
+                    .await;
+            }
+            Err(reason) => {
+                // Not a commit this engine can read: asking again would never succeed.
+                warn!(position, %reason, subject = %message.subject, "skipping an unreadable commit");
+                let _ = message.ack_with(AckKind::Term).await;
+            }
+        }
+    }
+
+    /// `Err` for a message that can never be handled, `Ok(Failed)` for one worth retrying.
+    async fn publish_tasks(&self, message: &jetstream::Message) -> Result<Handled, String> {
+        let case_id: CaseId = message
+            .subject
+            .as_str()
+            .rsplit('.')
+            .next()
+            .and_then(|token| token.parse().ok())
+            .ok_or_else(|| format!("subject {} does not end in a case id", message.subject))?;
+        let commit = decode_events(case_id, &message.payload)?;
+        if !commit.iter().any(|e| concerns_tasks(&e.event)) {
+            return Ok(Handled::Published(0));
+        }
+        let first = commit.first().map_or(1, |e| e.sequence);
+        let history = match self.log.load(case_id).await {
+            Ok(history) => history,
+            Err(error) => return Ok(Handled::Failed(error.to_string())),
+        };
+        let earlier: Vec<EventEnvelope> = history
+            .events
+            .into_iter()
+            .filter(|e| e.sequence < first)
+            .collect();
+        if earlier.len() as u64 != first - 1 {
+            // A replica behind the leader: the case's earlier commits are not readable yet.
+            return Ok(Handled::Failed(format!(
+                "case {case_id} loaded {} events before sequence {first}",
+                earlier.len()
+            )));
+        }
+        let deliveries = tasks_for_commit(&earlier, &commit);
+        let mut published = 0;
+        for delivery in &deliveries {
+            if !is_valid_worker_id(&delivery.worker_id) {
+                warn!(%case_id, worker_id = %delivery.worker_id, "worker id cannot name an inbox subject; task not published");
+                continue;
+            }
+            let body = serde_json::to_vec(&delivery.message).expect("task messages serialize");
+            let publish = PublishMessage::build()
+                .payload(body.into())
+                .message_id(delivery.message_id());
+            let subject = self.config.tasks.subject(&delivery.worker_id);
+            let acked = match self.context.send_publish(subject, publish).await {
+                Ok(ack) => ack.await,
+                Err(error) => return Ok(Handled::Failed(error.to_string())),
+            };
+            if let Err(error) = acked {
+                return Ok(Handled::Failed(error.to_string()));
+            }
+            published += 1;
+        }
+        Ok(Handled::Published(published))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The reader
+// ---------------------------------------------------------------------------------------
+
+/// One worker's inbox, as the worker's app reads it.
+pub struct WorkerInbox {
+    worker_id: String,
+    consumer: PullConsumer,
+}
+
+/// A task message fetched from an inbox and not yet acknowledged.
+pub struct InboxTask {
+    pub task: TaskMessage,
+    /// Its position in the task stream.
+    pub stream_sequence: u64,
+    message: jetstream::Message,
+}
+
+impl InboxTask {
+    /// Marks the task received: it is not delivered again.
+    pub async fn ack(&self) -> Result<(), TaskError> {
+        self.message.double_ack().await.map_err(unavailable)
+    }
+
+    /// Hands the task back: the next fetch delivers it again.
+    pub async fn release(&self) -> Result<(), TaskError> {
+        self.message
+            .ack_with(AckKind::Nak(None))
+            .await
+            .map_err(unavailable)
+    }
+}
+
+impl WorkerInbox {
+    /// Opens (creating on first use) the worker's durable inbox consumer, and the task
+    /// stream if no engine has created it yet.
+    pub async fn open(
+        client: async_nats::Client,
+        worker_id: &str,
+        config: &TaskStreamConfig,
+    ) -> Result<Self, TaskError> {
+        if !is_valid_worker_id(worker_id) {
+            return Err(TaskError::InvalidWorkerId(worker_id.to_owned()));
+        }
+        let context = jetstream::new(client);
+        let stream = open_task_stream(&context, config).await?;
+        let name = format!("{INBOX_CONSUMER_PREFIX}{worker_id}");
+        let consumer = stream
+            .get_or_create_consumer(
+                &name,
+                pull::Config {
+                    durable_name: Some(name.clone()),
+                    description: Some(format!("Task inbox of grid worker {worker_id}")),
+                    deliver_policy: DeliverPolicy::All,
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(30),
+                    max_deliver: -1,
+                    filter_subject: config.subject(worker_id),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(Self {
+            worker_id: worker_id.to_owned(),
+            consumer,
+        })
+    }
+
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// Up to `max` pending tasks, oldest first, not yet acknowledged. Returns at once with
+    /// what is there; when nothing is, waits up to `wait` for the first one to arrive.
+    pub async fn fetch(&self, max: usize, wait: Duration) -> Result<Vec<InboxTask>, TaskError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut tasks = self.fetch_now(max).await?;
+        if tasks.is_empty() && !wait.is_zero() {
+            let first = self
+                .consumer
+                .batch()
+                .max_messages(1)
+                .expires(wait)
+                .messages()
+                .await
+                .map_err(unavailable)?;
+            tasks = self.collect(first).await?;
+            if !tasks.is_empty() && max > 1 {
+                tasks.extend(self.fetch_now(max - 1).await?);
+            }
+        }
+        Ok(tasks)
+    }
+
+    /// [`WorkerInbox::fetch`], acknowledging every task fetched.
+    pub async fn take(&self, max: usize, wait: Duration) -> Result<Vec<TaskMessage>, TaskError> {
+        let tasks = self.fetch(max, wait).await?;
+        let mut taken = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            task.ack().await?;
+            taken.push(task.task);
+        }
+        Ok(taken)
+    }
+
+    async fn fetch_now(&self, max: usize) -> Result<Vec<InboxTask>, TaskError> {
+        let batch = self
+            .consumer
+            .fetch()
+            .max_messages(max)
+            .messages()
+            .await
+            .map_err(unavailable)?;
+        self.collect(batch).await
+    }
+
+    async fn collect(&self, mut batch: pull::Batch) -> Result<Vec<InboxTask>, TaskError> {
+        let mut tasks = Vec::new();
+        while let Some(next) = batch.next().await {
+            let message = match next {
+                Ok(message) => message,
+                // What arrived is kept; the rest comes with the next fetch.
+                Err(error) if !tasks.is_empty() => {
+                    debug!(%error, worker_id = %self.worker_id, "inbox fetch ended early");
+                    break;
+                }
+                Err(error) => return Err(unavailable(error)),
+            };
+            let stream_sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+            match serde_json::from_slice::<TaskMessage>(&message.payload) {
+                Ok(task) => tasks.push(InboxTask {
+                    task,
+                    stream_sequence,
+                    message,
+                }),
+                Err(error) => {
+                    warn!(%error, worker_id = %self.worker_id, stream_sequence, "skipping an unreadable task message");
+                    let _ = message.ack_with(AckKind::Term).await;
+                }
+            }
+        }
+        Ok(tasks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use uuid::Uuid;
+    use wangge_schemas::{
+        Actor, CaseAccepted, CaseClosed, CaseDispatched, CaseEscalated, CaseReassigned,
+        CaseReported, Channel, ClosureKind, HandlingStarted, ReportDetails, Resident,
+        ReworkRequested, Source,
+    };
+
+    fn envelope(case_id: CaseId, sequence: u64, event: CaseEvent) -> EventEnvelope {
+        let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
+            + chrono::Duration::minutes(sequence as i64);
+        EventEnvelope {
+            event_id: Uuid::from_u128(u128::from(sequence)),
+            schema_version: event.schema_version(),
+            event,
+            case_id,
+            sequence,
+            occurred_at: at,
+            recorded_at: at,
+            actor: Actor::system("test"),
+            source: Source {
+                system: "test".to_owned(),
+                message_id: format!("m-{sequence}"),
+            },
+            correlation_id: Uuid::nil(),
+            causation_id: None,
+            location: GridLocation {
+                district: "110101001".to_owned(),
+                community: "110101001002".to_owned(),
+                building: "110101001002007".to_owned(),
+            },
+        }
+    }
+
+    /// Events of one case numbered from 1.
+    fn history(events: Vec<CaseEvent>) -> Vec<EventEnvelope> {
+        let case_id = CaseId(Uuid::from_u128(7));
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| envelope(case_id, i as u64 + 1, e))
+            .collect()
+    }
+
+    fn reported() -> CaseEvent {
+        CaseEvent::Reported(CaseReported {
+            title: "楼道灯坏了".to_owned(),
+            description: "stairwell light of unit 2".to_owned(),
+            reported_category: "municipal.lighting".to_owned(),
+            media: Vec::new(),
+            coordinates: None,
+            details: ReportDetails::ResidentReport {
+                channel: Channel::MiniProgram,
+                resident: Resident {
+                    id: "r-1".to_owned(),
+                    name: None,
+                    phone: None,
+                },
+            },
+        })
+    }
+
+    fn accepted() -> CaseEvent {
+        CaseEvent::Accepted(CaseAccepted {
+            category: "lighting.stairwell".to_owned(),
+            priority: Priority::High,
+        })
+    }
+
+    fn dispatched(worker: &str) -> CaseEvent {
+        CaseEvent::Dispatched(CaseDispatched {
+            tier: Tier::Building,
+            cell: "110101001002007".to_owned(),
+            assignee: worker.to_owned(),
+        })
+    }
+
+    fn summary(deliveries: &[TaskDelivery]) -> Vec<(String, TaskKind, u64)> {
+        deliveries
+            .iter()
+            .map(|d| (d.worker_id.clone(), d.message.kind, d.message.sequence))
+            .collect()
+    }
+
+    fn of(worker: &str, kind: TaskKind, sequence: u64) -> (String, TaskKind, u64) {
+        (worker.to_owned(), kind, sequence)
+    }
+
+    #[test]
+    fn a_dispatch_assigns_the_task_with_what_the_worker_needs() {
+        let events = history(vec![reported(), accepted(), dispatched("wang")]);
+        let deliveries = tasks_for_commit(&events[..2], &events[2..]);
+        assert_eq!(summary(&deliveries), [of("wang", TaskKind::Assigned, 3)]);
+        let task = &deliveries[0].message;
+        assert_eq!(task.title, "楼道灯坏了");
+        assert_eq!(task.category, "lighting.stairwell");
+        assert_eq!(task.priority, Some(Priority::High));
+        assert_eq!(
+            (task.tier, task.cell.as_str()),
+            (Tier::Building, "110101001002007")
+        );
+        assert_eq!(task.dispatched_at, Some(events[2].occurred_at));
+        assert_eq!(task.event_type, "case.dispatched");
+        assert_eq!(
+            deliveries[0].message_id(),
+            format!("task:{}:3:wang", task.case_id)
+        );
+    }
+
+    #[test]
+    fn a_reassignment_withdraws_from_one_and_assigns_to_the_other() {
+        let events = history(vec![
+            reported(),
+            accepted(),
+            dispatched("wang"),
+            CaseEvent::Reassigned(CaseReassigned {
+                from_worker: Some("wang".to_owned()),
+                to_worker: "zhao".to_owned(),
+                tier: Tier::Building,
+                cell: "110101001002008".to_owned(),
+                reason: "wang is on leave".to_owned(),
+            }),
+        ]);
+        let deliveries = tasks_for_commit(&events[..3], &events[3..]);
+        assert_eq!(
+            summary(&deliveries),
+            [
+                of("wang", TaskKind::Withdrawn, 4),
+                of("zhao", TaskKind::Assigned, 4)
+            ]
+        );
+        assert_eq!(deliveries[0].message.cell, "110101001002007");
+        assert_eq!(deliveries[1].message.cell, "110101001002008");
+        assert_eq!(
+            deliveries[0].message.reason.as_deref(),
+            Some("reassigned to `zhao`: wang is on leave")
+        );
+    }
+
+    #[test]
+    fn rework_goes_back_to_the_holder_and_closing_withdraws() {
+        let events = history(vec![
+            reported(),
+            accepted(),
+            dispatched("wang"),
+            CaseEvent::HandlingStarted(HandlingStarted {
+                worker_id: "wang".to_owned(),
+            }),
+            CaseEvent::ReworkRequested(ReworkRequested {
+                verifier: "chen".to_owned(),
+                reason: "still dark".to_owned(),
+            }),
+            CaseEvent::Closed(CaseClosed {
+                closure: ClosureKind::Verified,
+            }),
+        ]);
+        assert_eq!(tasks_for_commit(&events[..3], &events[3..4]), []);
+        assert_eq!(
+            summary(&tasks_for_commit(&events[..4], &events[4..5])),
+            [of("wang", TaskKind::ReworkRequested, 5)]
+        );
+        assert_eq!(
+            summary(&tasks_for_commit(&events[..5], &events[5..])),
+            [of("wang", TaskKind::Withdrawn, 6)]
+        );
+    }
+
+    #[test]
+    fn an_escalation_withdraws_and_a_self_handled_finding_sends_nothing() {
+        let events = history(vec![
+            reported(),
+            accepted(),
+            dispatched("wang"),
+            CaseEvent::Escalated(CaseEscalated {
+                from_tier: Tier::Building,
+                to_tier: Tier::Community,
+                cell: "110101001002".to_owned(),
+                reason: "too big".to_owned(),
+            }),
+        ]);
+        assert_eq!(
+            summary(&tasks_for_commit(&events[..3], &events[3..])),
+            [of("wang", TaskKind::Withdrawn, 4)]
+        );
+        // Self-handling closes a case nobody was dispatched to: no inbox is involved.
+        let self_handled = history(vec![
+            reported(),
+            CaseEvent::HandlingStarted(HandlingStarted {
+                worker_id: "li".to_owned(),
+            }),
+            CaseEvent::Closed(CaseClosed {
+                closure: ClosureKind::SelfHandled,
+            }),
+        ]);
+        assert_eq!(tasks_for_commit(&self_handled[..1], &self_handled[1..]), []);
+    }
+
+    #[test]
+    fn the_latest_message_per_case_says_whether_the_task_is_open() {
+        let events = history(vec![reported(), accepted(), dispatched("wang")]);
+        let assigned = tasks_for_commit(&events[..2], &events[2..])
+            .remove(0)
+            .message;
+        let mut withdrawn = assigned.clone();
+        withdrawn.kind = TaskKind::Withdrawn;
+        withdrawn.sequence = 4;
+        let mut other = assigned.clone();
+        other.case_id = CaseId(Uuid::from_u128(8));
+        // Out of order: the withdrawal arrived before the assignment it cancels.
+        let messages = vec![withdrawn, assigned, other.clone()];
+        assert_eq!(open_tasks(&messages), [&other]);
+    }
+}
