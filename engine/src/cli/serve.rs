@@ -1,5 +1,7 @@
 //! `wangge serve`: the engine process. Opens the event and rejected streams (creating or
-//! updating them), then serves intake until interrupted.
+//! updating them), takes its share of the case partitions, and runs intake and the
+//! dispatcher until interrupted; on SIGTERM it drains intake, hands its partitions back and
+//! stops.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,6 +13,8 @@ use crate::app::{CaseService, SystemClock};
 use crate::cli::{NatsArgs, ReferenceArgs};
 use crate::intake::nats::serve_intake;
 use crate::intake::{IntakeService, JetStreamRejectedStore};
+use crate::runtime::dispatcher::Dispatcher;
+use crate::runtime::{LeaseConfig, PartitionLeases};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -18,6 +22,13 @@ pub struct ServeArgs {
     nats: NatsArgs,
     #[command(flatten)]
     reference: ReferenceArgs,
+    /// This instance's name among the engine instances sharing the cases (default: host and
+    /// process id).
+    #[arg(long, env = "WANGGE_INSTANCE")]
+    instance: Option<String>,
+    /// Run only intake (no dispatcher, no timers): for a front-end-only instance.
+    #[arg(long)]
+    intake_only: bool,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -32,24 +43,58 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         districts,
         communities,
         buildings,
+        workers = grid.worker_count(),
         categories = categories.len(),
         "reference data loaded"
     );
+    let instance = args.instance.clone().unwrap_or_else(default_instance_name);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut stopping = stopping.clone();
+        async move {
+            stopping.wait_for(|stop| *stop).await.ok();
+        }
+    };
+
+    let mut background = tokio::task::JoinSet::new();
+    if !args.intake_only {
+        let leases = PartitionLeases::open(
+            client.clone(),
+            LeaseConfig { replicas: args.nats.replicas, ..LeaseConfig::new(instance.clone()) },
+        )
+        .await?;
+        let ownership = leases.ownership();
+        background.spawn(leases.run(stopped()));
+        let dispatcher = Arc::new(Dispatcher::new(cases.clone(), grid.clone(), categories.clone()));
+        let until = stopped();
+        background.spawn(async move {
+            if let Err(error) = dispatcher.run(ownership, 1, until).await {
+                tracing::error!(%error, "dispatcher stopped");
+            }
+        });
+    }
+
     let service = Arc::new(IntakeService::new(cases, rejected, grid, categories));
     eprintln!(
-        "wangge serving intake on {} (wangge.intake.<kind>); Ctrl-C to stop",
-        args.nats.nats_url
+        "wangge instance {instance} serving intake on {} (wangge.intake.<kind>){}; Ctrl-C to stop",
+        args.nats.nats_url,
+        if args.intake_only { "" } else { ", dispatching its partitions" }
     );
-    serve_intake(client.clone(), service, async {
+    serve_intake(client.clone(), service, async move {
         let signal = shutdown_signal().await;
-        info!(
-            signal,
-            "stopping: draining intake, finishing messages in hand"
-        );
+        info!(signal, "stopping: draining intake, finishing messages in hand");
+        stop.send(true).ok();
     })
     .await?;
+    while background.join_next().await.is_some() {}
     client.flush().await.ok();
     Ok(ExitCode::SUCCESS)
+}
+
+fn default_instance_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+    let host = if host.is_empty() { "wangge".to_owned() } else { host };
+    format!("{host}-{}", std::process::id())
 }
 
 /// Ctrl-C or SIGTERM (what a process supervisor sends).
