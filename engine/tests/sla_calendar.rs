@@ -75,7 +75,10 @@ fn the_bundled_set_defaults_to_the_2026_national_calendar() {
     assert_eq!(calendar.id(), "cn-2026");
     assert_eq!(calendar.time_zone(), "Asia/Shanghai");
     assert_eq!(calendar.utc_offset().minutes(), 8 * 60);
-    assert_eq!(calendar.holidays_published_through(), Some(date(2026, 12, 31)));
+    assert_eq!(
+        calendar.holidays_published_through(),
+        Some(date(2026, 12, 31))
+    );
     assert_eq!(set.get_or_default(None), Some(calendar));
     assert!(set.get("nowhere").is_none());
 }
@@ -327,11 +330,18 @@ fn limits_of_years_skip_whole_weeks_and_absurd_limits_saturate() {
     let far = calendar.add_working_time(start, working_days(2_000));
     assert!(far > beijing(2033, 1, 1, 0, 0) && far < beijing(2035, 1, 1, 0, 0));
     assert_eq!(
-        calendar.working_time_between(start, calendar.add_working_time(start, working_hours(60_000))),
+        calendar.working_time_between(
+            start,
+            calendar.add_working_time(start, working_hours(60_000))
+        ),
         Duration::hours(60_000)
     );
     // A nonsense extension of u32::MAX units must neither hang nor panic.
-    for unit in [TimeUnit::Minutes, TimeUnit::WorkingHours, TimeUnit::WorkingDays] {
+    for unit in [
+        TimeUnit::Minutes,
+        TimeUnit::WorkingHours,
+        TimeUnit::WorkingDays,
+    ] {
         let end = calendar.add_working_time(
             start,
             TimeLimit {
@@ -362,8 +372,14 @@ fn emergencies_run_on_clock_minutes_through_a_holiday() {
 fn zero_time_leaves_the_start_where_it_is() {
     let calendar = national();
     let sunday = beijing(2026, 3, 8, 10, 0);
-    assert_eq!(calendar.add_working_duration(sunday, Duration::zero()), sunday);
-    assert_eq!(calendar.add_working_duration(sunday, -Duration::hours(3)), sunday);
+    assert_eq!(
+        calendar.add_working_duration(sunday, Duration::zero()),
+        sunday
+    );
+    assert_eq!(
+        calendar.add_working_duration(sunday, -Duration::hours(3)),
+        sunday
+    );
     assert_eq!(calendar.add_working_days(sunday, 0), sunday);
 }
 
@@ -389,15 +405,27 @@ const SMALL_CALENDAR: &str = r#"{
 fn a_calendar_reads_from_json_and_writes_back_the_same() {
     let calendar = BusinessCalendar::from_json(SMALL_CALENDAR).expect("valid calendar");
     assert_eq!(calendar.id(), "test-town");
-    assert!(!calendar.is_working_day(date(2026, 3, 9)), "the holiday Monday");
-    assert!(!calendar.is_working_day(date(2026, 3, 10)), "Tuesday has no hours");
-    assert!(calendar.is_working_day(date(2026, 3, 14)), "Saturday morning");
+    assert!(
+        !calendar.is_working_day(date(2026, 3, 9)),
+        "the holiday Monday"
+    );
+    assert!(
+        !calendar.is_working_day(date(2026, 3, 10)),
+        "Tuesday has no hours"
+    );
+    assert!(
+        calendar.is_working_day(date(2026, 3, 14)),
+        "Saturday morning"
+    );
     assert_eq!(
         calendar.working_intervals_on(date(2026, 3, 8)),
         &[interval("10:00-11:00")]
     );
     let json = serde_json::to_string(&calendar).expect("serializable");
-    assert_eq!(BusinessCalendar::from_json(&json).expect("round trip"), calendar);
+    assert_eq!(
+        BusinessCalendar::from_json(&json).expect("round trip"),
+        calendar
+    );
     let set = CalendarSet::bundled();
     let reread = CalendarSet::from_json(&serde_json::to_string(&set.to_file()).unwrap()).unwrap();
     assert_eq!(reread, set);
@@ -412,7 +440,11 @@ fn refusal(json: &str) -> String {
 #[test]
 fn a_malformed_calendar_is_refused_with_the_reason() {
     let overlapping = SMALL_CALENDAR.replace("\"13:30-17:30\"", "\"11:30-17:30\"");
-    assert!(refusal(&overlapping).contains("overlap"), "{}", refusal(&overlapping));
+    assert!(
+        refusal(&overlapping).contains("overlap"),
+        "{}",
+        refusal(&overlapping)
+    );
 
     let backwards = SMALL_CALENDAR.replace("\"09:00-12:00\"", "\"12:00-09:00\"");
     let message = refusal(&backwards);
@@ -574,8 +606,14 @@ prop_compose! {
 
 /// An instant between mid-2025 and the end of 2027, to the nanosecond.
 fn arb_instant() -> impl Strategy<Value = DateTime<Utc>> {
-    let from = Utc.with_ymd_and_hms(2025, 5, 20, 0, 0, 0).unwrap().timestamp();
-    let to = Utc.with_ymd_and_hms(2027, 12, 31, 0, 0, 0).unwrap().timestamp();
+    let from = Utc
+        .with_ymd_and_hms(2025, 5, 20, 0, 0, 0)
+        .unwrap()
+        .timestamp();
+    let to = Utc
+        .with_ymd_and_hms(2027, 12, 31, 0, 0, 0)
+        .unwrap()
+        .timestamp();
     (from..to, 0u32..1_000_000_000)
         .prop_map(|(seconds, nanos)| DateTime::from_timestamp(seconds, nanos).unwrap())
 }
@@ -600,7 +638,11 @@ fn interval_bounds(interval: &WorkingInterval) -> (Duration, Duration) {
 }
 
 /// The plain reference: walk day by day, interval by interval.
-fn reference_add(calendar: &BusinessCalendar, start: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
+fn reference_add(
+    calendar: &BusinessCalendar,
+    start: DateTime<Utc>,
+    duration: Duration,
+) -> DateTime<Utc> {
     if duration <= Duration::zero() {
         return start;
     }
@@ -625,14 +667,26 @@ fn reference_add(calendar: &BusinessCalendar, start: DateTime<Utc>, duration: Du
     }
 }
 
-fn reference_between(calendar: &BusinessCalendar, from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
+fn reference_between(
+    calendar: &BusinessCalendar,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Duration {
     let first = calendar.local_date_time(from);
     let last = calendar.local_date_time(to);
     let mut total = Duration::zero();
     let mut day = first.date();
     while day <= last.date() {
-        let lower = if day == first.date() { since_midnight(first) } else { Duration::zero() };
-        let upper = if day == last.date() { since_midnight(last) } else { Duration::days(1) };
+        let lower = if day == first.date() {
+            since_midnight(first)
+        } else {
+            Duration::zero()
+        };
+        let upper = if day == last.date() {
+            since_midnight(last)
+        } else {
+            Duration::days(1)
+        };
         for interval in calendar.working_intervals_on(day) {
             let (start_of, end_of) = interval_bounds(interval);
             let overlap = end_of.min(upper) - start_of.max(lower);
@@ -645,7 +699,11 @@ fn reference_between(calendar: &BusinessCalendar, from: DateTime<Utc>, to: DateT
     total
 }
 
-fn reference_working_days(calendar: &BusinessCalendar, start: DateTime<Utc>, days: u32) -> DateTime<Utc> {
+fn reference_working_days(
+    calendar: &BusinessCalendar,
+    start: DateTime<Utc>,
+    days: u32,
+) -> DateTime<Utc> {
     let mut day = calendar.local_date(start);
     let mut left = days;
     loop {
@@ -665,10 +723,13 @@ fn reference_working_days(calendar: &BusinessCalendar, start: DateTime<Utc>, day
 fn in_working_time_or_at_its_end(calendar: &BusinessCalendar, instant: DateTime<Utc>) -> bool {
     let local = calendar.local_date_time(instant);
     let time = since_midnight(local);
-    let inside = calendar.working_intervals_on(local.date()).iter().any(|interval| {
-        let (start_of, end_of) = interval_bounds(interval);
-        start_of < time && time <= end_of
-    });
+    let inside = calendar
+        .working_intervals_on(local.date())
+        .iter()
+        .any(|interval| {
+            let (start_of, end_of) = interval_bounds(interval);
+            start_of < time && time <= end_of
+        });
     let at_midnight_end = time == Duration::zero()
         && local.time().nanosecond() == 0
         && calendar

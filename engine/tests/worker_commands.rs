@@ -5,22 +5,28 @@
 
 mod support;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::client::RequestErrorKind;
+use futures::stream::BoxStream;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
-use wangge_engine::app::{CaseService, SystemClock};
+use wangge_engine::app::{CaseService, CommandRequest, SystemClock};
 use wangge_engine::domain::{replay, CaseCommand, CaseState, CaseStatus};
-use wangge_engine::log::{EventLog, JetStreamLog, JetStreamLogConfig};
+use wangge_engine::log::{
+    Appended, CaseHistory, Commit, EventLog, JetStreamLog, JetStreamLogConfig, LogError,
+    LogPosition, MemoryLog, StoredCommit,
+};
 use wangge_engine::tasks::commands::EXTENSION_REQUEST_PREFIX;
 use wangge_engine::tasks::{
     serve_worker_commands, MapSupervisors, WorkerCommandService, WORKER_COMMAND_SUBJECT,
 };
 use wangge_schemas::worker::WorkerReply;
-use wangge_schemas::{ActorKind, CaseEvent, CaseId, EventEnvelope, Priority, SuspendReason, Tier};
+use wangge_schemas::{
+    ActorKind, CaseEvent, CaseId, EventEnvelope, Priority, ReportDetails, SuspendReason, Tier,
+};
 use wangge_testkit::NatsServer;
 
 use support::{location, patrol_finding, report_command, request, BUILDING, COMMUNITY, DISTRICT};
@@ -544,6 +550,28 @@ async fn the_grid_worker_who_reported_a_patrol_finding_verifies_it() {
 }
 
 #[tokio::test]
+async fn a_resident_verifies_under_the_id_the_reporting_system_gave_them() {
+    let world = World::start().await;
+    let mut report = support::resident_report();
+    let hotline_caller = "hotline:138-0000-0000.2";
+    if let ReportDetails::ResidentReport { resident, .. } = &mut report.details {
+        resident.id = hotline_caller.to_owned();
+    }
+    let report = CaseCommand::Report {
+        location: location(),
+        report,
+    };
+    let case = world.case_reported_as(report, Stage::Resolved).await;
+
+    let reply = world
+        .send(&as_resident(message(hotline_caller, case, verify(true))))
+        .await;
+
+    assert!(matches!(reply, WorkerReply::Accepted { .. }), "{reply:?}");
+    assert_eq!(world.state(case).await.status, CaseStatus::Closed);
+}
+
+#[tokio::test]
 async fn nobody_else_verifies_and_the_handler_never_verifies_their_own_work() {
     let world = World::start().await;
     let case = world.case_at(Stage::Resolved).await;
@@ -596,7 +624,7 @@ async fn every_worker_command_from_a_non_assignee_is_refused_and_changes_nothing
             };
             assert_eq!(field, None);
             assert!(
-                reason.contains(&format!("`{stranger}` may not"))
+                reason.contains(&format!("`{stranger}` may not `{name}` this case"))
                     && reason.contains(&format!("it is with `{WANG}`"))
                     && reason.contains(&format!("a supervisor of cell {BUILDING}")),
                 "{name}: the refusal names who may act: {reason}"
@@ -840,4 +868,112 @@ async fn a_case_with_nobody_assigned_refuses_the_previous_worker() {
     // Nothing to dispatch to yet, but the supervisor may still push the case up the grid.
     let events = world.act(CHEN, case, ask_to_escalate()).await;
     assert_eq!(types(&events), ["case.escalated"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// A race between the check and the commit
+// ---------------------------------------------------------------------------------------
+
+/// A memory log that, the first time a case is loaded, lets another writer commit to it
+/// right after the load was read: the reader's view is stale by one command.
+#[derive(Clone)]
+struct RacingLog {
+    inner: MemoryLog,
+    race: Arc<Mutex<Option<CommandRequest>>>,
+    writer: Arc<CaseService<MemoryLog>>,
+}
+
+impl EventLog for RacingLog {
+    async fn append(&self, commit: Commit, expected: LogPosition) -> Result<Appended, LogError> {
+        self.inner.append(commit, expected).await
+    }
+
+    async fn load(&self, case_id: CaseId) -> Result<CaseHistory, LogError> {
+        let history = self.inner.load(case_id).await?;
+        let racing = self.race.lock().unwrap().take();
+        if let Some(request) = racing {
+            self.writer
+                .handle(request)
+                .await
+                .expect("the racing command");
+        }
+        Ok(history)
+    }
+
+    fn read_from(&self, from: LogPosition) -> BoxStream<'static, Result<StoredCommit, LogError>> {
+        self.inner.read_from(from)
+    }
+
+    async fn head(&self) -> Result<LogPosition, LogError> {
+        self.inner.head().await
+    }
+}
+
+#[tokio::test]
+async fn a_worker_reassigned_while_their_command_is_checked_is_refused() {
+    let inner = MemoryLog::new();
+    let writer = Arc::new(CaseService::new(inner.clone(), Arc::new(SystemClock)));
+    let case = CaseId::new_v7();
+    let setup = [
+        report_command(),
+        CaseCommand::Accept {
+            category: "municipal.lighting".to_owned(),
+            priority: Priority::Normal,
+        },
+        CaseCommand::Dispatch {
+            tier: Tier::Building,
+            cell: BUILDING.to_owned(),
+            assignee: WANG.to_owned(),
+        },
+        CaseCommand::Acknowledge {
+            worker_id: WANG.to_owned(),
+        },
+        CaseCommand::StartHandling {
+            worker_id: WANG.to_owned(),
+        },
+    ];
+    for (index, command) in setup.into_iter().enumerate() {
+        writer
+            .handle(request(case, command, &format!("setup-{index}")))
+            .await
+            .unwrap();
+    }
+    let reassign = request(
+        case,
+        CaseCommand::Reassign {
+            to_worker: ZHAO.to_owned(),
+            tier: Tier::Building,
+            cell: BUILDING.to_owned(),
+            reason: "wang-li is off sick".to_owned(),
+        },
+        "reassign",
+    );
+    let log = RacingLog {
+        inner: inner.clone(),
+        race: Arc::new(Mutex::new(Some(reassign))),
+        writer,
+    };
+    let cases = Arc::new(CaseService::new(log, Arc::new(SystemClock)));
+    let service = WorkerCommandService::new(cases, MapSupervisors::new());
+
+    // Escalating is allowed in the state wang-li saw and in the state after the
+    // reassignment; only who may do it changed in between.
+    let reply = service
+        .process(
+            message(WANG, case, ask_to_escalate())
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+
+    assert!(
+        matches!(&reply, WorkerReply::Rejected { code, .. } if code == "not_assignee"),
+        "{reply:?}"
+    );
+    let events = inner.load(case).await.unwrap().events;
+    assert_eq!(
+        types(&events).last(),
+        Some(&"case.reassigned"),
+        "nothing written after the reassignment"
+    );
 }

@@ -28,6 +28,8 @@ pub const MAX_MESSAGE_ID_CHARS: usize = 128;
 /// Longest worker id, in characters. A worker id is also a NATS subject token and part of a
 /// JetStream consumer name, see [`is_valid_worker_id`].
 pub const MAX_WORKER_ID_CHARS: usize = 64;
+/// Longest resident id acting on a case (the intake limit for ids).
+pub const MAX_RESIDENT_ID_CHARS: usize = 128;
 /// Longest reason (decline, extension, escalation), in characters.
 pub const MAX_REASON_CHARS: usize = 500;
 /// Longest notes or note (resolution, verification, suspension, resumption), in characters.
@@ -60,9 +62,11 @@ pub struct WorkerCommandV1 {
     /// later, never acts twice; the reply then says `duplicate: true`.
     #[schemars(length(min = 1, max = MAX_MESSAGE_ID_CHARS))]
     pub message_id: String,
-    /// The acting person: a grid worker's or supervisor's staff id, or the resident's account
-    /// id when `acting_as` is `resident`.
-    #[schemars(length(min = 1, max = MAX_WORKER_ID_CHARS), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    /// The acting person: a grid worker's or supervisor's staff id — 1 to 64 ASCII letters,
+    /// digits, `-` or `_`, as it names the worker's inbox — or, when `acting_as` is
+    /// `resident`, the resident's account id as the reporting system gave it (up to 128
+    /// characters).
+    #[schemars(length(min = 1, max = MAX_RESIDENT_ID_CHARS))]
     pub worker_id: String,
     /// In which role the person acts; a grid worker unless stated.
     #[serde(default)]
@@ -317,6 +321,63 @@ mod tests {
             "command": {"type": "start"}, "urgent": true,
         }));
         assert!(with_extra.is_err());
+    }
+
+    fn validator<T: JsonSchema>() -> jsonschema::Validator {
+        let schema = schemars::generate::SchemaSettings::draft2020_12()
+            .into_generator()
+            .into_root_schema_for::<T>()
+            .to_value();
+        jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .expect("the schema compiles")
+    }
+
+    #[test]
+    fn the_generated_schemas_agree_with_serde() {
+        let commands = validator::<WorkerCommandV1>();
+        let message = json!({
+            "schema_version": 1, "message_id": "m-1", "worker_id": "wang-li",
+            "acting_as": "grid_worker", "case_id": "01936b2e-7c1a-7d2b-9c3f-2a1b3c4d5e6f",
+            "command": {"type": "suspend", "reason": "waiting_for_resident"},
+        });
+        assert!(commands.is_valid(&message));
+        let mut unknown = message.clone();
+        unknown["command"]["minutes"] = json!(5);
+        assert!(
+            !commands.is_valid(&unknown),
+            "unknown command fields are refused"
+        );
+        let mut version = message.clone();
+        version["schema_version"] = json!(2);
+        assert!(!commands.is_valid(&version));
+        let mut blank = message;
+        blank["worker_id"] = json!("");
+        assert!(!commands.is_valid(&blank));
+
+        let replies = validator::<WorkerReply>();
+        let rejected = WorkerReply::Rejected {
+            code: "not_assignee".to_owned(),
+            field: None,
+            reason: "`zhao` may not `acknowledge` this case".to_owned(),
+        };
+        assert!(replies.is_valid(&serde_json::to_value(rejected).unwrap()));
+
+        let tasks = validator::<TaskMessage>();
+        let task = json!({
+            "schema_version": 1, "kind": "assigned", "worker_id": "wang-li",
+            "case_id": "01936b2e-7c1a-7d2b-9c3f-2a1b3c4d5e6f", "event_type": "case.dispatched",
+            "sequence": 3, "occurred_at": "2026-03-12T08:15:42Z", "title": "楼道灯坏了",
+            "description": "", "category": "lighting.stairwell", "priority": "high",
+            "location": {"district": "110101001", "community": "110101001002",
+                         "building": "110101001002007"},
+            "tier": "building", "cell": "110101001002007",
+            "dispatched_at": "2026-03-12T08:15:42Z",
+        });
+        assert!(tasks.is_valid(&task));
+        let parsed: TaskMessage = serde_json::from_value(task).expect("parses");
+        assert_eq!(parsed.kind, TaskKind::Assigned);
     }
 
     #[test]

@@ -60,12 +60,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if !args.intake_only {
         let leases = PartitionLeases::open(
             client.clone(),
-            LeaseConfig { replicas: args.nats.replicas, ..LeaseConfig::new(instance.clone()) },
+            LeaseConfig {
+                replicas: args.nats.replicas,
+                ..LeaseConfig::new(instance.clone())
+            },
         )
         .await?;
         let ownership = leases.ownership();
         background.spawn(leases.run(stopped()));
-        let dispatcher = Arc::new(Dispatcher::new(cases.clone(), grid.clone(), categories.clone()));
+        let dispatcher = Arc::new(Dispatcher::new(
+            cases.clone(),
+            grid.clone(),
+            categories.clone(),
+        ));
         let until = stopped();
         background.spawn(async move {
             if let Err(error) = dispatcher.run(ownership, 1, until).await {
@@ -78,11 +85,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "wangge instance {instance} serving intake on {} (wangge.intake.<kind>){}; Ctrl-C to stop",
         args.nats.nats_url,
-        if args.intake_only { "" } else { ", dispatching its partitions" }
+        if args.intake_only {
+            ""
+        } else {
+            ", dispatching its partitions"
+        }
     );
     serve_intake(client.clone(), service, async move {
         let signal = shutdown_signal().await;
-        info!(signal, "stopping: draining intake, finishing messages in hand");
+        info!(
+            signal,
+            "stopping: draining intake, finishing messages in hand"
+        );
         stop.send(true).ok();
     })
     .await?;
@@ -92,8 +106,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn default_instance_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
-    let host = if host.is_empty() { "wangge".to_owned() } else { host };
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let host = if host.is_empty() {
+        "wangge".to_owned()
+    } else {
+        host
+    };
     format!("{host}-{}", std::process::id())
 }
 

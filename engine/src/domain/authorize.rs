@@ -49,6 +49,17 @@ pub enum AuthorizationError {
 }
 
 impl AuthorizationError {
+    /// The same refusal naming the command as its sender called it (a worker's `start` is
+    /// the aggregate's `start_handling`).
+    pub fn naming(mut self, name: &'static str) -> Self {
+        match &mut self {
+            Self::NotAssignee { command, .. } | Self::NotPermitted { command, .. } => {
+                *command = name;
+            }
+        }
+        self
+    }
+
     /// A stable snake_case code for replies.
     pub fn code(&self) -> &'static str {
         match self {

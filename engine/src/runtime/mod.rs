@@ -5,5 +5,6 @@
 pub mod dispatcher;
 pub mod loads;
 pub mod partitions;
+pub mod timers;
 
 pub use partitions::{partition_of, LeaseConfig, Ownership, PartitionLeases, PARTITIONS};

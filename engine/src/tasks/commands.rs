@@ -31,8 +31,8 @@ use serde_json::Value;
 use tracing::{debug, info};
 use wangge_schemas::worker::{
     is_valid_worker_id, ActingAs, WorkerCommand, WorkerCommandV1, WorkerReply,
-    MAX_MESSAGE_ID_CHARS, MAX_NOTES_CHARS, MAX_REASON_CHARS, MAX_RESULT_MEDIA, MAX_WORKER_ID_CHARS,
-    MAX_WORKER_MESSAGE_BYTES, WORKER_SCHEMA_VERSION,
+    MAX_MESSAGE_ID_CHARS, MAX_NOTES_CHARS, MAX_REASON_CHARS, MAX_RESIDENT_ID_CHARS,
+    MAX_RESULT_MEDIA, MAX_WORKER_ID_CHARS, MAX_WORKER_MESSAGE_BYTES, WORKER_SCHEMA_VERSION,
 };
 use wangge_schemas::{Actor, GridLocation, Source, Tier, TimeUnit};
 
@@ -355,7 +355,9 @@ fn check_optional_text(
 
 fn check_limits(message: &WorkerCommandV1) -> Result<(), WorkerRejection> {
     check_text("message_id", &message.message_id, MAX_MESSAGE_ID_CHARS)?;
-    if !is_valid_worker_id(&message.worker_id) {
+    if message.acting_as == ActingAs::Resident {
+        check_text("worker_id", &message.worker_id, MAX_RESIDENT_ID_CHARS)?;
+    } else if !is_valid_worker_id(&message.worker_id) {
         return Err(WorkerRejection::at(
             "invalid_value",
             "worker_id",
@@ -604,7 +606,8 @@ impl SupervisorDirectory for HashMap<String, Vec<String>> {
     }
 }
 
-/// A shared directory.
+/// The simplest directory, for tests and small set-ups: person → the cell codes they
+/// supervise (prefix rule above).
 pub type MapSupervisors = HashMap<String, Vec<String>>;
 
 impl<T: SupervisorDirectory + ?Sized> SupervisorDirectory for Arc<T> {
@@ -702,6 +705,7 @@ impl<L: EventLog, D: SupervisorDirectory> WorkerCommandService<L, D> {
                 supervises,
                 reporting_resident(&history.events),
             ) {
+                let refusal = refusal.naming(message.command.name());
                 return WorkerRejection::new(refusal.code(), None, refusal.to_string())
                     .into_reply();
             }

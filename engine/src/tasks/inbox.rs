@@ -530,7 +530,12 @@ impl<L: EventLog> TaskPublisher<L> {
                     () = tokio::time::sleep(self.config.retry_delay) => {}
                     () = &mut shutdown => break,
                 }
-                // The consumer may have gone with a server that lost its store.
+                // The streams and the consumer may have gone with a server that lost its
+                // store; both are created again as at start-up.
+                if let Err(error) = open_task_stream(&self.context, &self.config.tasks).await {
+                    debug!(%error, "task publisher cannot reach the task stream yet");
+                    continue;
+                }
                 match Self::consumer(&self.context, &self.config).await {
                     Ok(consumer) => self.consumer = consumer,
                     Err(error) => {
@@ -539,6 +544,7 @@ impl<L: EventLog> TaskPublisher<L> {
                     }
                 }
             }
+            let connects = connection_count(&self.context.client());
             let batch = self
                 .consumer
                 .batch()
@@ -559,8 +565,15 @@ impl<L: EventLog> TaskPublisher<L> {
             };
             failed = false;
             loop {
+                let client = self.context.client();
                 let next = tokio::select! {
                     next = batch.next() => next,
+                    // A restarted server forgot the pull request: ask again at once rather
+                    // than when the request would have expired.
+                    () = reconnection(&client, connects) => {
+                        debug!("task publisher reconnected; pulling again");
+                        break;
+                    }
                     () = &mut shutdown => {
                         info!("task publisher stopped");
                         return;
@@ -659,6 +672,23 @@ impl<L: EventLog> TaskPublisher<L> {
             published += 1;
         }
         Ok(Handled::Published(published))
+    }
+}
+
+/// How often a waiting publisher looks at the client's connection count.
+const CONNECTION_CHECK: Duration = Duration::from_millis(100);
+
+fn connection_count(client: &async_nats::Client) -> u64 {
+    client
+        .statistics()
+        .connects
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Completes once the client has connected again since it had made `connects` connections.
+async fn reconnection(client: &async_nats::Client, connects: u64) {
+    while connection_count(client) == connects {
+        tokio::time::sleep(CONNECTION_CHECK).await;
     }
 }
 

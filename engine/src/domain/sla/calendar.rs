@@ -8,8 +8,9 @@
 //! time — and the IANA name is kept for people.
 //!
 //! All arithmetic is pure and exact to the nanosecond: instants go in, instants come out.
-//! Long spans skip whole weeks wherever no holiday or make-up day intervenes, so a limit of
-//! fifteen working days, or of a million working hours, costs a few dozen steps.
+//! Long spans jump whole weeks between holidays and make-up days, so the cost grows with the
+//! number of special days crossed, not with the length of the span: fifteen working days
+//! across the Spring Festival take a few dozen steps, a million working hours not many more.
 //!
 //! # What the units of a [`TimeLimit`] mean
 //!

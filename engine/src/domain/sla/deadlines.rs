@@ -42,7 +42,7 @@
 //!
 //! # Timers
 //!
-//! A warning or breach is identified, as in [`decide`](crate::domain::decide), by its step
+//! A warning or breach is identified, as in [`decide`](crate::domain::decide()), by its step
 //! and deadline: [`SlaState::due`] lists only those not yet recorded, so a timer that fires,
 //! records, and fires again finds nothing left to do. A deadline that moves (an extension, a
 //! suspension before it) is a new deadline and gets its own warning. While the case is
@@ -281,36 +281,34 @@ impl<'a> SlaState<'a> {
                 }
             }
             E::CommentAdded(_) | E::Evaluated(_) => {}
-            // A second report of a case changes nothing (the first one defined it).
-            E::Reported(_) if self.reported => {}
             // Every other event moves the case to another status, which ends a suspension.
-            moving => {
-                self.end_suspension(at);
-                match moving {
-                    E::Reported(_) => {
-                        self.reported = true;
-                        self.open(SlaStep::Accept, at);
-                    }
-                    E::Accepted(accepted) => {
-                        self.priority = Some(accepted.priority);
-                        self.open(SlaStep::Dispatch, at);
-                    }
-                    E::Declined(_) | E::Escalated(_) | E::Reopened(_) => {
-                        self.open(SlaStep::Dispatch, at);
-                    }
-                    E::Dispatched(_) | E::Reassigned(_) => self.open(SlaStep::Acknowledge, at),
-                    E::Acknowledged(_) | E::ReworkRequested(_) => {
-                        self.open(SlaStep::Resolve, at);
-                    }
-                    E::HandlingStarted(_) => {
-                        if self.running_step() != Some(SlaStep::Resolve) {
-                            self.open(SlaStep::Resolve, at);
-                        }
-                    }
-                    E::Resolved(_) => self.open(SlaStep::Verify, at),
-                    _ => self.stop(at),
+            E::Reported(_) => {
+                // A second report of a case changes nothing (the first one defined it).
+                if !self.reported {
+                    self.reported = true;
+                    self.move_on(Some(SlaStep::Accept), at);
                 }
             }
+            E::Accepted(accepted) => {
+                self.priority = Some(accepted.priority);
+                self.move_on(Some(SlaStep::Dispatch), at);
+            }
+            E::Declined(_) | E::Escalated(_) | E::Reopened(_) => {
+                self.move_on(Some(SlaStep::Dispatch), at);
+            }
+            E::Dispatched(_) | E::Reassigned(_) => self.move_on(Some(SlaStep::Acknowledge), at),
+            E::Acknowledged(_) | E::ReworkRequested(_) => {
+                self.move_on(Some(SlaStep::Resolve), at);
+            }
+            E::HandlingStarted(_) => {
+                if self.running_step() == Some(SlaStep::Resolve) {
+                    self.end_suspension(at);
+                } else {
+                    self.move_on(Some(SlaStep::Resolve), at);
+                }
+            }
+            E::Resolved(_) => self.move_on(Some(SlaStep::Verify), at),
+            E::Rejected(_) | E::Merged(_) | E::Closed(_) | E::Voided(_) => self.move_on(None, at),
         }
     }
 
@@ -442,9 +440,13 @@ impl<'a> SlaState<'a> {
         }
     }
 
-    /// Stops the running step and starts `step`, if the policy times it.
-    fn open(&mut self, step: SlaStep, at: DateTime<Utc>) {
+    /// Ends any suspension, stops the running step and starts `next`, if the policy times it.
+    fn move_on(&mut self, next: Option<SlaStep>, at: DateTime<Utc>) {
+        self.end_suspension(at);
         self.stop(at);
+        let Some(step) = next else {
+            return;
+        };
         if let Some(limit) = self.policy.limit(step, self.priority) {
             self.run = Some(StepRun {
                 step,

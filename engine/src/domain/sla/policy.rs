@@ -206,7 +206,7 @@ impl SlaPolicy {
     }
 }
 
-pub(super) fn step_name(step: SlaStep) -> &'static str {
+fn step_name(step: SlaStep) -> &'static str {
     match step {
         SlaStep::Accept => "accept",
         SlaStep::Dispatch => "dispatch",
