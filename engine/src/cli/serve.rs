@@ -14,6 +14,7 @@ use crate::cli::{NatsArgs, ReferenceArgs};
 use crate::intake::nats::serve_intake;
 use crate::intake::{IntakeService, JetStreamRejectedStore};
 use crate::runtime::dispatcher::Dispatcher;
+use crate::runtime::timers::{SlaReference, TimerBook, TimerService};
 use crate::runtime::{LeaseConfig, PartitionLeases};
 
 #[derive(Debug, Args)]
@@ -74,9 +75,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             categories.clone(),
         ));
         let until = stopped();
+        let dispatcher_ownership = ownership.clone();
         background.spawn(async move {
-            if let Err(error) = dispatcher.run(ownership, 1, until).await {
+            if let Err(error) = dispatcher.run(dispatcher_ownership, 1, until).await {
                 tracing::error!(%error, "dispatcher stopped");
+            }
+        });
+        let book = TimerBook::new(SlaReference::bundled(), grid.clone(), categories.clone());
+        let timers = Arc::new(TimerService::new(cases.clone(), book));
+        let until = stopped();
+        background.spawn(async move {
+            if let Err(error) = timers.run(Arc::new(SystemClock), ownership, until).await {
+                tracing::error!(%error, "sla timers stopped");
             }
         });
     }

@@ -77,7 +77,12 @@ pub struct TimerBook {
     categories: Arc<CategoryCatalogue>,
     open: HashMap<CaseId, OpenCase>,
     heap: BinaryHeap<Reverse<(DateTime<Utc>, CaseId, u64)>>,
+    /// Cases to look at again at a wall-clock instant: handed out, or owned elsewhere.
+    retry: Vec<(std::time::Instant, CaseId, u64)>,
 }
+
+/// How long a case whose timers were handed out waits before it is looked at again.
+pub const RETRY_AFTER: StdDuration = StdDuration::from_secs(1);
 
 impl TimerBook {
     pub fn new(
@@ -91,6 +96,7 @@ impl TimerBook {
             categories,
             open: HashMap::new(),
             heap: BinaryHeap::new(),
+            retry: Vec::new(),
         }
     }
 
@@ -154,16 +160,32 @@ impl TimerBook {
         }
     }
 
-    /// Takes every timer due by `now` for the cases `owns` accepts. Cases of other
-    /// partitions are looked at again a second later (their owner may go away).
+    /// Takes every timer due by `now` for the cases `owns` accepts.
+    ///
+    /// A case whose timers were handed out, or that belongs to a partition held elsewhere,
+    /// is looked at again after [`RETRY_AFTER`] of real time — not clock time, so a
+    /// simulated clock standing still cannot strand it — until a commit reschedules it: the
+    /// command may not land (a conflict, the log unavailable), the owner may go away.
     pub fn take_due(&mut self, now: DateTime<Utc>, owns: impl Fn(CaseId) -> bool) -> Vec<TimerJob> {
-        let mut jobs = Vec::new();
-        let mut later = Vec::new();
+        let mut candidates = Vec::new();
+        let wall = std::time::Instant::now();
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            self.retry.drain(..).partition(|(at, _, _)| *at <= wall);
+        self.retry = waiting;
+        candidates.extend(
+            ready
+                .into_iter()
+                .map(|(_, case_id, generation)| (case_id, generation)),
+        );
         while let Some(Reverse((at, case_id, generation))) = self.heap.peek().copied() {
             if at > now {
                 break;
             }
             self.heap.pop();
+            candidates.push((case_id, generation));
+        }
+        let mut jobs = Vec::new();
+        for (case_id, generation) in candidates {
             let Some(case) = self.open.get(&case_id) else {
                 continue;
             };
@@ -171,30 +193,23 @@ impl TimerBook {
                 continue;
             }
             if !owns(case_id) {
-                later.push(Reverse((
-                    now + chrono::Duration::seconds(1),
-                    case_id,
-                    generation,
-                )));
+                self.retry.push((wall + RETRY_AFTER, case_id, generation));
                 continue;
             }
-            for timer in case.sla.due_by(now) {
-                jobs.push(TimerJob {
-                    case_id,
-                    version: case.version,
-                    timer,
-                });
+            let due = case.sla.due_by(now);
+            if due.is_empty() {
+                if let Some(next) = case.sla.due().into_iter().map(|t| t.at).find(|&t| t > now) {
+                    self.heap.push(Reverse((next, case_id, generation)));
+                }
+                continue;
             }
-            // Until a commit reschedules it, check the case again at its next timer, or in
-            // a second if the command did not land (a conflict, the log unavailable).
-            let next = case.sla.due().into_iter().map(|t| t.at).find(|&t| t > now);
-            later.push(Reverse((
-                next.unwrap_or(now + chrono::Duration::seconds(1)),
+            jobs.extend(due.into_iter().map(|timer| TimerJob {
                 case_id,
-                generation,
-            )));
+                version: case.version,
+                timer,
+            }));
+            self.retry.push((wall + RETRY_AFTER, case_id, generation));
         }
-        self.heap.extend(later);
         jobs
     }
 
@@ -305,7 +320,7 @@ fn kind_name(kind: TimerKind) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fired {
     /// The command was written.
-    Written(CaseCommand),
+    Written(Box<CaseCommand>),
     /// Already recorded, or the case moved on: nothing written, nothing lost.
     Skipped(&'static str),
 }
@@ -412,7 +427,7 @@ impl<L: EventLog> TimerService<L> {
             Ok(outcome) if outcome.duplicate => Ok(Fired::Skipped("already recorded")),
             Ok(_) => {
                 info!(case_id = %job.case_id, step = ?job.timer.step, kind = %kind_name(job.timer.kind), deadline = %job.timer.deadline, "sla timer fired");
-                Ok(Fired::Written(command))
+                Ok(Fired::Written(Box::new(command)))
             }
             Err(CommandError::Stale { .. }) => Ok(Fired::Skipped("case moved on")),
             Err(CommandError::Domain(DomainError::AlreadyRecorded { .. })) => {
