@@ -285,7 +285,8 @@ fn list_line(list: &Run, id: u64) -> String {
 #[test]
 fn publishing_a_valid_report_exits_0_with_its_case_and_case_show_prints_it() {
     let mut site = Site::new();
-    let mut engine = site.serve(&[]);
+    // Intake only: this test is about what intake wrote, before any dispatcher acts.
+    let mut engine = site.serve(&["--intake-only"]);
     let file = site.write(
         "report.json",
         resident_report("mp-001", "drainage.blocked")

@@ -5,6 +5,7 @@ mod demo;
 mod publish;
 mod rejected;
 mod serve;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ enum Command {
     Rejected(rejected::RejectedArgs),
     /// Show one case: its events and current state.
     Case(case::CaseArgs),
+    /// A grid worker's view: the task inbox, and acting on a task.
+    Worker(worker::WorkerArgs),
 }
 
 /// Where NATS is and how the event stream is set up.
@@ -107,6 +110,7 @@ pub async fn run() -> ExitCode {
         Command::Publish(args) => publish::run(args).await,
         Command::Rejected(args) => rejected::run(args).await,
         Command::Case(args) => case::run(args).await,
+        Command::Worker(args) => worker::run(args).await,
     };
     match result {
         Ok(code) => code,

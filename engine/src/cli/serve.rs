@@ -16,6 +16,9 @@ use crate::intake::{IntakeService, JetStreamRejectedStore};
 use crate::runtime::dispatcher::Dispatcher;
 use crate::runtime::timers::{SlaReference, TimerBook, TimerService};
 use crate::runtime::{LeaseConfig, PartitionLeases};
+use crate::tasks::inbox::{TaskPublisher, TaskPublisherConfig, TaskStreamConfig};
+use crate::tasks::nats::serve_worker_commands;
+use crate::tasks::WorkerCommandService;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -79,6 +82,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         background.spawn(async move {
             if let Err(error) = dispatcher.run(dispatcher_ownership, 1, until).await {
                 tracing::error!(%error, "dispatcher stopped");
+            }
+        });
+        // Workers' inboxes and their commands.
+        let publisher = TaskPublisher::open(
+            client.clone(),
+            cases.log().clone(),
+            TaskPublisherConfig {
+                tasks: TaskStreamConfig {
+                    replicas: args.nats.replicas,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await?;
+        background.spawn(publisher.run(stopped()));
+        let workers = Arc::new(WorkerCommandService::new(cases.clone(), grid.clone()));
+        let (worker_client, until) = (client.clone(), stopped());
+        background.spawn(async move {
+            if let Err(error) = serve_worker_commands(worker_client, workers, until).await {
+                tracing::error!(%error, "worker commands stopped");
             }
         });
         let book = TimerBook::new(SlaReference::bundled(), grid.clone(), categories.clone());

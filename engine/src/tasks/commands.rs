@@ -584,6 +584,21 @@ pub trait SupervisorDirectory: Send + Sync + 'static {
     fn supervises(&self, person: &str, cell: &str) -> bool;
 }
 
+/// The grid's own supervisors: a person supervises a cell when they are named its supervisor
+/// or the supervisor of a cell above it (a community's secretary answers for its buildings).
+impl SupervisorDirectory for crate::grid::GridDirectory {
+    fn supervises(&self, person: &str, cell: &str) -> bool {
+        let mut current = self.cell(cell);
+        while let Some(found) = current {
+            if found.supervisor == person {
+                return true;
+            }
+            current = self.parent(&found.code);
+        }
+        false
+    }
+}
+
 /// Nobody supervises anything: only assignees (and reporters, for verification) may act.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoSupervisors;
