@@ -12,7 +12,9 @@
 //! The figures are printed as a Markdown table for `benches/RESULTS.md`.
 
 mod commit;
+mod dispatch;
 mod report;
+mod timers;
 
 use clap::{Parser, Subcommand};
 
@@ -35,11 +37,17 @@ struct Cli {
 enum Bench {
     /// Event-log commit throughput and latency, and case load latency, against raw JetStream.
     Commit(commit::CommitArgs),
+    /// Dispatch latency: case accepted → task on the worker's subject, at a sustained rate.
+    Dispatch(dispatch::DispatchArgs),
+    /// SLA timers: memory for open cases, rebuild time after a restart, breach latency.
+    Timers(timers::TimerArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {
         Bench::Commit(args) => commit::run(args).await,
+        Bench::Timers(args) => timers::run(args).await,
+        Bench::Dispatch(args) => dispatch::run(args).await,
     }
 }

@@ -18,6 +18,7 @@ use crate::events::EVENT_CATALOGUE;
 use crate::grid::{CategoryFile, GridEventEnvelope, GridFile, GRID_EVENT_CATALOGUE};
 use crate::intake::{IntakeReply, PatrolFindingV1, ResidentReportV1, ServiceRequestV1};
 use crate::upcast::CaseResolvedV1;
+use crate::worker::{TaskMessage, WorkerCommandV1, WorkerReply};
 
 /// The dialect of every generated schema.
 pub const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
@@ -87,6 +88,15 @@ pub fn all_schemas() -> BTreeMap<String, Value> {
         ("intake/reply.json", root_schema::<IntakeReply>()),
     ];
     for (path, schema) in intake {
+        schemas.insert(path.to_owned(), finish(path, schema));
+    }
+
+    let workers = [
+        ("workers/command.v1.json", root_schema::<WorkerCommandV1>()),
+        ("workers/reply.json", root_schema::<WorkerReply>()),
+        ("workers/task.v1.json", root_schema::<TaskMessage>()),
+    ];
+    for (path, schema) in workers {
         schemas.insert(path.to_owned(), finish(path, schema));
     }
     schemas.extend(grid_schemas());

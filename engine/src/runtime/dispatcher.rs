@@ -32,6 +32,9 @@ pub const DISPATCHER: &str = "wangge-dispatcher";
 /// to the next commit.
 const MAX_ROUNDS: usize = 6;
 
+/// Cases the dispatcher works on at once.
+const MAX_CASES_IN_FLIGHT: usize = 256;
+
 /// What the dispatcher did to a case.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DispatchOutcome {
@@ -230,6 +233,7 @@ impl<L: EventLog> Dispatcher<L> {
         let head = self.cases.log().head().await?;
         let mut commits = self.cases.log().read_from(from);
         let mut waiting: HashSet<CaseId> = HashSet::new();
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_CASES_IN_FLIGHT));
         let mut caught_up = head < from.max(1);
         tokio::pin!(shutdown);
         if caught_up {
@@ -263,9 +267,17 @@ impl<L: EventLog> Dispatcher<L> {
                     if !ownership.owns(case_id) {
                         continue;
                     }
-                    if let Err(error) = self.act(case_id).await {
-                        warn!(%case_id, %error, "dispatcher could not act on a case");
-                    }
+                    // Cases are independent: act on many at once, a bounded number.
+                    let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let dispatcher = self.clone();
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        if let Err(error) = dispatcher.act(case_id).await {
+                            warn!(%case_id, %error, "dispatcher could not act on a case");
+                        }
+                    });
                 }
             }
         }

@@ -75,7 +75,9 @@ pub struct TimerBook {
     reference: SlaReference,
     grid: Arc<GridDirectory>,
     categories: Arc<CategoryCatalogue>,
-    open: HashMap<CaseId, OpenCase>,
+    /// Boxed: the table grows in powers of two, and empty slots of a large inline value
+    /// would cost more than the cases themselves.
+    open: HashMap<CaseId, Box<OpenCase>>,
     heap: BinaryHeap<Reverse<(DateTime<Utc>, CaseId, u64)>>,
     /// Cases to look at again at a wall-clock instant: handed out, or owned elsewhere.
     retry: Vec<(std::time::Instant, CaseId, u64)>,
@@ -132,11 +134,11 @@ impl TimerBook {
                         });
                     self.open.insert(
                         case_id,
-                        OpenCase {
-                            sla: SlaState::new(policy, calendar),
+                        Box::new(OpenCase {
+                            sla: SlaState::new(policy, calendar).without_history(),
                             version: 0,
                             generation: 0,
-                        },
+                        }),
                     );
                 }
             }

@@ -422,6 +422,9 @@ pub fn open_tasks(messages: &[TaskMessage]) -> Vec<&TaskMessage> {
 // The publisher
 // ---------------------------------------------------------------------------------------
 
+/// Commits the publisher works on at once.
+const MAX_COMMITS_IN_FLIGHT: usize = 128;
+
 /// How the task publisher reads the event log and where it writes.
 #[derive(Debug, Clone)]
 pub struct TaskPublisherConfig {
@@ -521,6 +524,7 @@ impl<L: EventLog> TaskPublisher<L> {
     /// Publishes tasks until `shutdown` completes. The commit in hand is finished first;
     /// commits fetched but not yet handled go to another instance after `ack_wait`.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        use futures::StreamExt as _;
         tokio::pin!(shutdown);
         info!(consumer = %self.config.consumer_name, "task publisher running");
         let mut failed = false;
@@ -564,10 +568,15 @@ impl<L: EventLog> TaskPublisher<L> {
                 }
             };
             failed = false;
+            // Commits of different cases are independent, so a batch's commits are handled
+            // concurrently (each task carries its case sequence, so a reader can order
+            // them); a bounded number at a time.
+            let mut handling = futures::stream::FuturesUnordered::new();
             loop {
                 let client = self.context.client();
                 let next = tokio::select! {
-                    next = batch.next() => next,
+                    next = batch.next(), if handling.len() < MAX_COMMITS_IN_FLIGHT => next,
+                    Some(()) = handling.next(), if !handling.is_empty() => continue,
                     // A restarted server forgot the pull request: ask again at once rather
                     // than when the request would have expired.
                     () = reconnection(&client, connects) => {
@@ -581,7 +590,7 @@ impl<L: EventLog> TaskPublisher<L> {
                 };
                 match next {
                     None => break,
-                    Some(Ok(message)) => self.handle(message).await,
+                    Some(Ok(message)) => handling.push(self.handle(message)),
                     Some(Err(error)) => {
                         debug!(%error, "task publisher batch failed");
                         failed = true;
@@ -589,6 +598,7 @@ impl<L: EventLog> TaskPublisher<L> {
                     }
                 }
             }
+            while handling.next().await.is_some() {}
         }
         info!("task publisher stopped");
     }

@@ -6,6 +6,10 @@ use serde_json::Value;
 use wangge_schemas::envelope::{CaseId, Source};
 use wangge_schemas::generate::all_schemas;
 use wangge_schemas::intake::{IntakeReply, ResidentReportV1};
+use wangge_schemas::worker::{
+    is_valid_worker_id, ActingAs, TaskKind, TaskMessage, WorkerCommand, WorkerCommandV1,
+    WorkerReply,
+};
 use wangge_schemas::{decode_event, CaseEvent, MediaKind, EVENT_CATALOGUE};
 
 use crate::support::{assert_valid, example, example_cases, example_dir, files_under, Reader};
@@ -163,4 +167,65 @@ fn derived_case_ids_are_version_8() {
     let id = CaseId::derived_from_source(&source);
     assert_eq!(id.0.get_version_num(), 8);
     assert_eq!(id, CaseId::derived_from_source(&source.clone()));
+}
+
+/// The worker examples tell one story: the task assigned to `w-330106001001001` is the case
+/// it acknowledges, the accepted reply follows the dispatch, and the withdrawn task carries
+/// the reason of the decline that withdrew it.
+#[test]
+fn worker_examples_agree_with_each_other() {
+    let assigned: TaskMessage =
+        serde_json::from_value(example("workers/task_assigned.json")).expect("task reads");
+    let acknowledge: WorkerCommandV1 =
+        serde_json::from_value(example("workers/command_acknowledge.json")).expect("reads");
+    assert_eq!(assigned.kind, TaskKind::Assigned);
+    assert_eq!(assigned.worker_id, acknowledge.worker_id);
+    assert_eq!(assigned.case_id, acknowledge.case_id);
+    assert!(is_valid_worker_id(&assigned.worker_id));
+
+    let reply: WorkerReply =
+        serde_json::from_value(example("workers/reply_accepted.json")).expect("reply reads");
+    assert_eq!(
+        reply,
+        WorkerReply::Accepted {
+            case_id: acknowledge.case_id,
+            sequence: assigned.sequence + 1,
+            duplicate: false,
+        }
+    );
+
+    let decline: WorkerCommandV1 =
+        serde_json::from_value(example("workers/command_decline.json")).expect("reads");
+    let withdrawn: TaskMessage =
+        serde_json::from_value(example("workers/task_withdrawn.json")).expect("task reads");
+    let WorkerCommand::Decline { reason } = &decline.command else {
+        panic!("command_decline.json is not a decline");
+    };
+    assert_eq!(withdrawn.kind, TaskKind::Withdrawn);
+    assert_eq!(withdrawn.event_type, "case.declined");
+    assert_eq!(
+        (&withdrawn.worker_id, withdrawn.case_id),
+        (&decline.worker_id, decline.case_id)
+    );
+    assert_eq!(withdrawn.reason, Some(format!("declined: {reason}")));
+
+    let verify: WorkerCommandV1 =
+        serde_json::from_value(example("workers/command_verify.json")).expect("reads");
+    assert_eq!(verify.acting_as, ActingAs::Resident);
+    assert_eq!(verify.case_id, assigned.case_id);
+}
+
+#[test]
+fn every_worker_command_example_is_of_its_own_type() {
+    for name in WorkerCommand::NAMES {
+        let message: WorkerCommandV1 =
+            serde_json::from_value(example(&format!("workers/command_{name}.json")))
+                .unwrap_or_else(|error| panic!("command_{name}.json: {error}"));
+        assert_eq!(message.command.name(), name);
+    }
+    let rejected: WorkerReply =
+        serde_json::from_value(example("workers/reply_rejected.json")).expect("reply reads");
+    assert!(
+        matches!(rejected, WorkerReply::Rejected { ref code, field: None, .. } if code == "not_assignee")
+    );
 }

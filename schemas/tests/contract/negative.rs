@@ -212,3 +212,71 @@ fn intake_limits_and_unknown_fields_fail_schema_and_types() {
     assert!(!validation_errors("intake/reply.json", &unknown_status).is_empty());
     assert!(Reader::Reply.read(unknown_status).is_err());
 }
+
+#[test]
+fn worker_limits_and_unknown_fields_fail_schema_and_types() {
+    let schema = "workers/command.v1.json";
+    let refused = |broken: Value, what: &str| {
+        assert!(
+            !validation_errors(schema, &broken).is_empty(),
+            "{what}: still satisfies {schema}"
+        );
+        assert!(
+            Reader::WorkerCommand.read(broken).is_err(),
+            "{what}: still reads"
+        );
+    };
+
+    let decline = example("workers/command_decline.json");
+    let mut no_reason = decline.clone();
+    no_reason["command"]
+        .as_object_mut()
+        .expect("command is an object")
+        .remove("reason");
+    refused(no_reason, "decline without a reason");
+    let mut extra = decline.clone();
+    extra["command"]["minutes"] = json!(5);
+    refused(extra, "unknown command field");
+    let mut typo = decline.clone();
+    typo["acting_as"] = json!("supervisor");
+    refused(typo, "unknown role");
+    let mut unknown_type = decline.clone();
+    unknown_type["command"]["type"] = json!("refuse");
+    refused(unknown_type, "unknown command type");
+    let mut version_two = decline.clone();
+    version_two["schema_version"] = json!(2);
+    assert!(!validation_errors(schema, &version_two).is_empty());
+    let mut top_level = decline;
+    top_level["urgent"] = json!(true);
+    refused(top_level, "unknown top-level field");
+
+    let mut lunch = example("workers/command_suspend.json");
+    lunch["command"]["reason"] = json!("lunch");
+    refused(lunch, "unknown suspend reason");
+
+    let mut undecided = example("workers/command_verify.json");
+    undecided["command"]
+        .as_object_mut()
+        .expect("command is an object")
+        .remove("passed");
+    refused(undecided, "verify without `passed`");
+
+    let resolve = example("workers/command_resolve.json");
+    let mut many_photos = resolve.clone();
+    let photo = many_photos["command"]["media"][0].clone();
+    many_photos["command"]["media"] = Value::Array(vec![photo; 11]);
+    assert!(!validation_errors(schema, &many_photos).is_empty());
+    let mut blank = resolve;
+    blank["message_id"] = json!("");
+    assert!(!validation_errors(schema, &blank).is_empty());
+
+    let mut unknown_kind = example("workers/task_assigned.json");
+    unknown_kind["kind"] = json!("reminder");
+    assert!(!validation_errors("workers/task.v1.json", &unknown_kind).is_empty());
+    assert!(Reader::Task.read(unknown_kind).is_err());
+
+    let mut unknown_status = example("workers/reply_accepted.json");
+    unknown_status["status"] = json!("queued");
+    assert!(!validation_errors("workers/reply.json", &unknown_status).is_empty());
+    assert!(Reader::WorkerReply.read(unknown_status).is_err());
+}

@@ -14,6 +14,7 @@ use wangge_schemas::generate::{
 };
 use wangge_schemas::grid::{decode_grid_event, CategoryFile, GridFile, GRID_EVENT_CATALOGUE};
 use wangge_schemas::intake::{IntakeReply, PatrolFindingV1, ResidentReportV1, ServiceRequestV1};
+use wangge_schemas::worker::{TaskMessage, WorkerCommand, WorkerCommandV1, WorkerReply};
 use wangge_schemas::{decode_event, EVENT_CATALOGUE};
 
 pub fn crate_dir() -> PathBuf {
@@ -91,6 +92,9 @@ pub enum Reader {
     GridFile,
     CategoryFile,
     GridEvent,
+    WorkerCommand,
+    WorkerReply,
+    Task,
 }
 
 impl Reader {
@@ -114,6 +118,9 @@ impl Reader {
             Self::GridEvent => decode_grid_event(value)
                 .map(drop)
                 .map_err(|error| error.to_string()),
+            Self::WorkerCommand => plain::<WorkerCommandV1>(value),
+            Self::WorkerReply => plain::<WorkerReply>(value),
+            Self::Task => plain::<TaskMessage>(value),
         }
     }
 }
@@ -186,6 +193,30 @@ pub fn example_cases() -> Vec<ExampleCase> {
         CATEGORY_FILE_PATH,
         Reader::CategoryFile,
     );
+    for command in WorkerCommand::NAMES {
+        add(
+            &format!("workers/command_{command}.json"),
+            "workers/command.v1.json",
+            Reader::WorkerCommand,
+        );
+    }
+    add(
+        "workers/reply_accepted.json",
+        "workers/reply.json",
+        Reader::WorkerReply,
+    );
+    add(
+        "workers/reply_rejected.json",
+        "workers/reply.json",
+        Reader::WorkerReply,
+    );
+    for kind in ["assigned", "withdrawn", "rework_requested"] {
+        add(
+            &format!("workers/task_{kind}.json"),
+            "workers/task.v1.json",
+            Reader::Task,
+        );
+    }
     for &(event_type, version) in GRID_EVENT_CATALOGUE {
         cases.push(ExampleCase {
             example: format!("grid/events/{event_type}.json"),

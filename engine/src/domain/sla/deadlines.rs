@@ -217,9 +217,20 @@ pub struct SlaState<'a> {
     finished: Vec<FinishedStep>,
     warnings: BTreeSet<(SlaStep, DateTime<Utc>)>,
     breaches: BTreeSet<(SlaStep, DateTime<Utc>)>,
+    /// Whether finished steps (and their warnings and breaches) are kept. Indicators need
+    /// them; timers do not, and holding a million open cases they are most of the memory.
+    keep_history: bool,
 }
 
 impl<'a> SlaState<'a> {
+    /// A fold that keeps only what the running step needs: no finished steps, and no
+    /// warnings or breaches of earlier runs. Its timers are the same as the full fold's.
+    pub fn without_history(mut self) -> Self {
+        self.keep_history = false;
+        self.finished = Vec::new();
+        self
+    }
+
     /// No events yet.
     pub fn new(policy: &'a SlaPolicy, calendar: &'a BusinessCalendar) -> Self {
         Self {
@@ -233,6 +244,7 @@ impl<'a> SlaState<'a> {
             finished: Vec::new(),
             warnings: BTreeSet::new(),
             breaches: BTreeSet::new(),
+            keep_history: true,
         }
     }
 
@@ -462,6 +474,12 @@ impl<'a> SlaState<'a> {
         let Some(run) = self.run.take() else {
             return;
         };
+        if !self.keep_history {
+            // A later run has its own deadlines; the earlier marks can never match again.
+            self.warnings.retain(|(step, _)| *step != run.step);
+            self.breaches.retain(|(step, _)| *step != run.step);
+            return;
+        }
         let timeline = self.timeline(&run);
         let segments = self.segments(&run);
         let budget = timeline.budget(&run);

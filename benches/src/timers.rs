@@ -1,0 +1,392 @@
+//! The SLA timer benchmark.
+//!
+//! 1. **Memory**: the timer book holding N open cases with live deadlines (reported,
+//!    accepted, dispatched: the acknowledge clock running), measured as the growth of this
+//!    process's resident memory while the book is filled.
+//! 2. **Rebuild**: the same N cases written to a real JetStream stream; a fresh timer service
+//!    reads the log from the start until it has every case, as after a restart.
+//! 3. **Breach latency**: cases whose acknowledge deadlines fall over the next seconds, with
+//!    the timer service running on the real clock; for each breach event, how long after
+//!    its deadline it was appended.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use async_nats::jetstream::{self, message::PublishMessage};
+use chrono::Utc;
+use clap::Args;
+use futures::stream::{FuturesUnordered, StreamExt};
+use uuid::Uuid;
+use wangge_engine::app::{CaseService, CommandRequest, SystemClock};
+use wangge_engine::domain::{decide, replay, stamp, CaseCommand, CaseState, EventMeta};
+use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
+use wangge_engine::log::codec::encode_events;
+use wangge_engine::log::{EventLog, JetStreamLog, JetStreamLogConfig, StoredCommit};
+use wangge_engine::runtime::timers::{SlaReference, TimerBook, TimerService};
+use wangge_engine::runtime::Ownership;
+use wangge_schemas::{
+    Actor, CaseEvent, CaseId, CaseReported, Channel, EventEnvelope, GridLocation, Priority,
+    ReportDetails, Resident, SlaStep, Source, Tier,
+};
+use wangge_testkit::NatsServer;
+
+use crate::report::{self, Row};
+
+#[derive(Debug, Args)]
+pub struct TimerArgs {
+    /// Open cases with live deadlines.
+    #[arg(long, default_value_t = 1_000_000)]
+    cases: usize,
+    /// Cases whose breach latency is measured.
+    #[arg(long, default_value_t = 2_000)]
+    breach_cases: usize,
+    /// Use this NATS server instead of starting a private one.
+    #[arg(long)]
+    nats_url: Option<String>,
+}
+
+pub async fn run(args: TimerArgs) -> anyhow::Result<()> {
+    let grid = Arc::new(GridDirectory::sample_city());
+    let categories = Arc::new(CategoryCatalogue::sample());
+    let mut buildings: Vec<GridLocation> = grid
+        .building_codes()
+        .filter_map(|code| grid.locate_building(code).cloned())
+        .collect();
+    buildings.sort_by(|a, b| a.building.cmp(&b.building));
+    let mut rows = Vec::new();
+
+    // 1. Memory of the book itself, filled without any I/O.
+    let commits: Vec<StoredCommit> = (0..args.cases)
+        .map(|n| open_case_commit(n, &buildings[n % buildings.len()]))
+        .collect();
+    let before = resident_bytes();
+    let mut book = TimerBook::new(SlaReference::bundled(), grid.clone(), categories.clone());
+    let bar = report::progress("timers: fill the book", args.cases as u64);
+    let started = Instant::now();
+    for commit in &commits {
+        book.observe(commit);
+        bar.inc(1);
+    }
+    let fold_seconds = started.elapsed().as_secs_f64();
+    bar.finish();
+    let after = resident_bytes();
+    let grown_mb = after.saturating_sub(before) as f64 / 1e6;
+    rows.push(Row::new(
+        format!(
+            "timer book: {} open cases with live deadlines, resident memory",
+            book.open_cases()
+        ),
+        format!(
+            "{grown_mb:.0} MB ({:.0} B a case)",
+            (after.saturating_sub(before)) as f64 / args.cases as f64
+        ),
+        "≤ 300 MB",
+        Some(grown_mb <= 300.0),
+    ));
+    rows.push(Row::new(
+        "timer book: folding the cases' events in memory",
+        format!(
+            "{:.2} s ({:.0} cases/s)",
+            fold_seconds,
+            args.cases as f64 / fold_seconds
+        ),
+        "",
+        None,
+    ));
+    drop(book);
+
+    // 2. Rebuild from a real log.
+    let _server;
+    let url = match &args.nats_url {
+        Some(url) => url.clone(),
+        None => {
+            let server = NatsServer::start();
+            let url = server.url();
+            _server = server;
+            url
+        }
+    };
+    let client = async_nats::connect(&url)
+        .await
+        .with_context(|| format!("connect to {url}"))?;
+    let log = JetStreamLog::open(client.clone(), JetStreamLogConfig::default()).await?;
+    write_raw(&client, &log, &commits).await?;
+    drop(commits);
+    let cases = Arc::new(CaseService::new(log.clone(), Arc::new(SystemClock)));
+    let service = TimerService::new(
+        cases.clone(),
+        TimerBook::new(SlaReference::bundled(), grid.clone(), categories.clone()),
+    );
+    let head = log.head().await?;
+    let bar = report::progress("timers: rebuild from log", head);
+    let started = Instant::now();
+    let mut stream = log.read_from(1);
+    while let Some(commit) = stream.next().await {
+        let commit = commit?;
+        service.observe(&commit).await;
+        bar.inc(1);
+        if commit.position >= head {
+            break;
+        }
+    }
+    let rebuild = started.elapsed().as_secs_f64();
+    bar.finish();
+    rows.push(Row::new(
+        format!(
+            "timer rebuild after a restart: {} cases read from the log",
+            service.open_cases().await
+        ),
+        format!("{rebuild:.2} s"),
+        "≤ 10 s",
+        Some(rebuild <= 10.0),
+    ));
+    drop(stream);
+    drop(service);
+
+    // 3. Breach latency on the real clock.
+    let latencies = breach_latency(
+        cases,
+        grid,
+        categories,
+        &buildings,
+        args.breach_cases,
+        args.cases,
+    )
+    .await?;
+    let p50 = report::millis(&latencies, 0.5);
+    let p99 = report::millis(&latencies, 0.99);
+    rows.push(Row::new(
+        format!(
+            "breach appended after its deadline ({} breaches, real clock)",
+            latencies.len()
+        ),
+        format!(
+            "p50 {p50:.0} ms, p99 {p99:.0} ms, max {:.0} ms",
+            latencies.max() as f64 / 1000.0
+        ),
+        "p99 ≤ 1,000 ms",
+        Some(p99 <= 1000.0),
+    ));
+
+    println!();
+    report::print_table(&rows);
+    Ok(())
+}
+
+/// One case's first commit… in one: reported, accepted and dispatched, so its acknowledge
+/// clock runs. Built with the domain's own decide and stamp.
+fn open_case_commit(n: usize, location: &GridLocation) -> StoredCommit {
+    let case_id = CaseId::new_v7();
+    let now = Utc::now();
+    let mut state = CaseState::default();
+    let mut events: Vec<EventEnvelope> = Vec::with_capacity(3);
+    let worker = format!("w-{}", location.building);
+    let commands = [
+        CaseCommand::Report {
+            location: location.clone(),
+            report: CaseReported {
+                title: "楼道灯坏了".into(),
+                description: "三楼楼道灯不亮,晚上回家很不方便".into(),
+                reported_category: "drainage.blocked".into(),
+                media: Vec::new(),
+                coordinates: None,
+                details: ReportDetails::ResidentReport {
+                    channel: Channel::MiniProgram,
+                    resident: Resident {
+                        id: format!("r-{n}"),
+                        name: None,
+                        phone: None,
+                    },
+                },
+            },
+        },
+        CaseCommand::Accept {
+            category: "drainage.blocked".into(),
+            priority: Priority::High,
+        },
+        CaseCommand::Dispatch {
+            tier: Tier::Building,
+            cell: location.building.clone(),
+            assignee: worker,
+        },
+    ];
+    for (step, command) in commands.iter().enumerate() {
+        let decided = decide(&state, command, now).expect("the opening commands are accepted");
+        let meta = EventMeta {
+            actor: Actor::system("bench"),
+            source: Source {
+                system: "bench".into(),
+                message_id: format!("{n}-{step}"),
+            },
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+            occurred_at: now,
+            recorded_at: now,
+        };
+        let stamped = stamp(&state, case_id, location, decided, &meta, Uuid::now_v7);
+        state = stamped.iter().fold(state, wangge_engine::domain::apply);
+        events.extend(stamped);
+    }
+    StoredCommit {
+        position: n as u64 + 1,
+        case_id,
+        events,
+    }
+}
+
+/// Writes commits straight to the event stream (what the engine would have written).
+async fn write_raw(
+    client: &async_nats::Client,
+    log: &JetStreamLog,
+    commits: &[StoredCommit],
+) -> anyhow::Result<()> {
+    const WINDOW: usize = 4096;
+    let context = jetstream::new(client.clone());
+    let bar = report::progress("timers: write the log", commits.len() as u64);
+    let mut in_flight = FuturesUnordered::new();
+    for commit in commits {
+        let message = PublishMessage::build().payload(encode_events(&commit.events));
+        let ack = context
+            .send_publish(log.config().case_subject(commit.case_id), message)
+            .await?;
+        in_flight.push(std::future::IntoFuture::into_future(ack));
+        if in_flight.len() >= WINDOW {
+            if let Some(ack) = in_flight.next().await {
+                ack?;
+                bar.inc(1);
+            }
+        }
+    }
+    while let Some(ack) = in_flight.next().await {
+        ack?;
+        bar.inc(1);
+    }
+    bar.finish();
+    Ok(())
+}
+
+/// Cases of a continuous-clock category (30 minutes to acknowledge) dispatched just under
+/// 30 minutes ago, so their deadlines fall over the next seconds; the timer service runs on
+/// the real clock and every breach's delay after its deadline is recorded.
+async fn breach_latency(
+    cases: Arc<CaseService<JetStreamLog>>,
+    grid: Arc<GridDirectory>,
+    categories: Arc<CategoryCatalogue>,
+    buildings: &[GridLocation],
+    count: usize,
+    already_open: usize,
+) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+    let service = Arc::new(TimerService::new(
+        cases.clone(),
+        TimerBook::new(SlaReference::bundled(), grid, categories),
+    ));
+    let runner = tokio::spawn(service.clone().run(
+        Arc::new(SystemClock),
+        Ownership::everything(),
+        std::future::pending(),
+    ));
+    // A running engine is caught up with the log: wait for the rebuild before timing.
+    while service.open_cases().await < already_open {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let first_deadline = Utc::now() + chrono::Duration::seconds(15);
+    let mut ids = Vec::with_capacity(count);
+    let bar = report::progress("timers: cases due soon", count as u64);
+    for n in 0..count {
+        let case_id = CaseId::new_v7();
+        let location = buildings[n % buildings.len()].clone();
+        // Deadlines 10 ms apart from 15 s from now.
+        let dispatched_at = first_deadline + chrono::Duration::milliseconds(10 * n as i64)
+            - chrono::Duration::minutes(30);
+        let worker = format!("w-{}", location.building);
+        let commands = [
+            CaseCommand::Report {
+                location: location.clone(),
+                report: CaseReported {
+                    title: "井盖缺失".into(),
+                    description: "路口井盖缺失,有安全隐患".into(),
+                    reported_category: "facility.manhole_cover".into(),
+                    media: Vec::new(),
+                    coordinates: None,
+                    details: ReportDetails::ResidentReport {
+                        channel: Channel::Hotline12345,
+                        resident: Resident {
+                            id: format!("r-{n}"),
+                            name: None,
+                            phone: None,
+                        },
+                    },
+                },
+            },
+            CaseCommand::Accept {
+                category: "facility.manhole_cover".into(),
+                priority: Priority::Urgent,
+            },
+            CaseCommand::Dispatch {
+                tier: Tier::Community,
+                cell: location.community.clone(),
+                assignee: worker,
+            },
+        ];
+        for (step, command) in commands.into_iter().enumerate() {
+            cases
+                .handle(CommandRequest {
+                    case_id,
+                    command,
+                    actor: Actor::system("bench"),
+                    source: Source {
+                        system: "bench-breach".into(),
+                        message_id: format!("{n}-{step}"),
+                    },
+                    occurred_at: Some(dispatched_at),
+                    correlation_id: None,
+                    causation_id: None,
+                })
+                .await?;
+        }
+        ids.push(case_id);
+        bar.inc(1);
+    }
+    bar.finish();
+    anyhow::ensure!(
+        Utc::now() < first_deadline,
+        "setting up took longer than 15 s: use fewer --breach-cases"
+    );
+    let last_deadline = first_deadline + chrono::Duration::milliseconds(10 * count as i64);
+    let wait = (last_deadline - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(3);
+    tokio::time::sleep(wait).await;
+    runner.abort();
+
+    let mut histogram = report::histogram();
+    for case_id in ids {
+        let events = cases.log().load(case_id).await?.events;
+        let state = replay(&events);
+        let breach = events.iter().find_map(|e| match &e.event {
+            CaseEvent::SlaBreached(b) if b.step == SlaStep::Acknowledge => {
+                Some((b.deadline, e.recorded_at))
+            }
+            _ => None,
+        });
+        let Some((deadline, recorded_at)) = breach else {
+            anyhow::bail!(
+                "case {case_id} got no acknowledge breach (status {})",
+                state.status.as_str()
+            );
+        };
+        let late = (recorded_at - deadline).to_std().unwrap_or_default();
+        report::record(&mut histogram, late);
+    }
+    Ok(histogram)
+}
+
+/// This process's resident memory, from /proc.
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
