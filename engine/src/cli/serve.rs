@@ -13,7 +13,7 @@ use crate::app::{CaseService, SystemClock};
 use crate::cli::{NatsArgs, ReferenceArgs};
 use crate::intake::nats::serve_intake;
 use crate::intake::{IntakeService, JetStreamRejectedStore};
-use crate::runtime::dispatcher::Dispatcher;
+use crate::runtime::dispatcher::{Dispatcher, TaskFastPath};
 use crate::runtime::timers::{SlaReference, TimerBook, TimerService};
 use crate::runtime::{LeaseConfig, PartitionLeases};
 use crate::tasks::inbox::{TaskPublisher, TaskPublisherConfig, TaskStreamConfig};
@@ -72,11 +72,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await?;
         let ownership = leases.ownership();
         background.spawn(leases.run(stopped()));
-        let dispatcher = Arc::new(Dispatcher::new(
-            cases.clone(),
-            grid.clone(),
-            categories.clone(),
-        ));
+        let tasks = TaskStreamConfig {
+            replicas: args.nats.replicas,
+            ..Default::default()
+        };
+        // Workers' inboxes and their commands.
+        let publisher = TaskPublisher::open(
+            client.clone(),
+            cases.log().clone(),
+            TaskPublisherConfig {
+                tasks: tasks.clone(),
+                ..Default::default()
+            },
+        )
+        .await?;
+        background.spawn(publisher.run(stopped()));
+        let dispatcher = Arc::new(
+            Dispatcher::new(cases.clone(), grid.clone(), categories.clone()).with_task_fast_path(
+                TaskFastPath {
+                    context: async_nats::jetstream::new(client.clone()),
+                    tasks,
+                },
+            ),
+        );
         let until = stopped();
         let dispatcher_ownership = ownership.clone();
         background.spawn(async move {
@@ -84,20 +102,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 tracing::error!(%error, "dispatcher stopped");
             }
         });
-        // Workers' inboxes and their commands.
-        let publisher = TaskPublisher::open(
-            client.clone(),
-            cases.log().clone(),
-            TaskPublisherConfig {
-                tasks: TaskStreamConfig {
-                    replicas: args.nats.replicas,
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
-        .await?;
-        background.spawn(publisher.run(stopped()));
         let workers = Arc::new(WorkerCommandService::new(cases.clone(), grid.clone()));
         let (worker_client, until) = (client.clone(), stopped());
         background.spawn(async move {

@@ -24,6 +24,7 @@ use crate::grid::{CategoryCatalogue, GridDirectory};
 use crate::log::{EventLog, LogPosition, StoredCommit};
 use crate::runtime::loads::WorkerLoads;
 use crate::runtime::Ownership;
+use crate::tasks::inbox::{publish_tasks_of_commit, TaskStreamConfig};
 
 /// The name the dispatcher writes under (actor id and source system).
 pub const DISPATCHER: &str = "wangge-dispatcher";
@@ -43,7 +44,14 @@ pub enum DispatchOutcome {
     Dispatched(RouteDecision),
 }
 
+/// Where the dispatcher puts a worker's task the moment it dispatches.
+pub struct TaskFastPath {
+    pub context: async_nats::jetstream::Context,
+    pub tasks: TaskStreamConfig,
+}
+
 pub struct Dispatcher<L> {
+    task_fast_path: Option<TaskFastPath>,
     cases: Arc<CaseService<L>>,
     grid: Arc<GridDirectory>,
     categories: Arc<CategoryCatalogue>,
@@ -58,12 +66,19 @@ impl<L: EventLog> Dispatcher<L> {
         categories: Arc<CategoryCatalogue>,
     ) -> Self {
         Self {
+            task_fast_path: None,
             cases,
             grid,
             categories,
             loads: Mutex::new(WorkerLoads::default()),
             cursor: AtomicU64::new(0),
         }
+    }
+
+    /// Publishes each task as soon as its case is dispatched, besides the task publisher.
+    pub fn with_task_fast_path(mut self, fast_path: TaskFastPath) -> Self {
+        self.task_fast_path = Some(fast_path);
+        self
     }
 
     fn loads(&self) -> std::sync::MutexGuard<'_, WorkerLoads> {
@@ -116,8 +131,8 @@ impl<L: EventLog> Dispatcher<L> {
     /// by self-handling. Returns what it did last, or `None` when the case needed nothing.
     pub async fn act(&self, case_id: CaseId) -> Result<Option<DispatchOutcome>, CommandError> {
         let mut last = None;
+        let mut history = self.cases.log().load(case_id).await?;
         for _ in 0..MAX_ROUNDS {
-            let history = self.cases.log().load(case_id).await?;
             let state = crate::domain::replay(&history.events);
             let step = match state.status {
                 CaseStatus::Reported => self.accept_or_self_handle(&state),
@@ -150,11 +165,29 @@ impl<L: EventLog> Dispatcher<L> {
                 causation_id: history.events.last().map(|e| e.event_id),
             };
             match self.cases.handle_if_unchanged(request, state.version).await {
-                Ok(_) => {
+                Ok(written) => {
                     debug!(%case_id, outcome = ?outcome, "dispatcher acted");
+                    if let (DispatchOutcome::Dispatched(_), Some(fast)) =
+                        (&outcome, &self.task_fast_path)
+                    {
+                        // The worker's task right away; the task publisher's copy of it,
+                        // later, is a duplicate the task stream drops.
+                        if let Err(error) = publish_tasks_of_commit(
+                            &fast.context,
+                            &fast.tasks,
+                            &history.events,
+                            &written.events,
+                        )
+                        .await
+                        {
+                            debug!(%case_id, %error, "fast task delivery failed; the task publisher delivers it");
+                        }
+                    }
+                    // Carry on from what was written instead of reading the case again.
+                    history.events.extend(written.events);
                     last = Some(outcome);
                 }
-                Err(CommandError::Stale { .. }) => continue,
+                Err(CommandError::Stale { .. }) => history = self.cases.log().load(case_id).await?,
                 Err(error) => return Err(error),
             }
         }

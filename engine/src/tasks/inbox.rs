@@ -660,29 +660,42 @@ impl<L: EventLog> TaskPublisher<L> {
                 earlier.len()
             )));
         }
-        let deliveries = tasks_for_commit(&earlier, &commit);
-        let mut published = 0;
-        for delivery in &deliveries {
-            if !is_valid_worker_id(&delivery.worker_id) {
-                warn!(%case_id, worker_id = %delivery.worker_id, "worker id cannot name an inbox subject; task not published");
-                continue;
-            }
-            let body = serde_json::to_vec(&delivery.message).expect("task messages serialize");
-            let publish = PublishMessage::build()
-                .payload(body.into())
-                .message_id(delivery.message_id());
-            let subject = self.config.tasks.subject(&delivery.worker_id);
-            let acked = match self.context.send_publish(subject, publish).await {
-                Ok(ack) => ack.await,
-                Err(error) => return Ok(Handled::Failed(error.to_string())),
-            };
-            if let Err(error) = acked {
-                return Ok(Handled::Failed(error.to_string()));
-            }
-            published += 1;
+        match publish_tasks_of_commit(&self.context, &self.config.tasks, &earlier, &commit).await {
+            Ok(published) => Ok(Handled::Published(published)),
+            Err(error) => Ok(Handled::Failed(error)),
         }
-        Ok(Handled::Published(published))
     }
+}
+
+/// Publishes the tasks one commit gives rise to, each with its deduplicating message id, and
+/// waits for their acks. Used by the publisher that follows the log, and by the dispatcher
+/// right after it dispatches (the fast path; the publisher's copy is then a duplicate the
+/// stream drops).
+pub async fn publish_tasks_of_commit(
+    context: &jetstream::Context,
+    tasks: &TaskStreamConfig,
+    earlier: &[EventEnvelope],
+    commit: &[EventEnvelope],
+) -> Result<usize, String> {
+    let mut published = 0;
+    for delivery in tasks_for_commit(earlier, commit) {
+        if !is_valid_worker_id(&delivery.worker_id) {
+            warn!(worker_id = %delivery.worker_id, "worker id cannot name an inbox subject; task not published");
+            continue;
+        }
+        let body = serde_json::to_vec(&delivery.message).expect("task messages serialize");
+        let publish = PublishMessage::build()
+            .payload(body.into())
+            .message_id(delivery.message_id());
+        let subject = tasks.subject(&delivery.worker_id);
+        let ack = context
+            .send_publish(subject, publish)
+            .await
+            .map_err(|e| e.to_string())?;
+        ack.await.map_err(|e| e.to_string())?;
+        published += 1;
+    }
+    Ok(published)
 }
 
 /// How often a waiting publisher looks at the client's connection count.
