@@ -14,5 +14,6 @@ pub mod domain;
 pub mod grid;
 pub mod intake;
 pub mod log;
+pub mod nats;
 pub mod runtime;
 pub mod tasks;
