@@ -57,9 +57,10 @@ impl SlaReference {
 struct OpenCase {
     sla: SlaState<'static>,
     /// The case's version (sequence of its last event) the timers were computed from.
-    version: u64,
+    /// 32 bits each: a case has far fewer events than that, and this is held per open case.
+    version: u32,
     /// Bumped at every change, so heap entries of older schedules are skipped.
-    generation: u64,
+    generation: u32,
 }
 
 /// A timer that fell due, with the case version it was computed from.
@@ -78,9 +79,9 @@ pub struct TimerBook {
     /// Boxed: the table grows in powers of two, and empty slots of a large inline value
     /// would cost more than the cases themselves.
     open: HashMap<CaseId, Box<OpenCase>>,
-    heap: BinaryHeap<Reverse<(DateTime<Utc>, CaseId, u64)>>,
+    heap: BinaryHeap<Reverse<(DateTime<Utc>, CaseId, u32)>>,
     /// Cases to look at again at a wall-clock instant: handed out, or owned elsewhere.
-    retry: Vec<(std::time::Instant, CaseId, u64)>,
+    retry: Vec<(std::time::Instant, CaseId, u32)>,
 }
 
 /// How long a case whose timers were handed out waits before it is looked at again.
@@ -146,7 +147,7 @@ impl TimerBook {
                 continue;
             };
             case.sla.apply(event);
-            case.version = event.sequence;
+            case.version = u32::try_from(event.sequence).unwrap_or(u32::MAX);
         }
         let Some(case) = self.open.get_mut(&case_id) else {
             return;
@@ -155,7 +156,7 @@ impl TimerBook {
             self.open.remove(&case_id);
             return;
         }
-        case.generation += 1;
+        case.generation = case.generation.wrapping_add(1);
         if let Some(first) = case.sla.due().first() {
             self.heap
                 .push(Reverse((first.at, case_id, case.generation)));
@@ -207,7 +208,7 @@ impl TimerBook {
             }
             jobs.extend(due.into_iter().map(|timer| TimerJob {
                 case_id,
-                version: case.version,
+                version: u64::from(case.version),
                 timer,
             }));
             self.retry.push((wall + RETRY_AFTER, case_id, generation));

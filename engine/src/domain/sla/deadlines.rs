@@ -49,8 +49,6 @@
 //! suspended nothing new comes due: only a warning or breach that was already reached before
 //! the suspension is still listed; the clock reports the remaining time instead.
 
-use std::collections::BTreeSet;
-
 use chrono::{DateTime, Duration, Utc};
 use wangge_schemas::{CaseEvent, EventEnvelope, Priority, SlaStep, TimeLimit, TimeUnit};
 
@@ -214,9 +212,14 @@ pub struct SlaState<'a> {
     last_event_at: Option<DateTime<Utc>>,
     suspended_since: Option<DateTime<Utc>>,
     run: Option<StepRun>,
-    finished: Vec<FinishedStep>,
-    warnings: BTreeSet<(SlaStep, DateTime<Utc>)>,
-    breaches: BTreeSet<(SlaStep, DateTime<Utc>)>,
+    /// Boxed on purpose: most folds (every timer's) keep none, and a million of them hold
+    /// this inline, where a box is 8 bytes and a vector 24.
+    #[allow(clippy::box_collection)]
+    finished: Box<Vec<FinishedStep>>,
+    /// Warnings and breaches recorded, as `(step, deadline, is_breach)`, each once, in the
+    /// order recorded. A list, not two sets: a case has a handful, and the fold is held for
+    /// every open case.
+    marks: Vec<(SlaStep, DateTime<Utc>, bool)>,
     /// Whether finished steps (and their warnings and breaches) are kept. Indicators need
     /// them; timers do not, and holding a million open cases they are most of the memory.
     keep_history: bool,
@@ -227,7 +230,7 @@ impl<'a> SlaState<'a> {
     /// warnings or breaches of earlier runs. Its timers are the same as the full fold's.
     pub fn without_history(mut self) -> Self {
         self.keep_history = false;
-        self.finished = Vec::new();
+        self.finished = Box::default();
         self
     }
 
@@ -241,9 +244,8 @@ impl<'a> SlaState<'a> {
             last_event_at: None,
             suspended_since: None,
             run: None,
-            finished: Vec::new(),
-            warnings: BTreeSet::new(),
-            breaches: BTreeSet::new(),
+            finished: Box::default(),
+            marks: Vec::new(),
             keep_history: true,
         }
     }
@@ -280,12 +282,8 @@ impl<'a> SlaState<'a> {
                     run.extensions.push(granted.extension);
                 }
             }
-            E::SlaWarning(warning) => {
-                self.warnings.insert((warning.step, warning.deadline));
-            }
-            E::SlaBreached(breach) => {
-                self.breaches.insert((breach.step, breach.deadline));
-            }
+            E::SlaWarning(warning) => self.mark(warning.step, warning.deadline, false),
+            E::SlaBreached(breach) => self.mark(breach.step, breach.deadline, true),
             // Verification stops its clock; the closing event that follows ends the case.
             E::Verified(_) => {
                 if self.running_step() == Some(SlaStep::Verify) {
@@ -341,6 +339,13 @@ impl<'a> SlaState<'a> {
     /// Steps whose clocks have stopped, oldest first.
     pub fn finished(&self) -> &[FinishedStep] {
         &self.finished
+    }
+
+    /// Notes a recorded warning or breach (once).
+    fn mark(&mut self, step: SlaStep, deadline: DateTime<Utc>, breach: bool) {
+        if !self.marks.contains(&(step, deadline, breach)) {
+            self.marks.push((step, deadline, breach));
+        }
     }
 
     /// The running clocks (at most one).
@@ -476,8 +481,7 @@ impl<'a> SlaState<'a> {
         };
         if !self.keep_history {
             // A later run has its own deadlines; the earlier marks can never match again.
-            self.warnings.retain(|(step, _)| *step != run.step);
-            self.breaches.retain(|(step, _)| *step != run.step);
+            self.marks.retain(|(step, _, _)| *step != run.step);
             return;
         }
         let timeline = self.timeline(&run);
@@ -569,8 +573,8 @@ impl<'a> SlaState<'a> {
                 .sum();
             duration_of((budget - used).max(0))
         });
-        let recorded = |set: &BTreeSet<(SlaStep, DateTime<Utc>)>| {
-            deadline.is_some_and(|deadline| set.contains(&(run.step, deadline)))
+        let recorded = |breach: bool| {
+            deadline.is_some_and(|deadline| self.marks.contains(&(run.step, deadline, breach)))
         };
         StepClock {
             step: run.step,
@@ -582,8 +586,8 @@ impl<'a> SlaState<'a> {
             warning_percent: percent,
             warning_at,
             deadline,
-            warning_recorded: recorded(&self.warnings),
-            breach_recorded: recorded(&self.breaches),
+            warning_recorded: recorded(false),
+            breach_recorded: recorded(true),
             suspended_since: self.suspended_since,
             remaining,
             escalations,
