@@ -2,7 +2,6 @@
 //! format, and the arithmetic's invariants over random calendars checked against a plain
 //! day-by-day reference.
 
-use std::path::Path;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
@@ -487,47 +486,6 @@ fn a_calendar_set_needs_unique_ids_and_its_default() {
     let missing = format!(r#"{{"default_calendar": "cn-2030", "calendars": [{SMALL_CALENDAR}]}}"#);
     let message = CalendarSet::from_json(&missing).unwrap_err().to_string();
     assert!(message.contains("default_calendar `cn-2030`"), "{message}");
-}
-
-#[test]
-fn the_sla_module_performs_no_io_and_reads_no_clock() {
-    // engine/tests/architecture.rs checks the files directly under domain/; this extends
-    // the same rule to domain/sla/.
-    const FORBIDDEN: &[&str] = &[
-        "tokio",
-        "async_nats",
-        "std::fs",
-        "std::net",
-        "SystemTime",
-        "Instant::now",
-        "Utc::now",
-        "Local::now",
-        "now_v7",
-        "new_v4",
-        "rand::",
-        "async fn",
-        "postgres",
-    ];
-    let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/domain/sla");
-    let mut offences = Vec::new();
-    let mut files = 0;
-    for entry in std::fs::read_dir(&directory).expect("engine/src/domain/sla exists") {
-        let path = entry.expect("readable entry").path();
-        if path.extension().is_some_and(|extension| extension == "rs") {
-            files += 1;
-            let text = std::fs::read_to_string(&path).expect("readable source");
-            for (number, line) in text.lines().enumerate() {
-                let code = line.split("//").next().unwrap_or_default();
-                for word in FORBIDDEN {
-                    if code.contains(word) {
-                        offences.push(format!("{}:{}: `{word}`", path.display(), number + 1));
-                    }
-                }
-            }
-        }
-    }
-    assert!(files >= 4, "expected the sla modules");
-    assert!(offences.is_empty(), "{}", offences.join("\n"));
 }
 
 // ---------------------------------------------------------------------------------------
