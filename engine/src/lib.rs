@@ -6,10 +6,15 @@
 //! - [`app`]: the command handler that joins the core to a log (load, decide, append, retry).
 //! - [`intake`]: validation of messages from other systems, the NATS intake service and
 //!   the rejected-message store.
-//! - [`cli`]: the `wangge` command.
+//! - [`runtime`]: the engine's own actors that follow the log — dispatcher, SLA timers,
+//!   worker loads — and the partition leases that share them between instances.
+//! - [`tasks`]: grid workers' durable task inboxes and their request-reply commands.
+//! - [`nats`]: the request-reply server that intake and worker commands share.
+//!
+//! The `wangge` command (crate `wangge`, folder `cli/`) and the read side (crate
+//! `wangge-projections`) build on this library.
 
 pub mod app;
-pub mod cli;
 pub mod domain;
 pub mod grid;
 pub mod intake;

@@ -17,12 +17,12 @@ use serde_json::json;
 use wangge_schemas::intake::IntakeReply;
 use wangge_schemas::{Actor, CaseId, Priority, Source, Tier};
 
-use crate::app::{CaseService, Clock, CommandRequest, ManualClock};
-use crate::cli::ReferenceArgs;
-use crate::domain::CaseCommand;
-use crate::intake::service::IncomingMessage;
-use crate::intake::{IntakeService, MemoryRejectedStore, RejectedStore};
-use crate::log::{EventLog, MemoryLog};
+use wangge_engine::app::{CaseService, Clock, CommandRequest, ManualClock};
+use crate::ReferenceArgs;
+use wangge_engine::domain::CaseCommand;
+use wangge_engine::intake::service::IncomingMessage;
+use wangge_engine::intake::{IntakeService, MemoryRejectedStore, RejectedStore};
+use wangge_engine::log::{EventLog, MemoryLog};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {

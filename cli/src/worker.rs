@@ -17,8 +17,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use wangge_schemas::worker::WorkerReply;
 
-use crate::cli::NatsArgs;
-use crate::tasks::{open_tasks, TaskStreamConfig, WorkerInbox, WORKER_COMMAND_SUBJECT};
+use crate::NatsArgs;
+use wangge_engine::tasks::{open_tasks, TaskStreamConfig, WorkerInbox, WORKER_COMMAND_SUBJECT};
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {

@@ -1,4 +1,8 @@
 //! The `wangge` command line: one binary, a subcommand per job.
+//!
+//! The command is the outermost shell: it reads flags and files, connects to NATS (and
+//! PostgreSQL), and starts the engine's actors and the read side. Everything it runs lives in
+//! the `wangge-engine` and `wangge-projections` libraries.
 
 mod case;
 mod demo;
@@ -14,8 +18,8 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::grid::{CategoryCatalogue, GridDirectory};
-use crate::log::{JetStreamLog, JetStreamLogConfig};
+use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
+use wangge_engine::log::{JetStreamLog, JetStreamLogConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -101,7 +105,13 @@ impl ReferenceArgs {
     }
 }
 
-pub async fn run() -> ExitCode {
+/// mimalloc instead of glibc malloc: the engine allocates many small buffers per command on
+/// many threads, and profiles showed glibc's allocator as its largest single cost.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_json);
     let result = match cli.command {

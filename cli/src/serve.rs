@@ -9,16 +9,16 @@ use std::sync::Arc;
 use clap::Args;
 use tracing::info;
 
-use crate::app::{CaseService, SystemClock};
-use crate::cli::{NatsArgs, ReferenceArgs};
-use crate::intake::nats::serve_intake;
-use crate::intake::{IntakeService, JetStreamRejectedStore};
-use crate::runtime::dispatcher::{Dispatcher, TaskFastPath};
-use crate::runtime::timers::{SlaReference, TimerBook, TimerService};
-use crate::runtime::{LeaseConfig, PartitionLeases};
-use crate::tasks::inbox::{TaskPublisher, TaskPublisherConfig, TaskStreamConfig};
-use crate::tasks::nats::serve_worker_commands;
-use crate::tasks::WorkerCommandService;
+use wangge_engine::app::{CaseService, SystemClock};
+use crate::{NatsArgs, ReferenceArgs};
+use wangge_engine::intake::nats::serve_intake;
+use wangge_engine::intake::{IntakeService, JetStreamRejectedStore};
+use wangge_engine::runtime::dispatcher::{Dispatcher, TaskFastPath};
+use wangge_engine::runtime::timers::{SlaReference, TimerBook, TimerService};
+use wangge_engine::runtime::{LeaseConfig, PartitionLeases};
+use wangge_engine::tasks::inbox::{TaskPublisher, TaskPublisherConfig, TaskStreamConfig};
+use wangge_engine::tasks::nats::serve_worker_commands;
+use wangge_engine::tasks::WorkerCommandService;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

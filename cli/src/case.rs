@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use wangge_schemas::CaseId;
 
-use crate::cli::NatsArgs;
-use crate::domain::replay;
-use crate::log::EventLog;
+use crate::NatsArgs;
+use wangge_engine::domain::replay;
+use wangge_engine::log::EventLog;
 
 #[derive(Debug, Args)]
 pub struct CaseArgs {

@@ -7,9 +7,9 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use wangge_schemas::intake::IntakeReply;
 
-use crate::cli::NatsArgs;
-use crate::intake::rejected::{RejectedEntry, ReplayRecord};
-use crate::intake::{JetStreamRejectedStore, RejectedStore};
+use crate::NatsArgs;
+use wangge_engine::intake::rejected::{RejectedEntry, ReplayRecord};
+use wangge_engine::intake::{JetStreamRejectedStore, RejectedStore};
 
 #[derive(Debug, Args)]
 pub struct RejectedArgs {

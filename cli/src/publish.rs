@@ -10,8 +10,8 @@ use anyhow::Context;
 use clap::Args;
 use wangge_schemas::intake::IntakeReply;
 
-use crate::cli::NatsArgs;
-use crate::intake::INTAKE_SUBJECT_PREFIX;
+use crate::NatsArgs;
+use wangge_engine::intake::INTAKE_SUBJECT_PREFIX;
 
 #[derive(Debug, Args)]
 pub struct PublishArgs {

@@ -1,0 +1,1 @@
+//! The read side of Wangge (being built).
