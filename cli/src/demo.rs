@@ -17,8 +17,8 @@ use serde_json::json;
 use wangge_schemas::intake::IntakeReply;
 use wangge_schemas::{Actor, CaseId, Priority, Source, Tier};
 
-use wangge_engine::app::{CaseService, Clock, CommandRequest, ManualClock};
 use crate::ReferenceArgs;
+use wangge_engine::app::{CaseService, Clock, CommandRequest, ManualClock};
 use wangge_engine::domain::CaseCommand;
 use wangge_engine::intake::service::IncomingMessage;
 use wangge_engine::intake::{IntakeService, MemoryRejectedStore, RejectedStore};

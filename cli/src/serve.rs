@@ -9,8 +9,8 @@ use std::sync::Arc;
 use clap::Args;
 use tracing::info;
 
-use wangge_engine::app::{CaseService, SystemClock};
 use crate::{NatsArgs, ReferenceArgs};
+use wangge_engine::app::{CaseService, SystemClock};
 use wangge_engine::intake::nats::serve_intake;
 use wangge_engine::intake::{IntakeService, JetStreamRejectedStore};
 use wangge_engine::runtime::dispatcher::{Dispatcher, TaskFastPath};

@@ -7,8 +7,8 @@ use proptest::prelude::*;
 use uuid::Uuid;
 use wangge_engine::domain::sla::{
     sla_clocks, BusinessCalendar, CalendarSet, CalendarSpec, EscalationAction, EscalationLevel,
-    HolidaySpec, MakeUpDaySpec, PolicySet, SlaClock, SlaPolicy, SlaState, StepClock, StepTargets,
-    TimerKind, TrafficLight, UtcOffset, WeekSchedule, WorkingInterval,
+    HolidaySpec, MakeUpDaySpec, PolicySet, SlaClock, SlaFacts, SlaPolicy, SlaState, StepClock,
+    StepTargets, TimerKind, TrafficLight, UtcOffset, WeekSchedule, WorkingInterval,
 };
 use wangge_engine::domain::{decide, replay, stamp, EventMeta};
 use wangge_schemas::{
@@ -1231,6 +1231,11 @@ proptest! {
             // A state kept in memory and one replayed from the log agree at every point.
             let replayed = SlaState::replay(&policy, &calendar, &events[..=index]);
             prop_assert_eq!(&incremental, &replayed);
+            // A fold stored as facts (JSON, as a read model or a snapshot keeps it) and
+            // carried on later is the same fold.
+            let stored = serde_json::to_string(&incremental.facts()).unwrap();
+            let facts: SlaFacts = serde_json::from_str(&stored).unwrap();
+            prop_assert_eq!(&SlaState::from_facts(&policy, &calendar, facts), &incremental);
         }
         prop_assert_eq!(&incremental, &all_at_once);
         prop_assert_eq!(incremental.clocks(), all_at_once.clocks());

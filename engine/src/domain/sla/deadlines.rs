@@ -50,6 +50,7 @@
 //! the suspension is still listed; the clock reports the remaining time instead.
 
 use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
 use wangge_schemas::{CaseEvent, EventEnvelope, Priority, SlaStep, TimeLimit, TimeUnit};
 
 use super::calendar::{
@@ -112,14 +113,16 @@ pub struct EscalationDue {
 }
 
 /// A step's clock that has stopped: how much of its budget it used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FinishedStep {
     pub step: SlaStep,
     pub started_at: DateTime<Utc>,
     pub stopped_at: DateTime<Utc>,
     pub measure: SlaClock,
+    #[serde(with = "duration_nanos")]
     pub budget: Duration,
     /// Running time used, suspensions excluded, in the step's measure.
+    #[serde(with = "duration_nanos")]
     pub used: Duration,
     /// The deadline as it stood when the clock stopped (`None` if it stopped while
     /// suspended before reaching it).
@@ -184,8 +187,8 @@ pub enum TrafficLight {
 }
 
 /// One run of a step: the facts its deadlines are computed from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct StepRun {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRun {
     step: SlaStep,
     started_at: DateTime<Utc>,
     limit: TimeLimit,
@@ -225,7 +228,58 @@ pub struct SlaState<'a> {
     keep_history: bool,
 }
 
+/// The facts of an [`SlaState`] without its policy and calendar: what a read model or a
+/// snapshot stores to carry the fold on later. [`SlaState::from_facts`] joins them to a policy
+/// and a calendar again; `from_facts(p, c, s.facts())` equals `s` for the `p` and `c` of `s`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaFacts {
+    pub reported: bool,
+    pub priority: Option<Priority>,
+    pub last_event_at: Option<DateTime<Utc>>,
+    pub suspended_since: Option<DateTime<Utc>>,
+    pub run: Option<StepRun>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finished: Vec<FinishedStep>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<(SlaStep, DateTime<Utc>, bool)>,
+    pub keep_history: bool,
+}
+
 impl<'a> SlaState<'a> {
+    /// The fold's facts, to store.
+    pub fn facts(&self) -> SlaFacts {
+        SlaFacts {
+            reported: self.reported,
+            priority: self.priority,
+            last_event_at: self.last_event_at,
+            suspended_since: self.suspended_since,
+            run: self.run.clone(),
+            finished: (*self.finished).clone(),
+            marks: self.marks.clone(),
+            keep_history: self.keep_history,
+        }
+    }
+
+    /// A fold carried on from stored facts, under `policy` and `calendar`.
+    pub fn from_facts(
+        policy: &'a SlaPolicy,
+        calendar: &'a BusinessCalendar,
+        facts: SlaFacts,
+    ) -> Self {
+        Self {
+            policy,
+            calendar,
+            reported: facts.reported,
+            priority: facts.priority,
+            last_event_at: facts.last_event_at,
+            suspended_since: facts.suspended_since,
+            run: facts.run,
+            finished: Box::new(facts.finished),
+            marks: facts.marks,
+            keep_history: facts.keep_history,
+        }
+    }
+
     /// A fold that keeps only what the running step needs: no finished steps, and no
     /// warnings or breaches of earlier runs. Its timers are the same as the full fold's.
     pub fn without_history(mut self) -> Self {
@@ -671,5 +725,22 @@ impl Timeline<'_> {
             remaining -= available;
         }
         None
+    }
+}
+
+/// Durations in stored facts as whole nanoseconds, exact for any span up to 292 years.
+mod duration_nanos {
+    use chrono::Duration;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        duration
+            .num_nanoseconds()
+            .unwrap_or(i64::MAX)
+            .serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        i64::deserialize(deserializer).map(Duration::nanoseconds)
     }
 }

@@ -23,7 +23,8 @@ pub use calendar::{
     UtcOffset, WeekSchedule, WorkingInterval, BUNDLED_CALENDARS_JSON, DEFAULT_CALENDAR_ID,
 };
 pub use deadlines::{
-    sla_clocks, DueTimer, EscalationDue, FinishedStep, SlaState, StepClock, TimerKind, TrafficLight,
+    sla_clocks, DueTimer, EscalationDue, FinishedStep, SlaFacts, SlaState, StepClock, StepRun,
+    TimerKind, TrafficLight,
 };
 pub use error::SlaDataError;
 pub use policy::{
