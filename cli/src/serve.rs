@@ -14,7 +14,9 @@ use wangge_engine::app::{CaseService, SystemClock};
 use wangge_engine::intake::nats::serve_intake;
 use wangge_engine::intake::{IntakeService, JetStreamRejectedStore};
 use wangge_engine::runtime::dispatcher::{Dispatcher, TaskFastPath};
-use wangge_engine::runtime::timers::{SlaReference, TimerBook, TimerService};
+use wangge_engine::runtime::timers::{
+    SlaReference, SnapshotConfig, SnapshotStore, SnapshotStoreConfig, TimerBook, TimerService,
+};
 use wangge_engine::runtime::{LeaseConfig, PartitionLeases};
 use wangge_engine::tasks::inbox::{TaskPublisher, TaskPublisherConfig, TaskStreamConfig};
 use wangge_engine::tasks::nats::serve_worker_commands;
@@ -33,6 +35,19 @@ pub struct ServeArgs {
     /// Run only intake (no dispatcher, no timers): for a front-end-only instance.
     #[arg(long)]
     intake_only: bool,
+    /// How often the holder of partition 0 replaces the SLA timer snapshot (object store
+    /// bucket `wangge_timers`), in seconds; it is also written at a clean shutdown. A restart
+    /// reads the snapshot and the log after it instead of the whole log.
+    #[arg(
+        long,
+        env = "WANGGE_TIMER_SNAPSHOT_EVERY",
+        default_value_t = 300,
+        value_name = "SECONDS"
+    )]
+    timer_snapshot_every: u64,
+    /// Neither read nor write the SLA timer snapshot: rebuild the timers from the whole log.
+    #[arg(long, env = "WANGGE_NO_TIMER_SNAPSHOT")]
+    no_timer_snapshot: bool,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -110,7 +125,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         });
         let book = TimerBook::new(SlaReference::bundled(), grid.clone(), categories.clone());
-        let timers = Arc::new(TimerService::new(cases.clone(), book));
+        let mut timers = TimerService::new(cases.clone(), book);
+        if !args.no_timer_snapshot {
+            let store = SnapshotStore::open(
+                client.clone(),
+                SnapshotStoreConfig {
+                    replicas: args.nats.replicas,
+                    ..Default::default()
+                },
+            )
+            .await?;
+            timers = timers.with_snapshots(
+                store,
+                SnapshotConfig {
+                    every: std::time::Duration::from_secs(args.timer_snapshot_every.max(1)),
+                    ..Default::default()
+                },
+            );
+        }
+        let timers = Arc::new(timers);
         let until = stopped();
         background.spawn(async move {
             if let Err(error) = timers.run(Arc::new(SystemClock), ownership, until).await {

@@ -60,6 +60,14 @@ use super::calendar::{
 use super::policy::{EscalationAction, SlaClock, SlaPolicy};
 use crate::domain::CaseCommand;
 
+mod packed;
+pub use packed::UnreadableFacts;
+
+/// The version of what stored SLA facts mean ([`SlaFacts`], [`SlaState::pack`]). Bump it when
+/// the fold ([`SlaState::apply`]) or the facts change meaning, so that facts stored by
+/// another version (a timer snapshot) are not carried on but folded again from the log.
+pub const FACTS_VERSION: u32 = 1;
+
 /// The clocks running for a case after `events`: at most one, since a case is at one step
 /// of its loop at a time.
 pub fn sla_clocks(

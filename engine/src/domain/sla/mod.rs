@@ -24,7 +24,7 @@ pub use calendar::{
 };
 pub use deadlines::{
     sla_clocks, DueTimer, EscalationDue, FinishedStep, SlaFacts, SlaState, StepClock, StepRun,
-    TimerKind, TrafficLight,
+    TimerKind, TrafficLight, UnreadableFacts, FACTS_VERSION,
 };
 pub use error::SlaDataError;
 pub use policy::{

@@ -1,0 +1,533 @@
+//! The timer book's snapshot: every open case's packed SLA facts at one log position, so a
+//! restart reads the snapshot and the tail of the log after it instead of the whole log.
+//!
+//! # Where it is kept
+//!
+//! One object (`timer-book`) in a JetStream object store bucket (`wangge_timers`): the
+//! client library cuts it into chunks, writes its description last (a roll-up, so a reader
+//! sees the old snapshot or the new one, never half of one), checks a SHA-256 digest on
+//! reading and purges the chunks of the snapshot it replaced. It needs nothing newer than
+//! NATS 2.9: a stream with roll-ups and direct gets, and an ordered push consumer to read.
+//! A stream of our own chunks would have to do all of that by hand.
+//!
+//! # Who writes it
+//!
+//! The holder of partition 0, every few minutes and at a clean shutdown, once it has caught
+//! up with the log. Every instance folds the same log in the same order, so the facts in
+//! a snapshot are the same whoever writes it; two writers at a lease hand-over replace each
+//! other's object whole.
+//!
+//! # When it is used
+//!
+//! Only when it was computed under the same reference data — the SLA policies, the business
+//! calendars, which calendar each district uses and which policy each category uses, hashed
+//! into a [`fingerprint`] — by the same snapshot format and fold version
+//! ([`FACTS_VERSION`]). Any other snapshot, or one that cannot be read, is ignored with a
+//! warning and the book is rebuilt from the whole log: a snapshot only ever saves time.
+//!
+//! # Layout (format 1)
+//!
+//! `WANGGE-TIMER-BOOK`, a little-endian `u32` length and a JSON [`Header`]; then one record
+//! per open case — case id (16 bytes), version (`u32`), policy and calendar (`u16` indices
+//! into the header's lists), the next timer's instant (`i64` seconds and `u32` nanoseconds;
+//! nanoseconds `u32::MAX` for none), the packed facts' length (`u32`) and the packed facts
+//! ([`SlaState::pack`]); then the worker loads — the holder, then the resolver, of each
+//! case, as case id and an index (`u32`) into the header's worker list.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, object_store};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+use wangge_schemas::CaseId;
+
+use super::{OpenCase, SlaReference, TimerBook};
+use crate::domain::sla::{BusinessCalendar, SlaPolicy, SlaState, FACTS_VERSION};
+use crate::grid::{CategoryCatalogue, GridDirectory};
+use crate::log::LogPosition;
+use crate::runtime::loads::WorkerLoads;
+
+/// The layout version written by this engine; a snapshot of any other is ignored.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+const MAGIC: &[u8] = b"WANGGE-TIMER-BOOK";
+/// Bytes of a case record before its packed facts.
+const RECORD_FIXED: usize = 16 + 4 + 2 + 2 + 8 + 4 + 4;
+const NO_WAKE: u32 = u32::MAX;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The snapshot does not apply to this engine: other reference data, another format
+    /// or fold version. Not a fault: the book is rebuilt from the whole log.
+    #[error("timer snapshot does not apply: {reason}")]
+    Mismatch { reason: String },
+    /// The snapshot cannot be read: damaged, cut short, or not a snapshot at all.
+    #[error("timer snapshot is unreadable at `{field}`: {reason}")]
+    Unreadable { field: String, reason: String },
+    /// The object store failed or could not be reached.
+    #[error("timer snapshot store unavailable: {0}")]
+    Unavailable(String),
+}
+
+fn unreadable(field: impl Into<String>, reason: impl ToString) -> SnapshotError {
+    SnapshotError::Unreadable {
+        field: field.into(),
+        reason: reason.to_string(),
+    }
+}
+
+fn unavailable(error: impl std::fmt::Display) -> SnapshotError {
+    SnapshotError::Unavailable(error.to_string())
+}
+
+/// What a snapshot says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub format: u32,
+    pub facts_version: u32,
+    /// The log position of the last commit the snapshot folds in: the tail starts after it.
+    pub position: LogPosition,
+    pub fingerprint: String,
+    pub cases: u64,
+    pub holders: u64,
+    pub resolvers: u64,
+    /// Policy names and calendar ids, in the order the records index them.
+    pub policies: Vec<String>,
+    pub calendars: Vec<String>,
+    /// Worker ids, in the order the loads index them.
+    pub workers: Vec<String>,
+}
+
+/// The reference data's fingerprint: SHA-256 (hex) of the SLA policies, the calendars,
+/// each district's calendar and each category's policy, in a canonical JSON form.
+pub fn fingerprint(
+    reference: &SlaReference,
+    grid: &GridDirectory,
+    categories: &CategoryCatalogue,
+) -> String {
+    #[derive(Serialize)]
+    struct Reference<'a> {
+        policies: crate::domain::sla::PolicyFile,
+        calendars: crate::domain::sla::CalendarFile,
+        district_calendars: BTreeMap<&'a str, &'a str>,
+        category_policies: BTreeMap<&'a str, &'a str>,
+    }
+    let reference = Reference {
+        policies: reference.policies.to_file(),
+        calendars: reference.calendars.to_file(),
+        district_calendars: grid.district_calendars().collect(),
+        category_policies: categories
+            .iter()
+            .map(|category| (category.code.as_str(), category.sla_policy()))
+            .collect(),
+    };
+    let json = serde_json::to_vec(&reference).expect("reference data serializes");
+    hex::encode(Sha256::digest(json))
+}
+
+/// A snapshot taken out of a book, still without each case's next timer: cheap to take
+/// while the book is locked; [`Taken::finish`] does the rest on any thread.
+pub struct Taken {
+    header: Header,
+    /// The records, next timers not filled in yet.
+    records: Vec<u8>,
+    loads: Vec<u8>,
+    policies: Vec<&'static SlaPolicy>,
+    calendars: Vec<&'static BusinessCalendar>,
+}
+
+impl Taken {
+    pub fn position(&self) -> LogPosition {
+        self.header.position
+    }
+
+    pub fn cases(&self) -> u64 {
+        self.header.cases
+    }
+
+    /// Works out each case's next timer from its facts (the same for whoever writes the
+    /// snapshot) and returns the snapshot's bytes.
+    pub fn finish(self) -> Vec<u8> {
+        let Taken {
+            header,
+            mut records,
+            loads,
+            policies,
+            calendars,
+        } = self;
+        let mut at = 0;
+        while at < records.len() {
+            let facts_len = u32_at(&records, at + RECORD_FIXED - 4) as usize;
+            let policy = policies[usize::from(u16_at(&records, at + 20))];
+            let calendar = calendars[usize::from(u16_at(&records, at + 22))];
+            let facts = &records[at + RECORD_FIXED..at + RECORD_FIXED + facts_len];
+            let next = SlaState::unpack(policy, calendar, facts)
+                .expect("the book holds only facts it packed or checked")
+                .due()
+                .first()
+                .map(|timer| timer.at);
+            let (seconds, nanos) = next.map_or((0, NO_WAKE), |next| {
+                (next.timestamp(), next.timestamp_subsec_nanos())
+            });
+            records[at + 24..at + 32].copy_from_slice(&seconds.to_le_bytes());
+            records[at + 32..at + 36].copy_from_slice(&nanos.to_le_bytes());
+            at += RECORD_FIXED + facts_len;
+        }
+        let header = serde_json::to_vec(&header).expect("the header serializes");
+        let mut bytes =
+            Vec::with_capacity(MAGIC.len() + 4 + header.len() + records.len() + loads.len());
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&header);
+        bytes.extend_from_slice(&records);
+        bytes.extend_from_slice(&loads);
+        bytes
+    }
+}
+
+fn u16_at(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]])
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+impl TimerBook {
+    /// Copies every open case out, with the worker loads folded from the same commits.
+    pub fn take_snapshot(&self, loads: &WorkerLoads) -> Taken {
+        let facts_bytes: usize = self.open.values().map(|case| case.facts.len()).sum();
+        let mut records = Vec::with_capacity(self.open.len() * RECORD_FIXED + facts_bytes);
+        for (case_id, case) in &self.open {
+            records.extend_from_slice(case_id.0.as_bytes());
+            records.extend_from_slice(&case.version.to_le_bytes());
+            records.extend_from_slice(&case.policy.to_le_bytes());
+            records.extend_from_slice(&case.calendar.to_le_bytes());
+            records.extend_from_slice(&[0; 12]); // the next timer, filled in by `finish`
+            records.extend_from_slice(&(case.facts.len() as u32).to_le_bytes());
+            records.extend_from_slice(&case.facts);
+        }
+        let (holders, resolvers) = loads.parts();
+        let mut workers: Vec<&str> = Vec::new();
+        let mut worker_index: HashMap<&str, u32> = HashMap::new();
+        let mut loads_bytes = Vec::with_capacity((holders.len() + resolvers.len()) * 20);
+        for (case_id, worker) in holders.iter().chain(&resolvers) {
+            let index = *worker_index.entry(worker).or_insert_with(|| {
+                workers.push(worker);
+                (workers.len() - 1) as u32
+            });
+            loads_bytes.extend_from_slice(case_id.0.as_bytes());
+            loads_bytes.extend_from_slice(&index.to_le_bytes());
+        }
+        Taken {
+            header: Header {
+                format: SNAPSHOT_FORMAT,
+                facts_version: FACTS_VERSION,
+                position: self.position,
+                fingerprint: self.fingerprint.clone(),
+                cases: self.open.len() as u64,
+                holders: holders.len() as u64,
+                resolvers: resolvers.len() as u64,
+                policies: self.policies.iter().map(|p| p.name.clone()).collect(),
+                calendars: self.calendars.iter().map(|c| c.id().to_owned()).collect(),
+                workers: workers.into_iter().map(str::to_owned).collect(),
+            },
+            records,
+            loads: loads_bytes,
+            policies: self.policies.clone(),
+            calendars: self.calendars.clone(),
+        }
+    }
+
+    /// Replaces an empty book's contents with a snapshot's, if it applies to this book;
+    /// returns its header and the worker loads it holds. All or nothing: a snapshot that
+    /// does not apply or cannot be read leaves the book as it was.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(Header, WorkerLoads), SnapshotError> {
+        debug_assert!(
+            self.open.is_empty() && self.position == 0,
+            "restore into an empty book"
+        );
+        let mut reader = Reader { bytes, at: 0 };
+        if reader.take(MAGIC.len(), "magic")? != MAGIC {
+            return Err(unreadable("magic", "not a timer book snapshot"));
+        }
+        let header_len = reader.u32("header length")? as usize;
+        let header: Header = serde_json::from_slice(reader.take(header_len, "header")?)
+            .map_err(|error| unreadable("header", error))?;
+        if header.format != SNAPSHOT_FORMAT {
+            return Err(SnapshotError::Mismatch {
+                reason: format!(
+                    "format {} (this engine reads {SNAPSHOT_FORMAT})",
+                    header.format
+                ),
+            });
+        }
+        if header.facts_version != FACTS_VERSION {
+            return Err(SnapshotError::Mismatch {
+                reason: format!(
+                    "sla facts version {} (this engine folds version {FACTS_VERSION})",
+                    header.facts_version
+                ),
+            });
+        }
+        if header.fingerprint != self.fingerprint {
+            return Err(SnapshotError::Mismatch {
+                reason: format!(
+                    "taken under other reference data (fingerprint {}, this engine {})",
+                    header.fingerprint, self.fingerprint
+                ),
+            });
+        }
+        // Same fingerprint, same sets: still, map by name rather than trust the order.
+        let policy_index = |name: &String| -> Result<u16, SnapshotError> {
+            self.policies
+                .iter()
+                .position(|p| p.name == *name)
+                .map(|index| index as u16)
+                .ok_or_else(|| unreadable("header.policies", format!("unknown policy `{name}`")))
+        };
+        let calendar_index = |id: &String| -> Result<u16, SnapshotError> {
+            self.calendars
+                .iter()
+                .position(|c| c.id() == id)
+                .map(|index| index as u16)
+                .ok_or_else(|| unreadable("header.calendars", format!("unknown calendar `{id}`")))
+        };
+        let policies: Vec<u16> = header
+            .policies
+            .iter()
+            .map(policy_index)
+            .collect::<Result<_, _>>()?;
+        let calendars: Vec<u16> = header
+            .calendars
+            .iter()
+            .map(calendar_index)
+            .collect::<Result<_, _>>()?;
+
+        let cases = usize::try_from(header.cases).map_err(|e| unreadable("header.cases", e))?;
+        let mut open = indexmap::IndexMap::with_capacity(cases.min(bytes.len() / RECORD_FIXED));
+        let mut heap = Vec::with_capacity(cases.min(bytes.len() / RECORD_FIXED));
+        for n in 0..cases {
+            let field = |name: &str| format!("case {n}: {name}");
+            let case_id = CaseId(uuid::Uuid::from_bytes(
+                reader.take(16, &field("id"))?.try_into().expect("16 bytes"),
+            ));
+            let version = reader.u32(&field("version"))?;
+            let policy = *policies
+                .get(usize::from(reader.u16(&field("policy"))?))
+                .ok_or_else(|| unreadable(field("policy"), "index out of range"))?;
+            let calendar = *calendars
+                .get(usize::from(reader.u16(&field("calendar"))?))
+                .ok_or_else(|| unreadable(field("calendar"), "index out of range"))?;
+            let seconds =
+                i64::from_le_bytes(reader.take(8, &field("next"))?.try_into().expect("8 bytes"));
+            let nanos = reader.u32(&field("next"))?;
+            let scheduled = if nanos == NO_WAKE {
+                None
+            } else {
+                Some(
+                    DateTime::<Utc>::from_timestamp(seconds, nanos)
+                        .ok_or_else(|| unreadable(field("next"), "instant out of range"))?,
+                )
+            };
+            let facts_len = reader.u32(&field("facts length"))? as usize;
+            let facts = reader.take(facts_len, &field("facts"))?;
+            // Checked once here, so that the book can rely on its facts from then on.
+            SlaState::unpack(
+                self.policies[usize::from(policy)],
+                self.calendars[usize::from(calendar)],
+                facts,
+            )
+            .map_err(|error| unreadable(field("facts"), error))?;
+            if let Some(at) = scheduled {
+                heap.push(std::cmp::Reverse((at, case_id)));
+            }
+            let record = OpenCase {
+                facts: facts.into(),
+                scheduled,
+                version,
+                policy,
+                calendar,
+            };
+            if open.insert(case_id, record).is_some() {
+                return Err(unreadable(
+                    field("id"),
+                    format!("case {case_id} appears twice"),
+                ));
+            }
+        }
+        let mut holders = Vec::new();
+        let mut resolvers = Vec::new();
+        for (list, count, name) in [
+            (&mut holders, header.holders, "holder"),
+            (&mut resolvers, header.resolvers, "resolver"),
+        ] {
+            for n in 0..count {
+                let field = format!("{name} {n}");
+                let case_id = CaseId(uuid::Uuid::from_bytes(
+                    reader.take(16, &field)?.try_into().expect("16 bytes"),
+                ));
+                let worker = header
+                    .workers
+                    .get(reader.u32(&field)? as usize)
+                    .ok_or_else(|| unreadable(&field, "worker index out of range"))?;
+                list.push((case_id, worker.as_str()));
+            }
+        }
+        if reader.at != bytes.len() {
+            return Err(unreadable(
+                "end",
+                format!("{} bytes after the last record", bytes.len() - reader.at),
+            ));
+        }
+        let loads = WorkerLoads::from_parts(holders, resolvers);
+        self.open = open;
+        self.heap = std::collections::BinaryHeap::from(heap);
+        self.retry.clear();
+        self.position = header.position;
+        Ok((header, loads))
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, len: usize, field: &str) -> Result<&'a [u8], SnapshotError> {
+        let end = self
+            .at
+            .checked_add(len)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or_else(|| unreadable(field, "cut short"))?;
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+
+    fn u16(&mut self, field: &str) -> Result<u16, SnapshotError> {
+        Ok(u16_at(self.take(2, field)?, 0))
+    }
+
+    fn u32(&mut self, field: &str) -> Result<u32, SnapshotError> {
+        Ok(u32_at(self.take(4, field)?, 0))
+    }
+}
+
+/// How the timer service keeps its snapshot.
+#[derive(Debug, Clone)]
+pub struct SnapshotConfig {
+    /// How often the writer (the holder of partition 0) replaces the snapshot, if the book
+    /// moved on since the last one.
+    pub every: Duration,
+    /// Reading a snapshot that takes longer than this is given up (the whole log is read).
+    pub read_timeout: Duration,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        Self {
+            every: Duration::from_secs(300),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Where the snapshot lives: one object of a JetStream object store bucket.
+#[derive(Debug, Clone)]
+pub struct SnapshotStoreConfig {
+    pub bucket: String,
+    pub object: String,
+    /// 1 on one server, 3 on a cluster.
+    pub replicas: usize,
+    /// Chunks of a snapshot whose writer died before finishing it are dropped after this
+    /// long; so is a snapshot not replaced for this long (then the whole log is read).
+    pub max_age: Duration,
+}
+
+impl Default for SnapshotStoreConfig {
+    fn default() -> Self {
+        Self {
+            bucket: "wangge_timers".to_owned(),
+            object: "timer-book".to_owned(),
+            replicas: 1,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Chunks of 512 KiB: under NATS's default 1 MiB message limit, few round trips.
+const CHUNK_BYTES: usize = 512 * 1024;
+
+/// The timer snapshot's object store.
+#[derive(Clone)]
+pub struct SnapshotStore {
+    store: object_store::ObjectStore,
+    object: String,
+}
+
+impl SnapshotStore {
+    /// Opens the bucket, creating it if missing.
+    pub async fn open(
+        client: async_nats::Client,
+        config: SnapshotStoreConfig,
+    ) -> Result<Self, SnapshotError> {
+        let context = jetstream::new(client);
+        let store = match context.get_object_store(&config.bucket).await {
+            Ok(store) => store,
+            Err(_) => context
+                .create_object_store(object_store::Config {
+                    bucket: config.bucket.clone(),
+                    description: Some(
+                        "Wangge: snapshots of the SLA timer book (a restart reads the log after it)"
+                            .into(),
+                    ),
+                    max_age: config.max_age,
+                    num_replicas: config.replicas,
+                    storage: jetstream::stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .map_err(unavailable)?,
+        };
+        Ok(Self {
+            store,
+            object: config.object,
+        })
+    }
+
+    /// Replaces the snapshot.
+    pub async fn save(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        let meta = object_store::ObjectMetadata {
+            name: self.object.clone(),
+            description: Some("SLA timer book".into()),
+            chunk_size: Some(CHUNK_BYTES),
+            ..Default::default()
+        };
+        let mut reader = bytes;
+        self.store
+            .put(meta, &mut reader)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// The snapshot's bytes, or `None` if there is none.
+    pub async fn load(&self) -> Result<Option<Vec<u8>>, SnapshotError> {
+        let mut object = match self.store.get(&self.object).await {
+            Ok(object) => object,
+            Err(error) if error.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(unavailable(error)),
+        };
+        let mut bytes = Vec::with_capacity(object.info().size);
+        object
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|error| unreadable("object", error))?;
+        Ok(Some(bytes))
+    }
+}
