@@ -2,12 +2,16 @@
 //!
 //! 1. **Memory**: the timer book holding N open cases with live deadlines (reported,
 //!    accepted, dispatched: the acknowledge clock running), measured as the growth of this
-//!    process's resident memory while the book is filled.
+//!    process's resident memory while the book is filled; then the whole timer service
+//!    (the book and the worker loads it folds beside it) filled on top of it.
 //! 2. **Rebuild**: the same N cases written to a real JetStream stream; a fresh timer service
-//!    reads the log from the start until it has every case, as after a restart.
+//!    reads the log from the start until it has every case, as after a restart without a
+//!    snapshot. It writes the book's snapshot; more cases are written after it (the tail);
+//!    a fresh service restores the snapshot and reads the tail, as after a restart.
 //! 3. **Breach latency**: cases whose acknowledge deadlines fall over the next seconds, with
-//!    the timer service running on the real clock; for each breach event, how long after
-//!    its deadline it was appended.
+//!    the timer service (restored from the snapshot) running on the real clock and writing
+//!    its snapshot every few seconds meanwhile; for each breach event, how long after its
+//!    deadline it was appended.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,8 +26,11 @@ use wangge_engine::app::{CaseService, CommandRequest, SystemClock};
 use wangge_engine::domain::{decide, replay, stamp, CaseCommand, CaseState, EventMeta};
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
 use wangge_engine::log::codec::encode_events;
-use wangge_engine::log::{EventLog, JetStreamLog, JetStreamLogConfig, StoredCommit};
-use wangge_engine::runtime::timers::{SlaReference, TimerBook, TimerService};
+use wangge_engine::log::{EventLog, JetStreamLog, JetStreamLogConfig, MemoryLog, StoredCommit};
+use wangge_engine::runtime::timers::{
+    Rebuilt, SlaReference, SnapshotConfig, SnapshotStore, SnapshotStoreConfig, TimerBook,
+    TimerService,
+};
 use wangge_engine::runtime::Ownership;
 use wangge_schemas::{
     Actor, CaseEvent, CaseId, CaseReported, Channel, EventEnvelope, GridLocation, Priority,
@@ -41,9 +48,27 @@ pub struct TimerArgs {
     /// Cases whose breach latency is measured.
     #[arg(long, default_value_t = 2_000)]
     breach_cases: usize,
+    /// Cases written after the snapshot (the tail a restart reads).
+    #[arg(long, default_value_t = 10_000)]
+    tail_cases: usize,
+    /// How often the running service writes its snapshot while breach latency is measured.
+    #[arg(long, default_value_t = 5)]
+    snapshot_every_secs: u64,
+    /// Whose memory is measured: the whole timer service, or the book alone.
+    #[arg(long, value_enum, default_value_t = MemoryOf::Service)]
+    memory: MemoryOf,
+    /// Measure memory only (no log, no rebuild, no breach latency).
+    #[arg(long)]
+    memory_only: bool,
     /// Use this NATS server instead of starting a private one.
     #[arg(long)]
     nats_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum MemoryOf {
+    Service,
+    Book,
 }
 
 pub async fn run(args: TimerArgs) -> anyhow::Result<()> {
@@ -56,27 +81,38 @@ pub async fn run(args: TimerArgs) -> anyhow::Result<()> {
     buildings.sort_by(|a, b| a.building.cmp(&b.building));
     let mut rows = Vec::new();
 
-    // 1. Memory of the book itself, filled without any I/O.
+    // 1. Memory, filled without any I/O: one structure per process, so that memory freed
+    // while one grows is not counted against the next.
     let commits: Vec<StoredCommit> = (0..args.cases)
         .map(|n| open_case_commit(n, &buildings[n % buildings.len()]))
         .collect();
-    let before = resident_bytes();
+    let memory_cases = Arc::new(CaseService::new(MemoryLog::new(), Arc::new(SystemClock)));
+    let service = TimerService::new(
+        memory_cases,
+        TimerBook::new(SlaReference::bundled(), grid.clone(), categories.clone()),
+    );
     let mut book = TimerBook::new(SlaReference::bundled(), grid.clone(), categories.clone());
-    let bar = report::progress("timers: fill the book", args.cases as u64);
+    let what = match args.memory {
+        MemoryOf::Service => "timer service (book + worker loads)",
+        MemoryOf::Book => "timer book alone",
+    };
+    let before = resident_bytes();
+    let bar = report::progress("timers: fill", args.cases as u64);
     let started = Instant::now();
     for commit in &commits {
-        book.observe(commit);
+        match args.memory {
+            MemoryOf::Service => service.observe(commit).await,
+            MemoryOf::Book => book.observe(commit),
+        }
         bar.inc(1);
     }
     let fold_seconds = started.elapsed().as_secs_f64();
     bar.finish();
     let after = resident_bytes();
     let grown_mb = after.saturating_sub(before) as f64 / 1e6;
+    let open = service.open_cases().await.max(book.open_cases());
     rows.push(Row::new(
-        format!(
-            "timer book: {} open cases with live deadlines, resident memory",
-            book.open_cases()
-        ),
+        format!("{what}: {open} open cases with live deadlines, resident memory"),
         format!(
             "{grown_mb:.0} MB ({:.0} B a case)",
             (after.saturating_sub(before)) as f64 / args.cases as f64
@@ -85,7 +121,7 @@ pub async fn run(args: TimerArgs) -> anyhow::Result<()> {
         Some(grown_mb <= 300.0),
     ));
     rows.push(Row::new(
-        "timer book: folding the cases' events in memory",
+        format!("{what}: folding the cases' events in memory"),
         format!(
             "{:.2} s ({:.0} cases/s)",
             fold_seconds,
@@ -94,7 +130,21 @@ pub async fn run(args: TimerArgs) -> anyhow::Result<()> {
         "",
         None,
     ));
+    if args.memory == MemoryOf::Book {
+        rows.push(Row::new(
+            "timer book: heap entries",
+            format!("{} ({} open cases)", book.heap_entries(), book.open_cases()),
+            "one live entry a case",
+            None,
+        ));
+    }
+    drop(service);
     drop(book);
+    if args.memory_only {
+        println!();
+        report::print_table(&rows);
+        return Ok(());
+    }
 
     // 2. Rebuild from a real log.
     let _server;
@@ -114,52 +164,97 @@ pub async fn run(args: TimerArgs) -> anyhow::Result<()> {
     write_raw(&client, &log, &commits).await?;
     drop(commits);
     let cases = Arc::new(CaseService::new(log.clone(), Arc::new(SystemClock)));
-    let service = TimerService::new(
-        cases.clone(),
-        TimerBook::new(SlaReference::bundled(), grid.clone(), categories.clone()),
-    );
+    let store = SnapshotStore::open(client.clone(), SnapshotStoreConfig::default()).await?;
+    let with_snapshots = |every: Duration| {
+        TimerService::new(
+            cases.clone(),
+            TimerBook::new(SlaReference::bundled(), grid.clone(), categories.clone()),
+        )
+        .with_snapshots(
+            store.clone(),
+            SnapshotConfig {
+                every,
+                ..Default::default()
+            },
+        )
+    };
+    // Without a snapshot: the whole log.
+    let service = with_snapshots(Duration::from_secs(3600));
     let head = log.head().await?;
-    let bar = report::progress("timers: rebuild from log", head);
+    let (whole_log, open) = rebuild(&service, &log, head, "timers: rebuild from log").await?;
+    rows.push(Row::new(
+        format!("timer rebuild, no snapshot: {open} cases, {head} commits read from the log"),
+        format!("{whole_log:.2} s"),
+        "≤ 10 s",
+        Some(whole_log <= 10.0),
+    ));
     let started = Instant::now();
-    let mut stream = log.read_from(1);
-    while let Some(commit) = stream.next().await {
-        let commit = commit?;
-        service.observe(&commit).await;
-        bar.inc(1);
-        if commit.position >= head {
-            break;
-        }
-    }
-    let rebuild = started.elapsed().as_secs_f64();
-    bar.finish();
+    service.write_snapshot().await?;
+    let write_seconds = started.elapsed().as_secs_f64();
+    let snapshot_bytes = store.load().await?.map_or(0, |bytes| bytes.len());
+    rows.push(Row::new(
+        format!("timer snapshot written: {open} cases"),
+        format!(
+            "{write_seconds:.2} s, {:.1} MB ({:.0} B a case)",
+            snapshot_bytes as f64 / 1e6,
+            snapshot_bytes as f64 / open.max(1) as f64
+        ),
+        "",
+        None,
+    ));
+    drop(service);
+
+    // The tail: more cases after the snapshot.
+    let tail: Vec<StoredCommit> = (0..args.tail_cases)
+        .map(|n| open_case_commit(args.cases + n, &buildings[n % buildings.len()]))
+        .collect();
+    write_raw(&client, &log, &tail).await?;
+    drop(tail);
+    let head = log.head().await?;
+    let started = Instant::now();
+    store.load().await?;
+    let read_seconds = started.elapsed().as_secs_f64();
+    let restored = with_snapshots(Duration::from_secs(3600));
+    let started = Instant::now();
+    let how = restored.restore().await;
+    let restore_seconds = started.elapsed().as_secs_f64();
+    let Rebuilt::FromSnapshot { position, .. } = how else {
+        anyhow::bail!("the snapshot just written was not restored: {how:?}");
+    };
+    let (tail_seconds, open) = rebuild(&restored, &log, head, "timers: read the tail").await?;
+    let total = restore_seconds + tail_seconds;
     rows.push(Row::new(
         format!(
-            "timer rebuild after a restart: {} cases read from the log",
-            service.open_cases().await
+            "timer rebuild from snapshot + tail: {open} cases, {} commits of tail",
+            head - position
         ),
-        format!("{rebuild:.2} s"),
+        format!(
+            "{total:.2} s (snapshot {restore_seconds:.2} s, of which reading the object \
+             {read_seconds:.2} s; tail {tail_seconds:.2} s)"
+        ),
         "≤ 10 s",
-        Some(rebuild <= 10.0),
+        Some(total <= 10.0),
     ));
-    drop(stream);
-    drop(service);
+    drop(restored);
 
     // 3. Breach latency on the real clock.
     let latencies = breach_latency(
-        cases,
-        grid,
-        categories,
+        cases.clone(),
+        Arc::new(with_snapshots(Duration::from_secs(
+            args.snapshot_every_secs.max(1),
+        ))),
         &buildings,
         args.breach_cases,
-        args.cases,
+        args.cases + args.tail_cases,
     )
     .await?;
     let p50 = report::millis(&latencies, 0.5);
     let p99 = report::millis(&latencies, 0.99);
     rows.push(Row::new(
         format!(
-            "breach appended after its deadline ({} breaches, real clock)",
-            latencies.len()
+            "breach appended after its deadline ({} breaches, real clock, snapshot every {} s)",
+            latencies.len(),
+            args.snapshot_every_secs
         ),
         format!(
             "p50 {p50:.0} ms, p99 {p99:.0} ms, max {:.0} ms",
@@ -271,16 +366,11 @@ async fn write_raw(
 /// the real clock and every breach's delay after its deadline is recorded.
 async fn breach_latency(
     cases: Arc<CaseService<JetStreamLog>>,
-    grid: Arc<GridDirectory>,
-    categories: Arc<CategoryCatalogue>,
+    service: Arc<TimerService<JetStreamLog>>,
     buildings: &[GridLocation],
     count: usize,
     already_open: usize,
 ) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
-    let service = Arc::new(TimerService::new(
-        cases.clone(),
-        TimerBook::new(SlaReference::bundled(), grid, categories),
-    ));
     let runner = tokio::spawn(service.clone().run(
         Arc::new(SystemClock),
         Ownership::everything(),
@@ -378,6 +468,33 @@ async fn breach_latency(
         report::record(&mut histogram, late);
     }
     Ok(histogram)
+}
+
+/// Folds the log from the service's position to `head`; returns the seconds it took and the
+/// open cases then.
+async fn rebuild(
+    service: &TimerService<JetStreamLog>,
+    log: &JetStreamLog,
+    head: u64,
+    label: &str,
+) -> anyhow::Result<(f64, usize)> {
+    let from = service.position().await + 1;
+    let bar = report::progress(label, head.saturating_sub(from - 1));
+    let started = Instant::now();
+    if from <= head {
+        let mut stream = log.read_from(from);
+        while let Some(commit) = stream.next().await {
+            let commit = commit?;
+            service.observe(&commit).await;
+            bar.inc(1);
+            if commit.position >= head {
+                break;
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    bar.finish();
+    Ok((seconds, service.open_cases().await))
 }
 
 /// This process's resident memory, from /proc.

@@ -4,8 +4,7 @@
 //! A case counts against its assignee from dispatch (or reassignment) until it leaves the
 //! assignee's hands: declined, reassigned away, escalated, resolved, or ended.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::HashMap;
 
 use wangge_schemas::{CaseEvent, CaseId, EventEnvelope};
 
@@ -14,15 +13,16 @@ pub type CaseWorkers<'a> = Vec<(CaseId, &'a str)>;
 
 #[derive(Debug, Default, Clone)]
 pub struct WorkerLoads {
-    /// Who holds each open case. Worker ids are shared (`names`): there are a million open
+    /// Who holds each open case, as an index into `names`: there may be a million open
     /// cases and a few thousand workers.
-    holder: HashMap<CaseId, Arc<str>>,
+    holder: HashMap<CaseId, u32>,
     /// How many open cases each worker holds.
     open: HashMap<String, u32>,
     /// Who resolved a case awaiting verification: a failed check sends it back to them.
-    resolved_by: HashMap<CaseId, Arc<str>>,
-    /// Every worker id seen, once.
-    names: HashSet<Arc<str>>,
+    resolved_by: HashMap<CaseId, u32>,
+    /// Every worker id seen, once, and where it is in `names`.
+    names: Vec<String>,
+    name_index: HashMap<String, u32>,
 }
 
 impl WorkerLoads {
@@ -42,6 +42,7 @@ impl WorkerLoads {
             // Rework sends the case back to the worker who resolved it.
             CaseEvent::ReworkRequested(_) => {
                 if let Some(worker) = self.resolved_by.remove(&event.case_id) {
+                    let worker = self.names[worker as usize].clone();
                     self.assign(event.case_id, &worker);
                 }
             }
@@ -58,30 +59,37 @@ impl WorkerLoads {
 
     fn assign(&mut self, case_id: CaseId, worker: &str) {
         self.release(case_id);
-        *self.open.entry(worker.to_owned()).or_default() += 1;
+        match self.open.get_mut(worker) {
+            Some(count) => *count += 1,
+            None => {
+                self.open.insert(worker.to_owned(), 1);
+            }
+        }
         let name = self.name(worker);
         self.holder.insert(case_id, name);
     }
 
-    fn name(&mut self, worker: &str) -> Arc<str> {
-        if let Some(name) = self.names.get(worker) {
-            return name.clone();
+    fn name(&mut self, worker: &str) -> u32 {
+        if let Some(&index) = self.name_index.get(worker) {
+            return index;
         }
-        let name: Arc<str> = Arc::from(worker);
-        self.names.insert(name.clone());
-        name
+        let index = u32::try_from(self.names.len()).expect("fewer than 4 billion workers");
+        self.names.push(worker.to_owned());
+        self.name_index.insert(worker.to_owned(), index);
+        index
     }
 
     /// Takes the case out of its holder's count; returns who held it.
-    fn release(&mut self, case_id: CaseId) -> Option<Arc<str>> {
-        let worker = self.holder.remove(&case_id)?;
-        if let Some(count) = self.open.get_mut(&*worker) {
+    fn release(&mut self, case_id: CaseId) -> Option<u32> {
+        let index = self.holder.remove(&case_id)?;
+        let worker = &self.names[index as usize];
+        if let Some(count) = self.open.get_mut(worker) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                self.open.remove(&*worker);
+                self.open.remove(worker);
             }
         }
-        Some(worker)
+        Some(index)
     }
 
     /// Open cases held by a worker.
@@ -95,18 +103,22 @@ impl WorkerLoads {
     }
 
     pub fn holder_of(&self, case_id: CaseId) -> Option<&str> {
-        self.holder.get(&case_id).map(|name| &**name)
+        let index = *self.holder.get(&case_id)?;
+        Some(&self.names[index as usize])
     }
 
     /// Everything the fold keeps, to store it: who holds each open case, and who resolved
     /// each case awaiting verification (the counts follow from the holders).
     pub fn parts(&self) -> (CaseWorkers<'_>, CaseWorkers<'_>) {
-        fn list(map: &HashMap<CaseId, Arc<str>>) -> Vec<(CaseId, &str)> {
+        fn named<'a>(map: &HashMap<CaseId, u32>, names: &'a [String]) -> CaseWorkers<'a> {
             map.iter()
-                .map(|(case_id, name)| (*case_id, &**name))
+                .map(|(case_id, index)| (*case_id, names[*index as usize].as_str()))
                 .collect()
         }
-        (list(&self.holder), list(&self.resolved_by))
+        (
+            named(&self.holder, &self.names),
+            named(&self.resolved_by, &self.names),
+        )
     }
 
     /// The fold carried on from its stored [`parts`](Self::parts).

@@ -14,6 +14,7 @@
 //! across restarts and across instances.
 
 pub mod snapshot;
+mod table;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -22,7 +23,6 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use indexmap::IndexMap;
 use tracing::{debug, info, warn};
 use wangge_schemas::{Actor, CaseEvent, CaseId, SlaStep, Source};
 
@@ -63,7 +63,7 @@ impl SlaReference {
     }
 }
 
-/// What the book holds for one open case: about 40 bytes inline and its packed facts.
+/// What the book holds for one open case: 40 bytes beside its id, and its packed facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct OpenCase {
     /// The case's SLA fold without finished-step history, packed ([`SlaState::pack`]).
@@ -115,9 +115,8 @@ pub struct TimerBook {
     calendars: Vec<&'static BusinessCalendar>,
     /// Of the reference data the deadlines are computed under (see [`snapshot`]).
     fingerprint: String,
-    /// Entries in one vector and a small index beside it: a hash map of a million records
-    /// leaves as many empty slots as full ones at this size, and each would be a record.
-    open: IndexMap<CaseId, OpenCase>,
+    /// Records in fixed-size chunks and an index of positions beside them ([`table`]).
+    open: table::CaseTable<OpenCase>,
     heap: BinaryHeap<Reverse<(DateTime<Utc>, CaseId)>>,
     /// Cases to look at again at a wall-clock instant, with the version they were at:
     /// handed out, or owned elsewhere.
@@ -149,7 +148,7 @@ impl TimerBook {
             policies,
             calendars,
             fingerprint,
-            open: IndexMap::new(),
+            open: table::CaseTable::default(),
             heap: BinaryHeap::new(),
             retry: Vec::new(),
             position: 0,
@@ -246,6 +245,7 @@ impl TimerBook {
             return;
         }
         self.position = commit.position;
+        self.compact_heap();
         let case_id = commit.case_id;
         let mut folded = self
             .open
@@ -273,13 +273,12 @@ impl TimerBook {
         let Some((sla, policy, calendar)) = folded else {
             return;
         };
-        if sla.current().is_none() && is_ended(commit) {
-            self.open.swap_remove(&case_id);
-            self.compact_heap();
+        if is_ended(commit) && sla.current().is_none() {
+            self.open.remove(&case_id);
             return;
         }
         let next = sla.due().first().map(|timer| timer.at);
-        let case = self.open.entry(case_id).or_insert_with(|| OpenCase {
+        let case = self.open.get_or_insert_with(case_id, || OpenCase {
             facts: Box::default(),
             scheduled: None,
             version: 0,
@@ -744,7 +743,15 @@ impl<L: EventLog> TimerService<L> {
         ownership: Ownership,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), LogError> {
-        let head_at_start = self.cases.log().head().await?;
+        // Snapshots are written only once the book has caught up with the log as it was at
+        // start-up (a book still catching up would write an older snapshot over a newer one).
+        let mut head_at_start = match self.cases.log().head().await {
+            Ok(head) => Some(head),
+            Err(error) => {
+                warn!(%error, "timer service could not read the head of the log; will ask again");
+                None
+            }
+        };
         // A book filled already (restored by the caller, or fed commits) carries on.
         let from = match self.position().await {
             0 => match self.restore().await {
@@ -798,8 +805,12 @@ impl<L: EventLog> TimerService<L> {
                             Err(error) => warn!(%error, "timer snapshot writer failed"),
                         }
                     }
+                    if head_at_start.is_none() {
+                        head_at_start = self.cases.log().head().await.ok();
+                    }
                     let position = self.position().await;
-                    if writer && writing.is_none() && position >= head_at_start && position > written {
+                    let caught_up = head_at_start.is_some_and(|head| position >= head);
+                    if writer && writing.is_none() && caught_up && position > written {
                         let service = self.clone();
                         writing = Some(tokio::spawn(async move { service.write_snapshot().await }));
                     }
@@ -816,7 +827,8 @@ impl<L: EventLog> TimerService<L> {
             }
         }
         let position = self.position().await;
-        if self.snapshots.is_some() && writer && position >= head_at_start && position > written {
+        let caught_up = head_at_start.is_some_and(|head| position >= head);
+        if self.snapshots.is_some() && writer && caught_up && position > written {
             if let Err(error) = self.write_snapshot().await {
                 warn!(%error, "timer snapshot not written at shutdown");
             }

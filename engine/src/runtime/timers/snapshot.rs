@@ -201,7 +201,7 @@ impl TimerBook {
     pub fn take_snapshot(&self, loads: &WorkerLoads) -> Taken {
         let facts_bytes: usize = self.open.values().map(|case| case.facts.len()).sum();
         let mut records = Vec::with_capacity(self.open.len() * RECORD_FIXED + facts_bytes);
-        for (case_id, case) in &self.open {
+        for (case_id, case) in self.open.iter() {
             records.extend_from_slice(case_id.0.as_bytes());
             records.extend_from_slice(&case.version.to_le_bytes());
             records.extend_from_slice(&case.policy.to_le_bytes());
@@ -250,7 +250,11 @@ impl TimerBook {
             self.open.is_empty() && self.position == 0,
             "restore into an empty book"
         );
-        let mut reader = Reader { bytes, at: 0 };
+        let mut reader = Reader {
+            bytes,
+            at: 0,
+            context: None,
+        };
         if reader.take(MAGIC.len(), "magic")? != MAGIC {
             return Err(unreadable("magic", "not a timer book snapshot"));
         }
@@ -308,40 +312,40 @@ impl TimerBook {
             .collect::<Result<_, _>>()?;
 
         let cases = usize::try_from(header.cases).map_err(|e| unreadable("header.cases", e))?;
-        let mut open = indexmap::IndexMap::with_capacity(cases.min(bytes.len() / RECORD_FIXED));
+        let mut open = super::table::CaseTable::default();
+        open.reserve(cases.min(bytes.len() / RECORD_FIXED));
         let mut heap = Vec::with_capacity(cases.min(bytes.len() / RECORD_FIXED));
         for n in 0..cases {
-            let field = |name: &str| format!("case {n}: {name}");
+            reader.context = Some(("case", n as u64));
             let case_id = CaseId(uuid::Uuid::from_bytes(
-                reader.take(16, &field("id"))?.try_into().expect("16 bytes"),
+                reader.take(16, "id")?.try_into().expect("16 bytes"),
             ));
-            let version = reader.u32(&field("version"))?;
+            let version = reader.u32("version")?;
             let policy = *policies
-                .get(usize::from(reader.u16(&field("policy"))?))
-                .ok_or_else(|| unreadable(field("policy"), "index out of range"))?;
+                .get(usize::from(reader.u16("policy")?))
+                .ok_or_else(|| reader.fail("policy", "index out of range"))?;
             let calendar = *calendars
-                .get(usize::from(reader.u16(&field("calendar"))?))
-                .ok_or_else(|| unreadable(field("calendar"), "index out of range"))?;
-            let seconds =
-                i64::from_le_bytes(reader.take(8, &field("next"))?.try_into().expect("8 bytes"));
-            let nanos = reader.u32(&field("next"))?;
+                .get(usize::from(reader.u16("calendar")?))
+                .ok_or_else(|| reader.fail("calendar", "index out of range"))?;
+            let seconds = i64::from_le_bytes(reader.take(8, "next")?.try_into().expect("8 bytes"));
+            let nanos = reader.u32("next")?;
             let scheduled = if nanos == NO_WAKE {
                 None
             } else {
                 Some(
                     DateTime::<Utc>::from_timestamp(seconds, nanos)
-                        .ok_or_else(|| unreadable(field("next"), "instant out of range"))?,
+                        .ok_or_else(|| reader.fail("next", "instant out of range"))?,
                 )
             };
-            let facts_len = reader.u32(&field("facts length"))? as usize;
-            let facts = reader.take(facts_len, &field("facts"))?;
+            let facts_len = reader.u32("facts length")? as usize;
+            let facts = reader.take(facts_len, "facts")?;
             // Checked once here, so that the book can rely on its facts from then on.
             SlaState::unpack(
                 self.policies[usize::from(policy)],
                 self.calendars[usize::from(calendar)],
                 facts,
             )
-            .map_err(|error| unreadable(field("facts"), error))?;
+            .map_err(|error| reader.fail("facts", error))?;
             if let Some(at) = scheduled {
                 heap.push(std::cmp::Reverse((at, case_id)));
             }
@@ -352,11 +356,8 @@ impl TimerBook {
                 policy,
                 calendar,
             };
-            if open.insert(case_id, record).is_some() {
-                return Err(unreadable(
-                    field("id"),
-                    format!("case {case_id} appears twice"),
-                ));
+            if !open.insert_new(case_id, record) {
+                return Err(reader.fail("id", format!("case {case_id} appears twice")));
             }
         }
         let mut holders = Vec::new();
@@ -366,14 +367,14 @@ impl TimerBook {
             (&mut resolvers, header.resolvers, "resolver"),
         ] {
             for n in 0..count {
-                let field = format!("{name} {n}");
+                reader.context = Some((name, n));
                 let case_id = CaseId(uuid::Uuid::from_bytes(
-                    reader.take(16, &field)?.try_into().expect("16 bytes"),
+                    reader.take(16, "id")?.try_into().expect("16 bytes"),
                 ));
                 let worker = header
                     .workers
-                    .get(reader.u32(&field)? as usize)
-                    .ok_or_else(|| unreadable(&field, "worker index out of range"))?;
+                    .get(reader.u32("worker")? as usize)
+                    .ok_or_else(|| reader.fail("worker", "index out of range"))?;
                 list.push((case_id, worker.as_str()));
             }
         }
@@ -395,25 +396,35 @@ impl TimerBook {
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// The record being read (`case 17`), to name in errors.
+    context: Option<(&'static str, u64)>,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, len: usize, field: &str) -> Result<&'a [u8], SnapshotError> {
+    /// An error at `field` of the record being read; formatted only when it happens.
+    fn fail(&self, field: &'static str, reason: impl ToString) -> SnapshotError {
+        match self.context {
+            Some((record, n)) => unreadable(format!("{record} {n}: {field}"), reason),
+            None => unreadable(field, reason),
+        }
+    }
+
+    fn take(&mut self, len: usize, field: &'static str) -> Result<&'a [u8], SnapshotError> {
         let end = self
             .at
             .checked_add(len)
             .filter(|end| *end <= self.bytes.len())
-            .ok_or_else(|| unreadable(field, "cut short"))?;
+            .ok_or_else(|| self.fail(field, "cut short"))?;
         let slice = &self.bytes[self.at..end];
         self.at = end;
         Ok(slice)
     }
 
-    fn u16(&mut self, field: &str) -> Result<u16, SnapshotError> {
+    fn u16(&mut self, field: &'static str) -> Result<u16, SnapshotError> {
         Ok(u16_at(self.take(2, field)?, 0))
     }
 
-    fn u32(&mut self, field: &str) -> Result<u32, SnapshotError> {
+    fn u32(&mut self, field: &'static str) -> Result<u32, SnapshotError> {
         Ok(u32_at(self.take(4, field)?, 0))
     }
 }
