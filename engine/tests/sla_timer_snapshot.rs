@@ -1,7 +1,8 @@
 //! The timer book's snapshot on a real nats-server, with a controlled clock: a book restored
 //! from a snapshot and the tail of the log is the book rebuilt from the whole log and fires
 //! the same timers; a snapshot that does not apply is ignored; a restart after the deadlines
-//! passed fires the overdue timers at once, and each exactly once.
+//! passed fires the overdue timers at once, and each exactly once — with one instance, and
+//! with several that are killed and replaced by instances starting from the snapshot.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,11 +15,12 @@ use wangge_engine::domain::sla::{CalendarSet, PolicySet};
 use wangge_engine::domain::CaseCommand;
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
 use wangge_engine::log::{EventLog, JetStreamLog, JetStreamLogConfig};
+use wangge_engine::runtime::dispatcher::Dispatcher;
 use wangge_engine::runtime::timers::{
     Fired, Rebuilt, SlaReference, SnapshotConfig, SnapshotStore, SnapshotStoreConfig, TimerBook,
     TimerJob, TimerService,
 };
-use wangge_engine::runtime::Ownership;
+use wangge_engine::runtime::{LeaseConfig, Ownership, PartitionLeases};
 use wangge_schemas::{
     Actor, CaseEvent, CaseId, CaseReported, Channel, Priority, ReportDetails, Resident, SlaStep,
     Source, SuspendReason, Tier, TimeLimit, TimeUnit,
@@ -170,6 +172,14 @@ impl City {
                 _ => None,
             })
             .unwrap()
+    }
+
+    async fn worker_of_opt(&self, case_id: CaseId) -> Option<String> {
+        let events = self.log.load(case_id).await.unwrap().events;
+        events.iter().rev().find_map(|e| match &e.event {
+            CaseEvent::Dispatched(d) => Some(d.assignee.clone()),
+            _ => None,
+        })
     }
 
     async fn acknowledge(&mut self, case_id: CaseId) {
@@ -503,6 +513,185 @@ async fn after_a_restart_past_the_deadlines_the_overdue_timers_fire_at_once_and_
         );
         // The warning the breach overtook is not written late.
         assert_eq!(marks.len(), 1, "case {id}: {marks:?}");
+    }
+}
+
+/// An engine instance: leases, dispatcher and timers with snapshots every second.
+struct Instance {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Instance {
+    async fn start(city: &City, server_url: &str, name: &str) -> Self {
+        let client = async_nats::connect(server_url).await.unwrap();
+        let leases = PartitionLeases::open(
+            client,
+            LeaseConfig {
+                ttl: Duration::from_secs(2),
+                ..LeaseConfig::new(name)
+            },
+        )
+        .await
+        .unwrap();
+        let ownership = leases.ownership();
+        let dispatcher = Arc::new(Dispatcher::new(
+            city.cases.clone(),
+            city.grid.clone(),
+            Arc::new(CategoryCatalogue::sample()),
+        ));
+        let timers = Arc::new(
+            TimerService::new(
+                city.cases.clone(),
+                TimerBook::new(
+                    SlaReference::bundled(),
+                    city.grid.clone(),
+                    Arc::new(CategoryCatalogue::sample()),
+                ),
+            )
+            .with_snapshots(
+                city.store.clone(),
+                SnapshotConfig {
+                    every: Duration::from_secs(1),
+                    ..Default::default()
+                },
+            ),
+        );
+        let clock: Arc<dyn Clock> = Arc::new(city.clock.clone());
+        let tasks = vec![
+            tokio::spawn(leases.run(std::future::pending())),
+            tokio::spawn({
+                let ownership = ownership.clone();
+                async move {
+                    dispatcher
+                        .run(ownership, 1, std::future::pending())
+                        .await
+                        .ok();
+                }
+            }),
+            tokio::spawn(async move {
+                timers
+                    .run(clock, ownership, std::future::pending())
+                    .await
+                    .ok();
+            }),
+        ];
+        Self { tasks }
+    }
+
+    /// Killed: every task stops where it is, leases are not handed back.
+    fn kill(self) {
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_instances_killed_and_restarted_from_snapshots_every_warning_and_breach_appears_once()
+{
+    let mut city = City::start().await;
+    let url = city._server.url();
+    let a = Instance::start(&city, &url, "a").await;
+    let b = Instance::start(&city, &url, "b").await;
+    // The two share out the partitions (the dispatcher passes over a report whose
+    // partition is between holders; that is the dispatcher's business, not this test's).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        let case_id = CaseId::new_v7();
+        let location = city
+            .grid
+            .locate_building(&city.buildings[n * 7 % city.buildings.len()])
+            .unwrap()
+            .clone();
+        city.command(
+            case_id,
+            CaseCommand::Report {
+                location,
+                report: CaseReported {
+                    title: "楼道灯坏了".into(),
+                    description: "三楼楼道灯不亮".into(),
+                    reported_category: "drainage.blocked".into(),
+                    media: Vec::new(),
+                    coordinates: None,
+                    details: ReportDetails::ResidentReport {
+                        channel: Channel::MiniProgram,
+                        resident: Resident {
+                            id: format!("r-{n}"),
+                            name: None,
+                            phone: None,
+                        },
+                    },
+                },
+            },
+        )
+        .await;
+        ids.push(case_id);
+    }
+    // Whoever holds a case's partition dispatches it; the holder of partition 0 keeps
+    // writing the snapshot.
+    wait_until(Duration::from_secs(20), || async {
+        let mut all = true;
+        for id in &ids {
+            all &= city.worker_of_opt(*id).await.is_some();
+        }
+        all
+    })
+    .await;
+    let dispatched = city.log.head().await.unwrap();
+    wait_until(Duration::from_secs(20), || async {
+        matches!(
+            city.timers(true).restore().await,
+            Rebuilt::FromSnapshot { position, .. } if position >= dispatched
+        )
+    })
+    .await;
+
+    // 10:40: the warnings fall due, and `a` dies; `b` takes over `a`'s partitions once
+    // the leases expire, and writes the snapshot from then on.
+    city.clock.set(monday(10, 40));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.kill();
+    let warned = |kind: &'static str| {
+        let city = &city;
+        let ids = &ids;
+        move || async move {
+            let mut all = true;
+            for id in ids {
+                all &= city
+                    .marks(*id)
+                    .await
+                    .keys()
+                    .any(|(k, step, _)| *k == kind && *step == SlaStep::Acknowledge);
+            }
+            all
+        }
+    };
+    wait_until(Duration::from_secs(30), warned("warning")).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // `b` dies too. Two new instances come up from the snapshot and the tail, and the clock
+    // passes the deadlines: they write the breaches.
+    b.kill();
+    let c = Instance::start(&city, &url, "c").await;
+    let d = Instance::start(&city, &url, "d").await;
+    city.clock.set(monday(11, 5));
+    wait_until(Duration::from_secs(30), warned("breach")).await;
+    // A moment more for anything that would fire twice to show itself.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    c.kill();
+    d.kill();
+
+    for id in &ids {
+        let marks = city.marks(*id).await;
+        assert!(
+            marks
+                .keys()
+                .any(|(kind, step, _)| *kind == "breach" && *step == SlaStep::Acknowledge),
+            "case {id}: {marks:?}"
+        );
+        for (key, count) in marks {
+            assert_eq!(count, 1, "case {id}: {key:?} recorded {count} times");
+        }
     }
 }
 
