@@ -275,7 +275,11 @@ pub fn verify_trail(
                     record.sequence
                 ),
             ));
-        } else if record.prev_hash != expected_prev {
+        } else if record.prev_hash != expected_prev
+            && !problems.last().is_some_and(|p: &AuditProblem| {
+                previous.is_some_and(|prev| p.sequence == prev.sequence)
+            })
+        {
             // This entry is intact and links to a hash the entry before it no longer has:
             // that one was rewritten and its hash recomputed to hide it.
             let (sequence, event_id) = previous.map_or((record.sequence, record.event_id), |p| {
