@@ -13,6 +13,8 @@
 
 mod commit;
 mod dispatch;
+#[allow(dead_code)] // used by the read-side benchmarks
+mod history;
 mod report;
 mod timers;
 
