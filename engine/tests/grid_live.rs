@@ -21,6 +21,7 @@ use wangge_engine::intake::{IntakeService, JetStreamRejectedStore, RejectedStore
 use wangge_engine::log::{EventLog, JetStreamLog, JetStreamLogConfig};
 use wangge_engine::runtime::dispatcher::Dispatcher;
 use wangge_engine::runtime::Ownership;
+use wangge_engine::tasks::commands::SupervisorDirectory;
 use wangge_schemas::grid::GridReply;
 use wangge_schemas::intake::IntakeReply;
 use wangge_schemas::{CaseEvent, CaseId};
@@ -321,7 +322,13 @@ async fn a_building_added_over_nats_accepts_reports_at_once() {
         ("unknown_grid_location", Some("building"))
     );
 
+    let supervisor = format!("sup-{new}");
+    assert!(!engine.grid.supervises(&supervisor, new));
     accepted_position(&sender.grid(&new_building("add-13", new)).await);
+    // Worker-command authorization asks the same live grid: the building leader now
+    // supervises the building, and the community secretary still does.
+    assert!(engine.grid.supervises(&supervisor, new));
+    assert!(engine.grid.supervises("sup-330106001001", new));
     let case_id = sender.reported_case("drain-new-2", new).await;
 
     let log = reader_log(&server).await;
