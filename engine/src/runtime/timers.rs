@@ -26,7 +26,7 @@ use crate::app::{CaseService, Clock, CommandError, CommandRequest};
 use crate::domain::routing::{route, RouteRequest};
 use crate::domain::sla::{CalendarSet, DueTimer, EscalationAction, PolicySet, SlaState, TimerKind};
 use crate::domain::{replay, CaseCommand, DomainError};
-use crate::grid::{CategoryCatalogue, GridDirectory};
+use crate::grid::{CategoryCatalogue, SharedGrid};
 use crate::log::{EventLog, LogError, StoredCommit};
 use crate::runtime::Ownership;
 
@@ -74,7 +74,8 @@ pub struct TimerJob {
 /// Every open case's SLA clocks and the heap of their next deadlines.
 pub struct TimerBook {
     reference: SlaReference,
-    grid: Arc<GridDirectory>,
+    /// The live grid; each decision reads one snapshot of it.
+    grid: SharedGrid,
     categories: Arc<CategoryCatalogue>,
     /// Boxed: the table grows in powers of two, and empty slots of a large inline value
     /// would cost more than the cases themselves.
@@ -90,12 +91,12 @@ pub const RETRY_AFTER: StdDuration = StdDuration::from_secs(1);
 impl TimerBook {
     pub fn new(
         reference: SlaReference,
-        grid: Arc<GridDirectory>,
+        grid: impl Into<SharedGrid>,
         categories: Arc<CategoryCatalogue>,
     ) -> Self {
         Self {
             reference,
-            grid,
+            grid: grid.into(),
             categories,
             open: HashMap::new(),
             heap: BinaryHeap::new(),
@@ -121,6 +122,7 @@ impl TimerBook {
                 if !self.open.contains_key(&case_id) {
                     let calendar = self
                         .grid
+                        .load()
                         .calendar_of(&event.location.district)
                         .and_then(|id| self.reference.calendars.get(id))
                         .unwrap_or_else(|| self.reference.calendars.default_calendar());
@@ -249,7 +251,7 @@ impl TimerBook {
                 exclude: &exclude,
                 cursor: job.version,
             };
-            if let Ok(decision) = route(&request, &self.grid, load) {
+            if let Ok(decision) = route(&request, &self.grid.load(), load) {
                 if decision.cell == cell && !decision.fallback {
                     return Some(CaseCommand::Reassign {
                         to_worker: decision.assignee,
@@ -261,7 +263,8 @@ impl TimerBook {
             }
         }
         let to_tier = tier.parent()?;
-        let parent = self.grid.parent(&cell)?;
+        let grid = self.grid.load();
+        let parent = grid.parent(&cell)?;
         debug_assert!(to_tier > tier);
         Some(CaseCommand::Escalate {
             to_tier,
