@@ -148,7 +148,7 @@ impl Site {
         let url = self.url();
         let child = self
             .command()
-            .args(["serve", "--nats-url", &url])
+            .args(["serve", "--nats-url", &url, "--http-listen", "127.0.0.1:0"])
             .args(extra)
             .env("WANGGE_LOG", "info")
             .stdin(Stdio::null())
