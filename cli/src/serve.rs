@@ -2,7 +2,8 @@
 //! or updating them), folds the grid stream over the grid file until it has caught up, takes
 //! its share of the case partitions, and runs intake, grid commands, the dispatcher, the SLA
 //! timers and worker commands until interrupted; on SIGTERM it drains intake, hands its
-//! partitions back and stops.
+//! partitions back and stops. It also serves the HTTP API and the dashboard
+//! (`--http-listen`), over read models in memory that follow the log.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -21,6 +22,9 @@ use wangge_engine::runtime::{LeaseConfig, PartitionLeases};
 use wangge_engine::tasks::inbox::{TaskPublisher, TaskPublisherConfig, TaskStreamConfig};
 use wangge_engine::tasks::nats::serve_worker_commands;
 use wangge_engine::tasks::WorkerCommandService;
+use wangge_projections::http::{serve_http, ApiState};
+use wangge_projections::runner::RunnerConfig;
+use wangge_projections::{FoldContext, MemoryReadModels};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -35,6 +39,9 @@ pub struct ServeArgs {
     /// Run only intake (no dispatcher, no timers): for a front-end-only instance.
     #[arg(long)]
     intake_only: bool,
+    /// Where the HTTP API, the dashboard and `/metrics` listen.
+    #[arg(long, env = "WANGGE_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    http_listen: std::net::SocketAddr,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -89,6 +96,35 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     });
 
+    let http = tokio::net::TcpListener::bind(args.http_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for http on {}: {e}", args.http_listen))?;
+    let http_address = http.local_addr()?;
+    // The read models in memory, following the log from its start (nothing survives a
+    // restart: they are folded again).
+    let context = FoldContext::new(
+        Arc::new(grid.load().grid().clone()),
+        categories.clone(),
+        Arc::new(SlaReference::bundled()),
+    );
+    let read_models = MemoryReadModels::new(context);
+    background.spawn(read_models.clone().follow(
+        cases.log().clone(),
+        RunnerConfig::default(),
+        stopped(),
+    ));
+    let api = ApiState::new(
+        read_models,
+        Arc::new(grid.load().grid().clone()),
+        Arc::new(SystemClock),
+        Arc::new(cases.log().clone()),
+    );
+    let until = stopped();
+    background.spawn(async move {
+        if let Err(error) = serve_http(http, api, until).await {
+            tracing::error!(%error, "http api stopped");
+        }
+    });
     if !args.intake_only {
         let leases = PartitionLeases::open(
             client.clone(),
@@ -149,7 +185,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let service = Arc::new(IntakeService::new(cases, rejected, grid, categories));
     eprintln!(
-        "wangge instance {instance} serving intake on {} (wangge.intake.<kind>) and grid commands (wangge.grid.commands){}; Ctrl-C to stop",
+        "wangge instance {instance} serving intake on {} (wangge.intake.<kind>) and grid commands (wangge.grid.commands){}; dashboard and api on http://{http_address}/; Ctrl-C to stop",
         args.nats.nats_url,
         if args.intake_only {
             ""

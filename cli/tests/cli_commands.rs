@@ -148,7 +148,7 @@ impl Site {
         let url = self.url();
         let child = self
             .command()
-            .args(["serve", "--nats-url", &url])
+            .args(["serve", "--nats-url", &url, "--http-listen", "127.0.0.1:0"])
             .args(extra)
             .env("WANGGE_LOG", "info")
             .stdin(Stdio::null())
@@ -764,5 +764,92 @@ fn grid_publish_sends_each_command_of_an_array_and_grid_show_prints_the_live_gri
         "{}",
         list.stdout
     );
+    engine.stop();
+}
+
+// ---------------------------------------------------------------------------------------
+// serve: the HTTP API and the dashboard
+// ---------------------------------------------------------------------------------------
+
+/// The address `wangge serve` says its dashboard is on.
+fn http_address(engine: &mut Engine) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        engine.assert_running();
+        let log = engine.log();
+        if let Some(rest) = log.split("dashboard and api on http://").nth(1) {
+            return rest.split('/').next().expect("an address").to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve never printed its address:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A plain HTTP/1.1 GET: the status and the body.
+fn http_get(address: &str, path: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the api");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the response");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_owned());
+    (status, body)
+}
+
+#[test]
+fn serve_answers_the_api_and_the_dashboard_over_the_cases_it_takes_in() {
+    let mut site = Site::new();
+    let mut engine = site.serve(&["--intake-only"]);
+    let address = http_address(&mut engine);
+    let (status, page) = http_get(&address, "/");
+    assert_eq!(status, 200);
+    assert!(page.contains("网格治理监督看板"));
+
+    let file = site.write(
+        "report.json",
+        resident_report("mp-http-1", "drainage.blocked")
+            .to_string()
+            .as_bytes(),
+    );
+    let run = site.publish_when_served(&mut engine, &file);
+    assert_eq!(run.code, 0, "{run:?}");
+    let case_id = case_of("miniprogram", "mp-http-1");
+
+    // The read models follow the log: the case shows up in the API.
+    let deadline = Instant::now() + WAIT;
+    let case = loop {
+        let (status, body) = http_get(&address, &format!("/api/v1/cases/{case_id}"));
+        if status == 200 {
+            break serde_json::from_str::<Value>(&body).expect("json");
+        }
+        assert_eq!(status, 404, "{body}");
+        assert!(Instant::now() < deadline, "the case never reached the api");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(case["status"], "reported");
+    assert_eq!(case["title"], "广场舞音响太吵");
+    let (status, body) = http_get(&address, "/api/v1/cases?limit=0");
+    assert_eq!(status, 400);
+    let refusal: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(refusal["field"], "limit");
+    let (status, metrics) = http_get(&address, "/metrics");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("wangge_projection_behind{projection=\"cases\"}"));
     engine.stop();
 }

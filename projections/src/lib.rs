@@ -8,9 +8,12 @@
 //! - [`runner`]: the projection runner (log → batches → store, with the checkpoint in the
 //!   same transaction) and the [`runner::ProjectionStore`] trait a store implements.
 //! - [`memory`]: the read models in memory, the embedded default.
+//! - [`http`]: the HTTP API over [`query::ReadModels`], its OpenAPI document, `/metrics`,
+//!   the live stream and the supervisors' dashboard; [`http::serve_http`] serves them.
 
 pub mod answer;
 pub mod fold;
+pub mod http;
 pub mod memory;
 pub mod query;
 pub mod runner;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use wangge_engine::domain::CaseStatus;
+use wangge_engine::grid::GridDirectory;
 use wangge_schemas::{CaseId, IntakeKind, Priority, SlaStep, Tier};
 
 use crate::fold::audit::{AuditEntry, AuditProblem};
@@ -80,6 +81,80 @@ fn check_range(from: NaiveDate, to: NaiveDate) -> Result<(), ReadError> {
 }
 
 // ---------------------------------------------------------------------------------------
+// Where a query looks: cells of the grid
+// ---------------------------------------------------------------------------------------
+
+/// The grid cells a query names. A query that names a cell the grid does not have (or a
+/// community outside the district it also names) is a bad query, not an empty answer:
+/// [`GridScope::check`] says which parameter and why. The HTTP API checks every query's
+/// scope before asking the read models.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GridScope<'q> {
+    pub district: Option<&'q str>,
+    pub community: Option<&'q str>,
+    /// A building cell.
+    pub building: Option<&'q str>,
+    /// The holding cell, of any tier.
+    pub cell: Option<&'q str>,
+    /// Whether `cell` must be a building cell (indicators count per building cell).
+    pub cell_is_building: bool,
+}
+
+impl GridScope<'_> {
+    pub fn check(&self, grid: &GridDirectory) -> Result<(), ReadError> {
+        let tiered = |field: &'static str, code: &str, tier: Tier| -> Result<(), ReadError> {
+            match grid.cell(code) {
+                Some(cell) if cell.tier == tier => Ok(()),
+                Some(cell) => Err(ReadError::invalid(
+                    field,
+                    format!(
+                        "`{code}` is a {} cell, not a {}",
+                        wangge_engine::grid::tier_name(&cell.tier),
+                        wangge_engine::grid::tier_name(&tier)
+                    ),
+                )),
+                None => Err(ReadError::invalid(
+                    field,
+                    format!(
+                        "no {} `{code}` in the grid",
+                        wangge_engine::grid::tier_name(&tier)
+                    ),
+                )),
+            }
+        };
+        if let Some(district) = self.district {
+            tiered("district", district, Tier::District)?;
+        }
+        if let Some(community) = self.community {
+            tiered("community", community, Tier::Community)?;
+            if let Some(district) = self.district {
+                let parent = grid.parent(community).map(|p| p.code.as_str());
+                if parent != Some(district) {
+                    return Err(ReadError::invalid(
+                        "community",
+                        format!("community `{community}` is not in district `{district}`"),
+                    ));
+                }
+            }
+        }
+        if let Some(building) = self.building {
+            tiered("building", building, Tier::Building)?;
+        }
+        if let Some(cell) = self.cell {
+            if self.cell_is_building {
+                tiered("cell", cell, Tier::Building)?;
+            } else if grid.cell(cell).is_none() {
+                return Err(ReadError::invalid(
+                    "cell",
+                    format!("no cell `{cell}` in the grid"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Cases
 // ---------------------------------------------------------------------------------------
 
@@ -147,6 +222,16 @@ pub struct CaseFilter {
 }
 
 impl CaseQuery {
+    pub fn scope(&self) -> GridScope<'_> {
+        GridScope {
+            district: self.district.as_deref(),
+            community: self.community.as_deref(),
+            building: self.building.as_deref(),
+            cell: self.cell.as_deref(),
+            cell_is_building: false,
+        }
+    }
+
     pub fn validate(&self) -> Result<CaseFilter, ReadError> {
         let limit = check_limit(self.limit)?;
         let after = self.cursor.as_deref().map(CaseCursor::decode).transpose()?;
@@ -259,6 +344,16 @@ pub struct BoardQuery {
     pub group: Option<BoardGroup>,
 }
 
+impl BoardQuery {
+    pub fn scope(&self) -> GridScope<'_> {
+        GridScope {
+            district: self.district.as_deref(),
+            community: self.community.as_deref(),
+            ..GridScope::default()
+        }
+    }
+}
+
 /// Open cases of one group by light.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BoardRow {
@@ -311,6 +406,15 @@ impl OverdueCursor {
 }
 
 impl OverdueQuery {
+    pub fn scope(&self) -> GridScope<'_> {
+        GridScope {
+            district: self.district.as_deref(),
+            community: self.community.as_deref(),
+            cell: self.cell.as_deref(),
+            ..GridScope::default()
+        }
+    }
+
     pub fn validate(&self) -> Result<(usize, Option<OverdueCursor>), ReadError> {
         let limit = check_limit(self.limit)?;
         let after = self
@@ -380,6 +484,16 @@ pub struct IndicatorQuery {
 }
 
 impl IndicatorQuery {
+    pub fn scope(&self) -> GridScope<'_> {
+        GridScope {
+            district: self.district.as_deref(),
+            community: self.community.as_deref(),
+            cell: self.cell.as_deref(),
+            cell_is_building: true,
+            ..GridScope::default()
+        }
+    }
+
     pub fn validate(&self) -> Result<IndicatorGroup, ReadError> {
         check_range(self.from, self.to)?;
         Ok(self.group.unwrap_or_default())
@@ -457,6 +571,14 @@ pub struct RankingQuery {
 }
 
 impl RankingQuery {
+    pub fn scope(&self) -> GridScope<'_> {
+        GridScope {
+            district: self.district.as_deref(),
+            community: self.community.as_deref(),
+            ..GridScope::default()
+        }
+    }
+
     pub fn validate(&self) -> Result<(i64, usize), ReadError> {
         check_range(self.from, self.to)?;
         let min_cases = self.min_cases.unwrap_or(5);
@@ -504,6 +626,14 @@ pub struct PatrolQuery {
 }
 
 impl PatrolQuery {
+    pub fn scope(&self) -> GridScope<'_> {
+        GridScope {
+            district: self.district.as_deref(),
+            community: self.community.as_deref(),
+            ..GridScope::default()
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ReadError> {
         check_range(self.from, self.to)
     }

@@ -2,10 +2,10 @@
 //! driven through the engine's own command handler, then read back through the one query
 //! interface of the in-memory read models.
 
-mod support;
+mod city;
 
 use chrono::{Duration, NaiveDate};
-use support::City;
+use city::City;
 use wangge_engine::domain::{CaseCommand, CaseStatus};
 use wangge_projections::fold::audit::{verify_trail, AuditProblemKind, AuditRecord};
 use wangge_projections::fold::cases::Light;
@@ -49,7 +49,7 @@ async fn a_dispatched_case_is_green_on_its_building_and_in_the_workers_inbox() {
     // Two working hours to acknowledge, from 09:10 Beijing time.
     assert_eq!(
         case.sla.deadline,
-        Some(support::tuesday_morning() + Duration::minutes(10) + Duration::hours(2))
+        Some(city::tuesday_morning() + Duration::minutes(10) + Duration::hours(2))
     );
 
     let board = models
@@ -381,7 +381,7 @@ async fn patrol_coverage_lists_every_cell_of_the_community_patrolled_or_not() {
     assert_eq!(patrolled.last_worker.as_deref(), Some(worker.as_str()));
     assert_eq!(
         patrolled.last_patrol_at,
-        Some(support::tuesday_morning() + Duration::minutes(120))
+        Some(city::tuesday_morning() + Duration::minutes(120))
     );
 
     let not_patrolled = models

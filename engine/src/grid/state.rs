@@ -520,6 +520,11 @@ impl GridState {
             .count()
     }
 
+    /// Every cell of every tier, in no particular order.
+    pub fn cells(&self) -> impl Iterator<Item = &GridCell> {
+        self.cells.values()
+    }
+
     /// The cell that encloses `code`; `None` for a district or an unknown code.
     pub fn parent(&self, code: &str) -> Option<&GridCell> {
         let parent = self.cells.get(code)?.parent.as_deref()?;
