@@ -9,10 +9,16 @@
 //! 5. loading a 20-event case with all N cases in the stream (p50/p99), by the engine's
 //!    direct-get walk, beside an ordered consumer per load (the alternative we rejected).
 //!
+//! `wangge-bench grid` measures the live grid (snapshot, fold, command round trip,
+//! catch-up); `dispatch` and `timers` their own parts.
+//!
 //! The figures are printed as a Markdown table for `benches/RESULTS.md`.
 
 mod commit;
 mod dispatch;
+mod grid;
+#[allow(dead_code)] // used by the read-side benchmarks
+mod history;
 mod report;
 mod timers;
 
@@ -41,6 +47,8 @@ enum Bench {
     Dispatch(dispatch::DispatchArgs),
     /// SLA timers: memory for open cases, rebuild time after a restart, breach latency.
     Timers(timers::TimerArgs),
+    /// The live grid: snapshot cost, fold cost, grid command round trip, catch-up.
+    Grid(grid::GridArgs),
 }
 
 #[tokio::main]
@@ -49,5 +57,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::Commit(args) => commit::run(args).await,
         Bench::Timers(args) => timers::run(args).await,
         Bench::Dispatch(args) => dispatch::run(args).await,
+        Bench::Grid(args) => grid::run(args).await,
     }
 }

@@ -6,6 +6,7 @@
 
 mod case;
 mod demo;
+mod grid;
 mod publish;
 mod rejected;
 mod serve;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
+use wangge_engine::grid::{CategoryCatalogue, GridDirectory, GridStream, GridStreamConfig};
 use wangge_engine::log::{JetStreamLog, JetStreamLogConfig};
 
 #[derive(Debug, Parser)]
@@ -49,6 +50,8 @@ enum Command {
     Case(case::CaseArgs),
     /// A grid worker's view: the task inbox, and acting on a task.
     Worker(worker::WorkerArgs),
+    /// Change the grid of the running engines, and show the live grid.
+    Grid(grid::GridArgs),
 }
 
 /// Where NATS is and how the event stream is set up.
@@ -57,7 +60,7 @@ pub struct NatsArgs {
     /// NATS server URL.
     #[arg(long, env = "WANGGE_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
-    /// Replicas of the event stream: 1 on one server, 3 on a cluster.
+    /// Replicas of the event and grid streams: 1 on one server, 3 on a cluster.
     #[arg(long, env = "WANGGE_STREAM_REPLICAS", default_value_t = 1)]
     pub replicas: usize,
 }
@@ -77,6 +80,14 @@ impl NatsArgs {
             ..Default::default()
         };
         Ok(JetStreamLog::open(client, config).await?)
+    }
+
+    pub async fn open_grid_stream(&self, client: async_nats::Client) -> anyhow::Result<GridStream> {
+        let config = GridStreamConfig {
+            replicas: self.replicas,
+            ..Default::default()
+        };
+        Ok(GridStream::open(client, config).await?)
     }
 }
 
@@ -121,6 +132,7 @@ async fn main() -> ExitCode {
         Command::Rejected(args) => rejected::run(args).await,
         Command::Case(args) => case::run(args).await,
         Command::Worker(args) => worker::run(args).await,
+        Command::Grid(args) => grid::run(args).await,
     };
     match result {
         Ok(code) => code,

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use wangge_schemas::grid::{GridReply, GRID_COMMAND_SUBJECT};
 use wangge_schemas::intake::IntakeReply;
 
 use crate::NatsArgs;
-use wangge_engine::intake::rejected::{RejectedEntry, ReplayRecord};
+use wangge_engine::intake::rejected::{RejectedEntry, ReplayRecord, ReplayReply};
 use wangge_engine::intake::{JetStreamRejectedStore, RejectedStore};
 
 #[derive(Debug, Args)]
@@ -77,13 +78,24 @@ pub async fn run(args: RejectedArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("no answer on {subject} within {timeout} s"))?
             .with_context(|| format!("request on {subject} failed (is `wangge serve` running?)"))?;
-            let reply: IntakeReply =
-                serde_json::from_slice(&response.payload).with_context(|| {
-                    format!(
-                        "unexpected answer: {}",
-                        String::from_utf8_lossy(&response.payload)
-                    )
-                })?;
+            let unexpected = || {
+                format!(
+                    "unexpected answer: {}",
+                    String::from_utf8_lossy(&response.payload)
+                )
+            };
+            // A grid command gets a grid reply; everything else kept is an intake message.
+            let reply = if subject == GRID_COMMAND_SUBJECT {
+                ReplayReply::Grid(
+                    serde_json::from_slice::<GridReply>(&response.payload)
+                        .with_context(unexpected)?,
+                )
+            } else {
+                ReplayReply::Intake(
+                    serde_json::from_slice::<IntakeReply>(&response.payload)
+                        .with_context(unexpected)?,
+                )
+            };
             store
                 .record_replay(
                     id,
@@ -94,9 +106,9 @@ pub async fn run(args: RejectedArgs) -> anyhow::Result<ExitCode> {
                 )
                 .await?;
             println!("{}", serde_json::to_string_pretty(&reply)?);
-            Ok(match reply {
-                IntakeReply::Accepted { .. } => ExitCode::SUCCESS,
-                IntakeReply::Rejected { .. } => ExitCode::from(2),
+            Ok(match reply.rejected_code() {
+                None => ExitCode::SUCCESS,
+                Some(_) => ExitCode::from(2),
             })
         }
     }
@@ -104,15 +116,17 @@ pub async fn run(args: RejectedArgs) -> anyhow::Result<ExitCode> {
 
 fn list_line(entry: &RejectedEntry) -> String {
     let r = &entry.rejection;
-    let replay = match &entry.last_replay {
-        Some(ReplayRecord {
-            reply: IntakeReply::Accepted { case_id, .. },
-            ..
-        }) => format!("  [replayed → case {case_id}]"),
-        Some(ReplayRecord {
-            reply: IntakeReply::Rejected { code, .. },
-            ..
-        }) => format!("  [replayed → rejected again: {code}]"),
+    let replay = match entry.last_replay.as_ref().map(|record| &record.reply) {
+        Some(ReplayReply::Intake(IntakeReply::Accepted { case_id, .. })) => {
+            format!("  [replayed → case {case_id}]")
+        }
+        Some(ReplayReply::Grid(GridReply::Accepted { position, .. })) => {
+            format!("  [replayed → grid event at {position}]")
+        }
+        Some(reply) => format!(
+            "  [replayed → rejected again: {}]",
+            reply.rejected_code().unwrap_or("?")
+        ),
         None => String::new(),
     };
     format!(

@@ -1,7 +1,9 @@
-//! `wangge serve`: the engine process. Opens the event and rejected streams (creating or
-//! updating them), takes its share of the case partitions, and runs intake and the
-//! dispatcher until interrupted; on SIGTERM it drains intake, hands its partitions back and
-//! stops.
+//! `wangge serve`: the engine process. Opens the event, rejected and grid streams (creating
+//! or updating them), folds the grid stream over the grid file until it has caught up, takes
+//! its share of the case partitions, and runs intake, grid commands, the dispatcher, the SLA
+//! timers and worker commands until interrupted; on SIGTERM it drains intake, hands its
+//! partitions back and stops. It also serves the HTTP API and the dashboard
+//! (`--http-listen`), over read models in memory that follow the log.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use tracing::info;
 
 use crate::{NatsArgs, ReferenceArgs};
 use wangge_engine::app::{CaseService, SystemClock};
+use wangge_engine::grid::{serve_grid_commands, GridCommandService, GridFollower, SharedGrid};
 use wangge_engine::intake::nats::serve_intake;
 use wangge_engine::intake::{IntakeService, JetStreamRejectedStore};
 use wangge_engine::runtime::dispatcher::{Dispatcher, TaskFastPath};
@@ -21,6 +24,9 @@ use wangge_engine::runtime::{LeaseConfig, PartitionLeases};
 use wangge_engine::tasks::inbox::{TaskPublisher, TaskPublisherConfig, TaskStreamConfig};
 use wangge_engine::tasks::nats::serve_worker_commands;
 use wangge_engine::tasks::WorkerCommandService;
+use wangge_projections::http::{serve_http, ApiState};
+use wangge_projections::runner::RunnerConfig;
+use wangge_projections::{FoldContext, MemoryReadModels};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -48,21 +54,24 @@ pub struct ServeArgs {
     /// Neither read nor write the SLA timer snapshot: rebuild the timers from the whole log.
     #[arg(long, env = "WANGGE_NO_TIMER_SNAPSHOT")]
     no_timer_snapshot: bool,
+    /// Where the HTTP API, the dashboard and `/metrics` listen.
+    #[arg(long, env = "WANGGE_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    http_listen: std::net::SocketAddr,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (grid, categories) = args.reference.load()?;
+    let (grid_file, categories) = args.reference.load()?;
     let client = args.nats.connect().await?;
     let log = args.nats.open_log(client.clone()).await?;
     let rejected = JetStreamRejectedStore::open(client.clone(), args.nats.replicas).await?;
     let cases = Arc::new(CaseService::new(log, Arc::new(SystemClock)));
-    let (districts, communities, buildings) = grid.counts();
+    let (districts, communities, buildings) = grid_file.counts();
     info!(
-        city = grid.city(),
+        city = grid_file.city(),
         districts,
         communities,
         buildings,
-        workers = grid.worker_count(),
+        workers = grid_file.worker_count(),
         categories = categories.len(),
         "reference data loaded"
     );
@@ -75,7 +84,62 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
+    // The live grid: the file, then every grid event on the grid stream. Nothing decides
+    // anything before the grid has caught up with the stream as it is now.
+    let grid_stream = args.nats.open_grid_stream(client.clone()).await?;
+    let grid = SharedGrid::from(grid_file);
+    let mut follower = GridFollower::new(grid_stream.clone(), grid.clone());
+    let position = follower.catch_up().await?;
+    info!(
+        position,
+        workers = grid.load().worker_count(),
+        on_duty = grid.load().on_duty_count(),
+        "live grid ready"
+    );
     let mut background = tokio::task::JoinSet::new();
+    background.spawn(follower.run(stopped()));
+    let grid_commands = Arc::new(GridCommandService::new(
+        grid_stream,
+        grid.clone(),
+        rejected.clone(),
+        Arc::new(SystemClock),
+    ));
+    let (grid_client, until) = (client.clone(), stopped());
+    background.spawn(async move {
+        if let Err(error) = serve_grid_commands(grid_client, grid_commands, until).await {
+            tracing::error!(%error, "grid commands stopped");
+        }
+    });
+
+    let http = tokio::net::TcpListener::bind(args.http_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for http on {}: {e}", args.http_listen))?;
+    let http_address = http.local_addr()?;
+    // The read models in memory, following the log from its start (nothing survives a
+    // restart: they are folded again).
+    let context = FoldContext::new(
+        Arc::new(grid.load().grid().clone()),
+        categories.clone(),
+        Arc::new(SlaReference::bundled()),
+    );
+    let read_models = MemoryReadModels::new(context);
+    background.spawn(read_models.clone().follow(
+        cases.log().clone(),
+        RunnerConfig::default(),
+        stopped(),
+    ));
+    let api = ApiState::new(
+        read_models,
+        Arc::new(grid.load().grid().clone()),
+        Arc::new(SystemClock),
+        Arc::new(cases.log().clone()),
+    );
+    let until = stopped();
+    background.spawn(async move {
+        if let Err(error) = serve_http(http, api, until).await {
+            tracing::error!(%error, "http api stopped");
+        }
+    });
     if !args.intake_only {
         let leases = PartitionLeases::open(
             client.clone(),
@@ -154,7 +218,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let service = Arc::new(IntakeService::new(cases, rejected, grid, categories));
     eprintln!(
-        "wangge instance {instance} serving intake on {} (wangge.intake.<kind>){}; Ctrl-C to stop",
+        "wangge instance {instance} serving intake on {} (wangge.intake.<kind>) and grid commands (wangge.grid.commands){}; dashboard and api on http://{http_address}/; Ctrl-C to stop",
         args.nats.nats_url,
         if args.intake_only {
             ""

@@ -148,7 +148,7 @@ impl Site {
         let url = self.url();
         let child = self
             .command()
-            .args(["serve", "--nats-url", &url])
+            .args(["serve", "--nats-url", &url, "--http-listen", "127.0.0.1:0"])
             .args(extra)
             .env("WANGGE_LOG", "info")
             .stdin(Stdio::null())
@@ -657,4 +657,199 @@ fn replaying_a_message_whose_cause_is_not_fixed_is_refused_again() {
     );
     let case = site.case_show(&case_of("miniprogram", "mp-006").to_string());
     assert_eq!(case.code, 2, "no case was opened: {case:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// grid publish | show
+// ---------------------------------------------------------------------------------------
+
+fn grid_command(message_id: &str, event_type: &str, payload: Value) -> Value {
+    json!({
+        "event_type": event_type,
+        "schema_version": 1,
+        "source": {"system": "grid-admin", "message_id": message_id},
+        "actor": {"kind": "supervisor", "id": "sup-330106001001"},
+        "payload": payload
+    })
+}
+
+#[test]
+fn grid_publish_sends_each_command_of_an_array_and_grid_show_prints_the_live_grid() {
+    let mut site = Site::new();
+    let mut engine = site.serve(&[]);
+    let url = site.url();
+    // Wait until the engine listens (intake and grid commands start together).
+    let warm_up = site.write(
+        "warm-up.json",
+        service_request("k07-warm-up").to_string().as_bytes(),
+    );
+    assert_eq!(site.publish_when_served(&mut engine, &warm_up).code, 0);
+    let changes = json!([
+        grid_command(
+            "add-13",
+            "grid.cell_added",
+            json!({
+            "tier": "building", "code": "330106001001006", "name": "13栋",
+            "parent": "330106001001", "supervisor": "sup-330106001001006"})
+        ),
+        grid_command(
+            "register-zhou",
+            "grid.worker_registered",
+            json!({"worker": {
+            "id": "w-330106001001006", "name": "周晓燕", "cells": ["330106001001006"],
+            "skills": ["drainage"], "on_duty": true}})
+        ),
+        grid_command(
+            "off-ghost",
+            "grid.worker_duty_changed",
+            json!({"worker_id": "w-ghost", "on_duty": false})
+        ),
+    ]);
+    let file = site.write("changes.json", changes.to_string().as_bytes());
+
+    let run = site.run(&["grid", "--nats-url", &url, "publish", path_str(&file)]);
+
+    assert_eq!(run.code, 2, "one command is refused: {run:?}");
+    let replies: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON reply a line"))
+        .collect();
+    assert_eq!(replies.len(), 3, "{}", run.stdout);
+    assert_eq!(replies[0]["status"], "accepted");
+    assert_eq!(replies[0]["position"], 1);
+    assert_eq!(replies[1]["status"], "accepted");
+    assert_eq!(replies[1]["position"], 2);
+    assert_eq!(replies[2]["status"], "rejected");
+    assert_eq!(replies[2]["code"], "unknown_worker");
+    assert_eq!(replies[2]["field"], "payload.worker_id");
+
+    let summary = site.run(&["grid", "--nats-url", &url, "show"]);
+    assert_eq!(summary.code, 0, "{summary:?}");
+    assert!(
+        summary
+            .stdout
+            .contains("grid stream: position 2 (2 events, 0 refused)"),
+        "{}",
+        summary.stdout
+    );
+    assert!(
+        summary.stdout.contains("1193 buildings"),
+        "{}",
+        summary.stdout
+    );
+
+    let cell = site.run(&["grid", "--nats-url", &url, "show", "330106001001006"]);
+    assert_eq!(cell.code, 0, "{cell:?}");
+    for expected in [
+        "cell:       330106001001006 (building)",
+        "parent:     330106001001 学院公寓社区 (community)",
+        "supervisor: sup-330106001001006",
+        "  w-330106001001006  周晓燕  on duty  skills: drainage",
+    ] {
+        assert!(
+            cell.stdout.contains(expected),
+            "{expected:?} in:\n{}",
+            cell.stdout
+        );
+    }
+
+    let unknown = site.run(&["grid", "--nats-url", &url, "show", "330106001001999"]);
+    assert_eq!(unknown.code, 2, "{unknown:?}");
+
+    // The refused command is kept with the other refused messages.
+    let list = site.rejected(&["list"]);
+    assert!(
+        list.stdout.contains("wangge.grid.commands") && list.stdout.contains("unknown_worker"),
+        "{}",
+        list.stdout
+    );
+    engine.stop();
+}
+
+// ---------------------------------------------------------------------------------------
+// serve: the HTTP API and the dashboard
+// ---------------------------------------------------------------------------------------
+
+/// The address `wangge serve` says its dashboard is on.
+fn http_address(engine: &mut Engine) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        engine.assert_running();
+        let log = engine.log();
+        if let Some(rest) = log.split("dashboard and api on http://").nth(1) {
+            return rest.split('/').next().expect("an address").to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve never printed its address:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A plain HTTP/1.1 GET: the status and the body.
+fn http_get(address: &str, path: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the api");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the response");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_owned());
+    (status, body)
+}
+
+#[test]
+fn serve_answers_the_api_and_the_dashboard_over_the_cases_it_takes_in() {
+    let mut site = Site::new();
+    let mut engine = site.serve(&["--intake-only"]);
+    let address = http_address(&mut engine);
+    let (status, page) = http_get(&address, "/");
+    assert_eq!(status, 200);
+    assert!(page.contains("网格治理监督看板"));
+
+    let file = site.write(
+        "report.json",
+        resident_report("mp-http-1", "drainage.blocked")
+            .to_string()
+            .as_bytes(),
+    );
+    let run = site.publish_when_served(&mut engine, &file);
+    assert_eq!(run.code, 0, "{run:?}");
+    let case_id = case_of("miniprogram", "mp-http-1");
+
+    // The read models follow the log: the case shows up in the API.
+    let deadline = Instant::now() + WAIT;
+    let case = loop {
+        let (status, body) = http_get(&address, &format!("/api/v1/cases/{case_id}"));
+        if status == 200 {
+            break serde_json::from_str::<Value>(&body).expect("json");
+        }
+        assert_eq!(status, 404, "{body}");
+        assert!(Instant::now() < deadline, "the case never reached the api");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(case["status"], "reported");
+    assert_eq!(case["title"], "广场舞音响太吵");
+    let (status, body) = http_get(&address, "/api/v1/cases?limit=0");
+    assert_eq!(status, 400);
+    let refusal: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(refusal["field"], "limit");
+    let (status, metrics) = http_get(&address, "/metrics");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("wangge_projection_behind{projection=\"cases\"}"));
+    engine.stop();
 }

@@ -6,8 +6,11 @@
 #     JetStream must answer on 127.0.0.1:4222 (store under /var/lib/nats-server).
 #   * PostgreSQL: must answer on 127.0.0.1:5432, and user postgres must be able to log in over
 #     TCP from localhost without a password (trust). Development only, never production.
+#   * Headless Chromium and chromedriver (/usr/bin/chromium, /usr/bin/chromedriver) for the
+#     dashboard's end-to-end test, and a CJK font so its screenshot shows the Chinese labels.
 #
-# Missing Debian packages (nats-server, postgresql, postgresql-client) are installed with apt-get.
+# Missing Debian packages (nats-server, postgresql, postgresql-client, chromium,
+# chromium-driver, fonts-wqy-microhei) are installed with apt-get.
 # Idempotent: when everything is already fine it changes nothing and prints only the versions.
 # Works as root or, for a normal user, through sudo (only for the steps that need it).
 # There is no systemd in our containers, so services are started directly, never via systemctl.
@@ -110,6 +113,13 @@ if ! command -v psql >/dev/null 2>&1 || ! command -v pg_isready >/dev/null 2>&1;
 fi
 # The server package is only needed when nothing answers on the port already (a developer may
 # run PostgreSQL some other way, e.g. in a container publishing 5432).
+# The dashboard's end-to-end test drives headless Chromium through chromedriver.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+dpkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+if command -v dpkg-query >/dev/null 2>&1 && ! dpkg_installed fonts-wqy-microhei; then
+    missing+=(fonts-wqy-microhei)
+fi
 if ! pg_server_installed || ! command -v pg_ctlcluster >/dev/null 2>&1; then
     if ! port_open "$PG_HOST" "$PG_PORT"; then
         missing+=(postgresql)
@@ -277,3 +287,4 @@ esac
 log "nats-server ${nats_version:-unknown} at $NATS_BIN, JetStream on $NATS_HOST:$NATS_PORT$nats_note"
 log "PostgreSQL server $(pg_trust_login 'show server_version') on $PG_HOST:$PG_PORT"
 log "$(psql --version)"
+log "$(chromium --version 2>/dev/null || echo 'chromium: version unknown'), $(chromedriver --version 2>/dev/null | cut -d' ' -f1-2)"

@@ -19,6 +19,8 @@ use crate::events::CaseEvent;
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
 pub struct CaseId(pub Uuid);
 
 impl CaseId {
@@ -60,6 +62,7 @@ impl FromStr for CaseId {
 
 /// Who caused an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Actor {
     pub kind: ActorKind,
     /// The actor's id in its own system: a resident's account, a worker's staff number, or
@@ -96,6 +99,7 @@ impl Actor {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ActorKind {
     Resident,
     GridWorker,
@@ -120,6 +124,7 @@ pub struct Source {
 /// Codes follow the published hierarchical scheme (area 6 digits + street 3 for the
 /// district, + community 3, + cell 3 for the building), so each code is a prefix of the next.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GridLocation {
     pub district: String,
     pub community: String,

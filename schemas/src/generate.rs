@@ -15,7 +15,9 @@ use serde_json::{Map, Value};
 
 use crate::envelope::EventEnvelope;
 use crate::events::EVENT_CATALOGUE;
-use crate::grid::{CategoryFile, GridEventEnvelope, GridFile, GRID_EVENT_CATALOGUE};
+use crate::grid::{
+    CategoryFile, GridCommand, GridEventEnvelope, GridFile, GridReply, GRID_EVENT_CATALOGUE,
+};
 use crate::intake::{IntakeReply, PatrolFindingV1, ResidentReportV1, ServiceRequestV1};
 use crate::upcast::CaseResolvedV1;
 use crate::worker::{TaskMessage, WorkerCommandV1, WorkerReply};
@@ -42,6 +44,12 @@ pub const CATEGORY_FILE_PATH: &str = "grid/categories.json";
 
 /// Path of the schema that accepts a grid event of any type at its current version.
 pub const GRID_ENVELOPE_PATH: &str = "grid/events/envelope.json";
+
+/// Path of the schema of a grid command (what is sent to `wangge.grid.commands`).
+pub const GRID_COMMAND_PATH: &str = "grid/command.json";
+
+/// Path of the schema of the engine's reply to a grid command.
+pub const GRID_REPLY_PATH: &str = "grid/reply.json";
 
 /// Path, relative to `schemas/json/`, of the schema of one grid event type at one version.
 pub fn grid_event_schema_path(event_type: &str, version: u16) -> String {
@@ -129,6 +137,8 @@ fn grid_schemas() -> BTreeMap<String, Value> {
     for (path, schema) in [
         (GRID_FILE_PATH, root_schema::<GridFile>()),
         (CATEGORY_FILE_PATH, root_schema::<CategoryFile>()),
+        (GRID_COMMAND_PATH, root_schema::<GridCommand>()),
+        (GRID_REPLY_PATH, root_schema::<GridReply>()),
     ] {
         schemas.insert(path.to_owned(), finish(path, schema));
     }

@@ -7,7 +7,10 @@
 //! - [`CategoryFile`]: the case categories and how each one is routed
 //!   (`deploy/grid/categories.json`).
 //! - [`GridEvent`] in a [`GridEventEnvelope`]: a cell added, a worker registered, a worker's
-//!   duty, skills or cells changed. The engine folds them over the state loaded from the file.
+//!   duty, skills or cells changed. The engine keeps them on the grid stream and folds them
+//!   over the state loaded from the file.
+//! - [`GridCommand`] and [`GridReply`]: how an operator's tool or another system asks for a
+//!   grid event (request-reply on `wangge.grid.commands`), and the engine's answer.
 //!
 //! As for case events, these types are the source of truth and the JSON Schemas under
 //! `schemas/json/grid/` are generated from them. The rules a grid must keep beyond its shape
@@ -18,9 +21,10 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::envelope::Actor;
+use crate::envelope::{Actor, Source};
 use crate::events::{IntakeKind, Priority, Tier};
 use crate::upcast::DecodeError;
 
@@ -303,11 +307,13 @@ pub struct WorkerCellsChanged {
     pub cells: Vec<String>,
 }
 
-/// The envelope a grid event travels in.
+/// The envelope a grid event travels in, on the grid stream (`WANGGE_GRID`, subject
+/// `wangge.grid.events`): one message per event, in the order the grid changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "Wangge grid event envelope")]
 pub struct GridEventEnvelope {
-    /// Unique id of this event (UUIDv7, time ordered).
+    /// Unique id of this event: derived (UUIDv8) from `source`, so a command sent twice
+    /// names the same event.
     pub event_id: Uuid,
     /// The event type and its payload.
     #[serde(flatten)]
@@ -315,28 +321,143 @@ pub struct GridEventEnvelope {
     /// Version of the payload's schema for this event type.
     #[schemars(range(min = 1))]
     pub schema_version: u16,
-    /// When the change took effect.
+    /// When the change took effect, per the sender (when the engine recorded it if the
+    /// sender did not say).
     pub occurred_at: DateTime<Utc>,
+    /// When the engine recorded it.
+    pub recorded_at: DateTime<Utc>,
     /// Who made the change: an operator (`supervisor`) or a system (`system`).
     pub actor: Actor,
+    /// The sending system and its own id for the command; the idempotency key.
+    pub source: Source,
 }
 
 impl GridEventEnvelope {
     /// Wraps `event` at its current schema version.
-    pub fn new(event_id: Uuid, occurred_at: DateTime<Utc>, actor: Actor, event: GridEvent) -> Self {
+    pub fn new(event_id: Uuid, event: GridEvent, meta: GridEventMeta) -> Self {
         let schema_version = event.schema_version();
         Self {
             event_id,
             event,
             schema_version,
-            occurred_at,
-            actor,
+            occurred_at: meta.occurred_at,
+            recorded_at: meta.recorded_at,
+            actor: meta.actor,
+            source: meta.source,
         }
     }
 
     pub fn event_type(&self) -> &'static str {
         self.event.event_type()
     }
+}
+
+/// Everything about a grid event but the event itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GridEventMeta {
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub actor: Actor,
+    pub source: Source,
+}
+
+/// The id of the grid event a source message becomes: a UUIDv8 from SHA-256 of the
+/// source, so the same `(system, message_id)` always names the same event.
+pub fn grid_event_id(source: &Source) -> Uuid {
+    let mut hasher = Sha256::new();
+    hasher.update(b"wangge.grid.v1\0");
+    hasher.update(source.system.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(source.message_id.as_bytes());
+    let digest = hasher.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Uuid::new_v8(bytes)
+}
+
+// ---------------------------------------------------------------------------------------
+// Grid commands: how operators and other systems change the grid
+// ---------------------------------------------------------------------------------------
+
+/// The subject grid commands are sent to, by request-reply.
+pub const GRID_COMMAND_SUBJECT: &str = "wangge.grid.commands";
+
+/// Largest grid command accepted, in bytes of JSON.
+pub const MAX_GRID_COMMAND_BYTES: usize = 64 * 1024;
+
+/// Longest source system, message id or actor id, in characters.
+pub const MAX_GRID_ID_CHARS: usize = 128;
+
+/// Longest name of a cell or a worker, or a worker's department, in characters.
+pub const MAX_GRID_NAME_CHARS: usize = 100;
+
+/// Most cells one worker covers, and most skills one worker has.
+pub const MAX_GRID_LIST_ITEMS: usize = 256;
+
+/// One change to the grid, as an operator's tool or another system sends it to
+/// `wangge.grid.commands`. It is the grid event it asks for without what the engine adds
+/// (`event_id`, `recorded_at`); `schema_version` is the version of the event type's payload.
+///
+/// Unknown fields are refused, at the top level and in the payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "Wangge grid command", extend("unevaluatedProperties" = false))]
+pub struct GridCommand {
+    /// The event type and its payload.
+    #[serde(flatten)]
+    pub event: GridEvent,
+    /// Version of the payload's schema for this event type (see the event's own schema).
+    #[schemars(range(min = 1))]
+    pub schema_version: u16,
+    /// The sending system and its own id for this command, unique per system. The
+    /// idempotency key: the same command sent again, a second or a month later, changes
+    /// the grid once; the reply then says `duplicate: true`.
+    pub source: Source,
+    /// Who makes the change.
+    pub actor: Actor,
+    /// When the change takes effect; absent: when the engine records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<DateTime<Utc>>,
+}
+
+/// The top-level fields a [`GridCommand`] may have.
+pub const GRID_COMMAND_FIELDS: &[&str] = &[
+    "event_type",
+    "payload",
+    "schema_version",
+    "source",
+    "actor",
+    "occurred_at",
+];
+
+/// The engine's answer to a grid command (the reply of request-reply).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+#[schemars(title = "Wangge grid command reply")]
+pub enum GridReply {
+    /// The change is on the grid stream (or, on a retry, already was).
+    Accepted {
+        /// The grid event's id.
+        event_id: Uuid,
+        event_type: String,
+        /// The event's position on the grid stream.
+        position: u64,
+        /// True when this command was seen before and nothing new was written.
+        duplicate: bool,
+    },
+    /// The command was refused and changed nothing; it is kept in the rejected stream.
+    Rejected {
+        /// Machine-readable reason, e.g. `unknown_worker`, `duplicate_cell`.
+        code: String,
+        /// JSON path of the offending field, e.g. `payload.worker_id`; absent for
+        /// whole-message errors.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+        /// Human-readable explanation.
+        reason: String,
+        /// Where the refused message is kept (its sequence in the rejected stream).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rejected_id: Option<u64>,
+    },
 }
 
 /// Decodes one stored grid event, refusing unknown types and versions this crate cannot read.

@@ -79,11 +79,12 @@ pub fn apply(mut state: CaseState, envelope: &EventEnvelope) -> CaseState {
         state.location = Some(envelope.location.clone());
     }
 
+    let before = state.status;
+    state.status = before.after(&envelope.event);
     match &envelope.event {
         CaseEvent::Reported(reported) => {
             // A second report of an existing case adds nothing: the first one defined it.
-            if state.status == CaseStatus::New {
-                state.status = CaseStatus::Reported;
+            if before == CaseStatus::New {
                 state.location = Some(envelope.location.clone());
                 state.intake_kind = Some(reported.details.intake_kind());
                 state.reported_category = Some(reported.reported_category.clone());
@@ -101,76 +102,55 @@ pub fn apply(mut state: CaseState, envelope: &EventEnvelope) -> CaseState {
         CaseEvent::Accepted(accepted) => {
             state.category = Some(accepted.category.clone());
             state.priority = Some(accepted.priority);
-            state.status = CaseStatus::AwaitingDispatch;
         }
-        CaseEvent::Rejected(_) => state.status = CaseStatus::Rejected,
         CaseEvent::Merged(merged) => {
             state.merged_into = Some(merged.into_case_id);
-            state.status = CaseStatus::Merged;
         }
         CaseEvent::Dispatched(dispatched) => {
             state.tier = Some(dispatched.tier);
             state.cell = Some(dispatched.cell.clone());
             state.assignee = Some(dispatched.assignee.clone());
-            state.status = CaseStatus::Dispatched;
         }
         CaseEvent::Acknowledged(acknowledged) => {
             state.assignee = Some(acknowledged.worker_id.clone());
-            state.status = CaseStatus::Acknowledged;
         }
         CaseEvent::Declined(_) => {
             state.assignee = None;
-            state.status = CaseStatus::AwaitingDispatch;
         }
         CaseEvent::Reassigned(reassigned) => {
-            // The new worker has to take the task like any dispatched one.
             state.assignee = Some(reassigned.to_worker.clone());
             state.tier = Some(reassigned.tier);
             state.cell = Some(reassigned.cell.clone());
-            state.status = CaseStatus::Dispatched;
         }
         CaseEvent::HandlingStarted(started) => {
             state.assignee = Some(started.worker_id.clone());
-            state.status = CaseStatus::InProgress;
         }
         CaseEvent::Suspended(suspended) => {
             state.suspension = Some(suspended.reason);
-            state.status = CaseStatus::Suspended;
         }
-        CaseEvent::Resumed(_) => state.status = CaseStatus::InProgress,
-        // Deadlines are the SLA engine's business; the case itself does not change.
-        CaseEvent::ExtensionGranted(_) => {}
         CaseEvent::Resolved(resolved) => {
             state.assignee = Some(resolved.worker_id.clone());
-            state.status = CaseStatus::Resolved;
         }
-        // The closing event that follows it changes the status.
-        CaseEvent::Verified(_) => {}
         CaseEvent::ReworkRequested(_) => {
             state.rework_count = state.rework_count.saturating_add(1);
-            state.status = CaseStatus::InProgress;
         }
         CaseEvent::Closed(closed) => {
             state.closure = Some(closed.closure);
             state.evaluated = false;
-            state.status = CaseStatus::Closed;
         }
         CaseEvent::Reopened(_) => {
             state.reopen_count = state.reopen_count.saturating_add(1);
             state.assignee = None;
-            state.status = CaseStatus::AwaitingDispatch;
         }
         CaseEvent::Evaluated(evaluated) => {
             state.satisfaction = Some(evaluated.satisfaction);
             state.evaluated = true;
         }
-        CaseEvent::CommentAdded(_) => {}
         CaseEvent::Escalated(escalated) => {
             state.escalation_count = state.escalation_count.saturating_add(1);
             state.tier = Some(escalated.to_tier);
             state.cell = Some(escalated.cell.clone());
             state.assignee = None;
-            state.status = CaseStatus::AwaitingDispatch;
         }
         CaseEvent::SlaWarning(warning) => {
             state.sla_warnings.insert((warning.step, warning.deadline));
@@ -178,7 +158,13 @@ pub fn apply(mut state: CaseState, envelope: &EventEnvelope) -> CaseState {
         CaseEvent::SlaBreached(breach) => {
             state.sla_breaches.insert((breach.step, breach.deadline));
         }
-        CaseEvent::Voided(_) => state.status = CaseStatus::Voided,
+        // Only the status moves (deadlines are the SLA fold's business).
+        CaseEvent::Rejected(_)
+        | CaseEvent::Resumed(_)
+        | CaseEvent::ExtensionGranted(_)
+        | CaseEvent::Verified(_)
+        | CaseEvent::CommentAdded(_)
+        | CaseEvent::Voided(_) => {}
     }
 
     // Derived fields follow the status, whatever order the events came in.

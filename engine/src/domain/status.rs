@@ -3,6 +3,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use wangge_schemas::CaseEvent;
 
 /// The status of a case, derived from its events.
 ///
@@ -62,6 +63,39 @@ impl CaseStatus {
             self,
             Self::Closed | Self::Rejected | Self::Merged | Self::Voided
         )
+    }
+
+    /// The status after `event`: the closed loop's transitions as the case fold applies them
+    /// (total, like the fold: any event in any status gives a status). Read models use the
+    /// same function, so they never disagree with the aggregate about where a case stands.
+    pub fn after(self, event: &CaseEvent) -> CaseStatus {
+        use CaseEvent as E;
+        match event {
+            // A second report of an existing case changes nothing.
+            E::Reported(_) if self == Self::New => Self::Reported,
+            E::Reported(_) => self,
+            E::Accepted(_) | E::Declined(_) | E::Reopened(_) | E::Escalated(_) => {
+                Self::AwaitingDispatch
+            }
+            E::Rejected(_) => Self::Rejected,
+            E::Merged(_) => Self::Merged,
+            // A reassigned worker has to take the task like any dispatched one.
+            E::Dispatched(_) | E::Reassigned(_) => Self::Dispatched,
+            E::Acknowledged(_) => Self::Acknowledged,
+            E::HandlingStarted(_) | E::Resumed(_) | E::ReworkRequested(_) => Self::InProgress,
+            E::Suspended(_) => Self::Suspended,
+            E::Resolved(_) => Self::Resolved,
+            E::Closed(_) => Self::Closed,
+            E::Voided(_) => Self::Voided,
+            // Verification is followed by the closing event, which changes the status; the
+            // rest are facts about a case that do not move it.
+            E::Verified(_)
+            | E::ExtensionGranted(_)
+            | E::Evaluated(_)
+            | E::CommentAdded(_)
+            | E::SlaWarning(_)
+            | E::SlaBreached(_) => self,
+        }
     }
 
     /// The stable snake_case name, as serialized.

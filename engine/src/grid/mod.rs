@@ -11,24 +11,44 @@
 //!   changed). Loading a file is folding the events that build it, so a file and the
 //!   run-time events are held to the same rules.
 //! - [`skills`] — what a worker's skill covers.
-//! - [`file`] — reading a grid file (the only I/O here, at start-up).
+//! - [`file`] — reading a grid file (at start-up).
 //! - [`categories`] — the [`CategoryCatalogue`].
+//!
+//! The grid changes at run time, by grid events on the grid stream:
+//!
+//! - [`live`] — [`SharedGrid`], the handle every component reads the grid through, swapped
+//!   atomically when a grid event arrives, and [`LiveGrid`], its pure fold.
+//! - [`stream`] — the grid stream on JetStream (`WANGGE_GRID`, `wangge.grid.events`) and the
+//!   [`GridFollower`] that folds it into a [`SharedGrid`].
+//! - [`commands`] — checking a grid command (pure): bytes → a command or a rejection naming
+//!   the field and the reason.
+//! - [`service`] — grid commands end to end on `wangge.grid.commands`: check, append
+//!   conditionally, reply; refusals kept in the rejected-message store.
 //!
 //! [`GridDirectory`] is the name intake and the CLI know the grid by; it is [`GridState`].
 
 pub mod categories;
+pub mod commands;
 pub mod file;
+pub mod live;
+pub mod service;
 pub mod skills;
 pub mod state;
+pub mod stream;
 
 pub use categories::CategoryCatalogue;
+pub use commands::{check_against, parse_grid_command, GridRejection};
 pub use file::{events_of_file, SAMPLE_CATEGORIES_JSON, SAMPLE_CITY_JSON};
+pub use live::{GridSnapshot, LiveGrid, ProcessedGridMessage, SharedGrid};
+pub use service::{serve_grid_commands, GridCommandService, GRID_QUEUE_GROUP};
 pub use skills::{skill_covers, skill_problem};
 pub use state::{tier_name, GridCell, GridError, GridState, Worker};
+pub use stream::{GridFollower, GridStream, GridStreamConfig, GridStreamError};
 pub use wangge_schemas::grid::{
-    BuildingCell, Category, CategoryFile, CellAdded, CommunityCell, DistrictCell, GridEvent,
-    GridEventEnvelope, GridFile, GridWorker, RoutingRule, WorkerCellsChanged, WorkerDutyChanged,
-    WorkerRegistered, WorkerSkillsChanged, DEFAULT_CALENDAR,
+    BuildingCell, Category, CategoryFile, CellAdded, CommunityCell, DistrictCell, GridCommand,
+    GridEvent, GridEventEnvelope, GridFile, GridReply, GridWorker, RoutingRule, WorkerCellsChanged,
+    WorkerDutyChanged, WorkerRegistered, WorkerSkillsChanged, DEFAULT_CALENDAR,
+    GRID_COMMAND_SUBJECT,
 };
 
 /// The grid as intake and the CLI look it up: the state folded from the grid file and any

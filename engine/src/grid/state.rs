@@ -6,11 +6,14 @@
 //! ([`super::file`]), and the events published at run time go through the same door, so a
 //! file and the log are held to the same rules:
 //!
-//! - cell codes are unique across tiers; a district has no parent, a community's parent is
-//!   a district and a building's a community, and a cell's code starts with its parent's;
-//! - every cell has a supervisor; only districts name a business calendar;
-//! - worker ids are unique; a worker covers at least one cell, every one of which exists,
-//!   and its skills are well formed (see [`super::skills`]).
+//! - cell codes are 1 to 32 ASCII letters or digits, unique across tiers; a district has no
+//!   parent, a community's parent is a district and a building's a community, and a cell's
+//!   code starts with its parent's;
+//! - every cell has a supervisor, whose id is a valid worker id (the supervisor acts on cases
+//!   through worker commands); only districts name a business calendar;
+//! - worker ids are unique and valid (1 to 64 ASCII letters, digits, `-` or `_`: an id names
+//!   the worker's task inbox subject); a worker covers at least one cell, every one of which
+//!   exists, and its skills are well formed (see [`super::skills`]).
 //!
 //! Nothing here performs I/O, so the routing policy in `domain::routing` can read it.
 
@@ -20,6 +23,7 @@ use wangge_schemas::grid::{
     CellAdded, GridEvent, GridWorker, WorkerCellsChanged, WorkerDutyChanged, WorkerSkillsChanged,
     DEFAULT_CALENDAR,
 };
+use wangge_schemas::worker::is_valid_worker_id;
 use wangge_schemas::{GridLocation, Tier};
 
 use super::skills::{skill_covers, skill_problem};
@@ -38,6 +42,17 @@ pub fn tier_name(tier: &Tier) -> &'static str {
 pub enum GridError {
     #[error("a {} cell has an empty code", tier_name(.tier))]
     EmptyCellCode { tier: Tier },
+    #[error("{} code `{code}` is not 1 to {MAX_CELL_CODE_CHARS} ASCII letters or digits", tier_name(.tier))]
+    InvalidCellCode { code: String, tier: Tier },
+    #[error(
+        "{} {code} names supervisor `{supervisor}`, which is not a valid person id (1 to 64 ASCII letters, digits, `-` or `_`)",
+        tier_name(.tier)
+    )]
+    InvalidSupervisor {
+        code: String,
+        tier: Tier,
+        supervisor: String,
+    },
     #[error("{} {code} has an empty {field}", tier_name(.tier))]
     EmptyCellField {
         code: String,
@@ -89,6 +104,8 @@ pub enum GridError {
     },
     #[error("a worker has an empty id")]
     EmptyWorkerId,
+    #[error("worker id `{id}` is not 1 to 64 ASCII letters, digits, `-` or `_`")]
+    InvalidWorkerId { id: String },
     #[error("worker {id} has an empty name")]
     EmptyWorkerName { id: String },
     #[error("worker {id} is already registered")]
@@ -107,6 +124,16 @@ pub enum GridError {
         skill: String,
         reason: &'static str,
     },
+}
+
+/// Longest cell code.
+pub const MAX_CELL_CODE_CHARS: usize = 32;
+
+/// Whether `code` can name a cell: 1 to [`MAX_CELL_CODE_CHARS`] ASCII letters or digits.
+pub fn is_valid_cell_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= MAX_CELL_CODE_CHARS
+        && code.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// One cell of the grid.
@@ -242,6 +269,12 @@ impl GridState {
         if code.is_empty() {
             return Err(GridError::EmptyCellCode { tier });
         }
+        if !is_valid_cell_code(code) {
+            return Err(GridError::InvalidCellCode {
+                code: code.clone(),
+                tier,
+            });
+        }
         let empty = |field| GridError::EmptyCellField {
             code: code.clone(),
             tier,
@@ -252,6 +285,13 @@ impl GridState {
         }
         if supervisor.trim().is_empty() {
             return Err(empty("supervisor"));
+        }
+        if !is_valid_worker_id(supervisor) {
+            return Err(GridError::InvalidSupervisor {
+                code: code.clone(),
+                tier,
+                supervisor: supervisor.clone(),
+            });
         }
         if let Some(existing) = self.cells.get(code) {
             return Err(GridError::DuplicateCell {
@@ -362,6 +402,11 @@ impl GridState {
         if worker.id.trim().is_empty() {
             return Err(GridError::EmptyWorkerId);
         }
+        if !is_valid_worker_id(&worker.id) {
+            return Err(GridError::InvalidWorkerId {
+                id: worker.id.clone(),
+            });
+        }
         if worker.name.trim().is_empty() {
             return Err(GridError::EmptyWorkerName {
                 id: worker.id.clone(),
@@ -453,6 +498,31 @@ impl GridState {
     /// A cell of any tier by its code.
     pub fn cell(&self, code: &str) -> Option<&GridCell> {
         self.cells.get(code)
+    }
+
+    /// The cells directly inside `code`, in order of code. Walks every cell: for tools, not
+    /// for decisions on the hot path.
+    pub fn children(&self, code: &str) -> Vec<&GridCell> {
+        let mut children: Vec<&GridCell> = self
+            .cells
+            .values()
+            .filter(|cell| cell.parent.as_deref() == Some(code))
+            .collect();
+        children.sort_by(|a, b| a.code.cmp(&b.code));
+        children
+    }
+
+    /// How many workers are on duty.
+    pub fn on_duty_count(&self) -> usize {
+        self.workers
+            .values()
+            .filter(|worker| worker.on_duty)
+            .count()
+    }
+
+    /// Every cell of every tier, in no particular order.
+    pub fn cells(&self) -> impl Iterator<Item = &GridCell> {
+        self.cells.values()
     }
 
     /// The cell that encloses `code`; `None` for a district or an unknown code.

@@ -1,8 +1,9 @@
 //! The rejected-message store: every message the engine refused, kept byte for byte with its
 //! headers and the reason, so an operator can see it, fix the cause and replay it.
 //!
-//! On NATS it is a stream of its own (`WANGGE_REJECTED`): the original message at
-//! `wangge.rejected.message.<kind>` (body = original bytes, headers = original headers plus
+//! Intake messages and grid commands are kept here alike. On NATS it is a stream of its own
+//! (`WANGGE_REJECTED`): the original message at `wangge.rejected.message.<kind>` (`<kind>`
+//! is the intake kind, or `grid_commands`; body = original bytes, headers = original headers plus
 //! `Wangge-Reject-*`; a sender's own `Nats-*` headers are stored as `Wangge-Sender-Nats-*` so
 //! JetStream does not act on them), and each replay's outcome at `wangge.rejected.replay.<id>`.
 
@@ -18,6 +19,7 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use wangge_schemas::grid::GridReply;
 use wangge_schemas::intake::IntakeReply;
 
 /// Headers added to a kept message; everything else is the sender's own.
@@ -68,7 +70,27 @@ pub struct RejectedEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplayRecord {
     pub replayed_at: DateTime<Utc>,
-    pub reply: IntakeReply,
+    pub reply: ReplayReply,
+}
+
+/// What a replayed message got back: an intake reply, or a grid command's. Stored as the
+/// reply itself (untagged), so records written before grid commands were kept still read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReplayReply {
+    Intake(IntakeReply),
+    Grid(GridReply),
+}
+
+impl ReplayReply {
+    /// The refusal's code, when the replay was refused again.
+    pub fn rejected_code(&self) -> Option<&str> {
+        match self {
+            Self::Intake(IntakeReply::Rejected { code, .. })
+            | Self::Grid(GridReply::Rejected { code, .. }) => Some(code),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -206,11 +228,19 @@ impl JetStreamRejectedStore {
     }
 
     fn message_subject(&self, original_subject: &str) -> String {
-        let kind = original_subject
-            .rsplit('.')
-            .next()
-            .filter(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or("unknown");
+        // Intake messages by their kind (the subject's last token); a grid command as
+        // `grid_commands`.
+        let kind = if original_subject == wangge_schemas::grid::GRID_COMMAND_SUBJECT {
+            "grid_commands"
+        } else {
+            original_subject
+                .rsplit('.')
+                .next()
+                .filter(|t| {
+                    !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                })
+                .unwrap_or("unknown")
+        };
         format!("{}.message.{kind}", self.prefix)
     }
 

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use wangge_schemas::intake::IntakeReply;
 
 use crate::app::{CaseService, CommandError};
-use crate::grid::{CategoryCatalogue, GridDirectory};
+use crate::grid::{CategoryCatalogue, SharedGrid};
 use crate::intake::rejected::{RejectedStore, Rejection};
 use crate::intake::validate::{validate_intake, ReferenceData};
 use crate::intake::INTAKE_SUBJECT_PREFIX;
@@ -20,7 +20,8 @@ use crate::log::EventLog;
 pub struct IntakeService<L, R> {
     cases: Arc<CaseService<L>>,
     rejected: R,
-    grid: Arc<GridDirectory>,
+    /// The live grid; each message is checked against one snapshot of it.
+    grid: SharedGrid,
     categories: Arc<CategoryCatalogue>,
 }
 
@@ -36,13 +37,13 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
     pub fn new(
         cases: Arc<CaseService<L>>,
         rejected: R,
-        grid: Arc<GridDirectory>,
+        grid: impl Into<SharedGrid>,
         categories: Arc<CategoryCatalogue>,
     ) -> Self {
         Self {
             cases,
             rejected,
-            grid,
+            grid: grid.into(),
             categories,
         }
     }
@@ -62,11 +63,15 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
             .strip_prefix(INTAKE_SUBJECT_PREFIX)
             .and_then(|rest| rest.strip_prefix('.'))
             .filter(|kind| !kind.is_empty());
-        let reference = ReferenceData {
-            grid: &self.grid,
-            categories: &self.categories,
+        let checked = {
+            let grid = self.grid.load();
+            let reference = ReferenceData {
+                grid: &grid,
+                categories: &self.categories,
+            };
+            validate_intake(subject_kind, &message.payload, reference)
         };
-        let valid = match validate_intake(subject_kind, &message.payload, reference) {
+        let valid = match checked {
             Ok(valid) => valid,
             Err(rejection) => {
                 return self

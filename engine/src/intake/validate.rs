@@ -221,7 +221,7 @@ fn read_schema_version(value: Option<&Value>) -> Result<(), IntakeRejection> {
 }
 
 /// Deserializes into the kind's struct, turning serde's message into a code and a field path.
-fn typed<T: DeserializeOwned>(value: Value) -> Result<T, IntakeRejection> {
+pub(crate) fn typed<T: DeserializeOwned>(value: Value) -> Result<T, IntakeRejection> {
     serde_path_to_error::deserialize::<_, T>(value).map_err(|error| {
         let path = error.path().to_string();
         let message = error.inner().to_string();
@@ -270,7 +270,7 @@ fn backticked_after<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
     rest.split('`').next()
 }
 
-fn json_type(value: &Value) -> &'static str {
+pub(crate) fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -1,5 +1,25 @@
-//! NATS plumbing shared by the engine's request-reply fronts (intake, worker commands).
+//! NATS plumbing shared by the engine's request-reply fronts (intake, worker commands, grid
+//! commands).
 
 pub mod queue_server;
 
 pub use queue_server::{serve_queue, QueueServer};
+
+/// A message's headers as `(name, value)` pairs, in order (a header may repeat).
+pub fn headers_of(message: &async_nats::Message) -> Vec<(String, String)> {
+    message
+        .headers
+        .as_ref()
+        .map(|headers| {
+            headers
+                .iter()
+                .flat_map(|(name, values)| {
+                    let name: &str = name.as_ref();
+                    values
+                        .iter()
+                        .map(move |value| (name.to_owned(), value.as_str().to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -20,7 +20,7 @@ use wangge_schemas::{Actor, CaseEvent, CaseId, Source};
 use crate::app::{CaseService, CommandError, CommandRequest};
 use crate::domain::routing::{route, RouteDecision, RouteRequest};
 use crate::domain::{CaseCommand, CaseState, CaseStatus};
-use crate::grid::{CategoryCatalogue, GridDirectory};
+use crate::grid::{CategoryCatalogue, SharedGrid};
 use crate::log::{EventLog, LogPosition, StoredCommit};
 use crate::runtime::loads::WorkerLoads;
 use crate::runtime::Ownership;
@@ -53,7 +53,8 @@ pub struct TaskFastPath {
 pub struct Dispatcher<L> {
     task_fast_path: Option<TaskFastPath>,
     cases: Arc<CaseService<L>>,
-    grid: Arc<GridDirectory>,
+    /// The live grid; each routing decision reads one snapshot of it.
+    grid: SharedGrid,
     categories: Arc<CategoryCatalogue>,
     loads: Mutex<WorkerLoads>,
     cursor: AtomicU64,
@@ -62,13 +63,13 @@ pub struct Dispatcher<L> {
 impl<L: EventLog> Dispatcher<L> {
     pub fn new(
         cases: Arc<CaseService<L>>,
-        grid: Arc<GridDirectory>,
+        grid: impl Into<SharedGrid>,
         categories: Arc<CategoryCatalogue>,
     ) -> Self {
         Self {
             task_fast_path: None,
             cases,
-            grid,
+            grid: grid.into(),
             categories,
             loads: Mutex::new(WorkerLoads::default()),
             cursor: AtomicU64::new(0),
@@ -238,7 +239,7 @@ impl<L: EventLog> Dispatcher<L> {
             exclude: declined,
             cursor: self.cursor.fetch_add(1, Ordering::Relaxed),
         };
-        match route(&request, &self.grid, &load) {
+        match route(&request, &self.grid.load(), &load) {
             Ok(decision) => Some((
                 CaseCommand::Dispatch {
                     tier: decision.tier,

@@ -5,6 +5,7 @@
 pub mod dispatcher;
 pub mod loads;
 pub mod partitions;
+pub mod sla_terms;
 pub mod timers;
 
 pub use partitions::{partition_of, LeaseConfig, Ownership, PartitionLeases, PARTITIONS};

@@ -5,14 +5,15 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 use wangge_schemas::generate::{
-    all_schemas, CATEGORY_FILE_PATH, GRID_ENVELOPE_PATH, GRID_FILE_PATH,
+    all_schemas, CATEGORY_FILE_PATH, GRID_COMMAND_PATH, GRID_ENVELOPE_PATH, GRID_FILE_PATH,
 };
 use wangge_schemas::grid::{
-    decode_grid_event, Category, CategoryFile, GridFile, RoutingRule, GRID_EVENT_CATALOGUE,
+    decode_grid_event, grid_event_id, Category, CategoryFile, GridCommand, GridEventEnvelope,
+    GridEventMeta, GridFile, RoutingRule, GRID_COMMAND_FIELDS, GRID_EVENT_CATALOGUE,
 };
 use wangge_schemas::{DecodeError, Tier};
 
-use crate::support::{assert_valid, crate_dir, example, read_json, Reader};
+use crate::support::{assert_valid, crate_dir, example, read_json, validation_errors, Reader};
 
 fn deployed(file: &str) -> Value {
     read_json(&crate_dir().join("../deploy/grid").join(file))
@@ -124,4 +125,47 @@ fn a_district_without_a_calendar_uses_cn_2026() {
         .remove("calendar");
     let grid: GridFile = serde_json::from_value(file).expect("reads");
     assert_eq!(grid.districts[0].calendar, "cn-2026");
+}
+
+/// A grid command is the event it asks for: stamped with its derived id and the time it was
+/// recorded, it is exactly the stored example of that type.
+#[test]
+fn each_grid_command_example_becomes_its_stored_event_example() {
+    for &(event_type, _) in GRID_EVENT_CATALOGUE {
+        let command: GridCommand =
+            serde_json::from_value(example(&format!("grid/commands/{event_type}.json")))
+                .unwrap_or_else(|error| panic!("{event_type}: {error}"));
+        let stored = decode_grid_event(example(&format!("grid/events/{event_type}.json")))
+            .expect("the stored example decodes");
+        let event_id = grid_event_id(&command.source);
+        let envelope = GridEventEnvelope::new(
+            event_id,
+            command.event.clone(),
+            GridEventMeta {
+                occurred_at: command.occurred_at.unwrap_or(stored.recorded_at),
+                recorded_at: stored.recorded_at,
+                actor: command.actor.clone(),
+                source: command.source.clone(),
+            },
+        );
+        assert_eq!(envelope, stored, "{event_type}");
+        assert_eq!(event_id.get_version_num(), 8, "derived ids are UUIDv8");
+    }
+}
+
+#[test]
+fn a_grid_command_with_a_field_it_does_not_have_fails_its_schema() {
+    let mut command = example("grid/commands/grid.worker_duty_changed.json");
+    assert!(validation_errors(GRID_COMMAND_PATH, &command).is_empty());
+    command["on_duty"] = json!(false);
+    assert!(!validation_errors(GRID_COMMAND_PATH, &command).is_empty());
+    for field in GRID_COMMAND_FIELDS {
+        assert!(
+            all_schemas()[GRID_COMMAND_PATH]["properties"]
+                .get(field)
+                .is_some()
+                || ["event_type", "payload"].contains(field),
+            "{field} is not in the command's schema"
+        );
+    }
 }

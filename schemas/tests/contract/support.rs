@@ -10,9 +10,11 @@ use jsonschema::Validator;
 use serde_json::Value;
 use wangge_schemas::generate::{
     event_schema_path, grid_event_schema_path, CATEGORY_FILE_PATH, ENVELOPE_PATH,
-    GRID_ENVELOPE_PATH, GRID_FILE_PATH,
+    GRID_COMMAND_PATH, GRID_ENVELOPE_PATH, GRID_FILE_PATH, GRID_REPLY_PATH,
 };
-use wangge_schemas::grid::{decode_grid_event, CategoryFile, GridFile, GRID_EVENT_CATALOGUE};
+use wangge_schemas::grid::{
+    decode_grid_event, CategoryFile, GridCommand, GridFile, GridReply, GRID_EVENT_CATALOGUE,
+};
 use wangge_schemas::intake::{IntakeReply, PatrolFindingV1, ResidentReportV1, ServiceRequestV1};
 use wangge_schemas::worker::{TaskMessage, WorkerCommand, WorkerCommandV1, WorkerReply};
 use wangge_schemas::{decode_event, EVENT_CATALOGUE};
@@ -92,6 +94,8 @@ pub enum Reader {
     GridFile,
     CategoryFile,
     GridEvent,
+    GridCommand,
+    GridReply,
     WorkerCommand,
     WorkerReply,
     Task,
@@ -118,6 +122,8 @@ impl Reader {
             Self::GridEvent => decode_grid_event(value)
                 .map(drop)
                 .map_err(|error| error.to_string()),
+            Self::GridCommand => plain::<GridCommand>(value),
+            Self::GridReply => plain::<GridReply>(value),
             Self::WorkerCommand => plain::<WorkerCommandV1>(value),
             Self::WorkerReply => plain::<WorkerReply>(value),
             Self::Task => plain::<TaskMessage>(value),
@@ -225,6 +231,18 @@ pub fn example_cases() -> Vec<ExampleCase> {
                 grid_event_schema_path(event_type, version),
             ],
             reader: Reader::GridEvent,
+        });
+        cases.push(ExampleCase {
+            example: format!("grid/commands/{event_type}.json"),
+            schemas: vec![GRID_COMMAND_PATH.to_owned()],
+            reader: Reader::GridCommand,
+        });
+    }
+    for status in ["accepted", "rejected"] {
+        cases.push(ExampleCase {
+            example: format!("grid/reply_{status}.json"),
+            schemas: vec![GRID_REPLY_PATH.to_owned()],
+            reader: Reader::GridReply,
         });
     }
     cases

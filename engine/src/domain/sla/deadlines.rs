@@ -253,6 +253,23 @@ pub struct SlaFacts {
     pub keep_history: bool,
 }
 
+impl SlaFacts {
+    /// The facts of a fold that has seen no event; `keep_history` as in [`SlaState`]
+    /// (indicators need finished steps, timers and boards do not).
+    pub fn new(keep_history: bool) -> Self {
+        Self {
+            reported: false,
+            priority: None,
+            last_event_at: None,
+            suspended_since: None,
+            run: None,
+            finished: Vec::new(),
+            marks: Vec::new(),
+            keep_history,
+        }
+    }
+}
+
 impl<'a> SlaState<'a> {
     /// The fold's facts, to store.
     pub fn facts(&self) -> SlaFacts {

@@ -33,7 +33,7 @@ use crate::domain::sla::{
     TimerKind,
 };
 use crate::domain::{replay, CaseCommand, DomainError};
-use crate::grid::{CategoryCatalogue, GridDirectory};
+use crate::grid::{CategoryCatalogue, SharedGrid};
 use crate::log::{EventLog, LogError, LogPosition, StoredCommit};
 use crate::runtime::Ownership;
 
@@ -108,13 +108,12 @@ pub struct BookEntry {
 /// stale. An entry is live while it matches the case's `scheduled` instant.
 pub struct TimerBook {
     reference: SlaReference,
-    grid: Arc<GridDirectory>,
+    /// The live grid; each decision reads one snapshot of it.
+    grid: SharedGrid,
     categories: Arc<CategoryCatalogue>,
     /// The policies and calendars, in the order of their sets: cases name them by index.
     policies: Vec<&'static SlaPolicy>,
     calendars: Vec<&'static BusinessCalendar>,
-    /// Of the reference data the deadlines are computed under (see [`snapshot`]).
-    fingerprint: String,
     /// Records in fixed-size chunks and an index of positions beside them ([`table`]).
     open: table::CaseTable<OpenCase>,
     heap: BinaryHeap<Reverse<(DateTime<Utc>, CaseId)>>,
@@ -131,7 +130,7 @@ pub const RETRY_AFTER: StdDuration = StdDuration::from_secs(1);
 impl TimerBook {
     pub fn new(
         reference: SlaReference,
-        grid: Arc<GridDirectory>,
+        grid: impl Into<SharedGrid>,
         categories: Arc<CategoryCatalogue>,
     ) -> Self {
         let policies: Vec<&'static SlaPolicy> = reference.policies.policies().collect();
@@ -140,14 +139,12 @@ impl TimerBook {
             .ids()
             .filter_map(|id| reference.calendars.get(id))
             .collect();
-        let fingerprint = snapshot::fingerprint(&reference, &grid, &categories);
         Self {
             reference,
-            grid,
+            grid: grid.into(),
             categories,
             policies,
             calendars,
-            fingerprint,
             open: table::CaseTable::default(),
             heap: BinaryHeap::new(),
             retry: Vec::new(),
@@ -170,9 +167,10 @@ impl TimerBook {
         self.position
     }
 
-    /// The fingerprint of the reference data this book computes deadlines under.
-    pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
+    /// The fingerprint of the reference data this book computes deadlines under now (the
+    /// grid is live: its calendar assignments are read as they stand).
+    pub fn fingerprint(&self) -> String {
+        snapshot::fingerprint(&self.reference, &self.grid.load(), &self.categories)
     }
 
     /// The earliest time anything may fall due.
@@ -213,16 +211,12 @@ impl TimerBook {
 
     /// The policy and calendar of a newly reported case, as indices.
     fn reference_of(&self, event: &wangge_schemas::EventEnvelope, category: &str) -> (u16, u16) {
-        let calendar = self
-            .grid
-            .calendar_of(&event.location.district)
-            .and_then(|id| self.reference.calendars.get(id))
-            .unwrap_or_else(|| self.reference.calendars.default_calendar());
-        let policy = self
-            .categories
-            .get(category)
-            .and_then(|category| self.reference.policies.get(category.sla_policy()))
-            .unwrap_or_else(|| self.reference.policies.for_category(category));
+        let (policy, calendar) = self.reference.terms_for(
+            &self.grid.load(),
+            &self.categories,
+            &event.location.district,
+            category,
+        );
         let index_of = |found: Option<usize>| {
             found
                 .and_then(|index| u16::try_from(index).ok())
@@ -401,7 +395,7 @@ impl TimerBook {
                 exclude: &exclude,
                 cursor: job.version,
             };
-            if let Ok(decision) = route(&request, &self.grid, load) {
+            if let Ok(decision) = route(&request, &self.grid.load(), load) {
                 if decision.cell == cell && !decision.fallback {
                     return Some(CaseCommand::Reassign {
                         to_worker: decision.assignee,
@@ -413,7 +407,8 @@ impl TimerBook {
             }
         }
         let to_tier = tier.parent()?;
-        let parent = self.grid.parent(&cell)?;
+        let grid = self.grid.load();
+        let parent = grid.parent(&cell)?;
         debug_assert!(to_tier > tier);
         Some(CaseCommand::Escalate {
             to_tier,

@@ -227,7 +227,7 @@ impl TimerBook {
                 format: SNAPSHOT_FORMAT,
                 facts_version: FACTS_VERSION,
                 position: self.position,
-                fingerprint: self.fingerprint.clone(),
+                fingerprint: self.fingerprint(),
                 cases: self.open.len() as u64,
                 holders: holders.len() as u64,
                 resolvers: resolvers.len() as u64,
@@ -277,11 +277,12 @@ impl TimerBook {
                 ),
             });
         }
-        if header.fingerprint != self.fingerprint {
+        let fingerprint = self.fingerprint();
+        if header.fingerprint != fingerprint {
             return Err(SnapshotError::Mismatch {
                 reason: format!(
-                    "taken under other reference data (fingerprint {}, this engine {})",
-                    header.fingerprint, self.fingerprint
+                    "taken under other reference data (fingerprint {}, this engine {fingerprint})",
+                    header.fingerprint
                 ),
             });
         }

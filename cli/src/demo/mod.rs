@@ -1,0 +1,465 @@
+//! `wangge demo`: a simulated working day in the sample city, on the engine's real parts.
+//!
+//! Residents report problems and ask for services, grid workers patrol and file findings,
+//! and every message goes through intake. The dispatcher accepts (立案) and dispatches (派遣)
+//! down the three-tier grid, the SLA timers warn, breach, reassign and escalate on a
+//! simulated clock, workers acknowledge, decline, handle and resolve through the same
+//! commands their app sends, supervisors verify, residents evaluate — and the projections
+//! fold it all into the read models that the dashboard shows while the day runs.
+//!
+//! On the embedded default nothing else is needed: an in-memory log and in-memory read
+//! models. `--nats-url` runs the same day on JetStream (a stream of its own per run).
+
+mod dice;
+mod people;
+mod summary;
+mod traffic;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, TimeZone, Timelike, Utc};
+use clap::Args;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::Mutex;
+use wangge_engine::app::{CaseService, Clock, CommandRequest, ManualClock};
+use wangge_engine::domain::CaseCommand;
+use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
+use wangge_engine::intake::service::IncomingMessage;
+use wangge_engine::intake::{IntakeService, MemoryRejectedStore};
+use wangge_engine::log::{EventLog, JetStreamLogConfig, MemoryLog};
+use wangge_engine::runtime::dispatcher::Dispatcher;
+use wangge_engine::runtime::timers::{SlaReference, TimerBook, TimerService};
+use wangge_engine::runtime::Ownership;
+use wangge_engine::tasks::WorkerCommandService;
+use wangge_projections::runner::RunnerConfig;
+use wangge_projections::{FoldContext, MemoryReadModels, ReadModels};
+use wangge_schemas::worker::WorkerReply;
+use wangge_schemas::{Actor, Source};
+
+use crate::ReferenceArgs;
+use dice::Dice;
+use people::{Act, People};
+use summary::Tally;
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Seed of the simulation: the same seed replays the same day.
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+    /// Residents' reports and service requests in the day (patrol findings come on top).
+    #[arg(long, default_value_t = 1_200)]
+    reports: u64,
+    /// Simulated minutes per real second; 0 runs the day as fast as the machine can.
+    #[arg(long, default_value_t = 40.0)]
+    speed: f64,
+    /// The local day simulated (a working day of the sample city's calendar).
+    #[arg(long, default_value = "2026-11-24")]
+    day: chrono::NaiveDate,
+    /// Run on this NATS server (JetStream) instead of the in-memory log.
+    #[arg(long, env = "WANGGE_DEMO_NATS_URL")]
+    nats_url: Option<String>,
+    #[command(flatten)]
+    reference: ReferenceArgs,
+}
+
+/// The simulated day, in the city's local time (UTC+8): 07:30 to 20:30.
+const DAY_STARTS_AT_MINUTE: i64 = 7 * 60 + 30;
+const DAY_MINUTES: i64 = 13 * 60;
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let (grid, categories) = args.reference.load()?;
+    match args.nats_url.clone() {
+        None => {
+            day(
+                &args,
+                MemoryLog::new(),
+                grid,
+                categories,
+                "embedded in-memory log",
+            )
+            .await
+        }
+        Some(url) => {
+            let client = async_nats::connect(&url)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot connect to nats at {url}: {e}"))?;
+            // A stream of its own per run, so runs never mix (and deny-purge keeps them).
+            let run = Utc::now().format("%Y%m%d%H%M%S").to_string();
+            let config = JetStreamLogConfig {
+                stream_name: format!("WANGGE_DEMO_{run}"),
+                subject_prefix: format!("wangge.demo.{run}"),
+                ..Default::default()
+            };
+            let log = wangge_engine::log::JetStreamLog::open(client, config).await?;
+            let what = format!("JetStream at {url}, stream WANGGE_DEMO_{run}");
+            day(&args, log, grid, categories, &what).await
+        }
+    }
+}
+
+async fn day<L: EventLog + Clone>(
+    args: &DemoArgs,
+    log: L,
+    grid: Arc<GridDirectory>,
+    categories: Arc<CategoryCatalogue>,
+    what: &str,
+) -> anyhow::Result<ExitCode> {
+    let start = local_start(args.day)?;
+    let clock = ManualClock::starting_at(start);
+    let cases = Arc::new(CaseService::new(log.clone(), Arc::new(clock.clone())));
+    let rejected = MemoryRejectedStore::default();
+    let intake = IntakeService::new(
+        cases.clone(),
+        rejected.clone(),
+        grid.clone(),
+        categories.clone(),
+    );
+    let workers = WorkerCommandService::new(cases.clone(), grid.clone());
+    let sla = Arc::new(SlaReference::bundled());
+    let context = FoldContext::new(grid.clone(), categories.clone(), sla);
+    let models = MemoryReadModels::new(context.clone());
+    let (districts, communities, buildings) = grid.counts();
+    println!(
+        "wangge demo: {} — {districts} districts, {communities} communities, {buildings} building cells, {} grid workers; {what}",
+        grid.city(),
+        grid.worker_count()
+    );
+    println!(
+        "simulating {} from 07:30 to 20:30 (seed {}, {} reports)",
+        args.day, args.seed, args.reports
+    );
+
+    // The engine's actors and the read side, following the log as in `wangge serve`.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut stopping = stopping.clone();
+        async move {
+            stopping.wait_for(|stop| *stop).await.ok();
+        }
+    };
+    let mut background = tokio::task::JoinSet::new();
+    let dispatcher = Arc::new(Dispatcher::new(
+        cases.clone(),
+        grid.clone(),
+        categories.clone(),
+    ));
+    background.spawn({
+        let until = stopped();
+        async move {
+            if let Err(error) = dispatcher.run(Ownership::everything(), 1, until).await {
+                tracing::error!(%error, "dispatcher stopped");
+            }
+        }
+    });
+    let book = TimerBook::new(SlaReference::bundled(), grid.clone(), categories.clone());
+    let timers = Arc::new(TimerService::new(cases.clone(), book));
+    let people = Arc::new(Mutex::new(People::new(args.seed, grid.clone())));
+    let timers_seen = Arc::new(AtomicU64::new(0));
+    let people_seen = Arc::new(AtomicU64::new(0));
+    background.spawn(follow(log.clone(), stopped(), timers_seen.clone(), {
+        let timers = timers.clone();
+        move |commit| {
+            let timers = timers.clone();
+            async move { timers.observe(&commit).await }
+        }
+    }));
+    background.spawn(follow(log.clone(), stopped(), people_seen.clone(), {
+        let people = people.clone();
+        move |commit| {
+            let people = people.clone();
+            async move { people.lock().await.observe(&commit) }
+        }
+    }));
+    background.spawn(
+        models
+            .clone()
+            .follow(log.clone(), RunnerConfig::default(), stopped()),
+    );
+
+    let mut dice = Dice::new(args.seed);
+    let patrols = patrol_plan(&mut dice, &grid, start);
+    let mut tally = Tally::default();
+    let bar = ProgressBar::new(DAY_MINUTES as u64).with_style(
+        ProgressStyle::with_template("{prefix:>8} [{bar:40}] {msg}")
+            .expect("valid progress template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix("day");
+    let tick = if args.speed > 0.0 {
+        StdDuration::from_secs_f64(1.0 / args.speed)
+    } else {
+        StdDuration::ZERO
+    };
+    let per_minute = reports_per_minute(args.reports);
+    let mut owed = 0.0;
+    let mut message_number = 0u64;
+    let mut retry: Option<traffic::Message> = None;
+    let mut next_patrol = 0;
+    let mut buildings: Vec<&str> = grid.building_codes().collect();
+    buildings.sort_unstable();
+    let everything = Ownership::everything();
+    let started = tokio::time::Instant::now();
+
+    for minute in 1..=DAY_MINUTES {
+        let now = start + Duration::minutes(minute);
+        clock.set(now);
+        let local_hour = ((DAY_STARTS_AT_MINUTE + minute) / 60) as u32;
+
+        // What arrives this minute: residents, patrols, and a retry now and then.
+        owed +=
+            per_minute[local_hour.min(23) as usize] + dice.between(0, 999) as f64 / 1000.0 - 0.5;
+        let mut arriving = Vec::new();
+        if let Some(message) = retry.take() {
+            arriving.push(message);
+        }
+        while owed >= 1.0 {
+            owed -= 1.0;
+            message_number += 1;
+            let building = *dice.pick(&buildings);
+            arriving.push(traffic::resident_message(
+                &mut dice,
+                message_number,
+                building,
+                now,
+            ));
+        }
+        while next_patrol < patrols.len() && patrols[next_patrol].0 <= now {
+            let (_, building, worker) = &patrols[next_patrol];
+            next_patrol += 1;
+            message_number += 1;
+            arriving.push(traffic::patrol_message(
+                &mut dice,
+                message_number,
+                building,
+                worker,
+                now,
+            ));
+        }
+        for message in arriving {
+            if dice.chance(3) {
+                retry = Some(traffic::Message {
+                    subject: message.subject.clone(),
+                    payload: message.payload.clone(),
+                });
+            }
+            let reply = intake
+                .process(IncomingMessage {
+                    subject: message.subject,
+                    headers: Vec::new(),
+                    payload: message.payload,
+                })
+                .await;
+            tally.intake(&reply);
+        }
+
+        // The engine's actors and the people catch up with what just happened.
+        settle(&log, &[&timers_seen, &people_seen]).await;
+
+        // What people do this minute.
+        let acts = people.lock().await.due(now);
+        for act in acts {
+            match act {
+                Act::Command(message) => {
+                    let reply = workers.execute(&message).await;
+                    tally.worker(message.command.name(), &reply);
+                }
+                Act::Evaluate {
+                    case_id,
+                    resident,
+                    satisfaction,
+                } => {
+                    let request = CommandRequest {
+                        case_id,
+                        command: CaseCommand::Evaluate {
+                            satisfaction,
+                            comment: None,
+                        },
+                        actor: Actor::resident(&resident),
+                        source: Source {
+                            system: "miniprogram".into(),
+                            message_id: format!("evaluation-{case_id}"),
+                        },
+                        occurred_at: None,
+                        correlation_id: None,
+                        causation_id: None,
+                    };
+                    let reply = match cases.handle(request).await {
+                        Ok(outcome) => WorkerReply::Accepted {
+                            case_id,
+                            sequence: outcome.sequence,
+                            duplicate: outcome.duplicate,
+                        },
+                        Err(error) => WorkerReply::Rejected {
+                            code: error.code().to_owned(),
+                            field: None,
+                            reason: error.to_string(),
+                        },
+                    };
+                    tally.worker("evaluate", &reply);
+                }
+            }
+        }
+
+        // The SLA timers on the simulated clock.
+        settle(&log, &[&timers_seen, &people_seen]).await;
+        for (_, fired) in timers.fire_due(now, &everything).await {
+            tally.timer(&fired);
+        }
+
+        if minute % 15 == 0 || minute == DAY_MINUTES {
+            let local = now + Duration::hours(8);
+            bar.set_position(minute as u64);
+            bar.set_message(format!(
+                "{:02}:{:02}  {} cases, {} escalated, {} timers fired",
+                local.hour(),
+                local.minute(),
+                tally.cases_opened(),
+                tally.escalations(),
+                tally.timers_fired()
+            ));
+        }
+        // Hold the pace: minute n of the day is due n ticks after the start.
+        if !tick.is_zero() {
+            tokio::time::sleep_until(started + tick * minute as u32).await;
+        }
+    }
+    bar.finish();
+
+    // Let the read models fold the last commits, then report.
+    settle(&log, &[&timers_seen, &people_seen]).await;
+    let head = log.head().await?;
+    loop {
+        let checkpoints = models.checkpoints().await?;
+        if checkpoints.iter().all(|c| c.position >= head) {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(10)).await;
+    }
+    summary::print(
+        &args.day,
+        &grid,
+        &log,
+        models.as_ref(),
+        &rejected,
+        &tally,
+        clock.now(),
+    )
+    .await?;
+    stop.send(true).ok();
+    while background.join_next().await.is_some() {}
+    Ok(ExitCode::SUCCESS)
+}
+
+/// 07:30 local (UTC+8) on `day`.
+fn local_start(day: chrono::NaiveDate) -> anyhow::Result<DateTime<Utc>> {
+    let midnight = Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight exists"))
+        - Duration::hours(8);
+    Ok(midnight + Duration::minutes(DAY_STARTS_AT_MINUTE))
+}
+
+/// Expected reports per simulated minute for each local hour, adding up to `reports` over
+/// the simulated day.
+fn reports_per_minute(reports: u64) -> [f64; 24] {
+    let weight_of_day: f64 = (0..DAY_MINUTES)
+        .map(|m| traffic::hourly_weight(((DAY_STARTS_AT_MINUTE + m) / 60) as u32))
+        .sum();
+    let mut rates = [0.0; 24];
+    for (hour, rate) in rates.iter_mut().enumerate() {
+        *rate = reports as f64 * traffic::hourly_weight(hour as u32) / weight_of_day;
+    }
+    rates
+}
+
+/// The morning patrols: most building workers walk their cells between 08:30 and 11:30 and
+/// record one or two findings; some do not patrol today, so coverage has gaps.
+fn patrol_plan(
+    dice: &mut Dice,
+    grid: &GridDirectory,
+    start: DateTime<Utc>,
+) -> Vec<(DateTime<Utc>, String, String)> {
+    let mut workers: Vec<_> = grid
+        .workers()
+        .filter(|w| w.on_duty)
+        .filter(|w| {
+            w.cells.iter().any(|c| {
+                grid.cell(c)
+                    .is_some_and(|c| c.tier == wangge_schemas::Tier::Building)
+            })
+        })
+        .collect();
+    workers.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut plan = Vec::new();
+    for worker in workers {
+        if !dice.chance(70) {
+            continue;
+        }
+        let buildings: Vec<&String> = worker
+            .cells
+            .iter()
+            .filter(|c| {
+                grid.cell(c)
+                    .is_some_and(|c| c.tier == wangge_schemas::Tier::Building)
+            })
+            .collect();
+        for _ in 0..dice.between(1, 2) {
+            let at = start + Duration::minutes(dice.between(60, 240));
+            plan.push((at, (*dice.pick(&buildings)).clone(), worker.id.clone()));
+        }
+    }
+    plan.sort();
+    plan
+}
+
+/// Waits until every follower has seen the log's head (the in-process actors react within
+/// a moment; this keeps the simulated minutes in step with them).
+async fn settle<L: EventLog>(log: &L, followers: &[&Arc<AtomicU64>]) {
+    let Ok(head) = log.head().await else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + StdDuration::from_secs(5);
+    while followers
+        .iter()
+        .any(|seen| seen.load(Ordering::Acquire) < head)
+    {
+        if tokio::time::Instant::now() > deadline {
+            tracing::warn!(head, "followers are slow to catch up with the log");
+            return;
+        }
+        tokio::time::sleep(StdDuration::from_millis(1)).await;
+    }
+    // The dispatcher acts on what it sees in tasks of its own; give them a moment.
+    tokio::task::yield_now().await;
+}
+
+/// Reads the log from the start and hands every commit to `observe`, noting how far it got.
+async fn follow<L, F, Fut>(
+    log: L,
+    until: impl std::future::Future<Output = ()>,
+    seen: Arc<AtomicU64>,
+    observe: F,
+) where
+    L: EventLog,
+    F: Fn(wangge_engine::log::StoredCommit) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut commits = log.read_from(1);
+    tokio::pin!(until);
+    loop {
+        tokio::select! {
+            commit = commits.next() => match commit {
+                Some(Ok(commit)) => {
+                    let position = commit.position;
+                    observe(commit).await;
+                    seen.store(position, Ordering::Release);
+                }
+                Some(Err(error)) => tracing::warn!(%error, "demo follower could not read a commit"),
+                None => return,
+            },
+            _ = &mut until => return,
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! What reaches the engine in a simulated day: residents' reports through the mini-program,
+//! the 12345 hotline and kiosks, grid workers' patrol findings, service requests — realistic
+//! texts from the domain brief, over a day's curve, some of them retried and some broken the
+//! ways real senders break them.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::dice::Dice;
+
+/// Realistic report texts with their categories.
+pub const RESIDENT_REPORTS: &[(&str, &str)] = &[
+    ("12栋3单元1-6门口下水道堵塞", "drainage.blocked"),
+    ("小区垃圾不分类,异味严重", "sanitation.garbage_unsorted"),
+    ("绿化带暴露垃圾无人清理", "sanitation.garbage_exposed"),
+    ("小区门口道路油污,行人易滑倒", "sanitation.road_dirty"),
+    ("新起点A区路灯不亮", "lighting.street_light_out"),
+    ("楼道灯坏了", "lighting.stairwell_light_out"),
+    ("消防通道被私家车占用", "traffic.fire_lane_parking"),
+    ("路口井盖缺失,有安全隐患", "facility.manhole_cover"),
+    ("楼顶违章搭建阳光房", "construction.illegal"),
+    ("整栋楼停水,没有通知", "utilities.water_outage"),
+    ("市民卡丢了如何补办", "inquiry.citizen_card"),
+];
+
+pub const PATROL_FINDINGS: &[(&str, &str)] = &[
+    ("楼道堆放杂物,堵塞消防通道", "fire_safety.corridor_blocked"),
+    ("沿河步道护栏松动", "flood_safety.riverside_path"),
+    ("绿化带暴露垃圾", "sanitation.garbage_exposed"),
+    ("单元门口下水道返水", "drainage.blocked"),
+    ("楼道灯不亮", "lighting.stairwell_light_out"),
+];
+
+pub const SERVICE_REQUESTS: &[(&str, &str)] = &[
+    ("申请开具居住证明", "service.residence_certificate"),
+    ("八十周岁高龄认证", "service.elderly_age_certification"),
+    (
+        "社会保险参保缴费证明",
+        "service.social_insurance_certificate",
+    ),
+    ("申请临时社会救助", "service.social_assistance"),
+    ("出租房屋登记", "service.rental_registration"),
+    (
+        "小区广场不锈钢大圆盘夏天烫冬天凉,能否拆除换成滑梯",
+        "service.micro_wish",
+    ),
+];
+
+/// How busy an hour of the day is (local hour → relative weight): a morning peak, a lunch
+/// dip, an afternoon bump, a quiet evening.
+pub fn hourly_weight(hour: u32) -> f64 {
+    match hour {
+        0..=6 => 0.1,
+        7 => 0.6,
+        8..=10 => 1.6,
+        11 => 1.2,
+        12 => 0.6,
+        13 => 0.9,
+        14..=16 => 1.3,
+        17 => 1.0,
+        18..=19 => 0.7,
+        20..=21 => 0.4,
+        _ => 0.2,
+    }
+}
+
+/// One intake message: subject and body.
+pub struct Message {
+    pub subject: String,
+    pub payload: Bytes,
+}
+
+/// A resident's report or service request from somewhere in the city.
+pub fn resident_message(dice: &mut Dice, n: u64, building: &str, now: DateTime<Utc>) -> Message {
+    let message_id = format!("msg-{n:06}");
+    let resident = format!("resident-{}", dice.below(50_000));
+    let (kind, body) = if dice.chance(78) {
+        let (title, category) = *dice.pick(RESIDENT_REPORTS);
+        let (system, channel) = *dice.pick(&[
+            ("miniprogram", "mini_program"),
+            ("miniprogram", "mini_program"),
+            ("hotline-12345", "hotline12345"),
+            ("wechat-bot", "wechat_group"),
+            ("kiosk-07", "kiosk"),
+        ]);
+        (
+            "resident_report",
+            json!({
+                "kind": "resident_report", "schema_version": 1,
+                "source": {"system": system, "message_id": message_id},
+                "reported_at": now, "building": building, "channel": channel,
+                "resident": {"id": resident},
+                "title": title, "description": format!("{title}。请尽快处理。"), "category": category,
+                "media": [{"kind": "photo", "url": format!("oss://wangge-demo/{message_id}.jpg")}]
+            }),
+        )
+    } else {
+        let (title, service) = *dice.pick(SERVICE_REQUESTS);
+        (
+            "service_request",
+            json!({
+                "kind": "service_request", "schema_version": 1,
+                "source": {"system": "kiosk-07", "message_id": message_id},
+                "reported_at": now, "building": building, "channel": "kiosk",
+                "resident": {"id": resident, "name": "王阿姨"},
+                "service": service, "title": title, "description": title
+            }),
+        )
+    };
+    finish(dice, kind, body)
+}
+
+/// A grid worker's patrol finding in one of their cells.
+pub fn patrol_message(
+    dice: &mut Dice,
+    n: u64,
+    building: &str,
+    worker_id: &str,
+    now: DateTime<Utc>,
+) -> Message {
+    let (title, category) = *dice.pick(PATROL_FINDINGS);
+    let patrol_kind = *dice.pick(&["fire_safety", "flood_safety", "daily", "daily"]);
+    let body = json!({
+        "kind": "patrol_finding", "schema_version": 1,
+        "source": {"system": "grid-app", "message_id": format!("patrol-{n:06}")},
+        "reported_at": now, "building": building, "worker_id": worker_id,
+        "patrol_kind": patrol_kind, "title": title, "description": format!("巡查发现:{title}"),
+        "category": category, "fixed_on_spot": dice.chance(45)
+    });
+    finish(dice, "patrol_finding", body)
+}
+
+/// About one message in fifteen is broken, each in one of the ways senders break them.
+fn finish(dice: &mut Dice, kind: &str, mut body: serde_json::Value) -> Message {
+    let subject = format!("wangge.intake.{kind}");
+    if dice.chance(7) {
+        match dice.below(7) {
+            0 => {
+                return Message {
+                    subject,
+                    payload: Bytes::from_static(b"{\"kind\": \"resident_report\", "),
+                }
+            }
+            1 => body["schema_version"] = json!(7),
+            2 => {
+                body.as_object_mut().map(|o| o.remove("building"));
+            }
+            3 => body["building"] = json!("999999999999999"),
+            4 => body["title"] = json!("很长的标题".repeat(30)),
+            5 => {
+                if kind == "service_request" {
+                    body["service"] = json!("service.unknown");
+                } else {
+                    body["category"] = json!("noise.unknown");
+                }
+            }
+            _ => body["kind"] = json!("complaint"),
+        }
+    }
+    Message {
+        subject,
+        payload: Bytes::from(body.to_string()),
+    }
+}

@@ -1,0 +1,30 @@
+//! Which SLA policy and business calendar a case runs under: the one rule the timers and the
+//! read models share, so a deadline on a dashboard is the deadline the timer fires at.
+
+use crate::domain::sla::{BusinessCalendar, SlaPolicy};
+use crate::grid::{CategoryCatalogue, GridDirectory};
+use crate::runtime::timers::SlaReference;
+
+impl SlaReference {
+    /// The policy and calendar of a case reported in `district` under `reported_category`:
+    /// the district's calendar (the default one when the district has none or is unknown),
+    /// and the policy the catalogue names for the category (the policy file's mapping by
+    /// category prefix when the catalogue does not know the category).
+    pub fn terms_for(
+        &self,
+        grid: &GridDirectory,
+        categories: &CategoryCatalogue,
+        district: &str,
+        reported_category: &str,
+    ) -> (&'static SlaPolicy, &'static BusinessCalendar) {
+        let calendar = grid
+            .calendar_of(district)
+            .and_then(|id| self.calendars.get(id))
+            .unwrap_or_else(|| self.calendars.default_calendar());
+        let policy = categories
+            .get(reported_category)
+            .and_then(|category| self.policies.get(category.sla_policy()))
+            .unwrap_or_else(|| self.policies.for_category(reported_category));
+        (policy, calendar)
+    }
+}

@@ -1,0 +1,349 @@
+//! The `audit` projection: every event of a case with actor, time and what changed, in a
+//! hash chain nobody can quietly rewrite.
+//!
+//! Each entry is stored as the exact JSON text that was hashed ([`AuditRecord::entry_json`])
+//! with the hash of the entry before it: `hash = SHA-256(prev_hash "\n" entry_json)`, hex,
+//! the first entry of a case chained to [`GENESIS_HASH`]. The projection's state of a case is
+//! its chain head (sequence and hash) and a summary to diff the next event against.
+//!
+//! [`verify_trail`] walks a stored trail and names every entry that was altered, removed or
+//! inserted: an altered entry no longer matches its own hash (or, re-hashed, no longer
+//! matches the link the next entry holds); a removed one leaves a gap in the sequences or
+//! ends the trail before the head the projection recorded; an inserted one lies beyond it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use uuid::Uuid;
+use wangge_engine::log::StoredCommit;
+use wangge_schemas::{Actor, CaseId};
+
+use super::cases::{summary_to_micros, to_micros};
+use super::summary::FieldChange;
+use super::{CaseSummary, FoldContext, Projection};
+
+/// The `prev_hash` of a case's first entry.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One entry of a case's audit trail: what is hashed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntry {
+    pub case_id: CaseId,
+    /// The event's sequence within its case: 1, 2, 3, …
+    pub sequence: u64,
+    /// Where the event's commit sits in the log.
+    pub position: u64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: u16,
+    pub actor: Actor,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub correlation_id: Uuid,
+    pub causation_id: Option<Uuid>,
+    /// What the event changed in the case, field by field.
+    pub changes: Vec<FieldChange>,
+    /// The event's payload as it was recorded.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+}
+
+/// An entry as stored: the hashed text and the chain links.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub case_id: CaseId,
+    pub sequence: u64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub actor_id: String,
+    pub occurred_at: DateTime<Utc>,
+    /// The entry as hashed: `serde_json` text of an [`AuditEntry`].
+    pub entry_json: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl AuditRecord {
+    /// The entry, parsed from its stored text.
+    pub fn entry(&self) -> Result<AuditEntry, serde_json::Error> {
+        serde_json::from_str(&self.entry_json)
+    }
+}
+
+/// The hash of an entry's text chained to the hash before it.
+pub fn chain_hash(prev_hash: &str, entry_json: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(prev_hash.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(entry_json.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// The projection's state of a case: the head of its chain and what the case looks like.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHead {
+    pub sequence: u64,
+    pub hash: String,
+    pub summary: CaseSummary,
+}
+
+#[derive(Debug, Default)]
+pub struct AuditChanges {
+    /// New entries, in log order.
+    pub records: Vec<AuditRecord>,
+    /// The new heads of the cases the batch touched.
+    pub heads: std::collections::BTreeMap<CaseId, AuditHead>,
+}
+
+pub struct AuditProjection;
+
+impl AuditProjection {
+    pub const NAME: &'static str = "audit";
+}
+
+impl Projection for AuditProjection {
+    const NAME: &'static str = Self::NAME;
+    type State = AuditHead;
+    type Changes = AuditChanges;
+
+    fn apply(
+        &self,
+        _context: &FoldContext,
+        state: &mut Option<AuditHead>,
+        commit: &StoredCommit,
+        changes: &mut AuditChanges,
+    ) {
+        let Some(first) = commit.events.first() else {
+            return;
+        };
+        let head = state.get_or_insert_with(|| AuditHead {
+            sequence: 0,
+            hash: GENESIS_HASH.to_owned(),
+            summary: CaseSummary::new(commit.case_id, first.location.clone()),
+        });
+        for event in &commit.events {
+            // An event already in the chain (a log that repeats itself) is not entered twice.
+            if event.sequence <= head.sequence {
+                continue;
+            }
+            let before = head.summary.clone();
+            head.summary.apply(event, commit.position);
+            summary_to_micros(&mut head.summary);
+            let payload = match serde_json::to_value(&event.event) {
+                Ok(serde_json::Value::Object(mut tagged)) => {
+                    tagged.remove("payload").unwrap_or(serde_json::Value::Null)
+                }
+                _ => serde_json::Value::Null,
+            };
+            let entry = AuditEntry {
+                case_id: commit.case_id,
+                sequence: event.sequence,
+                position: commit.position,
+                event_id: event.event_id,
+                event_type: event.event_type().to_owned(),
+                schema_version: event.schema_version,
+                actor: event.actor.clone(),
+                occurred_at: to_micros(event.occurred_at),
+                recorded_at: to_micros(event.recorded_at),
+                correlation_id: event.correlation_id,
+                causation_id: event.causation_id,
+                changes: head.summary.changes_from(&before),
+                payload,
+            };
+            let entry_json = serde_json::to_string(&entry).unwrap_or_default();
+            let hash = chain_hash(&head.hash, &entry_json);
+            changes.records.push(AuditRecord {
+                case_id: commit.case_id,
+                sequence: event.sequence,
+                event_id: event.event_id,
+                event_type: entry.event_type,
+                actor_id: entry.actor.id,
+                occurred_at: entry.occurred_at,
+                entry_json,
+                prev_hash: std::mem::replace(&mut head.hash, hash.clone()),
+                hash,
+            });
+            head.sequence = event.sequence;
+        }
+    }
+
+    fn keep_state(&self, case_id: CaseId, state: &AuditHead, changes: &mut AuditChanges) {
+        changes.heads.insert(case_id, state.clone());
+    }
+}
+
+/// What is wrong with one entry of a stored trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditProblemKind {
+    /// The entry's contents no longer match its hash.
+    Altered,
+    /// Entries that should be there are not.
+    Removed,
+    /// An entry that is not part of the chain the projection wrote.
+    Inserted,
+}
+
+/// One finding of [`verify_trail`], naming the case and the entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditProblem {
+    pub case_id: CaseId,
+    pub kind: AuditProblemKind,
+    /// The entry (for a removal: the first missing sequence).
+    pub sequence: u64,
+    /// For a removal of several entries: the last missing sequence.
+    pub through_sequence: Option<u64>,
+    pub event_id: Option<Uuid>,
+    pub detail: String,
+}
+
+impl std::fmt::Display for AuditProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            AuditProblemKind::Altered => "altered",
+            AuditProblemKind::Removed => "removed",
+            AuditProblemKind::Inserted => "inserted",
+        };
+        write!(f, "case {} entry {}", self.case_id, self.sequence)?;
+        if let Some(through) = self.through_sequence {
+            write!(f, "..={through}")?;
+        }
+        if let Some(event_id) = self.event_id {
+            write!(f, " (event {event_id})")?;
+        }
+        write!(f, ": {kind}: {}", self.detail)
+    }
+}
+
+/// Checks a case's stored trail (`records` in any order) against its chain and against the
+/// head the projection recorded (`head`: sequence and hash of the last entry it wrote).
+/// Entries are stored under their sequence, so an entry can only be inserted beyond the
+/// head, or in place of another (which shows as that entry altered).
+/// Returns every problem found, in sequence order; an empty list means the trail is intact.
+pub fn verify_trail(
+    case_id: CaseId,
+    records: &[AuditRecord],
+    head: Option<(u64, &str)>,
+) -> Vec<AuditProblem> {
+    let mut records: Vec<&AuditRecord> = records.iter().collect();
+    records.sort_by_key(|r| r.sequence);
+    let mut problems = Vec::new();
+    let problem = |kind, sequence, through: Option<u64>, event_id, detail: String| AuditProblem {
+        case_id,
+        kind,
+        sequence,
+        through_sequence: through.filter(|t| *t != sequence),
+        event_id,
+        detail,
+    };
+    let mut previous: Option<&AuditRecord> = None;
+    for record in &records {
+        let expected_sequence = previous.map_or(1, |p| p.sequence + 1);
+        let expected_prev = previous.map_or(GENESIS_HASH, |p| p.hash.as_str());
+        let parsed = record.entry();
+        let consistent = chain_hash(&record.prev_hash, &record.entry_json) == record.hash;
+        let matches_columns = parsed.as_ref().is_ok_and(|entry| {
+            entry.case_id == case_id
+                && entry.sequence == record.sequence
+                && entry.event_id == record.event_id
+                && entry.event_type == record.event_type
+                && entry.actor.id == record.actor_id
+                && entry.occurred_at == record.occurred_at
+        });
+        if !consistent || !matches_columns {
+            let detail = if !consistent {
+                "its contents do not match its hash".to_owned()
+            } else {
+                "its columns disagree with the hashed entry".to_owned()
+            };
+            problems.push(problem(
+                AuditProblemKind::Altered,
+                record.sequence,
+                None,
+                Some(record.event_id),
+                detail,
+            ));
+        } else if record.sequence > expected_sequence {
+            problems.push(problem(
+                AuditProblemKind::Removed,
+                expected_sequence,
+                Some(record.sequence - 1),
+                None,
+                format!(
+                    "entries missing before entry {} (its link points to a hash the trail no longer holds)",
+                    record.sequence
+                ),
+            ));
+        } else if record.prev_hash != expected_prev
+            && !problems.last().is_some_and(|p: &AuditProblem| {
+                previous.is_some_and(|prev| p.sequence == prev.sequence)
+            })
+        {
+            // This entry is intact and links to a hash the entry before it no longer has:
+            // that one was rewritten and its hash recomputed to hide it.
+            let (sequence, event_id) = previous.map_or((record.sequence, record.event_id), |p| {
+                (p.sequence, p.event_id)
+            });
+            problems.push(problem(
+                AuditProblemKind::Altered,
+                sequence,
+                None,
+                Some(event_id),
+                format!(
+                    "it was rewritten and re-hashed: entry {} still links to its original hash",
+                    record.sequence
+                ),
+            ));
+        }
+        previous = Some(record);
+    }
+    match (head, previous) {
+        (Some((head_sequence, _)), None) if head_sequence > 0 => problems.push(problem(
+            AuditProblemKind::Removed,
+            1,
+            Some(head_sequence),
+            None,
+            format!("the trail is empty but the projection wrote {head_sequence} entries"),
+        )),
+        (Some((head_sequence, head_hash)), Some(last)) => {
+            if last.sequence < head_sequence {
+                problems.push(problem(
+                    AuditProblemKind::Removed,
+                    last.sequence + 1,
+                    Some(head_sequence),
+                    None,
+                    format!(
+                        "the trail ends at entry {} but the projection wrote {head_sequence}",
+                        last.sequence
+                    ),
+                ));
+            } else if last.sequence > head_sequence {
+                let first_extra = records
+                    .iter()
+                    .find(|r| r.sequence > head_sequence)
+                    .map_or(last.sequence, |r| r.sequence);
+                let extra = records.iter().find(|r| r.sequence == first_extra);
+                problems.push(problem(
+                    AuditProblemKind::Inserted,
+                    first_extra,
+                    Some(last.sequence),
+                    extra.map(|r| r.event_id),
+                    format!("beyond the last entry the projection wrote ({head_sequence})"),
+                ));
+            } else if last.hash != head_hash
+                && !problems.iter().any(|p| p.sequence == last.sequence)
+            {
+                problems.push(problem(
+                    AuditProblemKind::Altered,
+                    last.sequence,
+                    None,
+                    Some(last.event_id),
+                    "its hash is not the one the projection recorded as the head".to_owned(),
+                ));
+            }
+        }
+        _ => {}
+    }
+    problems
+}

@@ -1,0 +1,102 @@
+//! The HTTP API, its OpenAPI document, `/metrics`, the live stream and the dashboard.
+//!
+//! One axum router over the one query interface ([`ReadModels`](crate::ReadModels)), so it
+//! serves the memory read models and PostgreSQL alike. Handlers are thin: parse the request
+//! (naming the parameter at fault, [`extract`]), check the grid cells it names, ask the read
+//! models, map errors ([`error`]). Routes:
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | the dashboard ([`dashboard`]) |
+//! | `GET /api/v1/…` | the JSON API ([`cases`], [`board`], [`reports`], [`workers`], [`progress`], [`grid`], [`live`]) |
+//! | `GET /api/openapi.json` | the OpenAPI document, generated from the handlers ([`openapi`]) |
+//! | `GET /metrics` | Prometheus text ([`metrics`]) |
+//!
+//! Every refusal is JSON: `{"status":"rejected","code","field","reason"}` (4xx) or
+//! `{"status":"error",…}` (5xx), unknown routes included.
+
+pub mod board;
+pub mod cases;
+pub mod dashboard;
+pub mod error;
+pub mod extract;
+pub mod grid;
+pub mod live;
+pub mod metrics;
+pub mod openapi;
+pub mod progress;
+pub mod reports;
+pub mod state;
+pub mod workers;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use error::{ApiError, ApiErrorBody};
+pub use openapi::openapi;
+pub use state::{ApiState, LiveSettings, LogHead};
+
+/// The whole HTTP surface over `state`.
+pub fn router(state: ApiState) -> Router {
+    let (api, document) = openapi::api_routes().split_for_parts();
+    let document = Arc::new(openapi::render(&document));
+    api.route(
+        "/api/openapi.json",
+        get(move || {
+            let document = document.clone();
+            async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    (*document).clone(),
+                )
+            }
+        }),
+    )
+    .route("/metrics", get(metrics::scrape))
+    .merge(dashboard::routes())
+    .fallback(unknown_route)
+    .method_not_allowed_fallback(method_not_allowed)
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        metrics::track,
+    ))
+    .with_state(state)
+}
+
+async fn unknown_route(request: Request) -> impl IntoResponse {
+    ApiError::UnknownRoute {
+        path: request.uri().path().to_owned(),
+    }
+}
+
+async fn method_not_allowed(request: Request) -> impl IntoResponse {
+    ApiError::MethodNotAllowed {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+    }
+}
+
+/// Serves the API, the dashboard and the metrics on `listener` until `shutdown` resolves;
+/// then ends the live streams and finishes the requests in hand.
+pub async fn serve_http(
+    listener: TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "http api and dashboard listening");
+    let app = router(state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            state.stop_live_streams();
+        })
+        .await
+}

@@ -1,0 +1,142 @@
+//! What every handler reaches: the read models, the grid, the clock, the log's head, the
+//! metrics recorder and the live-update settings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wangge_engine::app::Clock;
+use wangge_engine::grid::GridDirectory;
+use wangge_engine::log::{EventLog, LogPosition};
+
+use super::grid::GridTree;
+use super::metrics::HttpMetrics;
+use crate::query::ReadModels;
+
+/// Where the log's head is: what the projections' lag is measured against.
+///
+/// Every [`EventLog`] is one; an object-safe trait so the state need not be generic over
+/// the log.
+#[async_trait::async_trait]
+pub trait LogHead: Send + Sync + 'static {
+    /// The position of the newest commit in the log (0 when empty).
+    async fn log_head(&self) -> Result<LogPosition, String>;
+}
+
+#[async_trait::async_trait]
+impl<L: EventLog> LogHead for L {
+    async fn log_head(&self) -> Result<LogPosition, String> {
+        self.head().await.map_err(|error| error.to_string())
+    }
+}
+
+/// How the live stream paces itself.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveSettings {
+    /// At most one update per this interval; changes in between are coalesced into it.
+    pub coalesce: Duration,
+    /// A comment line this often, so proxies and browsers keep an idle stream open.
+    pub keep_alive: Duration,
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        Self {
+            coalesce: Duration::from_millis(250),
+            keep_alive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The shared state of the HTTP API. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    read_models: Arc<dyn ReadModels>,
+    grid: Arc<GridDirectory>,
+    grid_tree: GridTree,
+    clock: Arc<dyn Clock>,
+    log_head: Arc<dyn LogHead>,
+    metrics: HttpMetrics,
+    live: LiveSettings,
+    /// Flips to `true` when the server shuts down, which ends the live streams (a
+    /// graceful shutdown waits for every open response, and a live stream never ends).
+    stopping: tokio::sync::watch::Sender<bool>,
+}
+
+impl ApiState {
+    /// `clock` is the API's "now" (how late an overdue case is); the demo passes its
+    /// simulated clock.
+    pub fn new(
+        read_models: Arc<dyn ReadModels>,
+        grid: Arc<GridDirectory>,
+        clock: Arc<dyn Clock>,
+        log_head: Arc<dyn LogHead>,
+    ) -> Self {
+        Self::with_live_settings(read_models, grid, clock, log_head, LiveSettings::default())
+    }
+
+    pub fn with_live_settings(
+        read_models: Arc<dyn ReadModels>,
+        grid: Arc<GridDirectory>,
+        clock: Arc<dyn Clock>,
+        log_head: Arc<dyn LogHead>,
+        live: LiveSettings,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                read_models,
+                grid_tree: GridTree::of(&grid),
+                grid,
+                clock,
+                log_head,
+                metrics: HttpMetrics::new(),
+                live,
+                stopping: tokio::sync::watch::channel(false).0,
+            }),
+        }
+    }
+
+    pub fn read_models(&self) -> &dyn ReadModels {
+        &*self.inner.read_models
+    }
+
+    pub fn grid(&self) -> &GridDirectory {
+        &self.inner.grid
+    }
+
+    pub fn grid_tree(&self) -> &GridTree {
+        &self.inner.grid_tree
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.clock.now()
+    }
+
+    pub async fn log_head(&self) -> Result<LogPosition, String> {
+        self.inner.log_head.log_head().await
+    }
+
+    pub fn metrics(&self) -> &HttpMetrics {
+        &self.inner.metrics
+    }
+
+    pub fn live_settings(&self) -> LiveSettings {
+        self.inner.live
+    }
+
+    /// Resolves once the server is shutting down.
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut stopping = self.inner.stopping.subscribe();
+        async move {
+            stopping.wait_for(|stop| *stop).await.ok();
+        }
+    }
+
+    /// Ends the live streams (called by [`serve_http`](super::serve_http) on shutdown).
+    pub fn stop_live_streams(&self) {
+        self.inner.stopping.send_replace(true);
+    }
+}

@@ -1,0 +1,651 @@
+//! The read models in memory: the embedded default, for the demo and for tests.
+//!
+//! The same folds feed it as feed PostgreSQL ([`ProjectionStore`] for each projection), and
+//! it answers the same [`ReadModels`] queries; the differential test holds the two to it.
+//! Nothing survives the process: on start the runners fold the log from the beginning.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use chrono::{DateTime, Days, Utc};
+use wangge_engine::log::{EventLog, LogPosition, StoredCommit};
+use wangge_schemas::{CaseId, Tier};
+
+use crate::answer;
+use crate::fold::audit::{AuditChanges, AuditHead, AuditProjection, AuditRecord};
+use crate::fold::cases::{BoardKey, CaseRow, CasesChanges, CasesProjection, Light, LightCounts};
+use crate::fold::indicators::{
+    DurationMetric, IndicatorCase, IndicatorChanges, IndicatorCounts, IndicatorKey,
+    IndicatorsProjection,
+};
+use crate::fold::patrols::{PatrolChanges, PatrolDay, PatrolKey, PatrolsProjection};
+use crate::fold::{FoldContext, Projection};
+use crate::query::*;
+use crate::runner::{project_batch, ProjectionRunner, ProjectionStore, RunnerConfig, StoreError};
+
+#[derive(Default)]
+struct Tables {
+    cases: HashMap<CaseId, CaseRow>,
+    /// The list order of the cases (newest report first when walked backwards).
+    case_order: BTreeMap<CaseCursor, ()>,
+    board: BTreeMap<BoardKey, LightCounts>,
+    audit: BTreeMap<(CaseId, u64), AuditRecord>,
+    audit_heads: HashMap<CaseId, AuditHead>,
+    indicator_cases: HashMap<CaseId, IndicatorCase>,
+    indicator_counts: BTreeMap<IndicatorKey, IndicatorCounts>,
+    indicator_durations: BTreeMap<(IndicatorKey, DurationMetric, u16), i64>,
+    patrols: BTreeMap<PatrolKey, PatrolDay>,
+    checkpoints: BTreeMap<&'static str, (LogPosition, Option<DateTime<Utc>>)>,
+}
+
+/// The four read models in memory, behind the one query interface.
+pub struct MemoryReadModels {
+    context: FoldContext,
+    tables: RwLock<Tables>,
+    progress: tokio::sync::broadcast::Sender<Progress>,
+}
+
+impl MemoryReadModels {
+    pub fn new(context: FoldContext) -> Arc<Self> {
+        Arc::new(Self {
+            context,
+            tables: RwLock::new(Tables::default()),
+            progress: tokio::sync::broadcast::channel(1024).0,
+        })
+    }
+
+    pub fn context(&self) -> &FoldContext {
+        &self.context
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Tables> {
+        self.tables.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Tables> {
+        self.tables.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Folds commits (in log order, after what was folded already) into all four read
+    /// models at once: for tests and benchmarks that hold a history in hand.
+    pub async fn fold_commits(&self, commits: &[StoredCommit]) -> Result<(), StoreError> {
+        self.fold_one(&CasesProjection, commits).await?;
+        self.fold_one(&AuditProjection, commits).await?;
+        self.fold_one(&IndicatorsProjection, commits).await?;
+        self.fold_one(&PatrolsProjection, commits).await?;
+        Ok(())
+    }
+
+    async fn fold_one<P: Projection>(
+        &self,
+        projection: &P,
+        commits: &[StoredCommit],
+    ) -> Result<(), StoreError>
+    where
+        Self: ProjectionStore<P>,
+    {
+        let from = ProjectionStore::<P>::checkpoint(self).await?;
+        project_batch(projection, &self.context, self, from, commits).await?;
+        Ok(())
+    }
+
+    /// Runs the four projections' runners on `log` until `shutdown` resolves.
+    pub async fn follow<L: EventLog + Clone>(
+        self: Arc<Self>,
+        log: L,
+        config: RunnerConfig,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until = || {
+            let mut stopped = stopped.clone();
+            async move {
+                stopped.wait_for(|stop| *stop).await.ok();
+            }
+        };
+        let context = self.context.clone();
+        let mut runners = tokio::task::JoinSet::new();
+        runners.spawn(
+            ProjectionRunner::new(CasesProjection, self.clone(), log.clone(), context.clone())
+                .with_config(config.clone())
+                .run(until()),
+        );
+        runners.spawn(
+            ProjectionRunner::new(AuditProjection, self.clone(), log.clone(), context.clone())
+                .with_config(config.clone())
+                .run(until()),
+        );
+        runners.spawn(
+            ProjectionRunner::new(
+                IndicatorsProjection,
+                self.clone(),
+                log.clone(),
+                context.clone(),
+            )
+            .with_config(config.clone())
+            .run(until()),
+        );
+        runners.spawn(
+            ProjectionRunner::new(PatrolsProjection, self.clone(), log, context)
+                .with_config(config)
+                .run(until()),
+        );
+        shutdown.await;
+        stop.send(true).ok();
+        while runners.join_next().await.is_some() {}
+    }
+
+    /// Moves a checkpoint (inside the write lock of a commit) and announces it.
+    fn advance(
+        &self,
+        tables: &mut Tables,
+        projection: &'static str,
+        from: LogPosition,
+        to: LogPosition,
+        recorded_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let actual = tables.checkpoints.get(projection).map_or(0, |(p, _)| *p);
+        if actual != from {
+            return Err(StoreError::CheckpointMoved {
+                projection,
+                expected: from,
+                actual,
+            });
+        }
+        tables.checkpoints.insert(projection, (to, recorded_at));
+        Ok(())
+    }
+
+    fn announce(&self, projection: &'static str, position: LogPosition) {
+        // Nobody listening is fine.
+        let _ = self.progress.send(Progress {
+            projection: projection.to_owned(),
+            position,
+        });
+    }
+
+    fn checkpoint_of(&self, projection: &'static str) -> LogPosition {
+        self.read()
+            .checkpoints
+            .get(projection)
+            .map_or(0, |(p, _)| *p)
+    }
+}
+
+fn view_of(row: &CaseRow) -> CaseView {
+    CaseView {
+        summary: row.summary.clone(),
+        sla: row.sla.clone(),
+    }
+}
+
+fn cursor_of(row: &CaseRow) -> CaseCursor {
+    CaseCursor {
+        reported_at: row.summary.reported_at.unwrap_or(DateTime::UNIX_EPOCH),
+        case_id: row.summary.case_id,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Stores of the four projections
+// ---------------------------------------------------------------------------------------
+
+#[async_trait::async_trait]
+impl ProjectionStore<CasesProjection> for MemoryReadModels {
+    async fn checkpoint(&self) -> Result<LogPosition, StoreError> {
+        Ok(self.checkpoint_of(CasesProjection::NAME))
+    }
+
+    async fn states(&self, cases: &[CaseId]) -> Result<HashMap<CaseId, CaseRow>, StoreError> {
+        let tables = self.read();
+        Ok(cases
+            .iter()
+            .filter_map(|id| tables.cases.get(id).map(|row| (*id, row.clone())))
+            .collect())
+    }
+
+    async fn commit(
+        &self,
+        changes: CasesChanges,
+        from: LogPosition,
+        to: LogPosition,
+        recorded_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        {
+            let mut tables = self.write();
+            self.advance(&mut tables, CasesProjection::NAME, from, to, recorded_at)?;
+            for (case_id, row) in changes.rows {
+                if let Some(old) = tables.cases.get(&case_id) {
+                    let old = cursor_of(old);
+                    tables.case_order.remove(&old);
+                }
+                tables.case_order.insert(cursor_of(&row), ());
+                tables.cases.insert(case_id, row);
+            }
+            for (key, delta) in changes.board {
+                let counts = tables.board.entry(key.clone()).or_default();
+                counts.merge(&delta);
+                if counts.is_zero() {
+                    tables.board.remove(&key);
+                }
+            }
+        }
+        self.announce(CasesProjection::NAME, to);
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl ProjectionStore<AuditProjection> for MemoryReadModels {
+    async fn checkpoint(&self) -> Result<LogPosition, StoreError> {
+        Ok(self.checkpoint_of(AuditProjection::NAME))
+    }
+
+    async fn states(&self, cases: &[CaseId]) -> Result<HashMap<CaseId, AuditHead>, StoreError> {
+        let tables = self.read();
+        Ok(cases
+            .iter()
+            .filter_map(|id| tables.audit_heads.get(id).map(|head| (*id, head.clone())))
+            .collect())
+    }
+
+    async fn commit(
+        &self,
+        changes: AuditChanges,
+        from: LogPosition,
+        to: LogPosition,
+        recorded_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        {
+            let mut tables = self.write();
+            self.advance(&mut tables, AuditProjection::NAME, from, to, recorded_at)?;
+            for record in changes.records {
+                tables
+                    .audit
+                    .insert((record.case_id, record.sequence), record);
+            }
+            tables.audit_heads.extend(changes.heads);
+        }
+        self.announce(AuditProjection::NAME, to);
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl ProjectionStore<IndicatorsProjection> for MemoryReadModels {
+    async fn checkpoint(&self) -> Result<LogPosition, StoreError> {
+        Ok(self.checkpoint_of(IndicatorsProjection::NAME))
+    }
+
+    async fn states(&self, cases: &[CaseId]) -> Result<HashMap<CaseId, IndicatorCase>, StoreError> {
+        let tables = self.read();
+        Ok(cases
+            .iter()
+            .filter_map(|id| {
+                tables
+                    .indicator_cases
+                    .get(id)
+                    .map(|case| (*id, case.clone()))
+            })
+            .collect())
+    }
+
+    async fn commit(
+        &self,
+        changes: IndicatorChanges,
+        from: LogPosition,
+        to: LogPosition,
+        recorded_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        {
+            let mut tables = self.write();
+            self.advance(
+                &mut tables,
+                IndicatorsProjection::NAME,
+                from,
+                to,
+                recorded_at,
+            )?;
+            tables.indicator_cases.extend(changes.cases);
+            for (key, delta) in changes.counts {
+                let counts = tables.indicator_counts.entry(key.clone()).or_default();
+                counts.add(&delta, 1);
+                if counts.is_zero() {
+                    tables.indicator_counts.remove(&key);
+                }
+            }
+            for (key, delta) in changes.durations {
+                let count = tables.indicator_durations.entry(key.clone()).or_default();
+                *count += delta;
+                if *count == 0 {
+                    tables.indicator_durations.remove(&key);
+                }
+            }
+        }
+        self.announce(IndicatorsProjection::NAME, to);
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl ProjectionStore<PatrolsProjection> for MemoryReadModels {
+    async fn checkpoint(&self) -> Result<LogPosition, StoreError> {
+        Ok(self.checkpoint_of(PatrolsProjection::NAME))
+    }
+
+    async fn states(&self, _cases: &[CaseId]) -> Result<HashMap<CaseId, ()>, StoreError> {
+        Ok(HashMap::new())
+    }
+
+    async fn commit(
+        &self,
+        changes: PatrolChanges,
+        from: LogPosition,
+        to: LogPosition,
+        recorded_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        {
+            let mut tables = self.write();
+            self.advance(&mut tables, PatrolsProjection::NAME, from, to, recorded_at)?;
+            for (key, day) in changes.days {
+                match tables.patrols.get_mut(&key) {
+                    Some(existing) => existing.merge(&day),
+                    None => {
+                        tables.patrols.insert(key, day);
+                    }
+                }
+            }
+        }
+        self.announce(PatrolsProjection::NAME, to);
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Queries
+// ---------------------------------------------------------------------------------------
+
+/// The smallest key of a day, for range scans over keys that start with the day.
+fn first_key_of(day: chrono::NaiveDate) -> IndicatorKey {
+    IndicatorKey {
+        day,
+        district: String::new(),
+        community: String::new(),
+        cell: String::new(),
+        category: String::new(),
+    }
+}
+
+fn in_indicator_scope(query: &IndicatorQuery, key: &IndicatorKey) -> bool {
+    query.district.as_deref().is_none_or(|d| d == key.district)
+        && query
+            .community
+            .as_deref()
+            .is_none_or(|c| c == key.community)
+        && query.cell.as_deref().is_none_or(|c| c == key.cell)
+        && query.category.as_deref().is_none_or(|c| c == key.category)
+}
+
+impl MemoryReadModels {
+    /// Indicator counters and duration buckets summed per group over the query's scope.
+    #[allow(clippy::type_complexity)]
+    fn indicator_sums(
+        &self,
+        query: &IndicatorQuery,
+        group: IndicatorGroup,
+    ) -> BTreeMap<String, (IndicatorCounts, BTreeMap<u16, i64>, BTreeMap<u16, i64>)> {
+        let tables = self.read();
+        let after_last = query.to.checked_add_days(Days::new(1)).unwrap_or(query.to);
+        let range = (
+            Bound::Included(first_key_of(query.from)),
+            Bound::Excluded(first_key_of(after_last)),
+        );
+        let mut sums: BTreeMap<String, (IndicatorCounts, BTreeMap<u16, i64>, BTreeMap<u16, i64>)> =
+            BTreeMap::new();
+        for (key, counts) in tables.indicator_counts.range(range.clone()) {
+            if in_indicator_scope(query, key) {
+                let group_key = answer::indicator_group_key(group, key);
+                sums.entry(group_key).or_default().0.add(counts, 1);
+            }
+        }
+        let duration_range = (
+            Bound::Included((
+                first_key_of(query.from),
+                DurationMetric::TimeToAcknowledge,
+                0,
+            )),
+            Bound::Excluded((
+                first_key_of(after_last),
+                DurationMetric::TimeToAcknowledge,
+                0,
+            )),
+        );
+        for ((key, metric, bucket), count) in tables.indicator_durations.range(duration_range) {
+            if !in_indicator_scope(query, key) {
+                continue;
+            }
+            let group_key = answer::indicator_group_key(group, key);
+            let entry = sums.entry(group_key).or_default();
+            let buckets = match metric {
+                DurationMetric::TimeToAcknowledge => &mut entry.1,
+                DurationMetric::TimeToClose => &mut entry.2,
+            };
+            *buckets.entry(*bucket).or_default() += count;
+        }
+        sums
+    }
+}
+
+#[async_trait::async_trait]
+impl ReadModels for MemoryReadModels {
+    async fn cases(&self, query: &CaseQuery) -> Result<Page<CaseView>, ReadError> {
+        let filter = query.validate()?;
+        let tables = self.read();
+        let upper = match filter.after {
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Unbounded,
+        };
+        let mut items = Vec::new();
+        let mut more = false;
+        for (cursor, ()) in tables.case_order.range((Bound::Unbounded, upper)).rev() {
+            let Some(row) = tables.cases.get(&cursor.case_id) else {
+                continue;
+            };
+            let view = view_of(row);
+            if !filter.matches(&view) {
+                continue;
+            }
+            if items.len() == filter.limit {
+                more = true;
+                break;
+            }
+            items.push(view);
+        }
+        let next_cursor = if more {
+            items.last().map(|last: &CaseView| last.cursor().encode())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn case(&self, case_id: CaseId) -> Result<Option<CaseView>, ReadError> {
+        Ok(self.read().cases.get(&case_id).map(view_of))
+    }
+
+    async fn audit_trail(&self, case_id: CaseId) -> Result<Option<AuditTrail>, ReadError> {
+        let tables = self.read();
+        let records: Vec<AuditRecord> = tables
+            .audit
+            .range((case_id, 0)..=(case_id, u64::MAX))
+            .map(|(_, record)| record.clone())
+            .collect();
+        let head = tables.audit_heads.get(&case_id);
+        if records.is_empty() && head.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(answer::audit_trail(case_id, records, head)))
+    }
+
+    async fn sla_board(&self, query: &BoardQuery) -> Result<Vec<BoardRow>, ReadError> {
+        let group = query.group.unwrap_or_default();
+        let tables = self.read();
+        let mut sums: BTreeMap<(String, Option<Tier>), LightCounts> = BTreeMap::new();
+        for (key, counts) in &tables.board {
+            let community = key.community.as_deref();
+            if !answer::in_board_scope(query, &key.district, community, key.tier) {
+                continue;
+            }
+            if let Some(group_key) =
+                answer::board_group(group, &key.district, community, &key.cell, key.tier)
+            {
+                sums.entry(group_key).or_default().merge(counts);
+            }
+        }
+        Ok(answer::board_rows(&self.context, sums))
+    }
+
+    async fn overdue(
+        &self,
+        query: &OverdueQuery,
+        now: DateTime<Utc>,
+    ) -> Result<Page<OverdueCase>, ReadError> {
+        let (limit, after) = query.validate()?;
+        let tables = self.read();
+        let mut overdue: Vec<OverdueCase> = tables
+            .cases
+            .values()
+            .filter(|row| row.sla.light == Some(Light::Red))
+            .filter_map(|row| answer::overdue_case(&view_of(row), now))
+            .filter(|case| {
+                query.district.as_deref().is_none_or(|d| d == case.district)
+                    && query
+                        .community
+                        .as_deref()
+                        .is_none_or(|c| c == case.community)
+                    && query.cell.as_deref().is_none_or(|c| c == case.cell)
+                    && query.tier.is_none_or(|t| case.tier == Some(t))
+            })
+            .filter(|case| {
+                after.is_none_or(|after| {
+                    (case.deadline, case.case_id) > (after.deadline, after.case_id)
+                })
+            })
+            .collect();
+        overdue.sort_by_key(|case| (case.deadline, case.case_id));
+        let more = overdue.len() > limit;
+        overdue.truncate(limit);
+        let next_cursor = more.then(|| overdue.last()).flatten().map(|last| {
+            OverdueCursor {
+                deadline: last.deadline,
+                case_id: last.case_id,
+            }
+            .encode()
+        });
+        Ok(Page {
+            items: overdue,
+            next_cursor,
+        })
+    }
+
+    async fn indicators(&self, query: &IndicatorQuery) -> Result<Vec<IndicatorRow>, ReadError> {
+        let group = query.validate()?;
+        let sums = self.indicator_sums(query, group);
+        Ok(sums
+            .into_iter()
+            .map(|(key, (counts, acknowledge, close))| {
+                IndicatorRow::from_sums(key, counts, &acknowledge, &close)
+            })
+            .collect())
+    }
+
+    async fn ranking(&self, query: &RankingQuery) -> Result<Ranking, ReadError> {
+        let (min_cases, limit) = query.validate()?;
+        let indicator_query = IndicatorQuery {
+            from: query.from,
+            to: query.to,
+            district: query.district.clone(),
+            community: query.community.clone(),
+            cell: None,
+            category: None,
+            group: Some(IndicatorGroup::Cell),
+        };
+        let tables = self.read();
+        let after_last = query.to.checked_add_days(Days::new(1)).unwrap_or(query.to);
+        let mut cells: BTreeMap<String, (String, i64, i64)> = BTreeMap::new();
+        for (key, counts) in tables
+            .indicator_counts
+            .range(first_key_of(query.from)..first_key_of(after_last))
+        {
+            if in_indicator_scope(&indicator_query, key) {
+                let entry = cells
+                    .entry(key.cell.clone())
+                    .or_insert_with(|| (key.community.clone(), 0, 0));
+                entry.1 += counts.registered;
+                entry.2 += counts.closed_on_time;
+            }
+        }
+        let cells = cells
+            .into_iter()
+            .map(|(cell, (community, registered, on_time))| (cell, community, registered, on_time))
+            .collect();
+        Ok(answer::ranking(&self.context, cells, min_cases, limit))
+    }
+
+    async fn patrol_coverage(&self, query: &PatrolQuery) -> Result<PatrolReport, ReadError> {
+        query.validate()?;
+        let tables = self.read();
+        let mut sums: BTreeMap<String, answer::PatrolSums> = BTreeMap::new();
+        for (key, day) in &tables.patrols {
+            if key.day < query.from || key.day > query.to {
+                continue;
+            }
+            let sum = sums.entry(key.cell.clone()).or_default();
+            sum.days_patrolled += 1;
+            sum.findings += day.findings;
+            sum.fixed_on_spot += day.fixed_on_spot;
+            let candidate = (day.last_at, day.last_worker.clone());
+            let newer = sum.last.as_ref().is_none_or(|(at, worker)| {
+                (candidate.0, std::cmp::Reverse(&candidate.1)) > (*at, std::cmp::Reverse(worker))
+            });
+            if newer {
+                sum.last = Some(candidate);
+            }
+        }
+        answer::patrol_report(&self.context, query, &sums)
+    }
+
+    async fn inbox(&self, worker_id: &str) -> Result<Vec<InboxTask>, ReadError> {
+        let tables = self.read();
+        let mut tasks: Vec<InboxTask> = tables
+            .cases
+            .values()
+            .map(view_of)
+            .filter(|case| answer::is_in_inbox(case, worker_id))
+            .map(|case| answer::inbox_task(&case))
+            .collect();
+        answer::sort_inbox(&mut tasks);
+        Ok(tasks)
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, ReadError> {
+        let tables = self.read();
+        Ok(crate::fold::PROJECTION_NAMES
+            .iter()
+            .map(|name| {
+                let (position, recorded_at) =
+                    tables.checkpoints.get(name).copied().unwrap_or((0, None));
+                Checkpoint {
+                    projection: (*name).to_owned(),
+                    position,
+                    recorded_at,
+                }
+            })
+            .collect())
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+}

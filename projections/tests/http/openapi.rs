@@ -1,0 +1,77 @@
+//! The OpenAPI document is generated from the handlers, served, and committed.
+
+use std::path::Path;
+
+use wangge_projections::http::openapi::{openapi, render};
+
+use crate::get_ok;
+use crate::support::Week;
+
+const REGENERATE: &str =
+    "regenerate with `cargo run -p wangge-projections --bin generate-openapi` and commit the result";
+
+fn committed_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json")
+}
+
+#[test]
+fn the_committed_document_is_the_one_the_handlers_generate() {
+    let committed = std::fs::read_to_string(committed_path())
+        .unwrap_or_else(|error| panic!("projections/openapi.json: {error}; {REGENERATE}"));
+    let generated = render(&openapi());
+    if committed != generated {
+        let line = committed
+            .lines()
+            .zip(generated.lines())
+            .position(|(a, b)| a != b)
+            .map_or_else(|| "the end".to_owned(), |n| format!("line {}", n + 1));
+        panic!("projections/openapi.json has drifted from the handlers (first difference at {line}); {REGENERATE}");
+    }
+}
+
+#[test]
+fn generation_is_deterministic() {
+    assert_eq!(render(&openapi()), render(&openapi()));
+}
+
+#[tokio::test]
+async fn the_served_document_is_the_generated_one_and_every_documented_path_is_routed() {
+    let week = Week::new();
+    let served = week.serve().await;
+    let document = get_ok(&served.url("/api/openapi.json")).await;
+    let generated: serde_json::Value = serde_json::from_str(&render(&openapi())).unwrap();
+    assert_eq!(document, generated);
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = document["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), 13, "{:?}", paths.keys().collect::<Vec<_>>());
+    for (path, item) in paths {
+        assert!(item.get("get").is_some(), "{path} is read with GET");
+        let concrete = path
+            .replace("{case_id}", "01936b2e-9c1d-7c3f-8a55-5c3f00000001")
+            .replace("{worker_id}", "w-330106001001001");
+        let response = reqwest::get(served.url(&concrete)).await.unwrap();
+        let status = response.status().as_u16();
+        if status == 404 {
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_ne!(
+                body["code"], "unknown_route",
+                "{path} is documented but not routed"
+            );
+        }
+    }
+    // Every refusal is documented with the error body.
+    let cases = &paths["/api/v1/cases"]["get"];
+    assert!(
+        cases["responses"]["400"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap()
+            .ends_with("ApiErrorBody")
+    );
+    let parameters: Vec<&str> = cases["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(parameters.contains(&"reported_from") && parameters.contains(&"cursor"));
+}
