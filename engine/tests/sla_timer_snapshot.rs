@@ -427,6 +427,14 @@ async fn a_snapshot_that_does_not_apply_is_ignored_and_the_whole_log_is_read() {
         city.timers(true).restore().await,
         Rebuilt::FromSnapshot { cases: 4, .. }
     ));
+
+    // Beside a log that ends before it (another log, begun again): it does not apply.
+    let mut other_city = City::start().await;
+    other_city.dispatched_case(0).await;
+    other_city.store.save(&good).await.unwrap();
+    let timers = other_city.timers(true);
+    assert_eq!(timers.restore().await, Rebuilt::FromStart);
+    assert_eq!(timers.open_cases().await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

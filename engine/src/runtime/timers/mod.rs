@@ -162,6 +162,14 @@ impl TimerBook {
         self.heap.len()
     }
 
+    /// Forgets every case: back to a book that has folded nothing.
+    fn clear(&mut self) {
+        self.open = table::CaseTable::default();
+        self.heap = BinaryHeap::new();
+        self.retry.clear();
+        self.position = 0;
+    }
+
     /// The log position of the last commit folded in (0 before any).
     pub fn position(&self) -> LogPosition {
         self.position
@@ -597,6 +605,17 @@ impl<L: EventLog> TimerService<L> {
             }
             _ => book.restore(&bytes),
         };
+        // A snapshot ahead of the log is of another log (a store wiped and begun again).
+        let head = self.cases.log().head().await.ok();
+        let restored = restored.and_then(|(header, loads)| match head {
+            Some(head) if header.position > head => Err(SnapshotError::Mismatch {
+                reason: format!(
+                    "it covers the log up to position {}, the log ends at {head}",
+                    header.position
+                ),
+            }),
+            _ => Ok((header, loads)),
+        });
         match restored {
             Ok((header, loads)) => {
                 *self.loads() = loads;
@@ -614,6 +633,7 @@ impl<L: EventLog> TimerService<L> {
             }
             Err(error) => {
                 warn!(%error, "timer snapshot ignored; rebuilding the timer book from the whole log");
+                book.clear();
                 Rebuilt::FromStart
             }
         }

@@ -19,7 +19,8 @@
 //!
 //! # When it is used
 //!
-//! Only when it was computed under the same reference data — the SLA policies, the business
+//! Only when it covers no more of the log than there is, and was computed under the same
+//! reference data — the SLA policies, the business
 //! calendars, which calendar each district uses and which policy each category uses, hashed
 //! into a [`fingerprint`] — by the same snapshot format and fold version
 //! ([`FACTS_VERSION`]). Any other snapshot, or one that cannot be read, is ignored with a
