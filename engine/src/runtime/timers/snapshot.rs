@@ -20,10 +20,9 @@
 //! # When it is used
 //!
 //! Only when it covers no more of the log than there is, and was computed under the same
-//! reference data — the SLA policies, the business
-//! calendars, which calendar each district uses and which policy each category uses, hashed
-//! into a [`fingerprint`] — by the same snapshot format and fold version
-//! ([`FACTS_VERSION`]). Any other snapshot, or one that cannot be read, is ignored with a
+//! reference data — the SLA policies, the business calendars, which calendar each district
+//! uses and which policy each category uses, hashed into a [`fingerprint`] — by the same
+//! snapshot format and fold version ([`FACTS_VERSION`]). Any other snapshot, or one that cannot be read, is ignored with a
 //! warning and the book is rebuilt from the whole log: a snapshot only ever saves time.
 //!
 //! # Layout (format 1)
