@@ -8,13 +8,19 @@
 //! - [`runner`]: the projection runner (log → batches → store, with the checkpoint in the
 //!   same transaction) and the [`runner::ProjectionStore`] trait a store implements.
 //! - [`memory`]: the read models in memory, the embedded default.
+//! - [`postgres`]: the read models in PostgreSQL, with one active runner per projection
+//!   across instances, rebuilds into shadow tables, and audit verification.
+//! - [`lag`]: how far each projection is behind the log, for the API and metrics.
 
 pub mod answer;
 pub mod fold;
+pub mod lag;
 pub mod memory;
+pub mod postgres;
 pub mod query;
 pub mod runner;
 
 pub use fold::{FoldContext, PROJECTION_NAMES};
 pub use memory::MemoryReadModels;
+pub use postgres::PostgresReadModels;
 pub use query::ReadModels;
