@@ -1,6 +1,6 @@
 //! `wangge serve`: the engine process. Opens the event and rejected streams (creating or
 //! updating them), takes its share of the case partitions, and runs intake and the
-//! dispatcher until interrupted; on SIGTERM it drains intake, hands its partitions back and
+//! dispatcher (and, given `--postgres-url`, the projection runners) until interrupted; on SIGTERM it drains intake, hands its partitions back and
 //! stops.
 
 use std::process::ExitCode;
@@ -19,6 +19,7 @@ use wangge_engine::runtime::{LeaseConfig, PartitionLeases};
 use wangge_engine::tasks::inbox::{TaskPublisher, TaskPublisherConfig, TaskStreamConfig};
 use wangge_engine::tasks::nats::serve_worker_commands;
 use wangge_engine::tasks::WorkerCommandService;
+use wangge_projections::postgres::{spawn_runners, ExclusiveRunnerConfig};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -33,6 +34,10 @@ pub struct ServeArgs {
     /// Run only intake (no dispatcher, no timers): for a front-end-only instance.
     #[arg(long)]
     intake_only: bool,
+    /// PostgreSQL URL of the read models: when given, this instance also runs the
+    /// projection runners (each projection active on one instance at a time).
+    #[arg(long, env = "WANGGE_POSTGRES_URL")]
+    postgres_url: Option<String>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -109,6 +114,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 tracing::error!(%error, "worker commands stopped");
             }
         });
+        if let Some(url) = &args.postgres_url {
+            let context = args.reference.fold_context()?;
+            let models = crate::connect_read_models(url, context).await?;
+            let runners = spawn_runners(
+                models,
+                cases.log().clone(),
+                ExclusiveRunnerConfig::default(),
+                stopped(),
+            );
+            background.spawn(runners.wait());
+            info!(postgres = crate::redact(url), "running the projections");
+        }
         let book = TimerBook::new(SlaReference::bundled(), grid.clone(), categories.clone());
         let timers = Arc::new(TimerService::new(cases.clone(), book));
         let until = stopped();
@@ -156,7 +173,7 @@ fn default_instance_name() -> String {
 }
 
 /// Ctrl-C or SIGTERM (what a process supervisor sends).
-async fn shutdown_signal() -> &'static str {
+pub(crate) async fn shutdown_signal() -> &'static str {
     let mut terminate =
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(signal) => signal,

@@ -293,3 +293,35 @@ pub fn spawn_runners<L: EventLog + Clone>(
 fn projection_name<P: Projection>(_: &P) -> &'static str {
     P::NAME
 }
+
+impl PostgresReadModels {
+    /// For each projection, the server process id of the session holding its runner lock
+    /// (`None`: no runner active anywhere).
+    pub async fn runner_holders(&self) -> Result<Vec<(&'static str, Option<i32>)>, PostgresError> {
+        let client = self
+            .pool()
+            .get()
+            .await
+            .map_err(|e| PostgresError::Connect(e.to_string()))?;
+        let rows = client
+            .query(
+                "SELECT objid::bigint, pid FROM pg_locks WHERE locktype = 'advisory' \
+                 AND classid = $1::int::oid AND objsubid = 2 AND granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                &[&RUNNER_LOCK_CLASS],
+            )
+            .await
+            .map_err(|e| PostgresError::Query(describe(&e)))?;
+        Ok(PROJECTION_NAMES
+            .iter()
+            .enumerate()
+            .map(|(index, name)| {
+                let pid = rows
+                    .iter()
+                    .find(|row| row.get::<_, i64>(0) == index as i64)
+                    .map(|row| row.get::<_, i32>(1));
+                (*name, pid)
+            })
+            .collect())
+    }
+}
