@@ -62,11 +62,11 @@ impl TestDatabase {
         let client = self.connect().await;
         client
             .query(
-                &format!("SELECT t::text FROM {table} t ORDER BY 1 COLLATE \"C\""),
+                &format!("SELECT t::text FROM {table} t ORDER BY t::text COLLATE \"C\""),
                 &[],
             )
             .await
-            .unwrap_or_else(|e| panic!("read table {table} of {}: {e}", self.name))
+            .unwrap_or_else(|e| panic!("read table {table} of {}: {e:?}", self.name))
             .iter()
             .map(|row| row.get(0))
             .collect()
