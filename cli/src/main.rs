@@ -4,9 +4,11 @@
 //! PostgreSQL), and starts the engine's actors and the read side. Everything it runs lives in
 //! the `wangge-engine` and `wangge-projections` libraries.
 
+mod audit;
 mod case;
 mod demo;
 mod grid;
+mod projections;
 mod publish;
 mod rejected;
 mod serve;
@@ -21,6 +23,8 @@ use tracing_subscriber::EnvFilter;
 
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory, GridStream, GridStreamConfig};
 use wangge_engine::log::{JetStreamLog, JetStreamLogConfig};
+use wangge_engine::runtime::timers::SlaReference;
+use wangge_projections::{FoldContext, PostgresReadModels};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,6 +56,10 @@ enum Command {
     Worker(worker::WorkerArgs),
     /// Change the grid of the running engines, and show the live grid.
     Grid(grid::GridArgs),
+    /// The read models in PostgreSQL: run the projections, their status and lag, rebuild one.
+    Projections(projections::ProjectionsArgs),
+    /// The audit trail in PostgreSQL: verify its hash chains.
+    Audit(audit::AuditArgs),
 }
 
 /// Where NATS is and how the event stream is set up.
@@ -116,6 +124,65 @@ impl ReferenceArgs {
     }
 }
 
+impl ReferenceArgs {
+    /// What the projection folds need: the grid, the categories and the bundled SLA
+    /// policies and calendars (the ones the timers use).
+    pub fn fold_context(&self) -> anyhow::Result<FoldContext> {
+        let (grid, categories) = self.load()?;
+        Ok(FoldContext::new(
+            grid,
+            categories,
+            Arc::new(SlaReference::bundled()),
+        ))
+    }
+}
+
+/// Where the read models live in PostgreSQL.
+#[derive(Debug, Clone, Args)]
+pub struct PostgresArgs {
+    /// PostgreSQL URL of the read-model database (created if the server lacks it).
+    #[arg(
+        long,
+        env = "WANGGE_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/wangge"
+    )]
+    pub postgres_url: String,
+}
+
+impl PostgresArgs {
+    pub async fn connect(&self, context: FoldContext) -> anyhow::Result<Arc<PostgresReadModels>> {
+        connect_read_models(&self.postgres_url, context).await
+    }
+
+    /// The URL without a password, for messages.
+    pub fn display(&self) -> String {
+        redact(&self.postgres_url)
+    }
+}
+
+pub async fn connect_read_models(
+    url: &str,
+    context: FoldContext,
+) -> anyhow::Result<Arc<PostgresReadModels>> {
+    PostgresReadModels::connect(url, context)
+        .await
+        .map_err(|e| anyhow::anyhow!("read models at {}: {e}", redact(url)))
+}
+
+/// A URL with its password (if any) replaced by `***`.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// mimalloc instead of glibc malloc: the engine allocates many small buffers per command on
 /// many threads, and profiles showed glibc's allocator as its largest single cost.
 #[global_allocator]
@@ -133,6 +200,8 @@ async fn main() -> ExitCode {
         Command::Case(args) => case::run(args).await,
         Command::Worker(args) => worker::run(args).await,
         Command::Grid(args) => grid::run(args).await,
+        Command::Projections(args) => projections::run(args).await,
+        Command::Audit(args) => audit::run(args).await,
     };
     match result {
         Ok(code) => code,

@@ -3,7 +3,9 @@
 //! its share of the case partitions, and runs intake, grid commands, the dispatcher, the SLA
 //! timers and worker commands until interrupted; on SIGTERM it drains intake, hands its
 //! partitions back and stops. It also serves the HTTP API and the dashboard
-//! (`--http-listen`), over read models in memory that follow the log.
+//! (`--http-listen`) over the read models: in PostgreSQL with `--postgres-url` (and then runs
+//! the projection runners, each projection active on one instance at a time), otherwise in
+//! memory, folded from the log.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -25,8 +27,9 @@ use wangge_engine::tasks::inbox::{TaskPublisher, TaskPublisherConfig, TaskStream
 use wangge_engine::tasks::nats::serve_worker_commands;
 use wangge_engine::tasks::WorkerCommandService;
 use wangge_projections::http::{serve_http, ApiState};
+use wangge_projections::postgres::{spawn_runners, ExclusiveRunnerConfig};
 use wangge_projections::runner::RunnerConfig;
-use wangge_projections::{FoldContext, MemoryReadModels};
+use wangge_projections::{MemoryReadModels, ReadModels};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -57,6 +60,10 @@ pub struct ServeArgs {
     /// Where the HTTP API, the dashboard and `/metrics` listen.
     #[arg(long, env = "WANGGE_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     http_listen: std::net::SocketAddr,
+    /// PostgreSQL URL of the read models: when given, this instance also runs the
+    /// projection runners (each projection active on one instance at a time).
+    #[arg(long, env = "WANGGE_POSTGRES_URL")]
+    postgres_url: Option<String>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -115,19 +122,34 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for http on {}: {e}", args.http_listen))?;
     let http_address = http.local_addr()?;
-    // The read models in memory, following the log from its start (nothing survives a
-    // restart: they are folded again).
-    let context = FoldContext::new(
-        Arc::new(grid.load().grid().clone()),
-        categories.clone(),
-        Arc::new(SlaReference::bundled()),
-    );
-    let read_models = MemoryReadModels::new(context);
-    background.spawn(read_models.clone().follow(
-        cases.log().clone(),
-        RunnerConfig::default(),
-        stopped(),
-    ));
+    // The read models: in PostgreSQL (the projection runners below keep them), or in memory,
+    // following the log from its start (nothing survives a restart: they are folded again).
+    let context = args.reference.fold_context()?;
+    let read_models: Arc<dyn ReadModels> = match &args.postgres_url {
+        Some(url) => {
+            let models = crate::connect_read_models(url, context).await?;
+            if !args.intake_only {
+                let runners = spawn_runners(
+                    models.clone(),
+                    cases.log().clone(),
+                    ExclusiveRunnerConfig::default(),
+                    stopped(),
+                );
+                background.spawn(runners.wait());
+                info!(postgres = crate::redact(url), "running the projections");
+            }
+            models
+        }
+        None => {
+            let models = MemoryReadModels::new(context);
+            background.spawn(models.clone().follow(
+                cases.log().clone(),
+                RunnerConfig::default(),
+                stopped(),
+            ));
+            models
+        }
+    };
     let api = ApiState::new(
         read_models,
         Arc::new(grid.load().grid().clone()),
@@ -253,7 +275,7 @@ fn default_instance_name() -> String {
 }
 
 /// Ctrl-C or SIGTERM (what a process supervisor sends).
-async fn shutdown_signal() -> &'static str {
+pub(crate) async fn shutdown_signal() -> &'static str {
     let mut terminate =
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(signal) => signal,

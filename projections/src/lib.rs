@@ -10,14 +10,20 @@
 //! - [`memory`]: the read models in memory, the embedded default.
 //! - [`http`]: the HTTP API over [`query::ReadModels`], its OpenAPI document, `/metrics`,
 //!   the live stream and the supervisors' dashboard; [`http::serve_http`] serves them.
+//! - [`postgres`]: the read models in PostgreSQL, with one active runner per projection
+//!   across instances, rebuilds into shadow tables, and audit verification.
+//! - [`lag`]: how far each projection is behind the log, for the API and metrics.
 
 pub mod answer;
 pub mod fold;
 pub mod http;
+pub mod lag;
 pub mod memory;
+pub mod postgres;
 pub mod query;
 pub mod runner;
 
 pub use fold::{FoldContext, PROJECTION_NAMES};
 pub use memory::MemoryReadModels;
+pub use postgres::PostgresReadModels;
 pub use query::ReadModels;

@@ -153,7 +153,11 @@ impl MemoryReadModels {
                 actual,
             });
         }
-        tables.checkpoints.insert(projection, (to, recorded_at));
+        // Whole microseconds, as every instant of the read models (and PostgreSQL) keeps it.
+        tables.checkpoints.insert(
+            projection,
+            (to, recorded_at.map(crate::fold::cases::to_micros)),
+        );
         Ok(())
     }
 

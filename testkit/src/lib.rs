@@ -3,6 +3,11 @@
 //! [`NatsServer`] starts a `nats-server` binary with JetStream on a free port and its own
 //! store directory, so tests run in parallel and can kill and restart the server (same port,
 //! same store) to test what survives. The process is killed and the directory removed on drop.
+//! [`TestDatabase`] is a PostgreSQL database of a test's own, dropped with it.
+
+mod postgres;
+
+pub use postgres::{postgres_server_url, TestDatabase};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -96,6 +96,7 @@ pub struct AuditChanges {
     pub heads: std::collections::BTreeMap<CaseId, AuditHead>,
 }
 
+#[derive(Debug, Clone, Copy, Default)]
 pub struct AuditProjection;
 
 impl AuditProjection {

@@ -174,6 +174,7 @@ pub(crate) fn summary_to_micros(summary: &mut CaseSummary) {
     }
 }
 
+#[derive(Debug, Clone, Copy, Default)]
 pub struct CasesProjection;
 
 impl CasesProjection {

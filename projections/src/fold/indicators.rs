@@ -164,6 +164,7 @@ impl IndicatorChanges {
     }
 }
 
+#[derive(Debug, Clone, Copy, Default)]
 pub struct IndicatorsProjection;
 
 impl IndicatorsProjection {

@@ -55,6 +55,7 @@ pub struct PatrolChanges {
     pub days: BTreeMap<PatrolKey, PatrolDay>,
 }
 
+#[derive(Debug, Clone, Copy, Default)]
 pub struct PatrolsProjection;
 
 impl PatrolsProjection {

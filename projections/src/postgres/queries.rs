@@ -1,0 +1,517 @@
+//! The [`ReadModels`] queries over the PostgreSQL tables. SQL selects and sums; what a sum
+//! means, names, grouping keys and the order of every list come from [`crate::answer`],
+//! exactly as for the memory store.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+use wangge_schemas::{CaseId, Tier};
+
+use super::store::{position_of, tier_name};
+use super::PostgresReadModels;
+use crate::answer;
+use crate::fold::audit::{AuditHead, AuditRecord};
+use crate::fold::cases::{CaseRow, LightCounts};
+use crate::fold::indicators::{DurationMetric, IndicatorCounts};
+use crate::fold::summary::name_of;
+use crate::query::*;
+
+/// A statement with its parameters, built up filter by filter.
+#[derive(Default)]
+struct Sql {
+    text: String,
+    params: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Sql {
+    fn new(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            params: Vec::new(),
+        }
+    }
+
+    /// Binds a value and returns its placeholder.
+    fn bind(&mut self, value: impl ToSql + Sync + Send + 'static) -> String {
+        self.params.push(Box::new(value));
+        format!("${}", self.params.len())
+    }
+
+    /// Appends ` AND column = $n` when `value` is given.
+    fn and_eq(&mut self, column: &str, value: Option<impl ToSql + Sync + Send + 'static>) {
+        if let Some(value) = value {
+            let placeholder = self.bind(value);
+            self.text
+                .push_str(&format!(" AND {column} = {placeholder}"));
+        }
+    }
+
+    fn push(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+}
+
+fn unavailable(error: tokio_postgres::Error) -> ReadError {
+    ReadError::Unavailable(super::pool::describe(&error))
+}
+
+fn corrupt(what: &str, error: impl std::fmt::Display) -> ReadError {
+    ReadError::Unavailable(format!("a stored {what} is unreadable: {error}"))
+}
+
+/// The smallest whole microsecond at or after `at`: a bound the tables' microsecond values
+/// compare with exactly as with `at` itself.
+fn ceil_micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    let floor = crate::fold::cases::to_micros(at);
+    if floor < at {
+        floor + chrono::Duration::microseconds(1)
+    } else {
+        floor
+    }
+}
+
+fn parse_tier(name: &str) -> Result<Tier, ReadError> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .map_err(|e| corrupt("tier", e))
+}
+
+fn view_of(text: &str) -> Result<CaseView, ReadError> {
+    let row: CaseRow = serde_json::from_str(text).map_err(|e| corrupt("case", e))?;
+    Ok(CaseView {
+        summary: row.summary,
+        sla: row.sla,
+    })
+}
+
+impl PostgresReadModels {
+    async fn rows(&self, sql: &Sql) -> Result<Vec<tokio_postgres::Row>, ReadError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&sql.text)
+            .await
+            .map_err(unavailable)?;
+        client
+            .query(&statement, &sql.params())
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Case views from a statement selecting `state::text` first.
+    async fn views(&self, sql: &Sql) -> Result<Vec<CaseView>, ReadError> {
+        self.rows(sql)
+            .await?
+            .iter()
+            .map(|row| view_of(row.get(0)))
+            .collect()
+    }
+
+    /// Filters of the indicator tables, for a day range and a scope.
+    fn indicator_scope(
+        sql: &mut Sql,
+        from: NaiveDate,
+        to: NaiveDate,
+        district: &Option<String>,
+        community: &Option<String>,
+        cell: &Option<String>,
+        category: &Option<String>,
+    ) {
+        let from = sql.bind(from);
+        let to = sql.bind(to);
+        sql.push(&format!(" WHERE day >= {from} AND day <= {to}"));
+        sql.and_eq("district", district.clone());
+        sql.and_eq("community", community.clone());
+        sql.and_eq("cell", cell.clone());
+        sql.and_eq("category", category.clone());
+    }
+}
+
+#[async_trait::async_trait]
+impl ReadModels for PostgresReadModels {
+    async fn cases(&self, query: &CaseQuery) -> Result<Page<CaseView>, ReadError> {
+        let filter = query.validate()?;
+        let q = &filter.query;
+        let mut sql = Sql::new("SELECT state::text FROM cases WHERE true");
+        sql.and_eq("district", q.district.clone());
+        sql.and_eq("community", q.community.clone());
+        sql.and_eq("building", q.building.clone());
+        sql.and_eq("cell", q.cell.clone());
+        sql.and_eq("tier", q.tier.map(tier_name));
+        sql.and_eq("status", q.status.map(|s| s.as_str()));
+        sql.and_eq("open", q.open);
+        sql.and_eq("category", q.category.clone());
+        sql.and_eq("intake", q.intake.map(|i| name_of(&i)));
+        sql.and_eq("assignee", q.assignee.clone());
+        if let Some(from) = q.reported_from {
+            let from = sql.bind(ceil_micros(from));
+            sql.push(&format!(" AND reported_at >= {from}"));
+        }
+        if let Some(to) = q.reported_to {
+            let to = sql.bind(ceil_micros(to));
+            sql.push(&format!(" AND reported_at < {to}"));
+        }
+        if let Some(after) = filter.after {
+            let at = sql.bind(after.reported_at);
+            let id = sql.bind(after.case_id.0);
+            sql.push(&format!(" AND (list_at, case_id) < ({at}, {id})"));
+        }
+        let limit = sql.bind(filter.limit as i64 + 1);
+        sql.push(&format!(
+            " ORDER BY list_at DESC, case_id DESC LIMIT {limit}"
+        ));
+        let mut items = self.views(&sql).await?;
+        let more = items.len() > filter.limit;
+        items.truncate(filter.limit);
+        let next_cursor = if more {
+            items.last().map(|last| last.cursor().encode())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn case(&self, case_id: CaseId) -> Result<Option<CaseView>, ReadError> {
+        let mut sql = Sql::new("SELECT state::text FROM cases WHERE case_id = ");
+        let id = sql.bind(case_id.0);
+        sql.push(&id);
+        Ok(self.views(&sql).await?.into_iter().next())
+    }
+
+    async fn audit_trail(&self, case_id: CaseId) -> Result<Option<AuditTrail>, ReadError> {
+        let mut trails = self.audit_records(&[case_id]).await?;
+        let (records, head) = trails.remove(&case_id).unwrap_or_default();
+        if records.is_empty() && head.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(answer::audit_trail(case_id, records, head.as_ref())))
+    }
+
+    async fn sla_board(&self, query: &BoardQuery) -> Result<Vec<BoardRow>, ReadError> {
+        let group = query.group.unwrap_or_default();
+        let (code, tier) = match group {
+            BoardGroup::District => ("district", "NULL::text"),
+            BoardGroup::Community => ("community", "NULL::text"),
+            BoardGroup::Cell => ("cell", "tier"),
+        };
+        let mut sql = Sql::new(format!(
+            "SELECT {code}, {tier}, sum(green)::bigint, sum(yellow)::bigint, sum(red)::bigint \
+             FROM sla_board WHERE true"
+        ));
+        sql.and_eq("district", query.district.clone());
+        if let Some(community) = &query.community {
+            // '' is how the table spells "held at the district": it matches no community.
+            sql.and_eq("community", Some(community.clone()));
+            sql.push(" AND community <> ''");
+        }
+        if group == BoardGroup::Community {
+            sql.push(" AND community <> ''");
+        }
+        sql.and_eq("tier", query.tier.map(tier_name));
+        sql.push(" GROUP BY 1, 2");
+        let mut sums: BTreeMap<(String, Option<Tier>), LightCounts> = BTreeMap::new();
+        for row in self.rows(&sql).await? {
+            let tier = row
+                .get::<_, Option<String>>(1)
+                .map(|t| parse_tier(&t))
+                .transpose()?;
+            let counts = LightCounts {
+                green: row.get(2),
+                yellow: row.get(3),
+                red: row.get(4),
+            };
+            sums.entry((row.get(0), tier)).or_default().merge(&counts);
+        }
+        Ok(answer::board_rows(&self.context, sums))
+    }
+
+    async fn overdue(
+        &self,
+        query: &OverdueQuery,
+        now: DateTime<Utc>,
+    ) -> Result<Page<OverdueCase>, ReadError> {
+        let (limit, after) = query.validate()?;
+        let mut sql = Sql::new(
+            "SELECT state::text FROM cases \
+             WHERE light = 'red' AND deadline IS NOT NULL AND step IS NOT NULL",
+        );
+        sql.and_eq("district", query.district.clone());
+        sql.and_eq("community", query.community.clone());
+        sql.and_eq("cell", query.cell.clone());
+        sql.and_eq("tier", query.tier.map(tier_name));
+        if let Some(after) = after {
+            let at = sql.bind(after.deadline);
+            let id = sql.bind(after.case_id.0);
+            sql.push(&format!(" AND (deadline, case_id) > ({at}, {id})"));
+        }
+        let bound = sql.bind(limit as i64 + 1);
+        sql.push(&format!(" ORDER BY deadline, case_id LIMIT {bound}"));
+        let mut items: Vec<OverdueCase> = self
+            .views(&sql)
+            .await?
+            .iter()
+            .filter_map(|view| answer::overdue_case(view, now))
+            .collect();
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_cursor = more.then(|| items.last()).flatten().map(|last| {
+            OverdueCursor {
+                deadline: last.deadline,
+                case_id: last.case_id,
+            }
+            .encode()
+        });
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn indicators(&self, query: &IndicatorQuery) -> Result<Vec<IndicatorRow>, ReadError> {
+        let group = query.validate()?;
+        let key = match group {
+            IndicatorGroup::Total => "'total'::text",
+            IndicatorGroup::Day => "to_char(day, 'YYYY-MM-DD')",
+            IndicatorGroup::District => "district",
+            IndicatorGroup::Community => "community",
+            IndicatorGroup::Cell => "cell",
+            IndicatorGroup::Category => "category",
+        };
+        let mut counts_sql = Sql::new(format!(
+            "SELECT {key}, sum(registered)::bigint, sum(closed)::bigint, \
+             sum(closed_on_time)::bigint, sum(handled)::bigint, sum(reworked)::bigint, \
+             sum(dispatched)::bigint, sum(responded_on_time)::bigint, sum(evaluated)::bigint, \
+             sum(resolved_for_resident)::bigint, sum(satisfied)::bigint FROM indicator_daily"
+        ));
+        Self::indicator_scope(
+            &mut counts_sql,
+            query.from,
+            query.to,
+            &query.district,
+            &query.community,
+            &query.cell,
+            &query.category,
+        );
+        counts_sql.push(" GROUP BY 1");
+        let mut durations_sql = Sql::new(format!(
+            "SELECT {key}, metric, bucket, sum(count)::bigint FROM indicator_durations"
+        ));
+        Self::indicator_scope(
+            &mut durations_sql,
+            query.from,
+            query.to,
+            &query.district,
+            &query.community,
+            &query.cell,
+            &query.category,
+        );
+        durations_sql.push(" GROUP BY 1, 2, 3");
+        #[allow(clippy::type_complexity)]
+        let mut sums: BTreeMap<
+            String,
+            (IndicatorCounts, BTreeMap<u16, i64>, BTreeMap<u16, i64>),
+        > = BTreeMap::new();
+        for row in self.rows(&counts_sql).await? {
+            let counts = IndicatorCounts {
+                registered: row.get(1),
+                closed: row.get(2),
+                closed_on_time: row.get(3),
+                handled: row.get(4),
+                reworked: row.get(5),
+                dispatched: row.get(6),
+                responded_on_time: row.get(7),
+                evaluated: row.get(8),
+                resolved_for_resident: row.get(9),
+                satisfied: row.get(10),
+            };
+            sums.entry(row.get(0)).or_default().0.add(&counts, 1);
+        }
+        for row in self.rows(&durations_sql).await? {
+            let metric: String = row.get(1);
+            let bucket = u16::try_from(row.get::<_, i16>(2)).unwrap_or(0);
+            let count: i64 = row.get(3);
+            let entry = sums.entry(row.get(0)).or_default();
+            let buckets = match DurationMetric::parse(&metric) {
+                Some(DurationMetric::TimeToAcknowledge) => &mut entry.1,
+                Some(DurationMetric::TimeToClose) => &mut entry.2,
+                None => return Err(corrupt("duration metric", metric)),
+            };
+            *buckets.entry(bucket).or_default() += count;
+        }
+        Ok(sums
+            .into_iter()
+            .map(|(key, (counts, acknowledge, close))| {
+                IndicatorRow::from_sums(key, counts, &acknowledge, &close)
+            })
+            .collect())
+    }
+
+    async fn ranking(&self, query: &RankingQuery) -> Result<Ranking, ReadError> {
+        let (min_cases, limit) = query.validate()?;
+        let mut sql = Sql::new(
+            "SELECT cell, min(community), sum(registered)::bigint, sum(closed_on_time)::bigint \
+             FROM indicator_daily",
+        );
+        Self::indicator_scope(
+            &mut sql,
+            query.from,
+            query.to,
+            &query.district,
+            &query.community,
+            &None,
+            &None,
+        );
+        sql.push(" GROUP BY cell");
+        let mut cells: BTreeMap<String, (String, i64, i64)> = BTreeMap::new();
+        for row in self.rows(&sql).await? {
+            cells.insert(row.get(0), (row.get(1), row.get(2), row.get(3)));
+        }
+        let cells = cells
+            .into_iter()
+            .map(|(cell, (community, registered, on_time))| (cell, community, registered, on_time))
+            .collect();
+        Ok(answer::ranking(&self.context, cells, min_cases, limit))
+    }
+
+    async fn patrol_coverage(&self, query: &PatrolQuery) -> Result<PatrolReport, ReadError> {
+        query.validate()?;
+        let mut sql = Sql::new(
+            "SELECT cell, count(*), sum(findings)::bigint, sum(fixed_on_spot)::bigint, \
+             (array_agg(last_at ORDER BY last_at DESC, last_worker ASC))[1], \
+             (array_agg(last_worker ORDER BY last_at DESC, last_worker ASC))[1] \
+             FROM patrol_coverage",
+        );
+        let from = sql.bind(query.from);
+        let to = sql.bind(query.to);
+        sql.push(&format!(
+            " WHERE day >= {from} AND day <= {to} GROUP BY cell"
+        ));
+        let mut sums: BTreeMap<String, answer::PatrolSums> = BTreeMap::new();
+        for row in self.rows(&sql).await? {
+            let last_at: Option<DateTime<Utc>> = row.get(4);
+            let last_worker: Option<String> = row.get(5);
+            sums.insert(
+                row.get(0),
+                answer::PatrolSums {
+                    days_patrolled: row.get(1),
+                    findings: row.get(2),
+                    fixed_on_spot: row.get(3),
+                    last: last_at.zip(last_worker),
+                },
+            );
+        }
+        answer::patrol_report(&self.context, query, &sums)
+    }
+
+    async fn inbox(&self, worker_id: &str) -> Result<Vec<InboxTask>, ReadError> {
+        let mut sql = Sql::new("SELECT state::text FROM cases WHERE open AND assignee = ");
+        let worker = sql.bind(worker_id.to_owned());
+        sql.push(&worker);
+        let mut tasks: Vec<InboxTask> = self
+            .views(&sql)
+            .await?
+            .iter()
+            .filter(|case| answer::is_in_inbox(case, worker_id))
+            .map(answer::inbox_task)
+            .collect();
+        answer::sort_inbox(&mut tasks);
+        Ok(tasks)
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, ReadError> {
+        let names: Vec<&str> = crate::fold::PROJECTION_NAMES.to_vec();
+        let mut sql = Sql::new(
+            "SELECT projection, position, recorded_at FROM projection_checkpoints \
+             WHERE projection = ANY(",
+        );
+        let placeholder = sql.bind(names.iter().map(|n| n.to_string()).collect::<Vec<_>>());
+        sql.push(&placeholder);
+        sql.push(")");
+        let mut stored: BTreeMap<String, (u64, Option<DateTime<Utc>>)> = BTreeMap::new();
+        for row in self.rows(&sql).await? {
+            stored.insert(row.get(0), (position_of(row.get(1)), row.get(2)));
+        }
+        Ok(names
+            .iter()
+            .map(|name| {
+                let (position, recorded_at) = stored.get(*name).copied().unwrap_or((0, None));
+                Checkpoint {
+                    projection: (*name).to_owned(),
+                    position,
+                    recorded_at,
+                }
+            })
+            .collect())
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Progress> {
+        let receiver = self.progress.subscribe();
+        self.start_listener();
+        receiver
+    }
+}
+
+impl PostgresReadModels {
+    /// The stored trails (in sequence order) and chain heads of these cases; cases with
+    /// neither are left out.
+    pub async fn audit_records(
+        &self,
+        cases: &[CaseId],
+    ) -> Result<BTreeMap<CaseId, (Vec<AuditRecord>, Option<AuditHead>)>, ReadError> {
+        let ids: Vec<Uuid> = cases.iter().map(|c| c.0).collect();
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT case_id, sequence, event_id, event_type, actor_id, occurred_at, entry_json, \
+                 prev_hash, hash FROM audit_trail WHERE case_id = ANY($1) ORDER BY case_id, sequence",
+            )
+            .await
+            .map_err(unavailable)?;
+        let rows = client
+            .query(&statement, &[&ids])
+            .await
+            .map_err(unavailable)?;
+        let mut trails: BTreeMap<CaseId, (Vec<AuditRecord>, Option<AuditHead>)> = BTreeMap::new();
+        for row in rows {
+            let case_id = CaseId(row.get(0));
+            let sequence: i64 = row.get(1);
+            trails.entry(case_id).or_default().0.push(AuditRecord {
+                case_id,
+                // A negative sequence (someone wrote one) is no sequence the chain has.
+                sequence: u64::try_from(sequence).unwrap_or(u64::MAX),
+                event_id: row.get(2),
+                event_type: row.get(3),
+                actor_id: row.get(4),
+                occurred_at: row.get(5),
+                entry_json: row.get(6),
+                prev_hash: row.get(7),
+                hash: row.get(8),
+            });
+        }
+        let statement = client
+            .prepare_cached(
+                "SELECT case_id, sequence, hash, summary::text FROM audit_heads WHERE case_id = ANY($1)",
+            )
+            .await
+            .map_err(unavailable)?;
+        for row in client
+            .query(&statement, &[&ids])
+            .await
+            .map_err(unavailable)?
+        {
+            let case_id = CaseId(row.get(0));
+            let summary: String = row.get(3);
+            let head = AuditHead {
+                sequence: position_of(row.get(1)),
+                hash: row.get(2),
+                summary: serde_json::from_str(&summary).map_err(|e| corrupt("audit head", e))?,
+            };
+            trails.entry(case_id).or_default().1 = Some(head);
+        }
+        Ok(trails)
+    }
+}

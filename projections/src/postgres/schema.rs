@@ -1,0 +1,82 @@
+//! The schema of the read models: migrations (refinery, SQL files under
+//! `projections/migrations/`, embedded in the binary) and which tables belong to which
+//! projection.
+
+use tokio_postgres::Config;
+use tracing::info;
+
+use super::pool::{dedicated, query_error};
+use super::PostgresError;
+use crate::fold::audit::AuditProjection;
+use crate::fold::cases::CasesProjection;
+use crate::fold::indicators::IndicatorsProjection;
+use crate::fold::patrols::PatrolsProjection;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Advisory-lock class of the schema migrations (one holder at a time across instances).
+const MIGRATION_LOCK: (i32, i32) = (0x5747_0000, 0);
+
+/// Brings the schema up to date. Instances starting together take turns: the migrations
+/// run under an advisory lock.
+pub async fn migrate(config: &Config) -> Result<(), PostgresError> {
+    let (mut client, driver) = dedicated(config).await?;
+    client
+        .execute(
+            "SELECT pg_advisory_lock($1, $2)",
+            &[&MIGRATION_LOCK.0, &MIGRATION_LOCK.1],
+        )
+        .await
+        .map_err(query_error)?;
+    let report = embedded::migrations::runner()
+        .set_migration_table_name("read_model_migrations")
+        .run_async(&mut client)
+        .await
+        .map_err(|e| PostgresError::Migration(e.to_string()));
+    client
+        .execute(
+            "SELECT pg_advisory_unlock($1, $2)",
+            &[&MIGRATION_LOCK.0, &MIGRATION_LOCK.1],
+        )
+        .await
+        .ok();
+    drop(client);
+    driver.await.ok();
+    let report = report?;
+    for migration in report.applied_migrations() {
+        info!(migration = %migration, "read-model migration applied");
+    }
+    Ok(())
+}
+
+/// The tables a projection owns (all written in its transactions, all swapped by its
+/// rebuild).
+pub fn tables_of(projection: &str) -> Option<&'static [&'static str]> {
+    match projection {
+        CasesProjection::NAME => Some(&["cases", "sla_board"]),
+        AuditProjection::NAME => Some(&["audit_trail", "audit_heads"]),
+        IndicatorsProjection::NAME => {
+            Some(&["indicator_cases", "indicator_daily", "indicator_durations"])
+        }
+        PatrolsProjection::NAME => Some(&["patrol_coverage"]),
+        _ => None,
+    }
+}
+
+/// Every read-model table, in the order of the projections.
+pub fn all_tables() -> Vec<&'static str> {
+    crate::fold::PROJECTION_NAMES
+        .iter()
+        .flat_map(|name| tables_of(name).unwrap_or(&[]).iter().copied())
+        .collect()
+}
+
+/// The suffix of a table being rebuilt beside the live one.
+pub const SHADOW_SUFFIX: &str = "_rebuild";
+
+/// The checkpoint row of a projection's rebuild.
+pub fn shadow_checkpoint(projection: &str) -> String {
+    format!("{projection}{SHADOW_SUFFIX}")
+}
