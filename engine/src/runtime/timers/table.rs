@@ -102,7 +102,7 @@ impl<T> CaseTable<T> {
         let Ok(stored) = u32::try_from(position) else {
             panic!("the timer book holds at most {} open cases", u32::MAX);
         };
-        if position % CHUNK == 0 {
+        if position.is_multiple_of(CHUNK) {
             self.chunks.push(Vec::with_capacity(CHUNK));
         }
         self.chunks[position / CHUNK].push((case_id, value));
