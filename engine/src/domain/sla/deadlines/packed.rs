@@ -5,7 +5,7 @@
 //! as explicit one-byte codes, so reordering a schema enum never changes a stored meaning;
 //! instants as nanoseconds after the running step's start where they fit (one or two bytes
 //! for a case folded in one go), else as whole seconds and nanoseconds. A case at one step,
-//! with no extension, pause or mark, packs into about 23 bytes. Packing is lossless:
+//! with no extension, pause or mark, packs into about 24 bytes. Packing is lossless:
 //! `unpack(pack(s)) == s` for every fold.
 
 use chrono::{DateTime, Duration, Utc};
