@@ -70,9 +70,10 @@ pub struct DemoArgs {
     /// own, named after the URL's database and the run) instead of in memory.
     #[arg(long, env = "WANGGE_DEMO_POSTGRES_URL")]
     postgres_url: Option<String>,
-    /// Where the dashboard and the HTTP API listen while the day runs (port 0: any free one).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    http_listen: std::net::SocketAddr,
+    /// Where the dashboard and the HTTP API listen while the day runs (port 0: any free
+    /// one). Default 127.0.0.1:8080, or any free port when 8080 is taken.
+    #[arg(long)]
+    http_listen: Option<std::net::SocketAddr>,
     /// After the day, keep serving the dashboard until Ctrl-C.
     #[arg(long)]
     linger: bool,
@@ -208,14 +209,7 @@ async fn day<L: EventLog + Clone>(
         }
     };
     // The dashboard, on the simulated clock, while the day runs.
-    let listener = tokio::net::TcpListener::bind(args.http_listen)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen for the dashboard on {}: {e}",
-                args.http_listen
-            )
-        })?;
+    let listener = dashboard_listener(args.http_listen).await?;
     let address = listener.local_addr()?;
     let api = ApiState::new(
         models.clone(),
@@ -407,6 +401,22 @@ async fn day<L: EventLog + Clone>(
     stop.send(true).ok();
     while background.join_next().await.is_some() {}
     Ok(ExitCode::SUCCESS)
+}
+
+/// The dashboard's socket: the one asked for, or 127.0.0.1:8080 — and when that is taken
+/// (another program, another demo), any free port: the demo must run on any machine.
+async fn dashboard_listener(
+    asked: Option<std::net::SocketAddr>,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    if let Some(address) = asked {
+        return tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen for the dashboard on {address}: {e}"));
+    }
+    match tokio::net::TcpListener::bind("127.0.0.1:8080").await {
+        Ok(listener) => Ok(listener),
+        Err(_) => Ok(tokio::net::TcpListener::bind("127.0.0.1:0").await?),
+    }
 }
 
 /// The URL of a database of this run's own: the URL's database name (`wangge` when it names
