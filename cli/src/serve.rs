@@ -29,7 +29,7 @@ use wangge_engine::tasks::WorkerCommandService;
 use wangge_projections::http::{serve_http, ApiState};
 use wangge_projections::postgres::{spawn_runners, ExclusiveRunnerConfig};
 use wangge_projections::runner::RunnerConfig;
-use wangge_projections::{MemoryReadModels, ReadModels};
+use wangge_projections::{FoldContext, MemoryReadModels, ReadModels};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -124,7 +124,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let http_address = http.local_addr()?;
     // The read models: in PostgreSQL (the projection runners below keep them), or in memory,
     // following the log from its start (nothing survives a restart: they are folded again).
-    let context = args.reference.fold_context()?;
+    // The read side sees the live grid too: a cell added at run time shows on the board.
+    let context = FoldContext::new(
+        grid.clone(),
+        categories.clone(),
+        Arc::new(SlaReference::bundled()),
+    );
     let read_models: Arc<dyn ReadModels> = match &args.postgres_url {
         Some(url) => {
             let models = crate::connect_read_models(url, context).await?;
@@ -152,7 +157,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let api = ApiState::new(
         read_models,
-        Arc::new(grid.load().grid().clone()),
+        grid.clone(),
         Arc::new(SystemClock),
         Arc::new(cases.log().clone()),
     );

@@ -8,7 +8,17 @@ const WANGGE: &str = env!("CARGO_BIN_EXE_wangge");
 #[test]
 fn the_demo_runs_a_day_on_the_embedded_default_and_reports_its_indicators() {
     let output = Command::new(WANGGE)
-        .args(["demo", "--speed", "0", "--reports", "300", "--seed", "7"])
+        .args([
+            "demo",
+            "--speed",
+            "0",
+            "--reports",
+            "300",
+            "--seed",
+            "7",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
         // No server of any kind: the embedded default must be enough.
         .env_remove("WANGGE_DEMO_NATS_URL")
         .output()
@@ -18,6 +28,7 @@ fn the_demo_runs_a_day_on_the_embedded_default_and_reports_its_indicators() {
     assert!(output.status.success(), "demo failed:\n{stdout}\n{stderr}");
     for section in [
         "embedded in-memory log",
+        "dashboard: http://127.0.0.1:",
         "intake",
         "SLA timers",
         "indicators of the day, by district",
@@ -54,7 +65,17 @@ fn the_demo_runs_a_day_on_the_embedded_default_and_reports_its_indicators() {
 fn the_same_seed_sends_the_same_day_of_messages() {
     let run = || {
         let output = Command::new(WANGGE)
-            .args(["demo", "--speed", "0", "--reports", "120", "--seed", "11"])
+            .args([
+                "demo",
+                "--speed",
+                "0",
+                "--reports",
+                "120",
+                "--seed",
+                "11",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
             .output()
             .expect("run wangge demo");
         assert!(output.status.success());

@@ -460,6 +460,28 @@ fn finished_steps_say_whether_they_were_on_time() {
     assert_eq!(acknowledge.deadline, Some(beijing(2026, 3, 10, 12, 0)));
 }
 
+#[test]
+fn a_step_finished_after_hours_past_its_deadline_is_late_though_it_used_only_its_budget() {
+    let calendar = national();
+    let standard = policy("standard");
+    // Acknowledged at 15:30 on Tuesday: two working hours end at 17:30 (the end of the day).
+    let events = history(&[
+        (beijing(2026, 3, 10, 15, 0), reported()),
+        (beijing(2026, 3, 10, 15, 10), accepted(Priority::Normal)),
+        (beijing(2026, 3, 10, 15, 30), dispatched("wang")),
+        (beijing(2026, 3, 10, 19, 0), acknowledged()),
+    ]);
+    let state = SlaState::replay(&standard, &calendar, &events);
+    let acknowledge = state
+        .finished()
+        .iter()
+        .find(|step| step.step == SlaStep::Acknowledge)
+        .expect("the acknowledge step finished");
+    assert_eq!(acknowledge.deadline, Some(beijing(2026, 3, 10, 17, 30)));
+    assert_eq!(acknowledge.used, acknowledge.budget);
+    assert!(!acknowledge.on_time());
+}
+
 // ---------------------------------------------------------------------------------------
 // Suspension and extension
 // ---------------------------------------------------------------------------------------
@@ -1294,7 +1316,15 @@ proptest! {
         }
         for finished in state.finished() {
             prop_assert!(finished.used >= Duration::zero());
-            prop_assert_eq!(finished.on_time(), finished.used <= finished.budget);
+            // On time means stopped by the deadline, which never takes more than the budget.
+            if finished.on_time() {
+                prop_assert!(finished.used <= finished.budget, "{:?}", finished);
+            }
+            if let Some(deadline) = finished.deadline {
+                prop_assert_eq!(finished.on_time(), finished.stopped_at <= deadline);
+            } else {
+                prop_assert!(finished.on_time());
+            }
         }
     }
 

@@ -357,10 +357,10 @@ async fn patrol_coverage_lists_every_cell_of_the_community_patrolled_or_not() {
         })
         .await
         .unwrap();
-    let buildings_in_community = city
-        .grid()
+    let grid = city.grid();
+    let buildings_in_community = grid
         .building_codes()
-        .filter(|code| city.grid().locate_building(code).unwrap().community == location.community)
+        .filter(|code| grid.locate_building(code).unwrap().community == location.community)
         .count();
     assert_eq!(report.cells.len(), buildings_in_community);
     assert_eq!(report.patrolled, 1);

@@ -8,7 +8,9 @@
 //! fold it all into the read models that the dashboard shows while the day runs.
 //!
 //! On the embedded default nothing else is needed: an in-memory log and in-memory read
-//! models. `--nats-url` runs the same day on JetStream (a stream of its own per run).
+//! models. `--nats-url` runs the same day on JetStream (a stream of its own per run), and
+//! `--postgres-url` keeps the read models in PostgreSQL (a database of its own per run).
+//! The dashboard is served while the day runs, on the simulated clock.
 
 mod dice;
 mod people;
@@ -35,6 +37,8 @@ use wangge_engine::runtime::dispatcher::Dispatcher;
 use wangge_engine::runtime::timers::{SlaReference, TimerBook, TimerService};
 use wangge_engine::runtime::Ownership;
 use wangge_engine::tasks::WorkerCommandService;
+use wangge_projections::http::{serve_http, ApiState};
+use wangge_projections::postgres::{spawn_runners, ExclusiveRunnerConfig};
 use wangge_projections::runner::RunnerConfig;
 use wangge_projections::{FoldContext, MemoryReadModels, ReadModels};
 use wangge_schemas::worker::WorkerReply;
@@ -62,6 +66,17 @@ pub struct DemoArgs {
     /// Run on this NATS server (JetStream) instead of the in-memory log.
     #[arg(long, env = "WANGGE_DEMO_NATS_URL")]
     nats_url: Option<String>,
+    /// Keep the read models in PostgreSQL at this server (the run gets a database of its
+    /// own, named after the URL's database and the run) instead of in memory.
+    #[arg(long, env = "WANGGE_DEMO_POSTGRES_URL")]
+    postgres_url: Option<String>,
+    /// Where the dashboard and the HTTP API listen while the day runs (port 0: any free
+    /// one). Default 127.0.0.1:8080, or any free port when 8080 is taken.
+    #[arg(long)]
+    http_listen: Option<std::net::SocketAddr>,
+    /// After the day, keep serving the dashboard until Ctrl-C.
+    #[arg(long)]
+    linger: bool,
     #[command(flatten)]
     reference: ReferenceArgs,
 }
@@ -72,23 +87,17 @@ const DAY_MINUTES: i64 = 13 * 60;
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let (grid, categories) = args.reference.load()?;
+    // Runs on servers get streams and databases of their own, so runs never mix.
+    let run = Utc::now().format("%Y%m%d%H%M%S").to_string();
     match args.nats_url.clone() {
         None => {
-            day(
-                &args,
-                MemoryLog::new(),
-                grid,
-                categories,
-                "embedded in-memory log",
-            )
-            .await
+            let what = "embedded in-memory log";
+            day(&args, &run, MemoryLog::new(), grid, categories, what).await
         }
         Some(url) => {
             let client = async_nats::connect(&url)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot connect to nats at {url}: {e}"))?;
-            // A stream of its own per run, so runs never mix (and deny-purge keeps them).
-            let run = Utc::now().format("%Y%m%d%H%M%S").to_string();
             let config = JetStreamLogConfig {
                 stream_name: format!("WANGGE_DEMO_{run}"),
                 subject_prefix: format!("wangge.demo.{run}"),
@@ -96,13 +105,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             };
             let log = wangge_engine::log::JetStreamLog::open(client, config).await?;
             let what = format!("JetStream at {url}, stream WANGGE_DEMO_{run}");
-            day(&args, log, grid, categories, &what).await
+            day(&args, &run, log, grid, categories, &what).await
         }
     }
 }
 
 async fn day<L: EventLog + Clone>(
     args: &DemoArgs,
+    run: &str,
     log: L,
     grid: Arc<GridDirectory>,
     categories: Arc<CategoryCatalogue>,
@@ -121,7 +131,6 @@ async fn day<L: EventLog + Clone>(
     let workers = WorkerCommandService::new(cases.clone(), grid.clone());
     let sla = Arc::new(SlaReference::bundled());
     let context = FoldContext::new(grid.clone(), categories.clone(), sla);
-    let models = MemoryReadModels::new(context.clone());
     let (districts, communities, buildings) = grid.counts();
     println!(
         "wangge demo: {} — {districts} districts, {communities} communities, {buildings} building cells, {} grid workers; {what}",
@@ -174,11 +183,45 @@ async fn day<L: EventLog + Clone>(
             async move { people.lock().await.observe(&commit) }
         }
     }));
-    background.spawn(
-        models
-            .clone()
-            .follow(log.clone(), RunnerConfig::default(), stopped()),
+    // The read models, kept by the projection runners as in `wangge serve`.
+    let models: Arc<dyn ReadModels> = match &args.postgres_url {
+        None => {
+            let models = MemoryReadModels::new(context.clone());
+            background.spawn(models.clone().follow(
+                log.clone(),
+                RunnerConfig::default(),
+                stopped(),
+            ));
+            models
+        }
+        Some(url) => {
+            let url = database_of_run(url, run);
+            let models = crate::connect_read_models(&url, context.clone()).await?;
+            let runners = spawn_runners(
+                models.clone(),
+                log.clone(),
+                ExclusiveRunnerConfig::default(),
+                stopped(),
+            );
+            background.spawn(runners.wait());
+            println!("read models in PostgreSQL: {}", crate::redact(&url));
+            models
+        }
+    };
+    // The dashboard, on the simulated clock, while the day runs.
+    let listener = dashboard_listener(args.http_listen).await?;
+    let address = listener.local_addr()?;
+    let api = ApiState::new(
+        models.clone(),
+        grid.clone(),
+        Arc::new(clock.clone()),
+        Arc::new(log.clone()),
     );
+    let (stop_http, http_stopping) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(serve_http(listener, api, async move {
+        http_stopping.await.ok();
+    }));
+    println!("dashboard: http://{address}/  (API: http://{address}/api/v1/, OpenAPI: http://{address}/api/openapi.json)");
 
     let mut dice = Dice::new(args.seed);
     let patrols = patrol_plan(&mut dice, &grid, start);
@@ -349,9 +392,55 @@ async fn day<L: EventLog + Clone>(
         clock.now(),
     )
     .await?;
+    if args.linger {
+        println!("\nthe day is over; the dashboard stays at http://{address}/ until Ctrl-C");
+        tokio::signal::ctrl_c().await.ok();
+    }
+    stop_http.send(()).ok();
+    http.await??;
     stop.send(true).ok();
     while background.join_next().await.is_some() {}
     Ok(ExitCode::SUCCESS)
+}
+
+/// The dashboard's socket: the one asked for, or 127.0.0.1:8080 — and when that is taken
+/// (another program, another demo), any free port: the demo must run on any machine.
+async fn dashboard_listener(
+    asked: Option<std::net::SocketAddr>,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    if let Some(address) = asked {
+        return tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen for the dashboard on {address}: {e}"));
+    }
+    match tokio::net::TcpListener::bind("127.0.0.1:8080").await {
+        Ok(listener) => Ok(listener),
+        Err(_) => Ok(tokio::net::TcpListener::bind("127.0.0.1:0").await?),
+    }
+}
+
+/// The URL of a database of this run's own: the URL's database name (`wangge` when it names
+/// none) with `_demo_<run>` after it.
+fn database_of_run(url: &str, run: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let after_host = base.find("://").map_or(0, |i| i + 3);
+    let (server, database) = match base[after_host..].find('/') {
+        Some(slash) => (&base[..after_host + slash], &base[after_host + slash + 1..]),
+        None => (base, ""),
+    };
+    let database = if database.is_empty() {
+        "wangge"
+    } else {
+        database
+    };
+    let mut own = format!("{server}/{database}_demo_{run}");
+    if let Some(query) = query {
+        own.push('?');
+        own.push_str(query);
+    }
+    own
 }
 
 /// 07:30 local (UTC+8) on `day`.
@@ -461,5 +550,26 @@ async fn follow<L, F, Fut>(
             },
             _ = &mut until => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::database_of_run;
+
+    #[test]
+    fn a_run_gets_a_database_of_its_own() {
+        assert_eq!(
+            database_of_run("postgres://postgres@127.0.0.1:5432/wangge", "20261201"),
+            "postgres://postgres@127.0.0.1:5432/wangge_demo_20261201"
+        );
+        assert_eq!(
+            database_of_run("postgres://u:p@db/x?sslmode=disable", "1"),
+            "postgres://u:p@db/x_demo_1?sslmode=disable"
+        );
+        assert_eq!(
+            database_of_run("postgres://db", "1"),
+            "postgres://db/wangge_demo_1"
+        );
     }
 }

@@ -1,29 +1,34 @@
-//! What the folds need besides the events: the grid (for a district's calendar), the
-//! category catalogue and the SLA policies — reference data loaded once at start-up.
+//! What the folds need besides the events: the grid (for a district's calendar, and the
+//! names and cells answers show), the category catalogue and the SLA policies.
+//!
+//! The grid is the live one (`SharedGrid`): a cell added at run time is named and counted as
+//! soon as the grid stream brings it. The folds read only districts' calendars from it, which
+//! do not change while cases run.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use wangge_engine::domain::sla::{BusinessCalendar, SlaPolicy};
-use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
+use wangge_engine::grid::{CategoryCatalogue, GridDirectory, LiveGrid, SharedGrid};
 use wangge_engine::runtime::timers::SlaReference;
 
 /// Reference data for the folds. Cheap to share: everything is behind `Arc`s or `'static`.
 #[derive(Clone)]
 pub struct FoldContext {
-    grid: Arc<GridDirectory>,
+    grid: SharedGrid,
     categories: Arc<CategoryCatalogue>,
     sla: Arc<SlaReference>,
 }
 
 impl FoldContext {
+    /// `grid`: the engine's live grid, or a fixed one (an `Arc<GridDirectory>`).
     pub fn new(
-        grid: Arc<GridDirectory>,
+        grid: impl Into<SharedGrid>,
         categories: Arc<CategoryCatalogue>,
         sla: Arc<SlaReference>,
     ) -> Self {
         Self {
-            grid,
+            grid: grid.into(),
             categories,
             sla,
         }
@@ -38,7 +43,13 @@ impl FoldContext {
         )
     }
 
-    pub fn grid(&self) -> &Arc<GridDirectory> {
+    /// The grid as it is now.
+    pub fn grid(&self) -> Arc<LiveGrid> {
+        self.grid.snapshot()
+    }
+
+    /// The live grid handle itself.
+    pub fn shared_grid(&self) -> &SharedGrid {
         &self.grid
     }
 
@@ -53,8 +64,12 @@ impl FoldContext {
         district: &str,
         reported_category: &str,
     ) -> (&'static SlaPolicy, &'static BusinessCalendar) {
-        self.sla
-            .terms_for(&self.grid, &self.categories, district, reported_category)
+        self.sla.terms_for(
+            &self.grid.load(),
+            &self.categories,
+            district,
+            reported_category,
+        )
     }
 
     /// The calendar day of `at` in the district's time zone: the day an indicator or a patrol
@@ -68,7 +83,7 @@ impl FoldContext {
 impl std::fmt::Debug for FoldContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FoldContext")
-            .field("city", &self.grid.city())
+            .field("city", &self.grid.load().city())
             .field("categories", &self.categories.len())
             .finish_non_exhaustive()
     }

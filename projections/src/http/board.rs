@@ -24,7 +24,7 @@ pub async fn sla_board(
     State(state): State<ApiState>,
     ApiQuery(query): ApiQuery<BoardQuery>,
 ) -> Result<Json<Vec<BoardRow>>, ApiError> {
-    query.scope().check(state.grid())?;
+    query.scope().check(&state.grid())?;
     Ok(Json(state.read_models().sla_board(&query).await?))
 }
 
@@ -44,7 +44,7 @@ pub async fn overdue(
     State(state): State<ApiState>,
     ApiQuery(query): ApiQuery<OverdueQuery>,
 ) -> Result<Json<Page<OverdueCase>>, ApiError> {
-    query.scope().check(state.grid())?;
+    query.scope().check(&state.grid())?;
     let now = state.now();
     Ok(Json(state.read_models().overdue(&query, now).await?))
 }

@@ -61,7 +61,7 @@ pub async fn list_cases(
     State(state): State<ApiState>,
     ApiQuery(query): ApiQuery<CaseQuery>,
 ) -> Result<Json<Page<CaseView>>, ApiError> {
-    query.scope().check(state.grid())?;
+    query.scope().check(&state.grid())?;
     Ok(Json(state.read_models().cases(&query).await?))
 }
 

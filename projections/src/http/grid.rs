@@ -96,7 +96,7 @@ pub async fn grid_tree(
     _: super::extract::ApiQuery<NoParameters>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    Json(state.grid_tree()).into_response()
+    Json(&*state.grid_tree()).into_response()
 }
 
 /// The query of an endpoint that takes no parameters.

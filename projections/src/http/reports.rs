@@ -26,7 +26,7 @@ pub async fn indicators(
     State(state): State<ApiState>,
     ApiQuery(query): ApiQuery<IndicatorQuery>,
 ) -> Result<Json<Vec<IndicatorRow>>, ApiError> {
-    query.scope().check(state.grid())?;
+    query.scope().check(&state.grid())?;
     Ok(Json(state.read_models().indicators(&query).await?))
 }
 
@@ -45,7 +45,7 @@ pub async fn ranking(
     State(state): State<ApiState>,
     ApiQuery(query): ApiQuery<RankingQuery>,
 ) -> Result<Json<Ranking>, ApiError> {
-    query.scope().check(state.grid())?;
+    query.scope().check(&state.grid())?;
     Ok(Json(state.read_models().ranking(&query).await?))
 }
 
@@ -65,6 +65,6 @@ pub async fn patrol_coverage(
     State(state): State<ApiState>,
     ApiQuery(query): ApiQuery<PatrolQuery>,
 ) -> Result<Json<PatrolReport>, ApiError> {
-    query.scope().check(state.grid())?;
+    query.scope().check(&state.grid())?;
     Ok(Json(state.read_models().patrol_coverage(&query).await?))
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wangge_engine::app::Clock;
-use wangge_engine::grid::GridDirectory;
+use wangge_engine::grid::{LiveGrid, SharedGrid};
 use wangge_engine::log::{EventLog, LogPosition};
 
 use super::grid::GridTree;
@@ -55,8 +55,10 @@ pub struct ApiState {
 
 struct Inner {
     read_models: Arc<dyn ReadModels>,
-    grid: Arc<GridDirectory>,
-    grid_tree: GridTree,
+    /// The live grid: new cells and workers show as soon as the grid stream brings them.
+    grid: SharedGrid,
+    /// The tree of the grid as of a grid-stream position, drawn again when the grid moves.
+    grid_tree: std::sync::Mutex<(u64, Arc<GridTree>)>,
     clock: Arc<dyn Clock>,
     log_head: Arc<dyn LogHead>,
     metrics: HttpMetrics,
@@ -71,7 +73,7 @@ impl ApiState {
     /// simulated clock.
     pub fn new(
         read_models: Arc<dyn ReadModels>,
-        grid: Arc<GridDirectory>,
+        grid: impl Into<SharedGrid>,
         clock: Arc<dyn Clock>,
         log_head: Arc<dyn LogHead>,
     ) -> Self {
@@ -80,15 +82,20 @@ impl ApiState {
 
     pub fn with_live_settings(
         read_models: Arc<dyn ReadModels>,
-        grid: Arc<GridDirectory>,
+        grid: impl Into<SharedGrid>,
         clock: Arc<dyn Clock>,
         log_head: Arc<dyn LogHead>,
         live: LiveSettings,
     ) -> Self {
+        let grid: SharedGrid = grid.into();
+        let snapshot = grid.snapshot();
         Self {
             inner: Arc::new(Inner {
                 read_models,
-                grid_tree: GridTree::of(&grid),
+                grid_tree: std::sync::Mutex::new((
+                    snapshot.position(),
+                    Arc::new(GridTree::of(&snapshot)),
+                )),
                 grid,
                 clock,
                 log_head,
@@ -103,12 +110,23 @@ impl ApiState {
         &*self.inner.read_models
     }
 
-    pub fn grid(&self) -> &GridDirectory {
-        &self.inner.grid
+    /// The grid as it is now.
+    pub fn grid(&self) -> Arc<LiveGrid> {
+        self.inner.grid.snapshot()
     }
 
-    pub fn grid_tree(&self) -> &GridTree {
-        &self.inner.grid_tree
+    /// The tree of the grid as it is now (drawn again only when the grid has moved).
+    pub fn grid_tree(&self) -> Arc<GridTree> {
+        let grid = self.inner.grid.snapshot();
+        let mut cached = self
+            .inner
+            .grid_tree
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if cached.0 != grid.position() {
+            *cached = (grid.position(), Arc::new(GridTree::of(&grid)));
+        }
+        cached.1.clone()
     }
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {

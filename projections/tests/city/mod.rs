@@ -8,7 +8,6 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures::StreamExt;
 use wangge_engine::app::{CaseService, Clock, CommandRequest, ManualClock};
 use wangge_engine::domain::CaseCommand;
-use wangge_engine::grid::GridDirectory;
 use wangge_engine::log::{EventLog, MemoryLog, StoredCommit};
 use wangge_projections::{FoldContext, MemoryReadModels};
 use wangge_schemas::{
@@ -45,18 +44,18 @@ impl City {
         }
     }
 
-    pub fn grid(&self) -> &Arc<GridDirectory> {
+    pub fn grid(&self) -> Arc<wangge_engine::grid::LiveGrid> {
         self.context.grid()
     }
 
     /// A building cell (the n-th in code order) and a worker who covers it.
     pub fn building(&self, n: usize) -> (GridLocation, String) {
-        let mut codes: Vec<&str> = self.grid().building_codes().collect();
+        let grid = self.grid();
+        let mut codes: Vec<&str> = grid.building_codes().collect();
         codes.sort_unstable();
         let code = codes[n % codes.len()];
-        let location = self.grid().locate_building(code).unwrap().clone();
-        let worker = self
-            .grid()
+        let location = grid.locate_building(code).unwrap().clone();
+        let worker = grid
             .workers_of(code)
             .find(|w| w.on_duty)
             .map(|w| w.id.clone())

@@ -138,9 +138,14 @@ pub struct FinishedStep {
 }
 
 impl FinishedStep {
-    /// Whether the step ended within its limit (按期).
+    /// Whether the step ended within its limit (按期): no later than its deadline. A step
+    /// that stops after hours, past a deadline that fell at the end of the working day, has
+    /// used no more working time than its budget — but the breach was recorded at the
+    /// deadline, and it is late. A step that stopped while suspended before its deadline was
+    /// ever reached is on time.
     pub fn on_time(&self) -> bool {
-        self.used <= self.budget
+        self.deadline
+            .is_none_or(|deadline| self.stopped_at <= deadline)
     }
 }
 
