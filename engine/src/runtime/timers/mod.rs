@@ -243,6 +243,33 @@ impl TimerBook {
     /// Folds one commit (of any case, in log order) and reschedules its case. A commit at
     /// or before the book's position is already in it and changes nothing.
     pub fn observe(&mut self, commit: &StoredCommit) {
+        self.observe_after(commit, &[]);
+    }
+
+    /// Whether the book holds a case's clocks (it lets a case go when the case ends).
+    pub fn holds(&self, case_id: CaseId) -> bool {
+        self.open.get(&case_id).is_some()
+    }
+
+    /// Whether a commit brings back a case the book let go: a reopening. The shell then
+    /// loads the case's earlier events and hands them to [`TimerBook::observe_after`].
+    pub fn needs_history(&self, commit: &StoredCommit) -> bool {
+        commit.position > self.position
+            && !self.holds(commit.case_id)
+            && commit
+                .events
+                .iter()
+                .any(|event| matches!(event.event, CaseEvent::Reopened(_)))
+    }
+
+    /// [`TimerBook::observe`] for a case the book does not hold, whose events before the
+    /// commit are `earlier` (ignored for a case it holds): the case's clocks are folded from
+    /// its whole history, so a reopened case runs its dispatch clock again.
+    pub fn observe_after(
+        &mut self,
+        commit: &StoredCommit,
+        earlier: &[wangge_schemas::EventEnvelope],
+    ) {
         if commit.position <= self.position {
             return;
         }
@@ -253,8 +280,13 @@ impl TimerBook {
             .open
             .get(&case_id)
             .map(|case| (self.fold_of(case), case.policy, case.calendar));
+        let first_of_commit = commit.events.first().map_or(0, |e| e.sequence);
+        let held = folded.is_some();
+        let earlier = earlier
+            .iter()
+            .filter(move |event| !held && event.sequence < first_of_commit);
         let mut version = None;
-        for event in &commit.events {
+        for event in earlier.chain(&commit.events) {
             if let CaseEvent::Reported(reported) = &event.event {
                 if folded.is_none() {
                     let (policy, calendar) = self.reference_of(event, &reported.reported_category);
@@ -543,6 +575,20 @@ impl<L: EventLog> TimerService<L> {
     /// Folds a commit (for tests and the follower). A commit the book holds already (at or
     /// before its position) changes nothing.
     pub async fn observe(&self, commit: &StoredCommit) {
+        // A reopened case the book had let go: its clocks come from its whole history,
+        // read before the book is locked (the log outlives any one commit's fold).
+        let needs_history = self.book.lock().await.needs_history(commit);
+        let earlier = if needs_history {
+            match self.cases.log().load(commit.case_id).await {
+                Ok(history) => history.events,
+                Err(error) => {
+                    warn!(case_id = %commit.case_id, %error, "cannot load a reopened case's history; its timers start from the reopening");
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
+        };
         let mut book = self.book.lock().await;
         if commit.position <= book.position() {
             return;
@@ -553,7 +599,7 @@ impl<L: EventLog> TimerService<L> {
                 loads.apply(event);
             }
         }
-        book.observe(commit);
+        book.observe_after(commit, &earlier);
     }
 
     pub async fn open_cases(&self) -> usize {
