@@ -17,9 +17,9 @@ use wangge_engine::app::{CaseService, CommandRequest, SystemClock};
 use wangge_engine::domain::CaseCommand;
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
 use wangge_engine::log::{EventLog, JetStreamLog, JetStreamLogConfig};
-use wangge_engine::runtime::dispatcher::{Dispatcher, TaskFastPath};
+use wangge_engine::runtime::dispatcher::Dispatcher;
 use wangge_engine::runtime::Ownership;
-use wangge_engine::tasks::{TaskPublisher, TaskPublisherConfig, TaskStreamConfig};
+use wangge_engine::tasks::{TaskPublisher, TaskPublisherConfig};
 use wangge_schemas::worker::TaskMessage;
 use wangge_schemas::{
     Actor, CaseEvent, CaseId, CaseReported, Channel, GridLocation, ReportDetails, Resident, Source,
@@ -73,12 +73,8 @@ pub async fn run(args: DispatchArgs) -> anyhow::Result<()> {
     let publisher =
         TaskPublisher::open(client.clone(), log.clone(), TaskPublisherConfig::default()).await?;
     let dispatcher = Arc::new(
-        Dispatcher::new(cases.clone(), grid.clone(), categories.clone()).with_task_fast_path(
-            TaskFastPath {
-                context: async_nats::jetstream::new(client.clone()),
-                tasks: TaskStreamConfig::default(),
-            },
-        ),
+        Dispatcher::new(cases.clone(), grid.clone(), categories.clone())
+            .with_task_fast_path(publisher.fast_path()),
     );
     let running = tokio::spawn(dispatcher.run(Ownership::everything(), 1, std::future::pending()));
     let publishing = tokio::spawn(publisher.run(std::future::pending()));

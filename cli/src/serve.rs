@@ -13,7 +13,7 @@ use crate::{NatsArgs, ReferenceArgs};
 use wangge_engine::app::{CaseService, SystemClock};
 use wangge_engine::intake::nats::serve_intake;
 use wangge_engine::intake::{IntakeService, JetStreamRejectedStore};
-use wangge_engine::runtime::dispatcher::{Dispatcher, TaskFastPath};
+use wangge_engine::runtime::dispatcher::Dispatcher;
 use wangge_engine::runtime::timers::{SlaReference, TimerBook, TimerService};
 use wangge_engine::runtime::{LeaseConfig, PartitionLeases};
 use wangge_engine::tasks::inbox::{TaskPublisher, TaskPublisherConfig, TaskStreamConfig};
@@ -81,19 +81,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             client.clone(),
             cases.log().clone(),
             TaskPublisherConfig {
-                tasks: tasks.clone(),
+                tasks,
                 ..Default::default()
             },
         )
         .await?;
+        let fast_path = publisher.fast_path();
         background.spawn(publisher.run(stopped()));
         let dispatcher = Arc::new(
-            Dispatcher::new(cases.clone(), grid.clone(), categories.clone()).with_task_fast_path(
-                TaskFastPath {
-                    context: async_nats::jetstream::new(client.clone()),
-                    tasks,
-                },
-            ),
+            Dispatcher::new(cases.clone(), grid.clone(), categories.clone())
+                .with_task_fast_path(fast_path),
         );
         let until = stopped();
         let dispatcher_ownership = ownership.clone();
