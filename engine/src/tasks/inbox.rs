@@ -68,7 +68,7 @@ use wangge_schemas::worker::{is_valid_worker_id, TaskKind, TaskMessage, TASK_SCH
 use wangge_schemas::{CaseEvent, CaseId, EventEnvelope, GridLocation, Priority, Tier};
 
 use crate::domain::{apply, CaseState};
-use crate::log::codec::{decode_events, HEADER_EVENT_TYPES};
+use crate::log::codec::{decode_events, HEADER_EVENT_TYPES, HEADER_FIRST_SEQUENCE};
 use crate::log::{EventLog, JetStreamLogConfig};
 
 /// The name of the durable consumer the task publishers share.
@@ -641,8 +641,10 @@ impl<L: EventLog> TaskPublisher<L> {
                 if count > 0 {
                     debug!(position, count, "published tasks");
                 }
-                if let Err(error) = message.double_ack().await {
-                    // It comes back after ack_wait and is published again, deduplicated.
+                // A plain ack, not waiting for the server to confirm it: an ack that is lost
+                // brings the commit back after ack_wait, and its tasks are published again
+                // under the same message ids, which the task stream drops.
+                if let Err(error) = message.ack().await {
                     debug!(%error, position, "could not ack a commit");
                 }
             }
@@ -660,6 +662,15 @@ impl<L: EventLog> TaskPublisher<L> {
         }
     }
 
+    /// Whether this process's fast path delivered the tasks of the case's commit that starts
+    /// at `first_sequence` (waiting for a delivery under way).
+    async fn fast_path_delivered(&self, case_id: CaseId, first_sequence: u64) -> bool {
+        match self.fast_deliveries.remove(&(case_id, first_sequence)) {
+            Some((_, outcome)) => delivered_by_fast_path(outcome, FAST_PATH_PATIENCE).await,
+            None => false,
+        }
+    }
+
     /// `Err` for a message that can never be handled, `Ok(Failed)` for one worth retrying.
     async fn publish_tasks(&self, message: &jetstream::Message) -> Result<Handled, String> {
         let case_id: CaseId = message
@@ -669,12 +680,22 @@ impl<L: EventLog> TaskPublisher<L> {
             .next()
             .and_then(|token| token.parse().ok())
             .ok_or_else(|| format!("subject {} does not end in a case id", message.subject))?;
-        let listed_types = message
-            .headers
-            .as_ref()
-            .and_then(|headers| headers.get(HEADER_EVENT_TYPES));
-        if let Some(types) = listed_types {
-            if !types.as_str().split(',').any(type_concerns_tasks) {
+        // The headers the event log writes say enough to pass over most commits unread.
+        let header = |name: &str| {
+            message
+                .headers
+                .as_ref()
+                .and_then(|headers| headers.get(name))
+                .map(|value| value.as_str())
+        };
+        if let Some(types) = header(HEADER_EVENT_TYPES) {
+            if !types.split(',').any(type_concerns_tasks) {
+                return Ok(Handled::Published(0));
+            }
+        }
+        let listed_first = header(HEADER_FIRST_SEQUENCE).and_then(|value| value.parse().ok());
+        if let Some(first) = listed_first {
+            if self.fast_path_delivered(case_id, first).await {
                 return Ok(Handled::Published(0));
             }
         }
@@ -683,10 +704,8 @@ impl<L: EventLog> TaskPublisher<L> {
             return Ok(Handled::Published(0));
         }
         let first = commit.first().map_or(1, |e| e.sequence);
-        if let Some((_, outcome)) = self.fast_deliveries.remove(&(case_id, first)) {
-            if delivered_by_fast_path(outcome, FAST_PATH_PATIENCE).await {
-                return Ok(Handled::Published(0));
-            }
+        if listed_first.is_none() && self.fast_path_delivered(case_id, first).await {
+            return Ok(Handled::Published(0));
         }
         let history = match self.log.load(case_id).await {
             Ok(history) => history,
