@@ -18,7 +18,7 @@ use wangge_engine::app::{CaseService, SystemClock};
 use wangge_engine::grid::{serve_grid_commands, GridCommandService, GridFollower, SharedGrid};
 use wangge_engine::intake::nats::serve_intake;
 use wangge_engine::intake::{IntakeService, JetStreamRejectedStore};
-use wangge_engine::runtime::dispatcher::{Dispatcher, TaskFastPath};
+use wangge_engine::runtime::dispatcher::Dispatcher;
 use wangge_engine::runtime::timers::{
     SlaReference, SnapshotConfig, SnapshotStore, SnapshotStoreConfig, TimerBook, TimerService,
 };
@@ -187,19 +187,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             client.clone(),
             cases.log().clone(),
             TaskPublisherConfig {
-                tasks: tasks.clone(),
+                tasks,
                 ..Default::default()
             },
         )
         .await?;
+        let fast_path = publisher.fast_path();
         background.spawn(publisher.run(stopped()));
         let dispatcher = Arc::new(
-            Dispatcher::new(cases.clone(), grid.clone(), categories.clone()).with_task_fast_path(
-                TaskFastPath {
-                    context: async_nats::jetstream::new(client.clone()),
-                    tasks,
-                },
-            ),
+            Dispatcher::new(cases.clone(), grid.clone(), categories.clone())
+                .with_task_fast_path(fast_path),
         );
         let until = stopped();
         let dispatcher_ownership = ownership.clone();

@@ -600,6 +600,110 @@ async fn the_same_message_id_from_two_systems_is_two_commands<L: EventLog + Clon
 }
 
 // ---------------------------------------------------------------------------------------
+// Commands after a history the caller holds
+// ---------------------------------------------------------------------------------------
+
+async fn a_command_after_the_cases_current_history_is_written_and_extends_it<
+    L: EventLog + Clone,
+>(
+    log: L,
+) {
+    let cases = service(log.clone());
+    let case = case_awaiting_dispatch(&cases).await;
+    let mut history = log.load(case).await.unwrap();
+
+    let outcome = cases
+        .handle_after(request(case, dispatch_to(WANG), "dispatch-1"), &mut history)
+        .await
+        .unwrap();
+
+    assert!(!outcome.duplicate);
+    assert_eq!(sequences(&outcome.events), [3]);
+    // What the caller holds now is the case exactly as the log has it, positions included:
+    // it can go on from there without reading the case.
+    assert_eq!(history, log.load(case).await.unwrap());
+    let next = cases
+        .handle_after(request(case, acknowledge(WANG), "ack-1"), &mut history)
+        .await
+        .unwrap();
+    assert_eq!(sequences(&next.events), [4]);
+    assert_eq!(history, log.load(case).await.unwrap());
+}
+
+async fn a_command_after_a_history_the_case_has_moved_on_from_is_stale_and_writes_nothing<
+    L: EventLog + Clone,
+>(
+    log: L,
+) {
+    let cases = service(log.clone());
+    let case = case_awaiting_dispatch(&cases).await;
+    let mut seen = log.load(case).await.unwrap();
+    // Someone else acts on the case after the caller looked at it.
+    cases
+        .handle(request(case, comment("Resident called again"), "comment-1"))
+        .await
+        .unwrap();
+    let head = log.head().await.unwrap();
+    let before = seen.clone();
+
+    let refused = cases
+        .handle_after(request(case, dispatch_to(WANG), "dispatch-1"), &mut seen)
+        .await;
+
+    assert!(
+        matches!(refused, Err(CommandError::Stale { expected: 2, .. })),
+        "{refused:?}"
+    );
+    assert_eq!(log.head().await.unwrap(), head, "nothing was written");
+    assert_eq!(seen, before, "the caller's history is left as it was");
+}
+
+async fn a_command_after_a_known_history_whose_source_was_handled_is_a_duplicate<
+    L: EventLog + Clone,
+>(
+    log: L,
+) {
+    // Two engine instances decide the same step on the same history (a lease hand-over):
+    // the second one's command, with the same source, is the first one's result.
+    let (first, second) = (service(log.clone()), service(log.clone()));
+    let case = case_awaiting_dispatch(&first).await;
+    let seen = log.load(case).await.unwrap();
+    let written = first
+        .handle_after(
+            request(case, dispatch_to(WANG), "dispatch@2"),
+            &mut seen.clone(),
+        )
+        .await
+        .unwrap();
+    let head = log.head().await.unwrap();
+
+    let mut stale = seen.clone();
+    let again = second
+        .handle_after(request(case, dispatch_to(ZHANG), "dispatch@2"), &mut stale)
+        .await
+        .unwrap();
+
+    assert!(again.duplicate);
+    assert_eq!(again.events, written.events, "the first dispatch stands");
+    assert_eq!(log.head().await.unwrap(), head, "nothing was written");
+    assert_eq!(
+        stale,
+        log.load(case).await.unwrap(),
+        "the caller holds the case as it is now"
+    );
+    // A history that already shows the source answers without asking the log.
+    let mut current = log.load(case).await.unwrap();
+    let known = second
+        .handle_after(
+            request(case, dispatch_to(ZHANG), "dispatch@2"),
+            &mut current,
+        )
+        .await
+        .unwrap();
+    assert_eq!((known.duplicate, known.events), (true, written.events));
+}
+
+// ---------------------------------------------------------------------------------------
 // Both logs
 // ---------------------------------------------------------------------------------------
 
@@ -645,6 +749,9 @@ handler_rules!(
     a_command_delivered_several_times_at_once_is_written_once,
     one_message_acting_on_two_cases_is_recorded_on_both,
     the_same_message_id_from_two_systems_is_two_commands,
+    a_command_after_the_cases_current_history_is_written_and_extends_it,
+    a_command_after_a_history_the_case_has_moved_on_from_is_stale_and_writes_nothing,
+    a_command_after_a_known_history_whose_source_was_handled_is_a_duplicate,
 );
 
 // ---------------------------------------------------------------------------------------

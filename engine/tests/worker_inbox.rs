@@ -13,10 +13,11 @@ use async_nats::jetstream;
 use tokio::task::JoinHandle;
 use wangge_engine::app::{CaseService, SystemClock};
 use wangge_engine::domain::CaseCommand;
-use wangge_engine::log::{JetStreamLog, JetStreamLogConfig};
+use wangge_engine::log::{EventLog, JetStreamLog, JetStreamLogConfig};
 use wangge_engine::tasks::inbox::TASK_PUBLISHER_CONSUMER;
 use wangge_engine::tasks::{
-    open_tasks, TaskError, TaskPublisher, TaskPublisherConfig, TaskStreamConfig, WorkerInbox,
+    open_tasks, TaskError, TaskFastPath, TaskPublisher, TaskPublisherConfig, TaskStreamConfig,
+    WorkerInbox,
 };
 use wangge_schemas::worker::{TaskKind, TaskMessage};
 use wangge_schemas::{CaseId, Priority, Tier};
@@ -71,6 +72,11 @@ impl World {
 
     /// Starts a task publisher on a connection of its own, as an engine instance would.
     async fn start_publisher(&mut self) {
+        self.start_publisher_with_fast_path().await;
+    }
+
+    /// Starts a task publisher, and returns the fast path a dispatcher beside it would use.
+    async fn start_publisher_with_fast_path(&mut self) -> TaskFastPath {
         let client = self.server.connect().await;
         let log = JetStreamLog::open(client.clone(), JetStreamLogConfig::default())
             .await
@@ -78,7 +84,9 @@ impl World {
         let publisher = TaskPublisher::open(client, log, publisher_config())
             .await
             .expect("open the task publisher");
+        let fast_path = publisher.fast_path();
         self.publisher = Some(tokio::spawn(publisher.run(std::future::pending())));
+        fast_path
     }
 
     /// Kills the publisher's task wherever it is, as a crash would.
@@ -109,8 +117,8 @@ impl World {
         .await;
     }
 
-    /// A reported and accepted case, dispatched to `worker` in the test building.
-    async fn dispatched_to(&self, worker: &str) -> CaseId {
+    /// A reported and accepted case in the test building, waiting for a worker.
+    async fn accepted(&self) -> CaseId {
         let case = CaseId::new_v7();
         self.handle(case, report_command(), &format!("report-{case}"))
             .await;
@@ -123,16 +131,14 @@ impl World {
             &format!("accept-{case}"),
         )
         .await;
-        self.handle(
-            case,
-            CaseCommand::Dispatch {
-                tier: Tier::Building,
-                cell: BUILDING.to_owned(),
-                assignee: worker.to_owned(),
-            },
-            &format!("dispatch-{case}"),
-        )
-        .await;
+        case
+    }
+
+    /// A reported and accepted case, dispatched to `worker` in the test building.
+    async fn dispatched_to(&self, worker: &str) -> CaseId {
+        let case = self.accepted().await;
+        self.handle(case, dispatch_to(worker), &format!("dispatch-{case}"))
+            .await;
         case
     }
 
@@ -191,6 +197,14 @@ async fn take_exactly(inbox: &WorkerInbox, count: usize) -> Vec<TaskMessage> {
     );
     assert_eq!(taken.len(), count, "{taken:#?}");
     taken
+}
+
+fn dispatch_to(worker: &str) -> CaseCommand {
+    CaseCommand::Dispatch {
+        tier: Tier::Building,
+        cell: BUILDING.to_owned(),
+        assignee: worker.to_owned(),
+    }
 }
 
 fn kinds(tasks: &[TaskMessage]) -> Vec<(CaseId, TaskKind)> {
@@ -346,6 +360,48 @@ async fn rework_returns_to_the_handler_and_closing_clears_the_inbox() {
     let closed = take_exactly(&inbox, 1).await;
     assert_eq!(kinds(&closed), [(case, TaskKind::Withdrawn)]);
     assert_eq!(closed[0].event_type, "case.closed");
+}
+
+#[tokio::test]
+async fn a_task_the_dispatcher_delivers_at_once_is_there_once_and_one_it_fails_to_deliver_comes_from_the_publisher(
+) {
+    let mut world = World::start().await;
+    let fast_path = world.start_publisher_with_fast_path().await;
+
+    // The dispatcher announces the delivery, writes the dispatch, and delivers at once.
+    let delivered = world.accepted().await;
+    let mut history = world.cases.log().load(delivered).await.unwrap();
+    let delivery = fast_path.announce(delivered, 3);
+    let before = history.events.len();
+    world
+        .cases
+        .handle_after(
+            request(delivered, dispatch_to(WANG), "dispatch-1"),
+            &mut history,
+        )
+        .await
+        .unwrap();
+    let (earlier, commit) = history.events.split_at(before);
+    assert_eq!(delivery.deliver(earlier, commit).await, Ok(1));
+
+    // Another dispatch is announced and written, but its delivery never happens (the
+    // dispatcher stopped in between): the publisher must deliver it.
+    let undelivered = world.accepted().await;
+    let announced = fast_path.announce(undelivered, 3);
+    world
+        .handle(undelivered, dispatch_to(WANG), "dispatch-2")
+        .await;
+    drop(announced);
+
+    world.publisher_caught_up().await;
+    let tasks = take_exactly(&world.inbox(WANG).await, 2).await;
+    let got: BTreeSet<CaseId> = tasks.iter().map(|t| t.case_id).collect();
+    assert_eq!(got, BTreeSet::from([delivered, undelivered]));
+    assert_eq!(
+        world.task_messages().await,
+        2,
+        "one task message per dispatch"
+    );
 }
 
 #[tokio::test]

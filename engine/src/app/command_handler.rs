@@ -61,15 +61,24 @@ pub enum CommandError {
     #[error("case {case_id} is too busy: gave up after {attempts} conflicting attempts")]
     Contended { case_id: CaseId, attempts: usize },
     /// The case moved on since the caller looked at it (a conditional command): look again.
-    #[error("case {case_id} moved on: the command was meant for version {expected}, the case is at {actual}")]
+    /// `actual` is the version the case was found at, when it was read (a command after a
+    /// known history learns only that the log holds something newer).
+    #[error("case {case_id} moved on: the command was meant for version {expected}, {}", describe_actual(*.actual))]
     Stale {
         case_id: CaseId,
         expected: u64,
-        actual: u64,
+        actual: Option<u64>,
     },
     /// The log failed; back off and retry.
     #[error(transparent)]
     Log(#[from] LogError),
+}
+
+fn describe_actual(actual: Option<u64>) -> String {
+    match actual {
+        Some(version) => format!("the case is at {version}"),
+        None => "the log holds a newer commit".to_owned(),
+    }
 }
 
 impl CommandError {
@@ -218,6 +227,98 @@ impl<L: EventLog> CaseService<L> {
         self.handle_at(request, Some(expected_version)).await
     }
 
+    /// Runs a command decided on a case history the caller holds, events and positions,
+    /// exactly as it loaded or wrote them (the dispatcher, routing a case it has just
+    /// accepted). Nothing is read from the log first: the append is conditional on the
+    /// history's last position, and that proves the history is still the whole case. If the
+    /// case moved on, nothing is written and the caller gets [`CommandError::Stale`].
+    ///
+    /// On success `history` is extended with the commit just written (its events and
+    /// position), so the caller can go on from it. When the command's source had already
+    /// been handled, the outcome is the earlier one (`duplicate`) and `history` is the case as
+    /// read to find it. On an error `history` is left as it was.
+    pub async fn handle_after(
+        &self,
+        request: CommandRequest,
+        history: &mut CaseHistory,
+    ) -> Result<CommandOutcome, CommandError> {
+        let case_id = request.case_id;
+        debug_assert!(
+            history.events.iter().all(|e| e.case_id == case_id),
+            "the history belongs to the command's case"
+        );
+        let state = replay(&history.events);
+        if let Some(outcome) = already_processed(&state, &history.events, &request.source, case_id)
+        {
+            debug!(%case_id, source = ?request.source, "command already processed");
+            return Ok(outcome);
+        }
+        let events = self.stamp_command(&state, &request)?;
+        let commit = Commit {
+            case_id,
+            events: events.clone(),
+            idempotency_key: idempotency_key(case_id, &request.source),
+        };
+        match self.log.append_after(commit, history).await {
+            Ok(appended) if !appended.duplicate => {
+                let sequence = events.last().map_or(state.version, |e| e.sequence);
+                let positions = CaseHistory {
+                    events: Vec::new(),
+                    last_position: history.last_position,
+                    commit_positions: history.commit_positions.clone(),
+                };
+                self.remember(CachedCase { state, positions }, &events, appended.position);
+                history.events.extend(events.iter().cloned());
+                history.last_position = appended.position;
+                history.commit_positions.push(appended.position);
+                Ok(CommandOutcome {
+                    case_id,
+                    events,
+                    sequence,
+                    duplicate: false,
+                })
+            }
+            Ok(_) => {
+                let (outcome, loaded) = self.earlier_outcome_with_history(&request).await?;
+                *history = loaded;
+                Ok(outcome)
+            }
+            Err(LogError::Conflict { .. }) => Err(CommandError::Stale {
+                case_id,
+                expected: state.version,
+                actual: None,
+            }),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Decides a command on a state and stamps its events into envelopes.
+    fn stamp_command(
+        &self,
+        state: &CaseState,
+        request: &CommandRequest,
+    ) -> Result<Vec<EventEnvelope>, CommandError> {
+        let now = self.clock.now();
+        let decided = decide(state, &request.command, now)?;
+        let location = location_for(state, &request.command).ok_or(DomainError::CaseNotFound)?;
+        let meta = EventMeta {
+            actor: request.actor.clone(),
+            source: request.source.clone(),
+            correlation_id: request.correlation_id.unwrap_or_else(Uuid::now_v7),
+            causation_id: request.causation_id,
+            occurred_at: request.occurred_at.unwrap_or(now),
+            recorded_at: now,
+        };
+        Ok(stamp(
+            state,
+            request.case_id,
+            &location,
+            decided,
+            &meta,
+            Uuid::now_v7,
+        ))
+    }
+
     async fn handle_at(
         &self,
         request: CommandRequest,
@@ -237,30 +338,11 @@ impl<L: EventLog> CaseService<L> {
                     return Err(CommandError::Stale {
                         case_id,
                         expected,
-                        actual: case.state.version,
+                        actual: Some(case.state.version),
                     });
                 }
             }
-            let now = self.clock.now();
-            let decided = decide(&case.state, &request.command, now)?;
-            let location =
-                location_for(&case.state, &request.command).ok_or(DomainError::CaseNotFound)?;
-            let meta = EventMeta {
-                actor: request.actor.clone(),
-                source: request.source.clone(),
-                correlation_id: request.correlation_id.unwrap_or_else(Uuid::now_v7),
-                causation_id: request.causation_id,
-                occurred_at: request.occurred_at.unwrap_or(now),
-                recorded_at: now,
-            };
-            let events = stamp(
-                &case.state,
-                case_id,
-                &location,
-                decided,
-                &meta,
-                Uuid::now_v7,
-            );
+            let events = self.stamp_command(&case.state, &request)?;
             let commit = Commit {
                 case_id,
                 events: events.clone(),
@@ -315,12 +397,20 @@ impl<L: EventLog> CaseService<L> {
         &self,
         request: &CommandRequest,
     ) -> Result<CommandOutcome, CommandError> {
+        Ok(self.earlier_outcome_with_history(request).await?.0)
+    }
+
+    /// [`Self::earlier_outcome`], with the history it was read from.
+    async fn earlier_outcome_with_history(
+        &self,
+        request: &CommandRequest,
+    ) -> Result<(CommandOutcome, CaseHistory), CommandError> {
         let history = self.log.load(request.case_id).await?;
         let state = replay(&history.events);
         if let Some(outcome) =
             already_processed(&state, &history.events, &request.source, request.case_id)
         {
-            return Ok(outcome);
+            return Ok((outcome, history));
         }
         warn!(case_id = %request.case_id, "log reported a duplicate the case history does not show yet");
         Err(LogError::Unavailable("duplicate commit not visible yet".into()).into())

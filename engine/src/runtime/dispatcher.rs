@@ -3,13 +3,24 @@
 //!
 //! It reads the event log in order. Every commit updates the open load of each worker; a
 //! commit that leaves a case of one of this instance's partitions needing the dispatcher
-//! (reported, accepted, declined, escalated, reopened) makes it act on that case: load the
-//! case, decide, and write a command that is conditional on the version it looked at. If the
-//! case moved on meanwhile, nothing is written and it looks again. Commands carry a source
-//! derived from the case and version, so two instances acting on the same case at once (a
-//! lease hand-over) still write each fact once.
+//! (reported, accepted, declined, escalated, reopened) makes it act on that case: decide on
+//! the case's history, and write a command that is conditional on the exact history it
+//! decided on. If the case moved on meanwhile, nothing is written and it reads the case and
+//! looks again. Commands carry a source derived from the case and version, so two instances
+//! acting on the same case at once (a lease hand-over) still write each fact once.
+//!
+//! What it acts on is as fresh as the log proves it, never read twice without need:
+//! - a case's first commit (a report) is the case's whole history: the dispatcher decides on
+//!   it as read from the log, without loading the case;
+//! - after writing a command it goes on from the history it has just extended (accept, then
+//!   dispatch, with no read in between);
+//! - one case is acted on by one task at a time, and the commits the dispatcher wrote itself,
+//!   when the log reader reaches them, do not make it look at the case again.
+//!
+//! The conditional append on the case's last position is what makes this safe: a history
+//! that is not the whole case any more can never be written after.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -21,10 +32,10 @@ use crate::app::{CaseService, CommandError, CommandRequest};
 use crate::domain::routing::{route, RouteDecision, RouteRequest};
 use crate::domain::{CaseCommand, CaseState, CaseStatus};
 use crate::grid::{CategoryCatalogue, SharedGrid};
-use crate::log::{EventLog, LogPosition, StoredCommit};
+use crate::log::{CaseHistory, EventLog, LogPosition, StoredCommit};
 use crate::runtime::loads::WorkerLoads;
 use crate::runtime::Ownership;
-use crate::tasks::inbox::{publish_tasks_of_commit, TaskStreamConfig};
+pub use crate::tasks::inbox::TaskFastPath;
 
 /// The name the dispatcher writes under (actor id and source system).
 pub const DISPATCHER: &str = "wangge-dispatcher";
@@ -44,10 +55,31 @@ pub enum DispatchOutcome {
     Dispatched(RouteDecision),
 }
 
-/// Where the dispatcher puts a worker's task the moment it dispatches.
-pub struct TaskFastPath {
-    pub context: async_nats::jetstream::Context,
-    pub tasks: TaskStreamConfig,
+/// How far one act on a case went.
+struct Acted {
+    /// What it did last, `None` when the case needed nothing (or someone else did it).
+    outcome: Option<DispatchOutcome>,
+    /// The position of the case's last commit as the act left it (written or read).
+    known_through: LogPosition,
+    /// False when the case kept moving and the act gave up: the next commit decides.
+    settled: bool,
+}
+
+/// The cases the run loop has handed to acting tasks, shared with those tasks.
+#[derive(Default)]
+struct Acting {
+    /// The position of the last commit the run loop has read.
+    read_through: LogPosition,
+    cases: HashMap<CaseId, Track>,
+}
+
+enum Track {
+    /// A task is acting on the case. `recheck`: the newest commit read meanwhile that may
+    /// need the dispatcher; the task looks again if its act did not know that commit.
+    Busy { recheck: LogPosition },
+    /// The last act knew the case up to this position, which the log reader has not reached
+    /// yet: the commits up to it that the reader still meets need nothing.
+    KnownThrough(LogPosition),
 }
 
 pub struct Dispatcher<L> {
@@ -58,6 +90,7 @@ pub struct Dispatcher<L> {
     categories: Arc<CategoryCatalogue>,
     loads: Mutex<WorkerLoads>,
     cursor: AtomicU64,
+    acting: Mutex<Acting>,
 }
 
 impl<L: EventLog> Dispatcher<L> {
@@ -73,10 +106,12 @@ impl<L: EventLog> Dispatcher<L> {
             categories,
             loads: Mutex::new(WorkerLoads::default()),
             cursor: AtomicU64::new(0),
+            acting: Mutex::new(Acting::default()),
         }
     }
 
-    /// Publishes each task as soon as its case is dispatched, besides the task publisher.
+    /// Publishes each task as soon as its case is dispatched, besides the task publisher
+    /// (see [`TaskPublisher::fast_path`](crate::tasks::TaskPublisher::fast_path)).
     pub fn with_task_fast_path(mut self, fast_path: TaskFastPath) -> Self {
         self.task_fast_path = Some(fast_path);
         self
@@ -84,6 +119,10 @@ impl<L: EventLog> Dispatcher<L> {
 
     fn loads(&self) -> std::sync::MutexGuard<'_, WorkerLoads> {
         self.loads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn acting(&self) -> std::sync::MutexGuard<'_, Acting> {
+        self.acting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Folds a commit into the worker loads. Every commit of every case, in log order.
@@ -131,8 +170,18 @@ impl<L: EventLog> Dispatcher<L> {
     /// Takes a case as far as the dispatcher takes cases: accepted and dispatched, or closed
     /// by self-handling. Returns what it did last, or `None` when the case needed nothing.
     pub async fn act(&self, case_id: CaseId) -> Result<Option<DispatchOutcome>, CommandError> {
+        let history = self.cases.log().load(case_id).await?;
+        Ok(self.act_on(case_id, history).await?.outcome)
+    }
+
+    /// [`Dispatcher::act`] on a history of the case the caller holds (as read from the log
+    /// or as loaded). Every command is written after exactly this history, or not at all.
+    async fn act_on(
+        &self,
+        case_id: CaseId,
+        mut history: CaseHistory,
+    ) -> Result<Acted, CommandError> {
         let mut last = None;
-        let mut history = self.cases.log().load(case_id).await?;
         for _ in 0..MAX_ROUNDS {
             let state = crate::domain::replay(&history.events);
             let step = match state.status {
@@ -148,10 +197,14 @@ impl<L: EventLog> Dispatcher<L> {
                         .collect();
                     self.dispatch(&state, &declined)
                 }
-                _ => return Ok(last),
+                _ => None,
             };
             let Some((command, outcome)) = step else {
-                return Ok(last);
+                return Ok(Acted {
+                    outcome: last,
+                    known_through: history.last_position,
+                    settled: true,
+                });
             };
             let request = CommandRequest {
                 case_id,
@@ -165,34 +218,42 @@ impl<L: EventLog> Dispatcher<L> {
                 correlation_id: None,
                 causation_id: history.events.last().map(|e| e.event_id),
             };
-            match self.cases.handle_if_unchanged(request, state.version).await {
-                Ok(written) => {
+            // Told before the append, so the task publisher waits for this delivery instead
+            // of reading the case again.
+            let fast_delivery = match (&outcome, &self.task_fast_path) {
+                (DispatchOutcome::Dispatched(_), Some(fast)) => {
+                    Some(fast.announce(case_id, state.version + 1))
+                }
+                _ => None,
+            };
+            let before = history.events.len();
+            match self.cases.handle_after(request, &mut history).await {
+                Ok(written) if written.duplicate => {
+                    // Written before (by another instance, or an earlier try of ours):
+                    // `history` is the case as read now; look at it again.
+                    debug!(%case_id, "dispatcher's command was written before");
+                }
+                Ok(_) => {
                     debug!(%case_id, outcome = ?outcome, "dispatcher acted");
-                    if let (DispatchOutcome::Dispatched(_), Some(fast)) =
-                        (&outcome, &self.task_fast_path)
-                    {
-                        // The worker's task right away; the task publisher's copy of it,
-                        // later, is a duplicate the task stream drops.
-                        if let Err(error) = publish_tasks_of_commit(
-                            &fast.context,
-                            &fast.tasks,
-                            &history.events,
-                            &written.events,
-                        )
-                        .await
-                        {
+                    if let Some(delivery) = fast_delivery {
+                        // The worker's task right away; the task publisher, told of it,
+                        // publishes it only if this failed.
+                        let (earlier, commit) = history.events.split_at(before);
+                        if let Err(error) = delivery.deliver(earlier, commit).await {
                             debug!(%case_id, %error, "fast task delivery failed; the task publisher delivers it");
                         }
                     }
-                    // Carry on from what was written instead of reading the case again.
-                    history.events.extend(written.events);
                     last = Some(outcome);
                 }
                 Err(CommandError::Stale { .. }) => history = self.cases.log().load(case_id).await?,
                 Err(error) => return Err(error),
             }
         }
-        Ok(last)
+        Ok(Acted {
+            outcome: last,
+            known_through: history.last_position,
+            settled: false,
+        })
     }
 
     /// 立案: accept with the reported category and its default priority — or, for a patrol
@@ -226,7 +287,6 @@ impl<L: EventLog> Dispatcher<L> {
     ) -> Option<(CaseCommand, DispatchOutcome)> {
         let location = state.location.as_ref()?;
         let category = self.categories.get(state.category.as_deref()?)?;
-        let load = self.loads().by_worker().clone();
         let request = RouteRequest {
             location,
             category,
@@ -239,7 +299,9 @@ impl<L: EventLog> Dispatcher<L> {
             exclude: declined,
             cursor: self.cursor.fetch_add(1, Ordering::Relaxed),
         };
-        match route(&request, &self.grid.load(), &load) {
+        // Routing is quick and does not wait: it reads the loads under their lock.
+        let routed = route(&request, &self.grid.load(), self.loads().by_worker());
+        match routed {
             Ok(decision) => Some((
                 CaseCommand::Dispatch {
                     tier: decision.tier,
@@ -287,34 +349,139 @@ impl<L: EventLog> Dispatcher<L> {
                 }
             };
             self.observe(&commit);
-            if Self::needs_dispatcher(&commit) {
-                waiting.insert(commit.case_id);
-            } else if Self::settles(&commit) {
-                waiting.remove(&commit.case_id);
-            }
-            if !caught_up && commit.position >= head {
+            if !caught_up {
+                if Self::needs_dispatcher(&commit) {
+                    waiting.insert(commit.case_id);
+                } else if Self::settles(&commit) {
+                    waiting.remove(&commit.case_id);
+                }
+                if commit.position < head {
+                    continue;
+                }
                 caught_up = true;
                 info!(waiting = waiting.len(), "dispatcher caught up with the log");
-            }
-            if caught_up {
+                self.acting().read_through = commit.position;
                 for case_id in std::mem::take(&mut waiting) {
                     if !ownership.owns(case_id) {
                         continue;
                     }
-                    // Cases are independent: act on many at once, a bounded number.
                     let Ok(permit) = in_flight.clone().acquire_owned().await else {
                         break;
                     };
-                    let dispatcher = self.clone();
-                    tokio::spawn(async move {
-                        let _permit = permit;
-                        if let Err(error) = dispatcher.act(case_id).await {
-                            warn!(%case_id, %error, "dispatcher could not act on a case");
-                        }
-                    });
+                    if self.start_acting(case_id) {
+                        self.spawn_act(case_id, None, ownership.clone(), permit);
+                    }
                 }
+                continue;
             }
+            if !self.note(&commit) || !ownership.owns(commit.case_id) {
+                continue;
+            }
+            // Cases are independent: act on many at once, a bounded number.
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                break;
+            };
+            if !self.start_acting(commit.case_id) {
+                continue;
+            }
+            // A case's first commit is its whole history: act on it as read.
+            let history =
+                (commit.events.first().map(|e| e.sequence) == Some(1)).then(|| CaseHistory {
+                    last_position: commit.position,
+                    commit_positions: vec![commit.position],
+                    events: commit.events,
+                });
+            self.spawn_act(commit.case_id, history, ownership.clone(), permit);
         }
         Ok(())
+    }
+
+    /// Notes a commit read from the log (once caught up) and says whether it makes the
+    /// dispatcher look at its case: it may need the dispatcher, and no act knew of it.
+    fn note(&self, commit: &StoredCommit) -> bool {
+        let needs = Self::needs_dispatcher(commit);
+        let mut acting = self.acting();
+        acting.read_through = commit.position;
+        match acting.cases.get_mut(&commit.case_id) {
+            None => needs,
+            Some(Track::Busy { recheck }) => {
+                if needs {
+                    *recheck = (*recheck).max(commit.position);
+                }
+                false
+            }
+            Some(Track::KnownThrough(known)) => {
+                let known = *known;
+                if commit.position >= known {
+                    // The reader has reached what the last act knew; from here on, new.
+                    acting.cases.remove(&commit.case_id);
+                }
+                needs && commit.position > known
+            }
+        }
+    }
+
+    /// Marks a case as being acted on, unless it already is.
+    fn start_acting(&self, case_id: CaseId) -> bool {
+        let mut acting = self.acting();
+        match acting.cases.get(&case_id) {
+            Some(Track::Busy { .. }) => false,
+            _ => {
+                acting.cases.insert(case_id, Track::Busy { recheck: 0 });
+                true
+            }
+        }
+    }
+
+    /// Acts on a case in a task of its own, and again while the reader has met commits of it
+    /// that the act did not know and that may need the dispatcher.
+    fn spawn_act(
+        self: &Arc<Self>,
+        case_id: CaseId,
+        mut history: Option<CaseHistory>,
+        ownership: Ownership,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
+        let dispatcher = self.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            loop {
+                let acted = match history.take() {
+                    Some(history) => dispatcher.act_on(case_id, history).await,
+                    None => match dispatcher.cases.log().load(case_id).await {
+                        Ok(history) => dispatcher.act_on(case_id, history).await,
+                        Err(error) => Err(error.into()),
+                    },
+                };
+                let mut acting = dispatcher.acting();
+                let recheck = match acting.cases.get(&case_id) {
+                    Some(Track::Busy { recheck }) => *recheck,
+                    _ => 0,
+                };
+                let acted = match acted {
+                    Ok(acted) => acted,
+                    Err(error) => {
+                        warn!(%case_id, %error, "dispatcher could not act on a case");
+                        acting.cases.remove(&case_id);
+                        return;
+                    }
+                };
+                if recheck > acted.known_through && ownership.owns(case_id) {
+                    // A commit the act did not know may need the dispatcher: look again.
+                    acting.cases.insert(case_id, Track::Busy { recheck: 0 });
+                    continue;
+                }
+                if !acted.settled {
+                    debug!(%case_id, "case kept moving; the next commit decides");
+                }
+                if !acted.settled || acting.read_through >= acted.known_through {
+                    acting.cases.remove(&case_id);
+                } else {
+                    let known_through = Track::KnownThrough(acted.known_through);
+                    acting.cases.insert(case_id, known_through);
+                }
+                return;
+            }
+        });
     }
 }

@@ -26,6 +26,15 @@
 //! consumer starts at the beginning of the log, so a first deployment on an existing log
 //! publishes the history too.
 //!
+//! The dispatcher does not wait for this: its [`TaskFastPath`] publishes a dispatch's task the
+//! moment the dispatch is written. It announces each such delivery before the append and
+//! reports whether every task of the commit was acknowledged; the publisher of the same
+//! process, reading that commit, waits for the outcome and, when the delivery succeeded,
+//! acks the commit without loading the case or publishing again. In every other case (the
+//! fast delivery failed, took too long, or ran in another instance) it publishes the tasks
+//! itself under the same message ids, so the stream drops the second copy. Commits whose
+//! `Wangge-Event-Types` header lists no event that concerns tasks are acked unread.
+//!
 //! With several engine instances (or a redelivery after a crash) two commits of one case
 //! can be published out of order. Every message carries the case `sequence` it reflects:
 //! per case, the message with the highest sequence tells whether the task is the worker's
@@ -40,6 +49,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{
@@ -51,12 +61,14 @@ use async_nats::jetstream::{
 };
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use quick_cache::sync::Cache;
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 use wangge_schemas::worker::{is_valid_worker_id, TaskKind, TaskMessage, TASK_SCHEMA_VERSION};
 use wangge_schemas::{CaseEvent, CaseId, EventEnvelope, GridLocation, Priority, Tier};
 
 use crate::domain::{apply, CaseState};
-use crate::log::codec::decode_events;
+use crate::log::codec::{decode_events, HEADER_EVENT_TYPES, HEADER_FIRST_SEQUENCE};
 use crate::log::{EventLog, JetStreamLogConfig};
 
 /// The name of the durable consumer the task publishers share.
@@ -192,18 +204,24 @@ impl TaskDelivery {
 
 /// Whether an event can change who holds a case's task.
 fn concerns_tasks(event: &CaseEvent) -> bool {
+    type_concerns_tasks(event.event_type())
+}
+
+/// [`concerns_tasks`] by the event's type name, as a commit's `Wangge-Event-Types` header
+/// lists them: the publisher passes over the other commits without decoding them.
+fn type_concerns_tasks(event_type: &str) -> bool {
     matches!(
-        event,
-        CaseEvent::Dispatched(_)
-            | CaseEvent::Reassigned(_)
-            | CaseEvent::Declined(_)
-            | CaseEvent::Escalated(_)
-            | CaseEvent::ReworkRequested(_)
-            | CaseEvent::Closed(_)
-            | CaseEvent::Voided(_)
-            | CaseEvent::Rejected(_)
-            | CaseEvent::Merged(_)
-            | CaseEvent::Reopened(_)
+        event_type,
+        "case.dispatched"
+            | "case.reassigned"
+            | "case.declined"
+            | "case.escalated"
+            | "case.rework_requested"
+            | "case.closed"
+            | "case.voided"
+            | "case.rejected"
+            | "case.merged"
+            | "case.reopened"
     )
 }
 
@@ -467,6 +485,7 @@ pub struct TaskPublisher<L> {
     log: L,
     config: TaskPublisherConfig,
     consumer: PullConsumer,
+    fast_deliveries: FastDeliveries,
 }
 
 /// What became of one commit.
@@ -490,7 +509,18 @@ impl<L: EventLog> TaskPublisher<L> {
             log,
             config,
             consumer,
+            fast_deliveries: Arc::new(Cache::new(FAST_DELIVERIES_REMEMBERED)),
         })
+    }
+
+    /// A fast path for this process's dispatcher, publishing to the same task stream and
+    /// telling this publisher what it delivered.
+    pub fn fast_path(&self) -> TaskFastPath {
+        TaskFastPath {
+            context: self.context.clone(),
+            tasks: self.config.tasks.clone(),
+            deliveries: self.fast_deliveries.clone(),
+        }
     }
 
     async fn consumer(
@@ -611,8 +641,10 @@ impl<L: EventLog> TaskPublisher<L> {
                 if count > 0 {
                     debug!(position, count, "published tasks");
                 }
-                if let Err(error) = message.double_ack().await {
-                    // It comes back after ack_wait and is published again, deduplicated.
+                // A plain ack, not waiting for the server to confirm it: an ack that is lost
+                // brings the commit back after ack_wait, and its tasks are published again
+                // under the same message ids, which the task stream drops.
+                if let Err(error) = message.ack().await {
                     debug!(%error, position, "could not ack a commit");
                 }
             }
@@ -630,6 +662,15 @@ impl<L: EventLog> TaskPublisher<L> {
         }
     }
 
+    /// Whether this process's fast path delivered the tasks of the case's commit that starts
+    /// at `first_sequence` (waiting for a delivery under way).
+    async fn fast_path_delivered(&self, case_id: CaseId, first_sequence: u64) -> bool {
+        match self.fast_deliveries.remove(&(case_id, first_sequence)) {
+            Some((_, outcome)) => delivered_by_fast_path(outcome, FAST_PATH_PATIENCE).await,
+            None => false,
+        }
+    }
+
     /// `Err` for a message that can never be handled, `Ok(Failed)` for one worth retrying.
     async fn publish_tasks(&self, message: &jetstream::Message) -> Result<Handled, String> {
         let case_id: CaseId = message
@@ -639,11 +680,33 @@ impl<L: EventLog> TaskPublisher<L> {
             .next()
             .and_then(|token| token.parse().ok())
             .ok_or_else(|| format!("subject {} does not end in a case id", message.subject))?;
+        // The headers the event log writes say enough to pass over most commits unread.
+        let header = |name: &str| {
+            message
+                .headers
+                .as_ref()
+                .and_then(|headers| headers.get(name))
+                .map(|value| value.as_str())
+        };
+        if let Some(types) = header(HEADER_EVENT_TYPES) {
+            if !types.split(',').any(type_concerns_tasks) {
+                return Ok(Handled::Published(0));
+            }
+        }
+        let listed_first = header(HEADER_FIRST_SEQUENCE).and_then(|value| value.parse().ok());
+        if let Some(first) = listed_first {
+            if self.fast_path_delivered(case_id, first).await {
+                return Ok(Handled::Published(0));
+            }
+        }
         let commit = decode_events(case_id, &message.payload)?;
         if !commit.iter().any(|e| concerns_tasks(&e.event)) {
             return Ok(Handled::Published(0));
         }
         let first = commit.first().map_or(1, |e| e.sequence);
+        if listed_first.is_none() && self.fast_path_delivered(case_id, first).await {
+            return Ok(Handled::Published(0));
+        }
         let history = match self.log.load(case_id).await {
             Ok(history) => history,
             Err(error) => return Ok(Handled::Failed(error.to_string())),
@@ -668,16 +731,15 @@ impl<L: EventLog> TaskPublisher<L> {
 }
 
 /// Publishes the tasks one commit gives rise to, each with its deduplicating message id, and
-/// waits for their acks. Used by the publisher that follows the log, and by the dispatcher
-/// right after it dispatches (the fast path; the publisher's copy is then a duplicate the
-/// stream drops).
+/// waits for their acks (all sent first, then all awaited). Used by the publisher that
+/// follows the log, and by the dispatcher's [`TaskFastPath`] right after it dispatches.
 pub async fn publish_tasks_of_commit(
     context: &jetstream::Context,
     tasks: &TaskStreamConfig,
     earlier: &[EventEnvelope],
     commit: &[EventEnvelope],
 ) -> Result<usize, String> {
-    let mut published = 0;
+    let mut acks = Vec::new();
     for delivery in tasks_for_commit(earlier, commit) {
         if !is_valid_worker_id(&delivery.worker_id) {
             warn!(worker_id = %delivery.worker_id, "worker id cannot name an inbox subject; task not published");
@@ -692,10 +754,102 @@ pub async fn publish_tasks_of_commit(
             .send_publish(subject, publish)
             .await
             .map_err(|e| e.to_string())?;
-        ack.await.map_err(|e| e.to_string())?;
-        published += 1;
+        acks.push(ack);
     }
+    let published = acks.len();
+    futures::future::try_join_all(acks.into_iter().map(std::future::IntoFuture::into_future))
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(published)
+}
+
+// ---------------------------------------------------------------------------------------
+// The fast path
+// ---------------------------------------------------------------------------------------
+
+/// Commits this process's fast path is delivering or has delivered, keyed by case and the
+/// commit's first event sequence (one commit of a case starts at a given sequence). Bounded:
+/// an entry nobody collects (its commit went to another instance's publisher, or was never
+/// written) is dropped in time, and a dropped entry costs only a deduplicated republish.
+type FastDeliveries = Arc<Cache<(CaseId, u64), watch::Receiver<Option<bool>>>>;
+
+/// How many fast deliveries the publisher can look up; far more than are in flight at once.
+const FAST_DELIVERIES_REMEMBERED: usize = 16_384;
+
+/// How long the publisher waits for a fast delivery it was told about before it publishes
+/// the commit's tasks itself (deduplicated if the fast path got there after all).
+const FAST_PATH_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Where the dispatcher puts a worker's task the moment it dispatches, instead of waiting for
+/// the task publisher to read the dispatch from the log. Made by [`TaskPublisher::fast_path`]:
+/// it tells the publisher of the same process which commits it has delivered, so the
+/// publisher neither reads those cases again nor publishes their tasks a second time.
+///
+/// The publisher stays the durable path: it skips a commit only when the fast path's
+/// publish of every task of exactly that commit was acknowledged by the task stream; when
+/// the fast path failed, is late or ran in another process, the publisher publishes the
+/// tasks itself, with the same message ids, so an inbox never holds two copies.
+#[derive(Clone)]
+pub struct TaskFastPath {
+    context: jetstream::Context,
+    tasks: TaskStreamConfig,
+    deliveries: FastDeliveries,
+}
+
+/// One commit whose tasks the fast path means to deliver once it is written. Announced
+/// before the append, so the publisher, which may read the commit before the dispatcher has
+/// its ack, knows to wait; dropped without [`FastDelivery::deliver`], the publisher
+/// delivers the tasks itself.
+pub struct FastDelivery {
+    context: jetstream::Context,
+    tasks: TaskStreamConfig,
+    delivered: watch::Sender<Option<bool>>,
+}
+
+impl TaskFastPath {
+    /// Announces a delivery for the commit of `case_id` that will start at `first_sequence`.
+    pub fn announce(&self, case_id: CaseId, first_sequence: u64) -> FastDelivery {
+        let (delivered, outcome) = watch::channel(None);
+        self.deliveries.insert((case_id, first_sequence), outcome);
+        FastDelivery {
+            context: self.context.clone(),
+            tasks: self.tasks.clone(),
+            delivered,
+        }
+    }
+}
+
+impl FastDelivery {
+    /// Publishes the tasks of the announced commit, now written after `earlier`, and tells
+    /// the publisher whether every one of them was acknowledged.
+    pub async fn deliver(
+        self,
+        earlier: &[EventEnvelope],
+        commit: &[EventEnvelope],
+    ) -> Result<usize, String> {
+        let published = publish_tasks_of_commit(&self.context, &self.tasks, earlier, commit).await;
+        self.delivered.send_replace(Some(published.is_ok()));
+        published
+    }
+}
+
+/// Whether the fast path delivered a commit's tasks: waits for its outcome, at most
+/// `patience`. A delivery dropped unfinished counts as not delivered.
+async fn delivered_by_fast_path(
+    mut outcome: watch::Receiver<Option<bool>>,
+    patience: Duration,
+) -> bool {
+    let decided = tokio::time::timeout(patience, async {
+        loop {
+            if let Some(delivered) = *outcome.borrow_and_update() {
+                return delivered;
+            }
+            if outcome.changed().await.is_err() {
+                return outcome.borrow().unwrap_or(false);
+            }
+        }
+    });
+    decided.await.unwrap_or(false)
 }
 
 /// How often a waiting publisher looks at the client's connection count.

@@ -28,8 +28,9 @@ pub use commands::{
     Translated, WorkerCommandService, WorkerRejection,
 };
 pub use inbox::{
-    open_tasks, task_message_id, task_subject, tasks_for_commit, InboxTask, TaskDelivery,
-    TaskError, TaskPublisher, TaskPublisherConfig, TaskStreamConfig, WorkerInbox,
+    open_tasks, task_message_id, task_subject, tasks_for_commit, FastDelivery, InboxTask,
+    TaskDelivery, TaskError, TaskFastPath, TaskPublisher, TaskPublisherConfig, TaskStreamConfig,
+    WorkerInbox,
 };
 pub use nats::{serve_worker_commands, WORKER_QUEUE_GROUP};
 
