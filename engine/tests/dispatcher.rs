@@ -300,3 +300,56 @@ async fn running_dispatcher_dispatches_reports_as_they_arrive() {
     }
     running.abort();
 }
+
+#[tokio::test]
+async fn a_report_that_came_while_nobody_held_its_partition_is_dispatched_when_one_takes_it() {
+    let world = world();
+    // Between two holders, as in a lease hand-over: this instance holds nothing yet.
+    let ownership = Ownership::nothing();
+    let running = tokio::spawn(world.dispatcher.clone().run(
+        ownership.clone(),
+        1,
+        std::future::pending(),
+    ));
+    let case_id = world.resident_report(BUILDING, "drainage.blocked").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        world.state(case_id).await.status,
+        CaseStatus::Reported,
+        "nobody acted yet"
+    );
+
+    // The partitions are taken over; no new commit of the case arrives, yet it is dispatched.
+    ownership.set((0..wangge_engine::runtime::PARTITIONS).collect());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while world.state(case_id).await.status != CaseStatus::Dispatched {
+        assert!(tokio::time::Instant::now() < deadline, "never dispatched");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.abort();
+}
+
+#[tokio::test]
+async fn a_new_report_the_dispatcher_can_route_is_accepted_and_dispatched_in_one_commit() {
+    let world = world();
+    let running = tokio::spawn(world.dispatcher.clone().run(
+        Ownership::everything(),
+        1,
+        std::future::pending(),
+    ));
+    let case_id = world.resident_report(BUILDING, "drainage.blocked").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while world.state(case_id).await.status != CaseStatus::Dispatched {
+        assert!(tokio::time::Instant::now() < deadline, "never dispatched");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    running.abort();
+    let history = world.cases.log().load(case_id).await.unwrap();
+    assert_eq!(
+        history.commit_positions.len(),
+        2,
+        "the report, then accept and dispatch together"
+    );
+    let types: Vec<&str> = history.events.iter().map(|e| e.event_type()).collect();
+    assert_eq!(types, ["case.reported", "case.accepted", "case.dispatched"]);
+}

@@ -727,6 +727,41 @@ fn acceptance_corrects_the_reported_category() {
 }
 
 #[test]
+fn the_dispatcher_accepts_and_dispatches_a_new_report_in_one_decision() {
+    let state = given(vec![reported()])
+        .when(CaseCommand::AcceptAndDispatch {
+            category: "drainage".to_owned(),
+            priority: Priority::High,
+            tier: Tier::Building,
+            cell: BUILDING_CELL.to_owned(),
+            assignee: "wang".to_owned(),
+        })
+        .then_expect(vec![accepted(), dispatched_to("wang")]);
+    assert_eq!(state.status, CaseStatus::Dispatched);
+    assert_eq!(state.assignee.as_deref(), Some("wang"));
+}
+
+#[test]
+fn accepting_and_dispatching_at_once_is_only_for_a_new_report_and_needs_an_assignee() {
+    let accept_and_dispatch = |assignee: &str| CaseCommand::AcceptAndDispatch {
+        category: "drainage".to_owned(),
+        priority: Priority::High,
+        tier: Tier::Building,
+        cell: BUILDING_CELL.to_owned(),
+        assignee: assignee.to_owned(),
+    };
+    given(awaiting_dispatch())
+        .when(accept_and_dispatch("wang"))
+        .then_reject(DomainError::InvalidTransition {
+            command: "accept_and_dispatch",
+            status: CaseStatus::AwaitingDispatch,
+        });
+    given(vec![reported()])
+        .when(accept_and_dispatch(" "))
+        .then_reject_field("assignee");
+}
+
+#[test]
 fn a_case_is_accepted_only_once() {
     given(awaiting_dispatch())
         .when(accept())

@@ -196,6 +196,7 @@ pub fn authorize(
             )))
         }
         C::Accept { .. }
+        | C::AcceptAndDispatch { .. }
         | C::Reject { .. }
         | C::Merge { .. }
         | C::Dispatch { .. }

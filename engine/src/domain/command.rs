@@ -38,6 +38,16 @@ pub enum CaseCommand {
         cell: String,
         assignee: String,
     },
+    /// 立案 and 派遣 decided together, as the dispatcher does when it can route a new report
+    /// at once: the events of `Accept` then of `Dispatch`, in one commit. The two facts stay
+    /// two events; the worker's task follows from one append instead of two.
+    AcceptAndDispatch {
+        category: String,
+        priority: Priority,
+        tier: Tier,
+        cell: String,
+        assignee: String,
+    },
     /// The assignee takes the task.
     Acknowledge {
         worker_id: String,
@@ -133,6 +143,7 @@ impl CaseCommand {
             Self::Reject { .. } => "reject",
             Self::Merge { .. } => "merge",
             Self::Dispatch { .. } => "dispatch",
+            Self::AcceptAndDispatch { .. } => "accept_and_dispatch",
             Self::Acknowledge { .. } => "acknowledge",
             Self::Decline { .. } => "decline",
             Self::Reassign { .. } => "reassign",

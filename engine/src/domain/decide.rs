@@ -74,15 +74,20 @@ pub fn decide(
             tier,
             cell,
             assignee,
-        } => {
-            required("cell", cell)?;
-            required("assignee", assignee)?;
-            vec![CaseEvent::Dispatched(CaseDispatched {
-                tier: *tier,
-                cell: cell.clone(),
-                assignee: assignee.clone(),
-            })]
-        }
+        } => vec![dispatched(*tier, cell, assignee)?],
+        C::AcceptAndDispatch {
+            category,
+            priority,
+            tier,
+            cell,
+            assignee,
+        } => vec![
+            CaseEvent::Accepted(CaseAccepted {
+                category: accepted_category(state, category)?,
+                priority: *priority,
+            }),
+            dispatched(*tier, cell, assignee)?,
+        ],
         C::Acknowledge { worker_id } => {
             required("worker_id", worker_id)?;
             must_be_assignee(state, worker_id)?;
@@ -390,4 +395,15 @@ fn resolved(worker_id: &str, notes: &str, media: &[wangge_schemas::MediaRef]) ->
         notes: notes.to_owned(),
         media: media.to_vec(),
     })
+}
+
+/// 派遣 to `assignee` in `cell` of `tier`.
+fn dispatched(tier: Tier, cell: &str, assignee: &str) -> Result<CaseEvent, DomainError> {
+    required("cell", cell)?;
+    required("assignee", assignee)?;
+    Ok(CaseEvent::Dispatched(CaseDispatched {
+        tier,
+        cell: cell.to_owned(),
+        assignee: assignee.to_owned(),
+    }))
 }

@@ -13,7 +13,9 @@ pub(crate) fn permits(command: &CaseCommand, status: CaseStatus) -> bool {
     use CaseCommand as C;
     match command {
         C::Report { .. } => status == New,
-        C::Accept { .. } | C::Reject { .. } | C::Merge { .. } => status == Reported,
+        C::Accept { .. } | C::AcceptAndDispatch { .. } | C::Reject { .. } | C::Merge { .. } => {
+            status == Reported
+        }
         C::SelfHandle { .. } => matches!(status, Reported | AwaitingDispatch),
         C::Dispatch { .. } => status == AwaitingDispatch,
         C::Acknowledge { .. } | C::Decline { .. } => status == Dispatched,

@@ -20,9 +20,10 @@
 //! The conditional append on the case's last position is what makes this safe: a history
 //! that is not the whole case any more can never be written after.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tracing::{debug, info, warn};
@@ -46,6 +47,13 @@ const MAX_ROUNDS: usize = 6;
 
 /// Cases the dispatcher works on at once.
 const MAX_CASES_IN_FLIGHT: usize = 256;
+
+/// How often the dispatcher looks at the cases that wait for it without a new commit.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a waiting case the dispatcher acted on, but could not settle, waits before it is
+/// looked at again.
+pub const RETRY_WAITING_AFTER: Duration = Duration::from_secs(10);
 
 /// What the dispatcher did to a case.
 #[derive(Debug, Clone, PartialEq)]
@@ -185,7 +193,7 @@ impl<L: EventLog> Dispatcher<L> {
         for _ in 0..MAX_ROUNDS {
             let state = crate::domain::replay(&history.events);
             let step = match state.status {
-                CaseStatus::Reported => self.accept_or_self_handle(&state),
+                CaseStatus::Reported => self.accept_and_dispatch(&state),
                 CaseStatus::AwaitingDispatch => {
                     let declined: Vec<String> = history
                         .events
@@ -279,6 +287,42 @@ impl<L: EventLog> Dispatcher<L> {
         ))
     }
 
+    /// 立案 and 派遣 at once: a new report the dispatcher can route goes to its worker in the
+    /// same commit as its acceptance (one append, so the worker has the task sooner); one it
+    /// cannot route yet is accepted and waits; a patrol finding fixed on the spot is closed.
+    fn accept_and_dispatch(&self, state: &CaseState) -> Option<(CaseCommand, DispatchOutcome)> {
+        let (accept, accepted) = self.accept_or_self_handle(state)?;
+        let CaseCommand::Accept { category, priority } = accept else {
+            return Some((accept, accepted));
+        };
+        let accepted_state = CaseState {
+            category: Some(category.clone()),
+            priority: Some(priority),
+            status: CaseStatus::AwaitingDispatch,
+            ..state.clone()
+        };
+        match self.dispatch(&accepted_state, &[]) {
+            Some((
+                CaseCommand::Dispatch {
+                    tier,
+                    cell,
+                    assignee,
+                },
+                outcome,
+            )) => Some((
+                CaseCommand::AcceptAndDispatch {
+                    category,
+                    priority,
+                    tier,
+                    cell,
+                    assignee,
+                },
+                outcome,
+            )),
+            _ => Some((CaseCommand::Accept { category, priority }, accepted)),
+        }
+    }
+
     /// 派遣: route the case from its current tier and send it to the chosen worker.
     fn dispatch(
         &self,
@@ -320,6 +364,12 @@ impl<L: EventLog> Dispatcher<L> {
     /// Follows the log from `from` and acts on the cases of the partitions this instance
     /// holds, until `shutdown`. While catching up with the log's head it only notes which
     /// cases wait, and acts on those once caught up: a restart does not replay old work.
+    ///
+    /// It remembers every case of every partition that waits for it, and looks again, every
+    /// [`SWEEP_EVERY`], at the waiting cases of the partitions it holds that it has not acted on
+    /// (a partition taken over from an instance that died or handed it over) or that it could
+    /// not settle [`RETRY_WAITING_AFTER`] ago (no worker to route to yet; a grid change may
+    /// bring one): nothing waits for the dispatcher for ever.
     pub async fn run(
         self: Arc<Self>,
         ownership: Ownership,
@@ -328,9 +378,12 @@ impl<L: EventLog> Dispatcher<L> {
     ) -> Result<(), crate::log::LogError> {
         let head = self.cases.log().head().await?;
         let mut commits = self.cases.log().read_from(from);
-        let mut waiting: HashSet<CaseId> = HashSet::new();
+        // Every case waiting for the dispatcher → when this instance last acted on it.
+        let mut waiting: HashMap<CaseId, Option<Instant>> = HashMap::new();
         let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_CASES_IN_FLIGHT));
         let mut caught_up = head < from.max(1);
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         if caught_up {
             info!("dispatcher following the log");
@@ -338,6 +391,10 @@ impl<L: EventLog> Dispatcher<L> {
         loop {
             let commit = tokio::select! {
                 commit = commits.next() => commit,
+                _ = sweep.tick(), if caught_up => {
+                    self.sweep(&mut waiting, &ownership, &in_flight);
+                    continue;
+                }
                 _ = &mut shutdown => break,
             };
             let Some(commit) = commit else { break };
@@ -349,29 +406,19 @@ impl<L: EventLog> Dispatcher<L> {
                 }
             };
             self.observe(&commit);
+            if Self::needs_dispatcher(&commit) {
+                waiting.entry(commit.case_id).or_insert(None);
+            } else if Self::settles(&commit) {
+                waiting.remove(&commit.case_id);
+            }
             if !caught_up {
-                if Self::needs_dispatcher(&commit) {
-                    waiting.insert(commit.case_id);
-                } else if Self::settles(&commit) {
-                    waiting.remove(&commit.case_id);
-                }
                 if commit.position < head {
                     continue;
                 }
                 caught_up = true;
                 info!(waiting = waiting.len(), "dispatcher caught up with the log");
                 self.acting().read_through = commit.position;
-                for case_id in std::mem::take(&mut waiting) {
-                    if !ownership.owns(case_id) {
-                        continue;
-                    }
-                    let Ok(permit) = in_flight.clone().acquire_owned().await else {
-                        break;
-                    };
-                    if self.start_acting(case_id) {
-                        self.spawn_act(case_id, None, ownership.clone(), permit);
-                    }
-                }
+                self.sweep(&mut waiting, &ownership, &in_flight);
                 continue;
             }
             if !self.note(&commit) || !ownership.owns(commit.case_id) {
@@ -384,6 +431,9 @@ impl<L: EventLog> Dispatcher<L> {
             if !self.start_acting(commit.case_id) {
                 continue;
             }
+            if let Some(attempt) = waiting.get_mut(&commit.case_id) {
+                *attempt = Some(Instant::now());
+            }
             // A case's first commit is its whole history: act on it as read.
             let history =
                 (commit.events.first().map(|e| e.sequence) == Some(1)).then(|| CaseHistory {
@@ -394,6 +444,31 @@ impl<L: EventLog> Dispatcher<L> {
             self.spawn_act(commit.case_id, history, ownership.clone(), permit);
         }
         Ok(())
+    }
+
+    /// Acts on the waiting cases of the partitions held that this instance has not acted on,
+    /// or not for [`RETRY_WAITING_AFTER`]: each reads its case afresh.
+    fn sweep(
+        self: &Arc<Self>,
+        waiting: &mut HashMap<CaseId, Option<Instant>>,
+        ownership: &Ownership,
+        in_flight: &Arc<tokio::sync::Semaphore>,
+    ) {
+        let now = Instant::now();
+        for (case_id, attempt) in waiting.iter_mut() {
+            let due = attempt.is_none_or(|at| now.duration_since(at) >= RETRY_WAITING_AFTER);
+            if !due || !ownership.owns(*case_id) {
+                continue;
+            }
+            // Never more at once than the bound; the rest wait for the next sweep.
+            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                return;
+            };
+            if self.start_acting(*case_id) {
+                *attempt = Some(now);
+                self.spawn_act(*case_id, None, ownership.clone(), permit);
+            }
+        }
     }
 
     /// Notes a commit read from the log (once caught up) and says whether it makes the

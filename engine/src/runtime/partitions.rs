@@ -62,7 +62,9 @@ impl Ownership {
         self.owned.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn set(&self, partitions: BTreeSet<u8>) {
+    /// Holds exactly these partitions from now on: what the leases do as instances come and
+    /// go (and what tests and fixed set-ups do by hand).
+    pub fn set(&self, partitions: BTreeSet<u8>) {
         *self.owned.write().unwrap_or_else(|p| p.into_inner()) = partitions;
     }
 }
