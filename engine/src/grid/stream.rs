@@ -133,27 +133,9 @@ impl GridStream {
         config: GridStreamConfig,
     ) -> Result<Self, GridStreamError> {
         let context = jetstream::new(client);
-        let wanted = config.stream_config();
-        let stream = match context.get_stream(&config.stream_name).await {
-            Ok(mut existing) => {
-                let current = existing.info().await.map_err(unavailable)?.config.clone();
-                if needs_update(&current, &wanted) {
-                    info!(stream = %config.stream_name, "updating grid stream settings");
-                    context.update_stream(wanted).await.map_err(unavailable)?;
-                }
-                context
-                    .get_stream(&config.stream_name)
-                    .await
-                    .map_err(unavailable)?
-            }
-            Err(_) => {
-                info!(stream = %config.stream_name, replicas = config.replicas, "creating grid stream");
-                context
-                    .get_or_create_stream(wanted)
-                    .await
-                    .map_err(unavailable)?
-            }
-        };
+        let stream = crate::nats::open_stream(&context, config.stream_config(), "grid")
+            .await
+            .map_err(GridStreamError::Unavailable)?;
         Ok(Self {
             context,
             stream,
@@ -215,18 +197,6 @@ impl GridStream {
             connects: 0,
         }
     }
-}
-
-/// Only the settings we own are compared; the server fills in others we leave alone.
-fn needs_update(current: &stream::Config, wanted: &stream::Config) -> bool {
-    current.subjects != wanted.subjects
-        || current.num_replicas != wanted.num_replicas
-        || current.duplicate_window != wanted.duplicate_window
-        || current.max_message_size != wanted.max_message_size
-        || current.deny_delete != wanted.deny_delete
-        || current.deny_purge != wanted.deny_purge
-        || current.allow_direct != wanted.allow_direct
-        || current.description != wanted.description
 }
 
 /// The server says `wrong last sequence: N (code 400, error code 10071)`; N is where the

@@ -25,7 +25,7 @@ use async_nats::jetstream::{
     stream::{self, DirectGetErrorKind, DiscardPolicy, RetentionPolicy, StorageType},
 };
 use futures::stream::{BoxStream, StreamExt};
-use tracing::{debug, info};
+use tracing::debug;
 use wangge_schemas::CaseId;
 
 use super::codec::{
@@ -115,27 +115,9 @@ impl JetStreamLog {
         config: JetStreamLogConfig,
     ) -> Result<Self, LogError> {
         let context = jetstream::new(client);
-        let wanted = config.stream_config();
-        let stream = match context.get_stream(&config.stream_name).await {
-            Ok(mut existing) => {
-                let current = existing.info().await.map_err(unavailable)?.config.clone();
-                if needs_update(&current, &wanted) {
-                    info!(stream = %config.stream_name, "updating event stream settings");
-                    context.update_stream(wanted).await.map_err(unavailable)?;
-                }
-                context
-                    .get_stream(&config.stream_name)
-                    .await
-                    .map_err(unavailable)?
-            }
-            Err(_) => {
-                info!(stream = %config.stream_name, replicas = config.replicas, "creating event stream");
-                context
-                    .get_or_create_stream(wanted)
-                    .await
-                    .map_err(unavailable)?
-            }
-        };
+        let stream = crate::nats::open_stream(&context, config.stream_config(), "event")
+            .await
+            .map_err(LogError::Unavailable)?;
         Ok(Self {
             context,
             stream,
@@ -154,18 +136,6 @@ impl JetStreamLog {
             .and_then(|token| token.parse().ok())
             .ok_or_else(|| format!("subject {subject} does not end in a case id"))
     }
-}
-
-/// Only the settings we own are compared; the server fills in others we leave alone.
-fn needs_update(current: &stream::Config, wanted: &stream::Config) -> bool {
-    current.subjects != wanted.subjects
-        || current.num_replicas != wanted.num_replicas
-        || current.duplicate_window != wanted.duplicate_window
-        || current.max_message_size != wanted.max_message_size
-        || current.deny_delete != wanted.deny_delete
-        || current.deny_purge != wanted.deny_purge
-        || current.allow_direct != wanted.allow_direct
-        || current.description != wanted.description
 }
 
 fn unavailable(error: impl std::fmt::Display) -> LogError {

@@ -1,9 +1,11 @@
 //! NATS plumbing shared by the engine's request-reply fronts (intake, worker commands, grid
-//! commands).
+//! commands) and its streams.
 
 pub mod queue_server;
+pub mod streams;
 
 pub use queue_server::{serve_queue, QueueServer};
+pub use streams::open_stream;
 
 /// A message's headers as `(name, value)` pairs, in order (a header may repeat).
 pub fn headers_of(message: &async_nats::Message) -> Vec<(String, String)> {

@@ -156,32 +156,9 @@ pub async fn open_task_stream(
     context: &jetstream::Context,
     config: &TaskStreamConfig,
 ) -> Result<stream::Stream, TaskError> {
-    let wanted = config.stream_config();
-    match context.get_stream(&config.stream_name).await {
-        Ok(mut existing) => {
-            let current = existing.info().await.map_err(unavailable)?.config.clone();
-            let differs = current.subjects != wanted.subjects
-                || current.num_replicas != wanted.num_replicas
-                || current.max_age != wanted.max_age
-                || current.duplicate_window != wanted.duplicate_window
-                || current.description != wanted.description;
-            if differs {
-                info!(stream = %config.stream_name, "updating task stream settings");
-                context.update_stream(wanted).await.map_err(unavailable)?;
-            }
-            context
-                .get_stream(&config.stream_name)
-                .await
-                .map_err(unavailable)
-        }
-        Err(_) => {
-            info!(stream = %config.stream_name, "creating task stream");
-            context
-                .get_or_create_stream(wanted)
-                .await
-                .map_err(unavailable)
-        }
-    }
+    crate::nats::open_stream(context, config.stream_config(), "task")
+        .await
+        .map_err(TaskError::Unavailable)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,0 +1,56 @@
+//! Creating a JetStream stream, or bringing an existing one's settings up to date: what
+//! every engine instance (and the CLI) does at start-up for each stream it uses, so any of
+//! them can be the first to start.
+
+use async_nats::jetstream::{self, stream};
+use tracing::info;
+
+/// The stream `wanted.name` with the settings `wanted` gives: created if missing, updated
+/// when one of the settings the engine cares about differs (subjects, replicas, message
+/// limits, the duplicate window, deny delete and purge, direct gets, description). `what`
+/// names it in logs ("event", "grid", "task"). Errors are the server's, as text.
+pub async fn open_stream(
+    context: &jetstream::Context,
+    wanted: stream::Config,
+    what: &str,
+) -> Result<stream::Stream, String> {
+    let name = wanted.name.clone();
+    match context.get_stream(&name).await {
+        Ok(mut existing) => {
+            let current = existing
+                .info()
+                .await
+                .map_err(|e| e.to_string())?
+                .config
+                .clone();
+            if needs_update(&current, &wanted) {
+                info!(stream = %name, "updating {what} stream settings");
+                context
+                    .update_stream(wanted)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            context.get_stream(&name).await.map_err(|e| e.to_string())
+        }
+        Err(_) => {
+            info!(stream = %name, replicas = wanted.num_replicas, "creating {what} stream");
+            context
+                .get_or_create_stream(wanted)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Only the settings we own are compared; the server fills in others we leave alone.
+fn needs_update(current: &stream::Config, wanted: &stream::Config) -> bool {
+    current.subjects != wanted.subjects
+        || current.num_replicas != wanted.num_replicas
+        || current.max_age != wanted.max_age
+        || current.duplicate_window != wanted.duplicate_window
+        || current.max_message_size != wanted.max_message_size
+        || current.deny_delete != wanted.deny_delete
+        || current.deny_purge != wanted.deny_purge
+        || current.allow_direct != wanted.allow_direct
+        || current.description != wanted.description
+}
