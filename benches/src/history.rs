@@ -293,11 +293,6 @@ impl CityHistory {
         }
         case.commits
     }
-
-    /// The instant the next case would be reported.
-    pub fn clock(&self) -> DateTime<Utc> {
-        self.clock
-    }
 }
 
 struct Case {

@@ -10,16 +10,20 @@
 //!    direct-get walk, beside an ordered consumer per load (the alternative we rejected).
 //!
 //! `wangge-bench grid` measures the live grid (snapshot, fold, command round trip,
-//! catch-up); `dispatch` and `timers` their own parts.
+//! catch-up); `dispatch` and `timers` their own parts; `catch-up`, `lag` and `api` the read
+//! side in PostgreSQL (projection catch-up beside raw inserts, live lag, API latency).
 //!
 //! The figures are printed as a Markdown table for `benches/RESULTS.md`.
 
+mod api;
+mod catchup;
 mod commit;
 mod dispatch;
 mod grid;
-#[allow(dead_code)] // used by the read-side benchmarks
 mod history;
+mod lag;
 mod report;
+mod setup;
 mod timers;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +53,12 @@ enum Bench {
     Timers(timers::TimerArgs),
     /// The live grid: snapshot cost, fold cost, grid command round trip, catch-up.
     Grid(grid::GridArgs),
+    /// Projection catch-up into PostgreSQL beside a raw multi-row insert of the same rows.
+    CatchUp(catchup::CatchUpArgs),
+    /// Live projection lag at a sustained event rate.
+    Lag(lag::LagArgs),
+    /// Dashboard API latency with a million cases in the PostgreSQL read models.
+    Api(api::ApiArgs),
 }
 
 #[tokio::main]
@@ -58,5 +68,8 @@ async fn main() -> anyhow::Result<()> {
         Bench::Timers(args) => timers::run(args).await,
         Bench::Dispatch(args) => dispatch::run(args).await,
         Bench::Grid(args) => grid::run(args).await,
+        Bench::CatchUp(args) => catchup::run(args).await,
+        Bench::Lag(args) => lag::run(args).await,
+        Bench::Api(args) => api::run(args).await,
     }
 }

@@ -17,15 +17,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use async_nats::jetstream::{self, message::PublishMessage};
 use chrono::Utc;
 use clap::Args;
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::stream::StreamExt;
 use uuid::Uuid;
 use wangge_engine::app::{CaseService, CommandRequest, SystemClock};
 use wangge_engine::domain::{decide, replay, stamp, CaseCommand, CaseState, EventMeta};
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
-use wangge_engine::log::codec::encode_events;
 use wangge_engine::log::{EventLog, JetStreamLog, JetStreamLogConfig, MemoryLog, StoredCommit};
 use wangge_engine::runtime::timers::{
     Rebuilt, SlaReference, SnapshotConfig, SnapshotStore, SnapshotStoreConfig, TimerBook,
@@ -161,7 +159,7 @@ pub async fn run(args: TimerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("connect to {url}"))?;
     let log = JetStreamLog::open(client.clone(), JetStreamLogConfig::default()).await?;
-    write_raw(&client, &log, &commits).await?;
+    crate::setup::write_commits(&client, &log, &commits, "timers: write the log").await?;
     drop(commits);
     let cases = Arc::new(CaseService::new(log.clone(), Arc::new(SystemClock)));
     let store = SnapshotStore::open(client.clone(), SnapshotStoreConfig::default()).await?;
@@ -208,7 +206,7 @@ pub async fn run(args: TimerArgs) -> anyhow::Result<()> {
     let tail: Vec<StoredCommit> = (0..args.tail_cases)
         .map(|n| open_case_commit(args.cases + n, &buildings[n % buildings.len()]))
         .collect();
-    write_raw(&client, &log, &tail).await?;
+    crate::setup::write_commits(&client, &log, &tail, "timers: write the tail").await?;
     drop(tail);
     let head = log.head().await?;
     let started = Instant::now();
@@ -328,37 +326,6 @@ fn open_case_commit(n: usize, location: &GridLocation) -> StoredCommit {
         case_id,
         events,
     }
-}
-
-/// Writes commits straight to the event stream (what the engine would have written).
-async fn write_raw(
-    client: &async_nats::Client,
-    log: &JetStreamLog,
-    commits: &[StoredCommit],
-) -> anyhow::Result<()> {
-    const WINDOW: usize = 4096;
-    let context = jetstream::new(client.clone());
-    let bar = report::progress("timers: write the log", commits.len() as u64);
-    let mut in_flight = FuturesUnordered::new();
-    for commit in commits {
-        let message = PublishMessage::build().payload(encode_events(&commit.events));
-        let ack = context
-            .send_publish(log.config().case_subject(commit.case_id), message)
-            .await?;
-        in_flight.push(std::future::IntoFuture::into_future(ack));
-        if in_flight.len() >= WINDOW {
-            if let Some(ack) = in_flight.next().await {
-                ack?;
-                bar.inc(1);
-            }
-        }
-    }
-    while let Some(ack) = in_flight.next().await {
-        ack?;
-        bar.inc(1);
-    }
-    bar.finish();
-    Ok(())
 }
 
 /// Cases of a continuous-clock category (30 minutes to acknowledge) dispatched just under

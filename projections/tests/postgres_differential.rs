@@ -20,6 +20,7 @@ use wangge_projections::fold::cases::CasesProjection;
 use wangge_projections::fold::indicators::IndicatorsProjection;
 use wangge_projections::fold::patrols::PatrolsProjection;
 use wangge_projections::fold::Projection;
+use wangge_projections::postgres::rollup::{IndicatorLevel, COUNTERS};
 use wangge_projections::postgres::schema::all_tables;
 use wangge_projections::query::*;
 use wangge_projections::runner::{project_batch, ProjectionStore};
@@ -72,9 +73,57 @@ async fn same_answers(
     fold_in_pieces(postgres, &IndicatorsProjection, &commits, &splits).await;
     fold_in_pieces(postgres, &PatrolsProjection, &commits, &splits).await;
 
+    each_indicator_level_sums_the_one_below(database).await?;
     let memory: &dyn ReadModels = &*memory;
     let postgres: &dyn ReadModels = postgres;
     compare_everything(memory, postgres, &city.cases, now).await
+}
+
+/// The community and district levels of the indicators hold exactly the cell level's rows
+/// summed by their keys: no row missing, none extra, none with other counts.
+async fn each_indicator_level_sums_the_one_below(
+    database: &TestDatabase,
+) -> Result<(), TestCaseError> {
+    let client = database.connect().await;
+    for level in IndicatorLevel::ROLLUPS {
+        let keys = level.keys().join(", ");
+        let tables = [
+            (level.daily_table(), "indicator_daily", COUNTERS.to_vec()),
+            (
+                level.durations_table(),
+                "indicator_durations",
+                vec!["count"],
+            ),
+        ];
+        for (rollup, cells, counters) in tables {
+            let keys = if cells == "indicator_durations" {
+                format!("{keys}, metric, bucket")
+            } else {
+                keys.clone()
+            };
+            let sums = counters
+                .iter()
+                .map(|c| format!("sum({c})::bigint"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let stored = counters.join(", ");
+            let summed = format!("SELECT {keys}, {sums} FROM {cells} GROUP BY {keys}");
+            let kept = format!("SELECT {keys}, {stored} FROM {rollup}");
+            let differing: i64 = client
+                .query_one(
+                    &format!(
+                        "SELECT count(*) FROM (({summed} EXCEPT {kept}) UNION ALL \
+                         ({kept} EXCEPT {summed})) AS differing"
+                    ),
+                    &[],
+                )
+                .await
+                .expect("compare the indicator levels")
+                .get(0);
+            prop_assert_eq!(differing, 0, "{} disagrees with {}", rollup, cells);
+        }
+    }
+    Ok(())
 }
 
 /// Folds `commits` into PostgreSQL batch by batch, the batch sizes cycling through `splits`.

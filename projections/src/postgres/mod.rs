@@ -7,6 +7,8 @@
 //! - [`store`]: [`ProjectionStore`](crate::runner::ProjectionStore) for each projection:
 //!   states as JSONB, a batch's rows as multi-row `UNNEST` statements, with the checkpoint
 //!   moved in the same transaction, only from where the batch started.
+//! - [`rollup`]: the indicators kept again per community and per district, and which level
+//!   a query reads.
 //! - [`queries`]: the `ReadModels` queries: SQL selects and sums, the shared
 //!   [`answer`](crate::answer) functions present.
 //! - [`listen`]: `subscribe()` over LISTEN/NOTIFY, so an instance hears every instance's
@@ -23,6 +25,7 @@ pub mod listen;
 pub mod pool;
 pub mod queries;
 pub mod rebuild;
+pub mod rollup;
 pub mod schema;
 pub mod store;
 

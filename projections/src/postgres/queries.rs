@@ -9,6 +9,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 use wangge_schemas::{CaseId, Tier};
 
+use super::rollup::IndicatorLevel;
 use super::store::{position_of, tier_name};
 use super::PostgresReadModels;
 use crate::answer;
@@ -281,11 +282,14 @@ impl ReadModels for PostgresReadModels {
             IndicatorGroup::Cell => "cell",
             IndicatorGroup::Category => "category",
         };
+        // The coarsest level that has the columns the query names.
+        let level = IndicatorLevel::for_query(query, group);
         let mut counts_sql = Sql::new(format!(
             "SELECT {key}, sum(registered)::bigint, sum(closed)::bigint, \
              sum(closed_on_time)::bigint, sum(handled)::bigint, sum(reworked)::bigint, \
              sum(dispatched)::bigint, sum(responded_on_time)::bigint, sum(evaluated)::bigint, \
-             sum(resolved_for_resident)::bigint, sum(satisfied)::bigint FROM indicator_daily"
+             sum(resolved_for_resident)::bigint, sum(satisfied)::bigint FROM {}",
+            level.daily_table()
         ));
         Self::indicator_scope(
             &mut counts_sql,
@@ -298,7 +302,8 @@ impl ReadModels for PostgresReadModels {
         );
         counts_sql.push(" GROUP BY 1");
         let mut durations_sql = Sql::new(format!(
-            "SELECT {key}, metric, bucket, sum(count)::bigint FROM indicator_durations"
+            "SELECT {key}, metric, bucket, sum(count)::bigint FROM {}",
+            level.durations_table()
         ));
         Self::indicator_scope(
             &mut durations_sql,

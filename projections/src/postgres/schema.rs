@@ -57,9 +57,15 @@ pub fn tables_of(projection: &str) -> Option<&'static [&'static str]> {
     match projection {
         CasesProjection::NAME => Some(&["cases", "sla_board"]),
         AuditProjection::NAME => Some(&["audit_trail", "audit_heads"]),
-        IndicatorsProjection::NAME => {
-            Some(&["indicator_cases", "indicator_daily", "indicator_durations"])
-        }
+        IndicatorsProjection::NAME => Some(&[
+            "indicator_cases",
+            "indicator_daily",
+            "indicator_durations",
+            "indicator_daily_by_community",
+            "indicator_durations_by_community",
+            "indicator_daily_by_district",
+            "indicator_durations_by_district",
+        ]),
         PatrolsProjection::NAME => Some(&["patrol_coverage"]),
         _ => None,
     }

@@ -20,6 +20,7 @@ use wangge_engine::log::LogPosition;
 use wangge_schemas::{CaseId, Tier};
 
 use super::pool::describe;
+use super::rollup::{self, IndicatorLevel};
 use crate::fold::audit::{AuditChanges, AuditHead, AuditProjection};
 use crate::fold::cases::{to_micros, CaseRow, CasesChanges, CasesProjection};
 use crate::fold::indicators::{IndicatorCase, IndicatorChanges, IndicatorsProjection};
@@ -624,43 +625,51 @@ impl ProjectionStore<IndicatorsProjection> for PostgresStore {
                  resolved_for_resident = d.resolved_for_resident + EXCLUDED.resolved_for_resident, \
                  satisfied = d.satisfied + EXCLUDED.satisfied"
             );
-            execute(
-                &transaction,
-                &sql,
-                &[
-                    &day,
-                    &district,
-                    &community,
-                    &cell,
-                    &category,
-                    &registered,
-                    &closed,
-                    &closed_on_time,
-                    &handled,
-                    &reworked,
-                    &dispatched,
-                    &responded_on_time,
-                    &evaluated,
-                    &resolved_for_resident,
-                    &satisfied,
-                ],
-            )
-            .await?;
-            let sql = format!(
-                "DELETE FROM {daily} d USING UNNEST($1::date[], $2::text[], $3::text[], $4::text[], \
-                 $5::text[]) AS k(day, district, community, cell, category) \
-                 WHERE d.day = k.day AND d.district = k.district AND d.community = k.community \
-                 AND d.cell = k.cell AND d.category = k.category AND d.registered = 0 \
-                 AND d.closed = 0 AND d.closed_on_time = 0 AND d.handled = 0 AND d.reworked = 0 \
-                 AND d.dispatched = 0 AND d.responded_on_time = 0 AND d.evaluated = 0 \
-                 AND d.resolved_for_resident = 0 AND d.satisfied = 0"
-            );
-            execute(
-                &transaction,
-                &sql,
-                &[&day, &district, &community, &cell, &category],
-            )
-            .await?;
+            let rows: [&(dyn ToSql + Sync); 15] = [
+                &day,
+                &district,
+                &community,
+                &cell,
+                &category,
+                &registered,
+                &closed,
+                &closed_on_time,
+                &handled,
+                &reworked,
+                &dispatched,
+                &responded_on_time,
+                &evaluated,
+                &resolved_for_resident,
+                &satisfied,
+            ];
+            execute(&transaction, &sql, &rows).await?;
+            for level in IndicatorLevel::ROLLUPS {
+                let table = self.table(level.daily_table());
+                execute(&transaction, &rollup::upsert_daily(level, &table), &rows).await?;
+            }
+            // A row can only come to (or start at) zero where a delta took something away
+            // or added nothing.
+            let took_away = counts.iter().any(|c| {
+                let deltas = [
+                    c.registered,
+                    c.closed,
+                    c.closed_on_time,
+                    c.handled,
+                    c.reworked,
+                    c.dispatched,
+                    c.responded_on_time,
+                    c.evaluated,
+                    c.resolved_for_resident,
+                    c.satisfied,
+                ];
+                deltas.iter().any(|d| *d < 0) || deltas.iter().all(|d| *d == 0)
+            });
+            if took_away {
+                for level in IndicatorLevel::ALL {
+                    let sql = rollup::delete_empty_daily(level, &self.table(level.daily_table()));
+                    execute(&transaction, &sql, &rows[..5]).await?;
+                }
+            }
         }
         if !changes.durations.is_empty() {
             let n = changes.durations.len();
@@ -691,30 +700,26 @@ impl ProjectionStore<IndicatorsProjection> for PostgresStore {
                  ON CONFLICT (day, district, community, cell, category, metric, bucket) DO UPDATE SET \
                  count = d.count + EXCLUDED.count"
             );
-            execute(
-                &transaction,
-                &sql,
-                &[
-                    &day, &district, &community, &cell, &category, &metric, &bucket, &count,
-                ],
-            )
-            .await?;
-            let sql = format!(
-                "DELETE FROM {durations} d USING UNNEST($1::date[], $2::text[], $3::text[], $4::text[], \
-                 $5::text[], $6::text[], $7::smallint[]) \
-                 AS k(day, district, community, cell, category, metric, bucket) \
-                 WHERE d.day = k.day AND d.district = k.district AND d.community = k.community \
-                 AND d.cell = k.cell AND d.category = k.category AND d.metric = k.metric \
-                 AND d.bucket = k.bucket AND d.count = 0"
-            );
-            execute(
-                &transaction,
-                &sql,
-                &[
-                    &day, &district, &community, &cell, &category, &metric, &bucket,
-                ],
-            )
-            .await?;
+            let rows: [&(dyn ToSql + Sync); 8] = [
+                &day, &district, &community, &cell, &category, &metric, &bucket, &count,
+            ];
+            execute(&transaction, &sql, &rows).await?;
+            for level in IndicatorLevel::ROLLUPS {
+                let table = self.table(level.durations_table());
+                execute(
+                    &transaction,
+                    &rollup::upsert_durations(level, &table),
+                    &rows,
+                )
+                .await?;
+            }
+            if count.iter().any(|d| *d <= 0) {
+                for level in IndicatorLevel::ALL {
+                    let table = self.table(level.durations_table());
+                    let sql = rollup::delete_empty_durations(level, &table);
+                    execute(&transaction, &sql, &rows[..7]).await?;
+                }
+            }
         }
         self.finish(transaction, NAME, to).await
     }
