@@ -152,12 +152,14 @@ impl ReadModels for PostgresReadModels {
         sql.and_eq("intake", q.intake.map(|i| name_of(&i)));
         sql.and_eq("assignee", q.assignee.clone());
         if let Some(from) = q.reported_from {
+            // list_at is reported_at where there is one, so the same bound on it adds
+            // nothing to the answer but lets the list indexes stop at the range's end.
             let from = sql.bind(ceil_micros(from));
-            sql.push(&format!(" AND reported_at >= {from}"));
+            sql.push(&format!(" AND reported_at >= {from} AND list_at >= {from}"));
         }
         if let Some(to) = q.reported_to {
             let to = sql.bind(ceil_micros(to));
-            sql.push(&format!(" AND reported_at < {to}"));
+            sql.push(&format!(" AND reported_at < {to} AND list_at < {to}"));
         }
         if let Some(after) = filter.after {
             let at = sql.bind(after.reported_at);
