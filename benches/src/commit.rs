@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use bytes::Bytes;
 use clap::Args;
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::stream::StreamExt;
 use uuid::Uuid;
 use wangge_engine::app::{CaseService, CommandRequest, SystemClock};
 use wangge_engine::domain::{decide, stamp, CaseCommand, CaseState, EventMeta};
@@ -365,7 +365,6 @@ async fn raw_baseline(
     body: Bytes,
     header_bytes: usize,
 ) -> anyhow::Result<(f64, Vec<(String, u64)>)> {
-    const WINDOW: usize = 4096;
     let context = jetstream::new(client.clone());
     context
         .get_or_create_stream(stream::Config {
@@ -380,27 +379,15 @@ async fn raw_baseline(
     let padding = "x".repeat(header_bytes.saturating_sub("X-Pad: \r\n".len()));
     let bar = report::progress("raw baseline", count as u64);
     let started = Instant::now();
-    let mut in_flight = FuturesUnordered::new();
-    let mut subjects = Vec::with_capacity(count);
-    for _ in 0..count {
+    let messages = (0..count).map(|_| {
         let case = Uuid::now_v7();
         let subject = format!("bench.raw.{:02x}.{case}", case.as_bytes()[15]);
         let message = PublishMessage::build()
             .payload(body.clone())
             .header("X-Pad", padding.as_str());
-        let ack = context.send_publish(subject.clone(), message).await?;
-        in_flight.push(async move { (subject, std::future::IntoFuture::into_future(ack).await) });
-        if in_flight.len() >= WINDOW {
-            if let Some((subject, ack)) = in_flight.next().await {
-                subjects.push((subject, ack?.sequence));
-                bar.inc(1);
-            }
-        }
-    }
-    while let Some((subject, ack)) = in_flight.next().await {
-        subjects.push((subject, ack?.sequence));
-        bar.inc(1);
-    }
+        (subject, message)
+    });
+    let subjects = crate::setup::publish_windowed(client, messages, &bar).await?;
     let rate = count as f64 / started.elapsed().as_secs_f64();
     bar.finish();
     Ok((rate, subjects))
@@ -414,30 +401,21 @@ async fn raw_conditional_updates(
     count: usize,
     body: Bytes,
 ) -> anyhow::Result<f64> {
-    const WINDOW: usize = 4096;
-    let context = jetstream::new(client.clone());
     let bar = report::progress("raw conditional", count as u64);
     let started = Instant::now();
-    let mut in_flight = FuturesUnordered::new();
     // Each subject is updated at most once, so its expected position is the one we know.
     let step = (subjects.len() / count.max(1)).max(1);
-    for (subject, sequence) in subjects.iter().step_by(step).take(count) {
-        let message = PublishMessage::build()
-            .payload(body.clone())
-            .expected_last_subject_sequence(*sequence);
-        let ack = context.send_publish(subject.clone(), message).await?;
-        in_flight.push(std::future::IntoFuture::into_future(ack));
-        if in_flight.len() >= WINDOW {
-            if let Some(ack) = in_flight.next().await {
-                ack?;
-                bar.inc(1);
-            }
-        }
-    }
-    while let Some(ack) = in_flight.next().await {
-        ack?;
-        bar.inc(1);
-    }
+    let messages = subjects
+        .iter()
+        .step_by(step)
+        .take(count)
+        .map(|(subject, sequence)| {
+            let message = PublishMessage::build()
+                .payload(body.clone())
+                .expected_last_subject_sequence(*sequence);
+            (subject.clone(), message)
+        });
+    crate::setup::publish_windowed(client, messages, &bar).await?;
     let rate = bar.position() as f64 / started.elapsed().as_secs_f64();
     bar.finish();
     Ok(rate)

@@ -40,37 +40,52 @@ impl Nats {
     }
 }
 
-/// Writes commits straight to the event stream, as the engine would have written them, with
-/// a window of acks in flight.
+/// Writes commits straight to the event stream, as the engine would have written them.
 pub async fn write_commits(
     client: &async_nats::Client,
     log: &JetStreamLog,
     commits: &[StoredCommit],
     label: &str,
 ) -> anyhow::Result<()> {
+    let bar = report::progress(label, commits.len() as u64);
+    let messages = commits.iter().map(|commit| {
+        (
+            log.config().case_subject(commit.case_id),
+            PublishMessage::build().payload(encode_events(&commit.events)),
+        )
+    });
+    publish_windowed(client, messages, &bar).await?;
+    bar.finish();
+    Ok(())
+}
+
+/// Publishes `messages` (subject, message) as they come, with a window of acks in flight,
+/// counting each ack on `bar`; every subject with the stream sequence its message got, in
+/// the order the acks came.
+pub async fn publish_windowed(
+    client: &async_nats::Client,
+    messages: impl IntoIterator<Item = (String, PublishMessage)>,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<Vec<(String, u64)>> {
     const WINDOW: usize = 4096;
     let context = jetstream::new(client.clone());
-    let bar = report::progress(label, commits.len() as u64);
+    let mut stored = Vec::new();
     let mut in_flight = FuturesUnordered::new();
-    for commit in commits {
-        let message = PublishMessage::build().payload(encode_events(&commit.events));
-        let ack = context
-            .send_publish(log.config().case_subject(commit.case_id), message)
-            .await?;
-        in_flight.push(ack.into_future());
+    for (subject, message) in messages {
+        let ack = context.send_publish(subject.clone(), message).await?;
+        in_flight.push(async move { (subject, ack.into_future().await) });
         if in_flight.len() >= WINDOW {
-            if let Some(ack) = in_flight.next().await {
-                ack?;
+            if let Some((subject, ack)) = in_flight.next().await {
+                stored.push((subject, ack?.sequence));
                 bar.inc(1);
             }
         }
     }
-    while let Some(ack) = in_flight.next().await {
-        ack?;
+    while let Some((subject, ack)) = in_flight.next().await {
+        stored.push((subject, ack?.sequence));
         bar.inc(1);
     }
-    bar.finish();
-    Ok(())
+    Ok(stored)
 }
 
 /// A database of the benchmark's own on the development PostgreSQL
