@@ -16,18 +16,14 @@ use std::time::Duration;
 
 use async_nats::jetstream::{
     self,
-    consumer::{
-        pull::{Ordered, OrderedConfig},
-        DeliverPolicy,
-    },
     context::PublishErrorKind,
     stream::{self, DiscardPolicy, RetentionPolicy, StorageType},
 };
-use futures::StreamExt;
 use tracing::{debug, info, warn};
 use wangge_schemas::grid::{decode_grid_event, GridEventEnvelope};
 
 use super::live::{LiveGrid, ProcessedGridMessage, SharedGrid};
+use crate::nats::OrderedReader;
 
 /// Header naming a grid message's event type, for routers that do not parse the body.
 pub const HEADER_GRID_EVENT_TYPE: &str = "Wangge-Grid-Event-Type";
@@ -190,11 +186,13 @@ impl GridStream {
     /// consumer that is replaced (from the next position) when it fails.
     pub fn read_from(&self, from: u64) -> GridReader {
         GridReader {
-            stream: self.clone(),
-            next: from.max(1),
-            messages: None,
-            failed: false,
-            connects: 0,
+            reader: OrderedReader::new(
+                self.stream.clone(),
+                self.context.client(),
+                self.config.subject.clone(),
+                from,
+                "grid",
+            ),
         }
     }
 }
@@ -212,112 +210,28 @@ fn actual_sequence_from(error: &async_nats::jetstream::context::PublishError) ->
         .unwrap_or(0)
 }
 
-/// Pull expiry of an idle reader; the idle heartbeat is half of it.
-const READER_PULL_EXPIRY: Duration = Duration::from_secs(5);
-/// Pause before a failed reader subscribes again.
-const READER_RETRY_PAUSE: Duration = Duration::from_millis(250);
-/// How often a reader looks whether the client reconnected (a restarted server forgot its
-/// consumer; the client library would take 10–15 s to notice).
-const READER_CONNECTION_CHECK: Duration = Duration::from_millis(100);
-
 /// Reads the grid stream in order; see [`GridStream::read_from`].
 pub struct GridReader {
-    stream: GridStream,
-    next: u64,
-    messages: Option<Ordered>,
-    failed: bool,
-    connects: u64,
+    reader: OrderedReader,
 }
 
 impl GridReader {
     /// The next message, waiting for one to be written if needed. An error is reported
     /// once and the reader carries on from the same position.
     pub async fn next(&mut self) -> Result<StoredGridEvent, GridStreamError> {
-        loop {
-            let messages = match &mut self.messages {
-                Some(messages) => messages,
-                None => {
-                    if self.failed {
-                        tokio::time::sleep(READER_RETRY_PAUSE).await;
-                    }
-                    self.connects = connection_count(&self.stream.context.client());
-                    match subscribe(self.stream.clone(), self.next).await {
-                        Ok(messages) => self.messages.insert(messages),
-                        Err(error) => {
-                            self.failed = true;
-                            return Err(error);
-                        }
-                    }
-                }
-            };
-            let client = self.stream.context.client();
-            let next = tokio::select! {
-                next = messages.next() => next,
-                () = reconnection(&client, self.connects) => {
-                    debug!(next = self.next, "grid reader reconnected; subscribing again");
-                    self.messages = None;
-                    continue;
-                }
-            };
-            match next {
-                Some(Ok(message)) => {
-                    self.failed = false;
-                    let info = message.info().map_err(unavailable)?;
-                    let (position, pending) = (info.stream_sequence, info.pending);
-                    if position < self.next {
-                        continue; // delivered before the consumer was replaced
-                    }
-                    self.next = position + 1;
-                    let envelope = serde_json::from_slice(&message.payload)
-                        .map_err(|error| error.to_string())
-                        .and_then(|value| decode_grid_event(value).map_err(|e| e.to_string()));
-                    return Ok(StoredGridEvent {
-                        position,
-                        envelope,
-                        pending,
-                    });
-                }
-                Some(Err(error)) => {
-                    debug!(%error, next = self.next, "grid reader failed; subscribing again");
-                    self.messages = None;
-                    self.failed = true;
-                    return Err(unavailable(error));
-                }
-                None => {
-                    self.messages = None;
-                    self.failed = true;
-                }
-            }
-        }
-    }
-}
-
-async fn subscribe(stream: GridStream, from: u64) -> Result<Ordered, GridStreamError> {
-    let consumer = stream
-        .stream
-        .create_consumer(OrderedConfig {
-            filter_subject: stream.config.subject.clone(),
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: from,
-            },
-            max_expires: READER_PULL_EXPIRY,
-            ..Default::default()
+        let read = self
+            .reader
+            .next()
+            .await
+            .map_err(GridStreamError::Unavailable)?;
+        let envelope = serde_json::from_slice(&read.message.payload)
+            .map_err(|error| error.to_string())
+            .and_then(|value| decode_grid_event(value).map_err(|e| e.to_string()));
+        Ok(StoredGridEvent {
+            position: read.position,
+            envelope,
+            pending: read.pending,
         })
-        .await
-        .map_err(unavailable)?;
-    consumer.messages().await.map_err(unavailable)
-}
-
-fn connection_count(client: &async_nats::Client) -> u64 {
-    client
-        .statistics()
-        .connects
-        .load(std::sync::atomic::Ordering::Relaxed)
-}
-
-async fn reconnection(client: &async_nats::Client, connects: u64) {
-    while connection_count(client) == connects {
-        tokio::time::sleep(READER_CONNECTION_CHECK).await;
     }
 }
 

@@ -17,10 +17,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::{
     self,
-    consumer::{
-        pull::{Ordered, OrderedConfig},
-        DeliverPolicy,
-    },
     context::PublishErrorKind,
     stream::{self, DirectGetErrorKind, DiscardPolicy, RetentionPolicy, StorageType},
 };
@@ -33,6 +29,7 @@ use super::codec::{
     HEADER_EVENT_TYPES, HEADER_FIRST_SEQUENCE, HEADER_LAST_SEQUENCE,
 };
 use super::{Appended, CaseHistory, Commit, EventLog, LogError, LogPosition, StoredCommit};
+use crate::nats::OrderedReader;
 
 /// How the event stream is set up. Defaults suit one server; set `replicas` to 3 on a cluster.
 #[derive(Debug, Clone)]
@@ -378,10 +375,13 @@ impl EventLog for JetStreamLog {
     fn read_from(&self, from: LogPosition) -> BoxStream<'static, Result<StoredCommit, LogError>> {
         let reader = LogReader {
             log: self.clone(),
-            next: from.max(1),
-            messages: None,
-            failed: false,
-            connects: 0,
+            reader: OrderedReader::new(
+                self.stream.clone(),
+                self.context.client(),
+                format!("{}.>", self.config.subject_prefix),
+                from,
+                "log",
+            ),
         };
         futures::stream::unfold(reader, |mut reader| async move {
             let item = reader.next_commit().await;
@@ -396,118 +396,26 @@ impl EventLog for JetStreamLog {
     }
 }
 
-/// How long an idle reader's pull request waits on the server. The idle heartbeat is half of
-/// it, so a consumer that silently stops delivering is replaced after about two of them.
-const READER_PULL_EXPIRY: Duration = Duration::from_secs(5);
-/// Pause before a failed reader subscribes again.
-const READER_RETRY_PAUSE: Duration = Duration::from_millis(250);
-/// How often a reader looks at the client's connection count. A restarted server has
-/// forgotten the reader's consumer, and the client library takes 10–15 s of retries to
-/// notice; a reader that sees the client reconnected subscribes again at once instead.
-const READER_CONNECTION_CHECK: Duration = Duration::from_millis(100);
-
-/// The state behind [`JetStreamLog::read_from`].
+/// The state behind [`JetStreamLog::read_from`]: the stream's messages, decoded.
 struct LogReader {
     log: JetStreamLog,
-    /// Position of the next commit to deliver.
-    next: LogPosition,
-    messages: Option<Ordered>,
-    /// The last attempt failed: pause before subscribing again.
-    failed: bool,
-    /// The client's connection count when the current consumer was created.
-    connects: u64,
+    reader: OrderedReader,
 }
 
 impl LogReader {
     async fn next_commit(&mut self) -> Result<StoredCommit, LogError> {
-        loop {
-            let messages = match &mut self.messages {
-                Some(messages) => messages,
-                None => {
-                    if self.failed {
-                        tokio::time::sleep(READER_RETRY_PAUSE).await;
-                    }
-                    self.connects = connection_count(&self.log.context.client());
-                    match Self::subscribe(self.log.clone(), self.next).await {
-                        Ok(messages) => self.messages.insert(messages),
-                        Err(error) => {
-                            self.failed = true;
-                            return Err(error);
-                        }
-                    }
-                }
-            };
-            let client = self.log.context.client();
-            let next = tokio::select! {
-                next = messages.next() => next,
-                () = reconnection(&client, self.connects) => {
-                    debug!(next = self.next, "log reader reconnected; subscribing again");
-                    self.messages = None;
-                    continue;
-                }
-            };
-            match next {
-                Some(Ok(message)) => {
-                    self.failed = false;
-                    let position = message.info().map_err(unavailable)?.stream_sequence;
-                    if position < self.next {
-                        continue; // delivered before the consumer was replaced
-                    }
-                    self.next = position + 1;
-                    let case_id = self
-                        .log
-                        .subject_case(&message.subject)
-                        .map_err(|reason| LogError::Corrupt { position, reason })?;
-                    let events = decode_events(case_id, &message.payload)
-                        .map_err(|reason| LogError::Corrupt { position, reason })?;
-                    return Ok(StoredCommit {
-                        position,
-                        case_id,
-                        events,
-                    });
-                }
-                Some(Err(error)) => {
-                    debug!(%error, next = self.next, "log reader failed; subscribing again");
-                    self.messages = None;
-                    self.failed = true;
-                    return Err(unavailable(error));
-                }
-                None => {
-                    self.messages = None;
-                    self.failed = true;
-                }
-            }
-        }
-    }
-
-    /// An ordered consumer from `from` on (a `&self` future would not be `Send`).
-    async fn subscribe(log: JetStreamLog, from: LogPosition) -> Result<Ordered, LogError> {
-        let consumer = log
-            .stream
-            .create_consumer(OrderedConfig {
-                filter_subject: format!("{}.>", log.config.subject_prefix),
-                deliver_policy: DeliverPolicy::ByStartSequence {
-                    start_sequence: from,
-                },
-                max_expires: READER_PULL_EXPIRY,
-                ..Default::default()
-            })
-            .await
-            .map_err(unavailable)?;
-        consumer.messages().await.map_err(unavailable)
-    }
-}
-
-fn connection_count(client: &async_nats::Client) -> u64 {
-    client
-        .statistics()
-        .connects
-        .load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Completes once the client has connected again since it had made `connects` connections.
-async fn reconnection(client: &async_nats::Client, connects: u64) {
-    while connection_count(client) == connects {
-        tokio::time::sleep(READER_CONNECTION_CHECK).await;
+        let read = self.reader.next().await.map_err(LogError::Unavailable)?;
+        let position = read.position;
+        let case_id = self
+            .log
+            .subject_case(&read.message.subject)
+            .map_err(|reason| LogError::Corrupt { position, reason })?;
+        let events = decode_events(case_id, &read.message.payload)
+            .map_err(|reason| LogError::Corrupt { position, reason })?;
+        Ok(StoredCommit {
+            position,
+            case_id,
+            events,
+        })
     }
 }

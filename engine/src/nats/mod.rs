@@ -1,9 +1,11 @@
 //! NATS plumbing shared by the engine's request-reply fronts (intake, worker commands, grid
-//! commands) and its streams.
+//! commands) and its streams (opening them, reading them in order).
 
+pub mod ordered_reader;
 pub mod queue_server;
 pub mod streams;
 
+pub use ordered_reader::{OrderedReader, ReadMessage};
 pub use queue_server::{serve_queue, QueueServer};
 pub use streams::open_stream;
 
