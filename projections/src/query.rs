@@ -195,22 +195,31 @@ pub struct CaseCursor {
 
 impl CaseCursor {
     pub fn encode(&self) -> String {
-        format!(
-            "{}_{}",
-            self.reported_at.timestamp_micros(),
-            self.case_id.0.simple()
-        )
+        encode_cursor(self.reported_at, self.case_id)
     }
 
     pub fn decode(text: &str) -> Result<Self, ReadError> {
-        let bad = || ReadError::invalid("cursor", "not a cursor this API handed out");
-        let (micros, id) = text.split_once('_').ok_or_else(bad)?;
-        let micros: i64 = micros.parse().map_err(|_| bad())?;
+        let (reported_at, case_id) = decode_cursor(text)?;
         Ok(Self {
-            reported_at: DateTime::from_timestamp_micros(micros).ok_or_else(bad)?,
-            case_id: CaseId(Uuid::parse_str(id).map_err(|_| bad())?),
+            reported_at,
+            case_id,
         })
     }
+}
+
+/// A page cursor as the API hands it out: `<microseconds since the epoch>_<case id>`.
+fn encode_cursor(at: DateTime<Utc>, case_id: CaseId) -> String {
+    format!("{}_{}", at.timestamp_micros(), case_id.0.simple())
+}
+
+fn decode_cursor(text: &str) -> Result<(DateTime<Utc>, CaseId), ReadError> {
+    let bad = || ReadError::invalid("cursor", "not a cursor this API handed out");
+    let (micros, id) = text.split_once('_').ok_or_else(bad)?;
+    let micros: i64 = micros.parse().map_err(|_| bad())?;
+    Ok((
+        DateTime::from_timestamp_micros(micros).ok_or_else(bad)?,
+        CaseId(Uuid::parse_str(id).map_err(|_| bad())?),
+    ))
 }
 
 /// A validated [`CaseQuery`].
@@ -389,19 +398,12 @@ pub struct OverdueCursor {
 
 impl OverdueCursor {
     pub fn encode(&self) -> String {
-        format!(
-            "{}_{}",
-            self.deadline.timestamp_micros(),
-            self.case_id.0.simple()
-        )
+        encode_cursor(self.deadline, self.case_id)
     }
 
     pub fn decode(text: &str) -> Result<Self, ReadError> {
-        let cursor = CaseCursor::decode(text)?;
-        Ok(Self {
-            deadline: cursor.reported_at,
-            case_id: cursor.case_id,
-        })
+        let (deadline, case_id) = decode_cursor(text)?;
+        Ok(Self { deadline, case_id })
     }
 }
 

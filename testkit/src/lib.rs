@@ -4,8 +4,10 @@
 //! store directory, so tests run in parallel and can kill and restart the server (same port,
 //! same store) to test what survives. The process is killed and the directory removed on drop.
 //! [`TestDatabase`] is a PostgreSQL database of a test's own, dropped with it.
+//! [`purity`] checks, as text, that a pure core performs no I/O and reads no clock.
 
 mod postgres;
+pub mod purity;
 
 pub use postgres::{postgres_server_url, TestDatabase};
 
