@@ -147,14 +147,16 @@ async fn subscribe(stream: &Stream, filter_subject: &str, from: u64) -> Result<O
     consumer.messages().await.map_err(|e| e.to_string())
 }
 
-fn connection_count(client: &async_nats::Client) -> u64 {
+/// How many times the client has connected (a reconnection adds one).
+pub fn connection_count(client: &async_nats::Client) -> u64 {
     client
         .statistics()
         .connects
         .load(std::sync::atomic::Ordering::Relaxed)
 }
 
-async fn reconnection(client: &async_nats::Client, connects: u64) {
+/// Completes once the client has connected again since it had made `connects` connections.
+pub async fn reconnection(client: &async_nats::Client, connects: u64) {
     while connection_count(client) == connects {
         tokio::time::sleep(CONNECTION_CHECK).await;
     }

@@ -70,6 +70,7 @@ use wangge_schemas::{CaseEvent, CaseId, EventEnvelope, GridLocation, Priority, T
 use crate::domain::{apply, CaseState};
 use crate::log::codec::{decode_events, HEADER_EVENT_TYPES, HEADER_FIRST_SEQUENCE};
 use crate::log::{EventLog, JetStreamLogConfig};
+use crate::nats::ordered_reader::{connection_count, reconnection};
 
 /// The name of the durable consumer the task publishers share.
 pub const TASK_PUBLISHER_CONSUMER: &str = "wangge-task-publisher";
@@ -827,23 +828,6 @@ async fn delivered_by_fast_path(
         }
     });
     decided.await.unwrap_or(false)
-}
-
-/// How often a waiting publisher looks at the client's connection count.
-const CONNECTION_CHECK: Duration = Duration::from_millis(100);
-
-fn connection_count(client: &async_nats::Client) -> u64 {
-    client
-        .statistics()
-        .connects
-        .load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Completes once the client has connected again since it had made `connects` connections.
-async fn reconnection(client: &async_nats::Client, connects: u64) {
-    while connection_count(client) == connects {
-        tokio::time::sleep(CONNECTION_CHECK).await;
-    }
 }
 
 // ---------------------------------------------------------------------------------------
