@@ -18,6 +18,7 @@ use wangge_engine::app::{CaseService, SystemClock};
 use wangge_engine::grid::{serve_grid_commands, GridCommandService, GridFollower, SharedGrid};
 use wangge_engine::intake::nats::serve_intake;
 use wangge_engine::intake::{IntakeService, JetStreamRejectedStore};
+use wangge_engine::runtime::dispatch_snapshot::dispatch_snapshot_store;
 use wangge_engine::runtime::dispatcher::Dispatcher;
 use wangge_engine::runtime::timers::{
     SlaReference, SnapshotConfig, SnapshotStore, SnapshotStoreConfig, TimerBook, TimerService,
@@ -57,6 +58,19 @@ pub struct ServeArgs {
     /// Neither read nor write the SLA timer snapshot: rebuild the timers from the whole log.
     #[arg(long, env = "WANGGE_NO_TIMER_SNAPSHOT")]
     no_timer_snapshot: bool,
+    /// How often the holder of partition 0 replaces the dispatcher's snapshot (worker loads
+    /// and waiting cases; object store bucket `wangge_dispatcher`), in seconds. A restart reads
+    /// the snapshot and the log after it instead of the whole log.
+    #[arg(
+        long,
+        env = "WANGGE_DISPATCHER_SNAPSHOT_EVERY",
+        default_value_t = 300,
+        value_name = "SECONDS"
+    )]
+    dispatcher_snapshot_every: u64,
+    /// Neither read nor write the dispatcher's snapshot: fold the whole log at start-up.
+    #[arg(long, env = "WANGGE_NO_DISPATCHER_SNAPSHOT")]
+    no_dispatcher_snapshot: bool,
     /// Where the HTTP API, the dashboard and `/metrics` listen.
     #[arg(long, env = "WANGGE_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     http_listen: std::net::SocketAddr,
@@ -194,10 +208,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await?;
         let fast_path = publisher.fast_path();
         background.spawn(publisher.run(stopped()));
-        let dispatcher = Arc::new(
-            Dispatcher::new(cases.clone(), grid.clone(), categories.clone())
-                .with_task_fast_path(fast_path),
-        );
+        let mut dispatcher = Dispatcher::new(cases.clone(), grid.clone(), categories.clone())
+            .with_task_fast_path(fast_path);
+        if !args.no_dispatcher_snapshot {
+            let store =
+                SnapshotStore::open(client.clone(), dispatch_snapshot_store(args.nats.replicas))
+                    .await?;
+            dispatcher = dispatcher.with_snapshots(
+                store,
+                std::time::Duration::from_secs(args.dispatcher_snapshot_every.max(1)),
+            );
+        }
+        let dispatcher = Arc::new(dispatcher);
         let until = stopped();
         let dispatcher_ownership = ownership.clone();
         background.spawn(async move {

@@ -34,7 +34,9 @@ use crate::domain::routing::{route, RouteDecision, RouteRequest};
 use crate::domain::{CaseCommand, CaseState, CaseStatus};
 use crate::grid::{CategoryCatalogue, SharedGrid};
 use crate::log::{CaseHistory, EventLog, LogPosition, StoredCommit};
+use crate::runtime::dispatch_snapshot::DispatchSnapshot;
 use crate::runtime::loads::WorkerLoads;
+use crate::runtime::timers::SnapshotStore;
 use crate::runtime::Ownership;
 pub use crate::tasks::inbox::TaskFastPath;
 
@@ -50,6 +52,9 @@ const MAX_CASES_IN_FLIGHT: usize = 256;
 
 /// How often the dispatcher looks at the cases that wait for it without a new commit.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// The longest interval a tokio timer takes here (snapshots "never" when not configured).
+const ONE_DAY: Duration = Duration::from_secs(24 * 3600);
 
 /// How long a waiting case the dispatcher acted on, but could not settle, waits before it is
 /// looked at again.
@@ -99,6 +104,10 @@ pub struct Dispatcher<L> {
     loads: Mutex<WorkerLoads>,
     cursor: AtomicU64,
     acting: Mutex<Acting>,
+    /// Where the snapshot of the loads and waiting cases lives, and how often it is replaced.
+    snapshots: Option<(SnapshotStore, Duration)>,
+    /// The position the last run carried on from a snapshot at (0: it read the whole log).
+    restored_from: AtomicU64,
 }
 
 impl<L: EventLog> Dispatcher<L> {
@@ -115,7 +124,23 @@ impl<L: EventLog> Dispatcher<L> {
             loads: Mutex::new(WorkerLoads::default()),
             cursor: AtomicU64::new(0),
             acting: Mutex::new(Acting::default()),
+            snapshots: None,
+            restored_from: AtomicU64::new(0),
         }
+    }
+
+    /// Starts from the snapshot in `store` when there is one that applies (a run from the
+    /// log's start then reads only the log after it), and, while this instance holds
+    /// partition 0, replaces it every `every` if the log moved on (see
+    /// [`dispatch_snapshot`](crate::runtime::dispatch_snapshot)).
+    pub fn with_snapshots(mut self, store: SnapshotStore, every: Duration) -> Self {
+        self.snapshots = Some((store, every.max(Duration::from_millis(10))));
+        self
+    }
+
+    /// The position of the snapshot the last [`run`](Self::run) carried on from, if it did.
+    pub fn restored_from(&self) -> Option<LogPosition> {
+        Some(self.restored_from.load(Ordering::Relaxed)).filter(|p| *p > 0)
     }
 
     /// Publishes each task as soon as its case is dispatched, besides the task publisher
@@ -377,22 +402,44 @@ impl<L: EventLog> Dispatcher<L> {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), crate::log::LogError> {
         let head = self.cases.log().head().await?;
-        let mut commits = self.cases.log().read_from(from);
         // Every case waiting for the dispatcher → when this instance last acted on it.
-        let mut waiting: HashMap<CaseId, Option<Instant>> = HashMap::new();
+        let (from, mut waiting) = self.starting_point(from, head).await;
+        let mut commits = self.cases.log().read_from(from);
         let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_CASES_IN_FLIGHT));
         let mut caught_up = head < from.max(1);
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The last commit folded in, and the one the last snapshot was taken at.
+        let mut read_through = from.saturating_sub(1);
+        let mut snapshot_at = read_through;
+        let every = self
+            .snapshots
+            .as_ref()
+            .map_or(Duration::MAX, |(_, every)| *every);
+        let mut snapshot_tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + every.min(ONE_DAY),
+            every.min(ONE_DAY),
+        );
+        snapshot_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut writing: Option<tokio::task::JoinHandle<()>> = None;
         tokio::pin!(shutdown);
         if caught_up {
-            info!("dispatcher following the log");
+            self.acting().read_through = read_through;
+            info!(waiting = waiting.len(), "dispatcher following the log");
         }
         loop {
             let commit = tokio::select! {
                 commit = commits.next() => commit,
                 _ = sweep.tick(), if caught_up => {
                     self.sweep(&mut waiting, &ownership, &in_flight);
+                    continue;
+                }
+                _ = snapshot_tick.tick(), if caught_up && self.snapshots.is_some() => {
+                    let idle = writing.as_ref().is_none_or(|w| w.is_finished());
+                    if read_through > snapshot_at && idle && ownership.partitions().contains(&0) {
+                        writing = self.write_snapshot(read_through, &waiting);
+                        snapshot_at = read_through;
+                    }
                     continue;
                 }
                 _ = &mut shutdown => break,
@@ -411,6 +458,7 @@ impl<L: EventLog> Dispatcher<L> {
             } else if Self::settles(&commit) {
                 waiting.remove(&commit.case_id);
             }
+            read_through = commit.position;
             if !caught_up {
                 if commit.position < head {
                     continue;
@@ -444,6 +492,72 @@ impl<L: EventLog> Dispatcher<L> {
             self.spawn_act(commit.case_id, history, ownership.clone(), permit);
         }
         Ok(())
+    }
+
+    /// Where a run from `from` starts: from a run from the log's start, just after the
+    /// snapshot when there is one that applies (its loads in place, its waiting cases not
+    /// yet acted on); otherwise at `from` with nothing known.
+    async fn starting_point(
+        &self,
+        from: LogPosition,
+        head: LogPosition,
+    ) -> (LogPosition, HashMap<CaseId, Option<Instant>>) {
+        self.restored_from.store(0, Ordering::Relaxed);
+        let nothing = (from, HashMap::new());
+        let Some((store, _)) = &self.snapshots else {
+            return nothing;
+        };
+        if from > 1 {
+            return nothing;
+        }
+        let snapshot = match store.load().await.and_then(|bytes| {
+            bytes
+                .map(|bytes| DispatchSnapshot::decode(&bytes))
+                .transpose()
+        }) {
+            Ok(Some(snapshot)) => snapshot,
+            Ok(None) => return nothing,
+            Err(error) => {
+                warn!(%error, "dispatcher snapshot not used; reading the whole log");
+                return nothing;
+            }
+        };
+        if snapshot.position > head {
+            warn!(
+                position = snapshot.position,
+                head,
+                "dispatcher snapshot is ahead of the log (another log?); reading the whole log"
+            );
+            return nothing;
+        }
+        info!(
+            position = snapshot.position,
+            waiting = snapshot.waiting.len(),
+            "dispatcher carries on from its snapshot"
+        );
+        *self.loads() = snapshot.loads;
+        self.restored_from
+            .store(snapshot.position, Ordering::Relaxed);
+        let waiting = snapshot.waiting.into_iter().map(|c| (c, None)).collect();
+        (snapshot.position + 1, waiting)
+    }
+
+    /// Encodes the loads and the waiting cases as of `position` and replaces the snapshot in
+    /// the background.
+    fn write_snapshot(
+        &self,
+        position: LogPosition,
+        waiting: &HashMap<CaseId, Option<Instant>>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let (store, _) = self.snapshots.as_ref()?;
+        let bytes = DispatchSnapshot::encode(position, &self.loads(), waiting.keys().copied());
+        let store = store.clone();
+        Some(tokio::spawn(async move {
+            match store.save(&bytes).await {
+                Ok(()) => debug!(position, bytes = bytes.len(), "dispatcher snapshot written"),
+                Err(error) => warn!(%error, position, "dispatcher snapshot not written"),
+            }
+        }))
     }
 
     /// Acts on the waiting cases of the partitions held that this instance has not acted on,

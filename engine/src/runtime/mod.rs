@@ -2,6 +2,7 @@
 //! (routes accepted cases to workers) and the SLA timers (warn, breach, escalate), sharing
 //! the cases between instances by partition.
 
+pub mod dispatch_snapshot;
 pub mod dispatcher;
 pub mod loads;
 pub mod partitions;

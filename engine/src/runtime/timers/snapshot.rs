@@ -459,6 +459,8 @@ pub struct SnapshotStoreConfig {
     /// Chunks of a snapshot whose writer died before finishing it are dropped after this
     /// long; so is a snapshot not replaced for this long (then the whole log is read).
     pub max_age: Duration,
+    /// What the snapshot is of, for operators (the bucket's and the object's description).
+    pub what: String,
 }
 
 impl Default for SnapshotStoreConfig {
@@ -468,6 +470,7 @@ impl Default for SnapshotStoreConfig {
             object: "timer-book".to_owned(),
             replicas: 1,
             max_age: Duration::from_secs(7 * 24 * 3600),
+            what: "SLA timer book".to_owned(),
         }
     }
 }
@@ -480,6 +483,7 @@ const CHUNK_BYTES: usize = 512 * 1024;
 pub struct SnapshotStore {
     store: object_store::ObjectStore,
     object: String,
+    what: String,
 }
 
 impl SnapshotStore {
@@ -494,10 +498,10 @@ impl SnapshotStore {
             Err(_) => context
                 .create_object_store(object_store::Config {
                     bucket: config.bucket.clone(),
-                    description: Some(
-                        "Wangge: snapshots of the SLA timer book (a restart reads the log after it)"
-                            .into(),
-                    ),
+                    description: Some(format!(
+                        "Wangge: snapshots of the {} (a restart reads the log after it)",
+                        config.what
+                    )),
                     max_age: config.max_age,
                     num_replicas: config.replicas,
                     storage: jetstream::stream::StorageType::File,
@@ -509,6 +513,7 @@ impl SnapshotStore {
         Ok(Self {
             store,
             object: config.object,
+            what: config.what,
         })
     }
 
@@ -516,7 +521,7 @@ impl SnapshotStore {
     pub async fn save(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
         let meta = object_store::ObjectMetadata {
             name: self.object.clone(),
-            description: Some("SLA timer book".into()),
+            description: Some(self.what.clone()),
             chunk_size: Some(CHUNK_BYTES),
             ..Default::default()
         };
