@@ -229,7 +229,8 @@ fn process_cpu_time() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-fn report(case_id: CaseId, location: GridLocation, n: u64) -> CommandRequest {
+/// A resident's report of a blocked drain in `location`, the `n`th of the run.
+pub(crate) fn report(case_id: CaseId, location: GridLocation, n: u64) -> CommandRequest {
     CommandRequest {
         case_id,
         command: CaseCommand::Report {

@@ -10,7 +10,7 @@
 //!    direct-get walk, beside an ordered consumer per load (the alternative we rejected).
 //!
 //! `wangge-bench grid` measures the live grid (snapshot, fold, command round trip,
-//! catch-up); `dispatch` and `timers` their own parts; `catch-up`, `lag` and `api` the read
+//! catch-up); `dispatch`, `restart` (the dispatcher's start-up) and `timers` their own parts; `catch-up`, `lag` and `api` the read
 //! side in PostgreSQL (projection catch-up beside raw inserts, live lag, API latency).
 //!
 //! The figures are printed as a Markdown table for `benches/RESULTS.md`.
@@ -23,6 +23,7 @@ mod grid;
 mod history;
 mod lag;
 mod report;
+mod restart;
 mod setup;
 mod timers;
 
@@ -49,6 +50,8 @@ enum Bench {
     Commit(commit::CommitArgs),
     /// Dispatch latency: case accepted → task on the worker's subject, at a sustained rate.
     Dispatch(dispatch::DispatchArgs),
+    /// Dispatcher restart with a long log: the whole log, and from the dispatcher's snapshot.
+    Restart(restart::RestartArgs),
     /// SLA timers: memory for open cases, rebuild time after a restart, breach latency.
     Timers(timers::TimerArgs),
     /// The live grid: snapshot cost, fold cost, grid command round trip, catch-up.
@@ -67,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::Commit(args) => commit::run(args).await,
         Bench::Timers(args) => timers::run(args).await,
         Bench::Dispatch(args) => dispatch::run(args).await,
+        Bench::Restart(args) => restart::run(args).await,
         Bench::Grid(args) => grid::run(args).await,
         Bench::CatchUp(args) => catchup::run(args).await,
         Bench::Lag(args) => lag::run(args).await,

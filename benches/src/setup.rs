@@ -48,14 +48,25 @@ pub async fn write_commits(
     label: &str,
 ) -> anyhow::Result<()> {
     let bar = report::progress(label, commits.len() as u64);
+    write_commits_counted(client, log, commits, &bar).await?;
+    bar.finish();
+    Ok(())
+}
+
+/// [`write_commits`], counting on a progress bar of the caller's (a log written in parts).
+pub async fn write_commits_counted(
+    client: &async_nats::Client,
+    log: &JetStreamLog,
+    commits: &[StoredCommit],
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<()> {
     let messages = commits.iter().map(|commit| {
         (
             log.config().case_subject(commit.case_id),
             PublishMessage::build().payload(encode_events(&commit.events)),
         )
     });
-    publish_windowed(client, messages, &bar).await?;
-    bar.finish();
+    publish_windowed(client, messages, bar).await?;
     Ok(())
 }
 
