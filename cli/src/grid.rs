@@ -6,17 +6,15 @@
 //! status 0 when every command was accepted, 2 when one was refused (the rest are still
 //! sent: each is checked on its own).
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 use wangge_engine::grid::{tier_name, GridFollower, GridState, SharedGrid, GRID_COMMAND_SUBJECT};
 use wangge_schemas::grid::GridReply;
 
+use crate::request::{ask, read_message};
 use crate::{NatsArgs, ReferenceArgs};
 
 #[derive(Debug, Args)]
@@ -54,18 +52,7 @@ pub async fn run(args: GridArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn publish(nats: &NatsArgs, timeout: u64, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let body = match &file {
-        Some(path) if path.as_os_str() != "-" => {
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
-        }
-        _ => {
-            let mut body = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut body)
-                .context("cannot read stdin")?;
-            body
-        }
-    };
+    let body = read_message(file.as_deref())?;
     // An array is sent element by element; anything else (an object, or bytes that are not
     // JSON at all) is sent as it is, and the engine says what is wrong with it.
     let messages: Vec<Vec<u8>> = match serde_json::from_slice::<Value>(&body) {
@@ -78,21 +65,7 @@ async fn publish(nats: &NatsArgs, timeout: u64, file: Option<PathBuf>) -> anyhow
     let client = nats.connect().await?;
     let mut all_accepted = true;
     for message in messages {
-        let response = tokio::time::timeout(
-            Duration::from_secs(timeout),
-            client.request(GRID_COMMAND_SUBJECT, message.into()),
-        )
-        .await
-        .with_context(|| format!("no answer on {GRID_COMMAND_SUBJECT} within {timeout} s"))?
-        .with_context(|| {
-            format!("request on {GRID_COMMAND_SUBJECT} failed (is `wangge serve` running?)")
-        })?;
-        let reply: GridReply = serde_json::from_slice(&response.payload).with_context(|| {
-            format!(
-                "unexpected answer: {}",
-                String::from_utf8_lossy(&response.payload)
-            )
-        })?;
+        let reply: GridReply = ask(&client, GRID_COMMAND_SUBJECT, message, timeout).await?;
         all_accepted &= matches!(reply, GridReply::Accepted { .. });
         println!("{}", serde_json::to_string(&reply)?);
     }

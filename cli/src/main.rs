@@ -11,6 +11,7 @@ mod grid;
 mod projections;
 mod publish;
 mod rejected;
+mod request;
 mod serve;
 mod worker;
 

@@ -8,15 +8,14 @@
 //!   [`WorkerCommandV1`](wangge_schemas::worker::WorkerCommandV1) and prints the engine's
 //!   answer. Exit status 0 when accepted, 2 when refused.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use wangge_schemas::worker::WorkerReply;
 
+use crate::request::{ask, read_message};
 use crate::NatsArgs;
 use wangge_engine::tasks::{open_tasks, TaskStreamConfig, WorkerInbox, WORKER_COMMAND_SUBJECT};
 
@@ -102,34 +101,9 @@ async fn inbox(
 }
 
 async fn act(nats: &NatsArgs, file: Option<PathBuf>, timeout: u64) -> anyhow::Result<ExitCode> {
-    let body = match &file {
-        Some(path) if path.as_os_str() != "-" => {
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
-        }
-        _ => {
-            let mut body = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut body)
-                .context("cannot read stdin")?;
-            body
-        }
-    };
+    let body = read_message(file.as_deref())?;
     let client = nats.connect().await?;
-    let response = tokio::time::timeout(
-        Duration::from_secs(timeout),
-        client.request(WORKER_COMMAND_SUBJECT, body.into()),
-    )
-    .await
-    .with_context(|| format!("no answer on {WORKER_COMMAND_SUBJECT} within {timeout} s"))?
-    .with_context(|| {
-        format!("request on {WORKER_COMMAND_SUBJECT} failed (is `wangge serve` running?)")
-    })?;
-    let reply: WorkerReply = serde_json::from_slice(&response.payload).with_context(|| {
-        format!(
-            "unexpected answer: {}",
-            String::from_utf8_lossy(&response.payload)
-        )
-    })?;
+    let reply: WorkerReply = ask(&client, WORKER_COMMAND_SUBJECT, body, timeout).await?;
     println!("{}", serde_json::to_string_pretty(&reply)?);
     Ok(match reply {
         WorkerReply::Accepted { .. } => ExitCode::SUCCESS,

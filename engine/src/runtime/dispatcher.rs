@@ -53,9 +53,6 @@ const MAX_CASES_IN_FLIGHT: usize = 256;
 /// How often the dispatcher looks at the cases that wait for it without a new commit.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// The longest interval a tokio timer takes here (snapshots "never" when not configured).
-const ONE_DAY: Duration = Duration::from_secs(24 * 3600);
-
 /// How long a waiting case the dispatcher acted on, but could not settle, waits before it is
 /// looked at again.
 pub const RETRY_WAITING_AFTER: Duration = Duration::from_secs(10);
@@ -412,14 +409,13 @@ impl<L: EventLog> Dispatcher<L> {
         // The last commit folded in, and the one the last snapshot was taken at.
         let mut read_through = from.saturating_sub(1);
         let mut snapshot_at = read_through;
+        // Without snapshots the tick is never polled (its branch is off), whatever its period.
         let every = self
             .snapshots
             .as_ref()
-            .map_or(Duration::MAX, |(_, every)| *every);
-        let mut snapshot_tick = tokio::time::interval_at(
-            tokio::time::Instant::now() + every.min(ONE_DAY),
-            every.min(ONE_DAY),
-        );
+            .map_or(SWEEP_EVERY, |(_, every)| *every);
+        let mut snapshot_tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         snapshot_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut writing: Option<tokio::task::JoinHandle<()>> = None;
         tokio::pin!(shutdown);
