@@ -216,3 +216,57 @@ async fn a_restarted_dispatcher_carries_on_from_its_snapshot_and_dispatches_ever
         assert!(whole_log.open_cases(&worker) > 0);
     }
 }
+
+#[tokio::test]
+async fn a_snapshot_ahead_of_the_log_is_ignored_and_the_whole_log_read() {
+    let server = NatsServer::start();
+    let store = SnapshotStore::open(server.connect().await, dispatch_snapshot_store(1))
+        .await
+        .unwrap();
+    // A snapshot of another log, begun again: its position is past this log's head.
+    let stranger = wangge_engine::runtime::loads::WorkerLoads::default();
+    store
+        .save(&DispatchSnapshot::encode(10_000, &stranger, Vec::new()))
+        .await
+        .unwrap();
+    let city = City::new();
+    let mut reports = Vec::new();
+    for n in 0..3 {
+        reports.push(city.report(n).await);
+    }
+    let dispatcher = Arc::new(
+        city.dispatcher()
+            .with_snapshots(store.clone(), Duration::from_secs(300)),
+    );
+    let running = tokio::spawn(dispatcher.clone().run(
+        Ownership::everything(),
+        1,
+        std::future::pending(),
+    ));
+    city.wait_until_dispatched(&reports).await;
+    assert_eq!(dispatcher.restored_from(), None);
+    running.abort();
+}
+
+#[tokio::test]
+async fn a_damaged_snapshot_is_ignored_and_the_whole_log_read() {
+    let server = NatsServer::start();
+    let store = SnapshotStore::open(server.connect().await, dispatch_snapshot_store(1))
+        .await
+        .unwrap();
+    store.save(b"not a snapshot at all").await.unwrap();
+    let city = City::new();
+    let reports = vec![city.report(0).await, city.report(1).await];
+    let dispatcher = Arc::new(
+        city.dispatcher()
+            .with_snapshots(store.clone(), Duration::from_secs(300)),
+    );
+    let running = tokio::spawn(dispatcher.clone().run(
+        Ownership::everything(),
+        1,
+        std::future::pending(),
+    ));
+    city.wait_until_dispatched(&reports).await;
+    assert_eq!(dispatcher.restored_from(), None);
+    running.abort();
+}
