@@ -114,11 +114,11 @@ pub struct ReferenceArgs {
 impl ReferenceArgs {
     pub fn load(&self) -> anyhow::Result<(Arc<GridDirectory>, Arc<CategoryCatalogue>)> {
         let grid = match &self.grid {
-            Some(path) => GridDirectory::load(path)?,
+            Some(path) => wangge_engine::grid::load_grid_file(path)?,
             None => GridDirectory::sample_city(),
         };
         let categories = match &self.categories {
-            Some(path) => CategoryCatalogue::load(path)?,
+            Some(path) => wangge_engine::grid::load_categories(path)?,
             None => CategoryCatalogue::sample(),
         };
         Ok((Arc::new(grid), Arc::new(categories)))

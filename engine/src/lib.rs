@@ -1,7 +1,10 @@
 //! The Wangge engine.
 //!
-//! - [`domain`]: the pure core — the case aggregate (`decide`, `apply`), no I/O.
-//! - [`grid`]: the grid directory and category catalogue (data, loaded from files).
+//! - [`domain`]: the pure core, the crate `wangge-domain` (re-exported under this name) —
+//!   the case aggregate (`decide`, `apply`), routing, SLA arithmetic, escalation, the grid's
+//!   fold; no I/O, no clock.
+//! - [`grid`]: the grid at run time — files, the live grid shared by every component, the
+//!   grid stream and grid commands.
 //! - [`log`]: the event log — a trait with a JetStream adapter and an in-memory one.
 //! - [`app`]: the command handler that joins the core to a log (load, decide, append, retry).
 //! - [`intake`]: validation of messages from other systems, the NATS intake service and
@@ -15,7 +18,7 @@
 //! `wangge-projections`) build on this library.
 
 pub mod app;
-pub mod domain;
+pub use wangge_domain as domain;
 pub mod grid;
 pub mod intake;
 pub mod log;

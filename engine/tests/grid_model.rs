@@ -411,7 +411,7 @@ fn an_unknown_field_is_refused_so_a_typo_does_not_go_unnoticed() {
 
 #[test]
 fn a_missing_file_names_its_path() {
-    let error = GridDirectory::load(std::path::Path::new("/nonexistent/grid.json"))
+    let error = wangge_engine::grid::load_grid_file(std::path::Path::new("/nonexistent/grid.json"))
         .expect_err("no such file");
     assert!(
         error.to_string().contains("/nonexistent/grid.json"),

@@ -25,6 +25,7 @@ pub struct CaseId(pub Uuid);
 
 impl CaseId {
     /// A fresh, time-ordered case id (UUIDv7) for cases that have no external identity.
+    #[cfg(feature = "new-ids")]
     pub fn new_v7() -> Self {
         Self(Uuid::now_v7())
     }

@@ -7,11 +7,10 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use tracing::{debug, warn};
 use uuid::Uuid;
-use wangge_schemas::{Actor, CaseId, EventEnvelope, Source};
+use wangge_schemas::{CaseId, EventEnvelope, Source};
 
 use crate::app::clock::Clock;
 use quick_cache::sync::Cache;
@@ -26,19 +25,7 @@ use crate::log::{CaseHistory, Commit, EventLog, LogError, LogPosition};
 /// one case at the same moment (ten people commenting at once must all get through).
 const MAX_ATTEMPTS: usize = 24;
 
-/// A command with everything the envelope of its events needs.
-#[derive(Debug, Clone)]
-pub struct CommandRequest {
-    pub case_id: CaseId,
-    pub command: CaseCommand,
-    pub actor: Actor,
-    /// The message that carried the command; its id is the idempotency key.
-    pub source: Source,
-    /// When the command happened in the world (defaults to now).
-    pub occurred_at: Option<DateTime<Utc>>,
-    pub correlation_id: Option<Uuid>,
-    pub causation_id: Option<Uuid>,
-}
+pub use wangge_domain::request::CommandRequest;
 
 /// What a handled command produced.
 #[derive(Debug, Clone, PartialEq)]

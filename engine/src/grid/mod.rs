@@ -1,81 +1,43 @@
-//! The grid and the category catalogue: who and what every case is routed to.
+//! The grid at run time: the grid file and category catalogue read from disk, the live grid
+//! every component of an instance shares, the grid stream and grid commands.
 //!
-//! Both are data an operator maintains, never code. The grid file (format in
-//! `deploy/grid/README.md`, schema `schemas/json/grid/grid-file.json`) lists the cells —
-//! districts → communities → buildings, each with its supervisor, each district with its
-//! business calendar — and the people who work in them. The catalogue lists the case
-//! categories and how each one is routed.
+//! The grid itself — cells, supervisors, workers, the category catalogue, the fold of grid
+//! events and the checks of a grid command — is pure and lives in the domain crate
+//! (`wangge_domain::grid`); this module re-exports it and adds what touches the outside:
 //!
-//! - [`state`] — [`GridState`], the pure model of the grid, and its fold over
-//!   [`GridEvent`]s (a cell added, a worker registered, a worker's duty, skills or cells
-//!   changed). Loading a file is folding the events that build it, so a file and the
-//!   run-time events are held to the same rules.
-//! - [`skills`] — what a worker's skill covers.
-//! - [`file`] — reading a grid file (at start-up).
-//! - [`categories`] — the [`CategoryCatalogue`].
-//!
-//! The grid changes at run time, by grid events on the grid stream:
-//!
-//! - [`live`] — [`SharedGrid`], the handle every component reads the grid through, swapped
-//!   atomically when a grid event arrives, and [`LiveGrid`], its pure fold.
+//! - [`shared`] — [`SharedGrid`], the handle every component reads the grid through, swapped
+//!   atomically when a grid event arrives.
 //! - [`stream`] — the grid stream on JetStream (`WANGGE_GRID`, `wangge.grid.events`) and the
 //!   [`GridFollower`] that folds it into a [`SharedGrid`].
-//! - [`commands`] — checking a grid command (pure): bytes → a command or a rejection naming
-//!   the field and the reason.
 //! - [`service`] — grid commands end to end on `wangge.grid.commands`: check, append
 //!   conditionally, reply; refusals kept in the rejected-message store.
-//!
-//! [`GridDirectory`] is the name intake and the CLI know the grid by; it is [`GridState`].
+//! - [`load_grid_file`], [`load_categories`] — the operator's files, read at start-up.
 
-pub mod categories;
-pub mod commands;
-pub mod file;
-pub mod live;
 pub mod service;
-pub mod skills;
-pub mod state;
+pub mod shared;
 pub mod stream;
 
-pub use categories::CategoryCatalogue;
-pub use commands::{check_against, parse_grid_command, GridRejection};
-pub use file::{events_of_file, SAMPLE_CATEGORIES_JSON, SAMPLE_CITY_JSON};
-pub use live::{GridSnapshot, LiveGrid, ProcessedGridMessage, SharedGrid};
+use std::path::Path;
+
+pub use wangge_domain::grid::*;
+
 pub use service::{serve_grid_commands, GridCommandService, GRID_QUEUE_GROUP};
-pub use skills::{skill_covers, skill_problem};
-pub use state::{tier_name, GridCell, GridError, GridState, Worker};
+pub use shared::{GridSnapshot, ProcessedGridMessage, SharedGrid};
 pub use stream::{GridFollower, GridStream, GridStreamConfig, GridStreamError};
-pub use wangge_schemas::grid::{
-    BuildingCell, Category, CategoryFile, CellAdded, CommunityCell, DistrictCell, GridCommand,
-    GridEvent, GridEventEnvelope, GridFile, GridReply, GridWorker, RoutingRule, WorkerCellsChanged,
-    WorkerDutyChanged, WorkerRegistered, WorkerSkillsChanged, DEFAULT_CALENDAR,
-    GRID_COMMAND_SUBJECT,
-};
 
-/// The grid as intake and the CLI look it up: the state folded from the grid file and any
-/// grid events since.
-pub type GridDirectory = GridState;
-
-/// Reference data that cannot be used: unreadable, not JSON of the documented shape, or
-/// breaking one of the grid's rules.
-#[derive(Debug, thiserror::Error)]
-pub enum ReferenceDataError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{what} is not valid: {source}")]
-    Parse {
-        what: String,
-        source: serde_json::Error,
-    },
-    #[error("{what}: {source}")]
-    Grid { what: String, source: GridError },
-    #[error("{what}: {reason}")]
-    Invalid { what: String, reason: String },
+/// Reads and checks a grid file.
+pub fn load_grid_file(path: &Path) -> Result<GridState, ReferenceDataError> {
+    let json = read(path)?;
+    GridState::from_json(&json, &path.display().to_string())
 }
 
-fn read(path: &std::path::Path) -> Result<String, ReferenceDataError> {
+/// Reads and checks a category catalogue file.
+pub fn load_categories(path: &Path) -> Result<CategoryCatalogue, ReferenceDataError> {
+    let json = read(path)?;
+    CategoryCatalogue::from_json(&json, &path.display().to_string())
+}
+
+fn read(path: &Path) -> Result<String, ReferenceDataError> {
     std::fs::read_to_string(path).map_err(|source| ReferenceDataError::Read {
         path: path.display().to_string(),
         source,

@@ -25,7 +25,7 @@ use wangge_schemas::grid::{
 };
 
 use super::commands::{check_against, parse_grid_command, GridRejection};
-use super::live::SharedGrid;
+use super::shared::SharedGrid;
 use super::stream::{GridStream, GridStreamError};
 use crate::app::Clock;
 use crate::intake::rejected::{RejectedStore, Rejection};

@@ -22,7 +22,8 @@ use async_nats::jetstream::{
 use tracing::{debug, info, warn};
 use wangge_schemas::grid::{decode_grid_event, GridEventEnvelope};
 
-use super::live::{LiveGrid, ProcessedGridMessage, SharedGrid};
+use super::shared::{ProcessedGridMessage, SharedGrid};
+use super::LiveGrid;
 use crate::nats::OrderedReader;
 
 /// Header naming a grid message's event type, for routers that do not parse the body.

@@ -8,14 +8,14 @@
 pub mod nats;
 pub mod rejected;
 pub mod service;
-pub mod validate;
+/// The pure checks, kept in the domain crate (`wangge_domain::intake`).
+pub use wangge_domain::intake as validate;
 
 pub use rejected::{JetStreamRejectedStore, MemoryRejectedStore, RejectedStore};
 pub use service::IntakeService;
 pub use validate::{validate_intake, IntakeRejection, ReferenceData, RejectCode};
 
-/// Subjects are `wangge.intake.<kind>`; the engine listens on `wangge.intake.>`.
-pub const INTAKE_SUBJECT_PREFIX: &str = "wangge.intake";
+pub use wangge_domain::intake::INTAKE_SUBJECT_PREFIX;
 
 /// The subject other systems publish a message of this kind to.
 pub fn intake_subject(kind: wangge_schemas::IntakeKind) -> String {

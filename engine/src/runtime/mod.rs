@@ -4,7 +4,7 @@
 
 pub mod dispatch_snapshot;
 pub mod dispatcher;
-pub mod loads;
+pub use wangge_domain::loads;
 pub mod partitions;
 pub mod sla_terms;
 pub mod timers;

@@ -24,13 +24,12 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tracing::{debug, info, warn};
-use wangge_schemas::{Actor, CaseEvent, CaseId, SlaStep, Source};
+use wangge_schemas::{Actor, CaseEvent, CaseId, Source};
 
 use crate::app::{CaseService, Clock, CommandError, CommandRequest};
-use crate::domain::routing::{route, RouteRequest};
+use crate::domain::escalation;
 use crate::domain::sla::{
-    BusinessCalendar, CalendarSet, DueTimer, EscalationAction, PolicySet, SlaPolicy, SlaState,
-    TimerKind,
+    BusinessCalendar, CalendarSet, DueTimer, PolicySet, SlaPolicy, SlaState, TimerKind,
 };
 use crate::domain::{replay, CaseCommand, DomainError};
 use crate::grid::{CategoryCatalogue, SharedGrid};
@@ -402,59 +401,22 @@ impl TimerBook {
         jobs
     }
 
-    /// The command a due timer turns into, or `None` when there is nothing to do after all.
+    /// The command a due timer turns into, or `None` when there is nothing to do after all
+    /// (the escalation choice itself is pure: [`wangge_domain::escalation`]).
     pub fn command_for(
         &self,
         job: &TimerJob,
         history: &[wangge_schemas::EventEnvelope],
         load: &crate::domain::routing::WorkerLoad,
     ) -> Option<CaseCommand> {
-        let state = replay(history);
-        if let Some(command) = job.timer.command() {
-            return Some(command);
-        }
-        let TimerKind::Escalation { action, .. } = job.timer.kind else {
-            return None;
-        };
-        let reason = format!(
-            "{} overdue since {}",
-            step_name(job.timer.step),
-            job.timer.deadline.to_rfc3339()
-        );
-        let tier = state.tier?;
-        let cell = state.cell.clone()?;
-        if action == EscalationAction::ReassignInCell {
-            // Another worker of the same cell, one who has not had the task here yet; if the
-            // cell has nobody else, move up instead.
-            let category = self.categories.get(state.category.as_deref()?)?;
-            let exclude = holders_at(history, &cell);
-            let request = RouteRequest {
-                location: state.location.as_ref()?,
-                category,
-                start_tier: Some(tier),
-                exclude: &exclude,
-                cursor: job.version,
-            };
-            if let Ok(decision) = route(&request, &self.grid.load(), load) {
-                if decision.cell == cell && !decision.fallback {
-                    return Some(CaseCommand::Reassign {
-                        to_worker: decision.assignee,
-                        tier: decision.tier,
-                        cell: decision.cell,
-                        reason,
-                    });
-                }
-            }
-        }
-        let to_tier = tier.parent()?;
-        let grid = self.grid.load();
-        let parent = grid.parent(&cell)?;
-        debug_assert!(to_tier > tier);
-        Some(CaseCommand::Escalate {
-            to_tier,
-            cell: parent.code.clone(),
-            reason,
-        })
+        escalation::command_for_timer(
+            &job.timer,
+            job.version,
+            history,
+            &self.grid.load(),
+            &self.categories,
+            load,
+        )
     }
 }
 
@@ -475,24 +437,6 @@ fn schedule(
     heap.push(Reverse((next, case_id)));
 }
 
-/// Everyone who has held the case in `cell` (dispatched to them or reassigned to them).
-fn holders_at(history: &[wangge_schemas::EventEnvelope], cell: &str) -> Vec<String> {
-    let mut holders = Vec::new();
-    for event in history {
-        let holder = match &event.event {
-            CaseEvent::Dispatched(d) if d.cell == cell => Some(&d.assignee),
-            CaseEvent::Reassigned(r) if r.cell == cell => Some(&r.to_worker),
-            _ => None,
-        };
-        if let Some(holder) = holder {
-            if !holders.contains(holder) {
-                holders.push(holder.clone());
-            }
-        }
-    }
-    holders
-}
-
 fn is_ended(commit: &StoredCommit) -> bool {
     commit.events.last().is_some_and(|e| {
         matches!(
@@ -503,16 +447,6 @@ fn is_ended(commit: &StoredCommit) -> bool {
                 | CaseEvent::Voided(_)
         )
     })
-}
-
-fn step_name(step: SlaStep) -> &'static str {
-    match step {
-        SlaStep::Accept => "acceptance",
-        SlaStep::Dispatch => "dispatch",
-        SlaStep::Acknowledge => "acknowledgement",
-        SlaStep::Resolve => "resolution",
-        SlaStep::Verify => "verification",
-    }
 }
 
 fn kind_name(kind: TimerKind) -> String {

@@ -18,7 +18,7 @@ use wangge_schemas::worker::is_valid_worker_id;
 use wangge_schemas::{Actor, Source};
 
 use super::state::{is_valid_cell_code, GridError, GridState, MAX_CELL_CODE_CHARS};
-use crate::intake::validate::{json_type, typed};
+use crate::intake::{json_type, typed};
 
 /// Why a grid command was refused, in words a sender's developer can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,13 +5,11 @@
 //! The format is documented in `deploy/grid/README.md`; its JSON Schema is
 //! `schemas/json/grid/grid-file.json`.
 
-use std::path::Path;
-
 use wangge_schemas::grid::{CellAdded, GridEvent, GridFile, WorkerRegistered};
 use wangge_schemas::Tier;
 
 use super::state::GridState;
-use super::{read, ReferenceDataError};
+use super::ReferenceDataError;
 
 /// The bundled sample city, so the demo and tests need no files at run time.
 pub const SAMPLE_CITY_JSON: &str = include_str!("../../../deploy/grid/sample-city.json");
@@ -78,11 +76,6 @@ impl GridState {
             what: what.to_owned(),
             source,
         })
-    }
-
-    pub fn load(path: &Path) -> Result<Self, ReferenceDataError> {
-        let json = read(path)?;
-        Self::from_json(&json, &path.display().to_string())
     }
 
     /// The bundled sample city (`deploy/grid/sample-city.json`).

@@ -17,9 +17,12 @@ use wangge_schemas::{
     Resident, Source,
 };
 
-use crate::app::CommandRequest;
-use crate::domain::CaseCommand;
 use crate::grid::{CategoryCatalogue, GridDirectory};
+use crate::request::CommandRequest;
+use crate::CaseCommand;
+
+/// Subjects are `wangge.intake.<kind>`; the engine listens on `wangge.intake.>`.
+pub const INTAKE_SUBJECT_PREFIX: &str = "wangge.intake";
 
 /// Why a message was refused, in words a sender's developer can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,7 +194,7 @@ fn read_kind(
             format!(
                 "message says kind `{}` but was published on the subject for `{name}`; publish it to {}.{}",
                 body_kind.as_str(),
-                crate::intake::INTAKE_SUBJECT_PREFIX,
+                INTAKE_SUBJECT_PREFIX,
                 body_kind.as_str()
             ),
         )),

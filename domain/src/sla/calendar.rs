@@ -43,7 +43,7 @@ use wangge_schemas::{TimeLimit, TimeUnit};
 use super::error::{parse_json, SlaDataError};
 
 /// The bundled calendars (the 2026 national calendar), so tests and the demo need no files.
-pub const BUNDLED_CALENDARS_JSON: &str = include_str!("../../../../deploy/sla/calendars.json");
+pub const BUNDLED_CALENDARS_JSON: &str = include_str!("../../../deploy/sla/calendars.json");
 
 /// The calendar a district uses when its grid entry names none.
 pub const DEFAULT_CALENDAR_ID: &str = "cn-2026";

@@ -30,7 +30,7 @@ use wangge_schemas::{Priority, SlaStep, TimeLimit};
 use super::error::{parse_json, SlaDataError};
 
 /// The bundled policies, so tests and the demo need no files.
-pub const BUNDLED_POLICIES_JSON: &str = include_str!("../../../../deploy/sla/policies.json");
+pub const BUNDLED_POLICIES_JSON: &str = include_str!("../../../deploy/sla/policies.json");
 
 /// The share of a limit, in percent, at which a warning fires unless a policy says otherwise
 /// (the supervisors' traffic light turns yellow).

@@ -1,99 +1,24 @@
-//! The live grid: the grid as the grid file and then the grid stream make it, shared by
-//! every component of an engine instance.
+//! The live grid shared by every component of an engine instance: the grid as the grid file
+//! and then the grid stream make it.
 //!
-//! [`LiveGrid`] is a value: a [`GridState`] and the position on the grid stream it has been
-//! folded up to. [`LiveGrid::fold`] is its pure step. [`SharedGrid`] is the handle every
+//! [`LiveGrid`] (in the domain crate) is a value: a [`GridState`] and the position on the grid
+//! stream it has been folded up to, with its pure step. [`SharedGrid`] is the handle every
 //! component holds (dispatcher, timers, intake, worker-command authorization, grid
 //! commands): the grid follower swaps a new `LiveGrid` into it atomically after each grid
 //! event (`arc-swap`), and a reader takes a snapshot per decision with one atomic load, so a
 //! decision sees one whole grid — never half an event — and the next decision sees the change.
 
 use std::collections::HashMap;
-use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, Guard};
 use tokio::sync::watch;
 use uuid::Uuid;
-use wangge_schemas::grid::GridEventEnvelope;
 use wangge_schemas::Source;
 
-use super::state::{GridError, GridState};
 use crate::tasks::commands::SupervisorDirectory;
-
-/// A grid and how far along the grid stream it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LiveGrid {
-    grid: GridState,
-    /// Position of the last grid-stream event folded in; 0 for the grid file alone.
-    position: u64,
-    /// Grid-stream events folded in, applied or refused.
-    events: u64,
-    /// Of those, the ones the grid refused (see [`LiveGrid::fold`]).
-    refused: u64,
-}
-
-impl LiveGrid {
-    /// The grid a file describes, before any grid-stream event.
-    pub fn from_file_state(grid: GridState) -> Self {
-        Self {
-            grid,
-            position: 0,
-            events: 0,
-            refused: 0,
-        }
-    }
-
-    /// Folds the grid-stream event at `position` in. Total, like the case fold: an event
-    /// the grid refuses (possible only when instances load different grid files, or when
-    /// the file was edited to contain a change the stream also holds) changes nothing, is
-    /// counted, and its error returned for the log; the position moves on either way.
-    pub fn fold(&mut self, position: u64, envelope: &GridEventEnvelope) -> Result<(), GridError> {
-        debug_assert!(position > self.position, "grid events fold in stream order");
-        self.position = position;
-        self.events += 1;
-        let applied = self.grid.apply(&envelope.event);
-        if applied.is_err() {
-            self.refused += 1;
-        }
-        applied
-    }
-
-    /// Moves the position past a stream message that is not a grid event this engine can
-    /// read (logged by the follower); the grid stays as it was.
-    pub fn skip(&mut self, position: u64) {
-        debug_assert!(position > self.position, "grid events fold in stream order");
-        self.position = position;
-        self.events += 1;
-        self.refused += 1;
-    }
-
-    pub fn grid(&self) -> &GridState {
-        &self.grid
-    }
-
-    pub fn position(&self) -> u64 {
-        self.position
-    }
-
-    /// Grid-stream events folded in (applied or refused).
-    pub fn events(&self) -> u64 {
-        self.events
-    }
-
-    /// Grid-stream events the grid refused or that could not be read.
-    pub fn refused(&self) -> u64 {
-        self.refused
-    }
-}
-
-impl Deref for LiveGrid {
-    type Target = GridState;
-    fn deref(&self) -> &GridState {
-        &self.grid
-    }
-}
+use wangge_domain::grid::{GridState, LiveGrid};
 
 /// What became of a source message on the grid stream: the idempotency record.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -226,7 +226,7 @@ fn join_or(items: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::CaseStatus;
+    use crate::CaseStatus;
     use wangge_schemas::GridLocation;
 
     const CELL: &str = "110101001002007";

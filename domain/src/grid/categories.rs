@@ -4,14 +4,13 @@
 //! `schemas/json/grid/categories.json`.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use wangge_schemas::grid::{Category, CategoryFile};
 use wangge_schemas::IntakeKind;
 
 use super::file::SAMPLE_CATEGORIES_JSON;
 use super::skills::skill_problem;
-use super::{read, ReferenceDataError};
+use super::ReferenceDataError;
 
 /// The categories a case may be filed under.
 #[derive(Debug, Clone, Default)]
@@ -53,11 +52,6 @@ impl CategoryCatalogue {
             }
         }
         Ok(Self { categories })
-    }
-
-    pub fn load(path: &Path) -> Result<Self, ReferenceDataError> {
-        let json = read(path)?;
-        Self::from_json(&json, &path.display().to_string())
     }
 
     /// The bundled catalogue (`deploy/grid/categories.json`).

@@ -15,21 +15,42 @@
 //!    ([`EventMeta`]) the shell supplies;
 //! 4. after the log has stored them, [`apply`] folds them into the state.
 //!
-//! **Architecture Invariant:** nothing here touches tokio, NATS, the file system, the
-//! network, the clock or a random source. Time (`now`, `occurred_at`, `recorded_at`) and
-//! ids (event ids) are always passed in, so every decision can be replayed and tested
-//! exactly.
+//! Around the case aggregate, the other pure parts of the engine:
+//!
+//! - [`grid`]: the grid (cells, supervisors, workers) as a fold of grid events, the category
+//!   catalogue, and the checks of a grid command;
+//! - [`routing`]: which cell, tier and worker a case goes to; [`loads`]: open tasks per
+//!   worker, folded from the log;
+//! - [`sla`]: business calendars, policies and the deadline arithmetic;
+//!   [`escalation`]: what a due timer asks of a case;
+//! - [`tasks`]: what a commit means for grid workers' task inboxes;
+//! - [`intake`]: an intake message's bytes checked and turned into a report command;
+//! - [`commit`] and [`request`]: the values the shell hands in (commits as the log stores
+//!   them, a command with its envelope data).
+//!
+//! **Architecture Invariant:** this crate cannot touch tokio, NATS, PostgreSQL, HTTP or the
+//! clock: its `Cargo.toml` has none of them (and chrono without its `clock` feature), which
+//! `cargo tree -p wangge-domain` shows and `engine/tests/architecture.rs` checks. Time
+//! (`now`, `occurred_at`, `recorded_at`) and ids (event ids) are always passed in, so every
+//! decision can be replayed and tested exactly.
 
 pub mod authorize;
 pub mod command;
+pub mod commit;
 pub mod decide;
 pub mod error;
+pub mod escalation;
+pub mod grid;
+pub mod intake;
+pub mod loads;
+pub mod request;
 pub mod routing;
 mod rules;
 pub mod sla;
 pub mod stamp;
 pub mod state;
 pub mod status;
+pub mod tasks;
 
 pub use command::CaseCommand;
 pub use decide::decide;

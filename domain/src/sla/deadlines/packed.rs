@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use wangge_schemas::{Priority, SlaStep, TimeLimit, TimeUnit};
 
 use super::{FinishedStep, SlaState, StepRun};
-use crate::domain::sla::{BusinessCalendar, SlaClock, SlaPolicy};
+use crate::sla::{BusinessCalendar, SlaClock, SlaPolicy};
 
 /// Packed facts that cannot be read back: written by another version, or damaged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

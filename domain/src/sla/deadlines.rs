@@ -1,6 +1,6 @@
 //! A case's SLA clocks as a pure function of its events, a policy and a calendar.
 //!
-//! [`SlaState`] is a fold over the case's events, like [`CaseState`](crate::domain::CaseState):
+//! [`SlaState`] is a fold over the case's events, like [`CaseState`](crate::CaseState):
 //! [`SlaState::apply`] records facts (which step runs since when, its limit and extensions,
 //! its pauses, the warnings and breaches already recorded) and the deadlines are computed
 //! from those facts on demand. Replaying the same events therefore always gives the same
@@ -42,7 +42,7 @@
 //!
 //! # Timers
 //!
-//! A warning or breach is identified, as in [`decide`](crate::domain::decide()), by its step
+//! A warning or breach is identified, as in [`decide`](crate::decide()), by its step
 //! and deadline: [`SlaState::due`] lists only those not yet recorded, so a timer that fires,
 //! records, and fires again finds nothing left to do. A deadline that moves (an extension, a
 //! suspension before it) is a new deadline and gets its own warning. While the case is
@@ -58,7 +58,7 @@ use super::calendar::{
     NANOS_PER_HOUR, NANOS_PER_MINUTE,
 };
 use super::policy::{EscalationAction, SlaClock, SlaPolicy};
-use crate::domain::CaseCommand;
+use crate::CaseCommand;
 
 mod packed;
 pub use packed::UnreadableFacts;
