@@ -718,7 +718,7 @@ fn any_event() -> impl Strategy<Value = CaseEvent> {
                 step,
                 extension: TimeLimit {
                     amount,
-                    unit: TimeUnit::Minutes
+                    unit: TimeUnit::ClockMinutes
                 },
                 reason: "r".to_owned(),
             }

@@ -27,7 +27,7 @@ fn street() -> Value {
         "city": "示范市 (test street)",
         "districts": [{
             "code": DISTRICT, "name": "翠苑街道", "supervisor": "sup-330106001",
-            "calendar": "cn-2026-zj",
+            "calendar": "cn-zj",
             "communities": [
                 {"code": COMMUNITY, "name": "学院公寓社区", "supervisor": "sup-330106001001",
                  "buildings": [
@@ -143,10 +143,10 @@ fn in_the_sample_city_every_building_has_its_own_grid_worker_and_every_cell_a_su
     assert_eq!(
         calendars,
         vec![
-            ("330106001", "cn-2026"),
-            ("330106002", "cn-2026"),
-            ("330106003", "cn-2026"),
-            ("330106004", "cn-2026"),
+            ("330106001", "cn"),
+            ("330106002", "cn"),
+            ("330106003", "cn"),
+            ("330106004", "cn"),
         ]
     );
 }
@@ -268,8 +268,8 @@ fn cells_of_any_tier_have_a_parent_a_supervisor_and_their_districts_calendar() {
         grid.supervisor_of(OTHER_BUILDING),
         Some("sup-330106001002001")
     );
-    assert_eq!(grid.calendar_of(OTHER_BUILDING), Some("cn-2026-zj"));
-    assert_eq!(grid.calendar_of(DISTRICT), Some("cn-2026-zj"));
+    assert_eq!(grid.calendar_of(OTHER_BUILDING), Some("cn-zj"));
+    assert_eq!(grid.calendar_of(DISTRICT), Some("cn-zj"));
     assert_eq!(grid.calendar_of("nowhere"), None);
 }
 
@@ -305,7 +305,7 @@ fn a_district_without_a_calendar_uses_cn_2026() {
         .remove("calendar");
     assert_eq!(
         load(&file).expect("loads").calendar_of(BUILDING),
-        Some("cn-2026")
+        Some("cn")
     );
 }
 
@@ -471,7 +471,7 @@ fn a_new_district_and_community_take_their_places() {
     }))
     .expect("a community");
     assert_eq!(grid.counts(), (2, 3, 3));
-    assert_eq!(grid.calendar_of("330106005001"), Some("cn-2026"));
+    assert_eq!(grid.calendar_of("330106005001"), Some("cn"));
 }
 
 #[test]
@@ -605,14 +605,14 @@ fn only_districts_name_a_calendar() {
         name: "13栋".into(),
         parent: Some(COMMUNITY.into()),
         supervisor: "sup-330106001001006".into(),
-        calendar: Some("cn-2026".into()),
+        calendar: Some("cn".into()),
     });
     assert_eq!(
         refused(event),
         GridError::CalendarOutsideDistrict {
             code: "330106001001006".into(),
             tier: Tier::Building,
-            calendar: "cn-2026".into(),
+            calendar: "cn".into(),
         }
     );
 }

@@ -18,8 +18,8 @@ use wangge_schemas::{TimeLimit, TimeUnit};
 
 fn national() -> BusinessCalendar {
     CalendarSet::bundled()
-        .get("cn-2026")
-        .expect("the bundled set has cn-2026")
+        .get("cn")
+        .expect("the bundled set has cn")
         .clone()
 }
 
@@ -54,7 +54,7 @@ fn working_days(amount: u32) -> TimeLimit {
 fn minutes(amount: u32) -> TimeLimit {
     TimeLimit {
         amount,
-        unit: TimeUnit::Minutes,
+        unit: TimeUnit::ClockMinutes,
     }
 }
 
@@ -71,7 +71,7 @@ fn the_bundled_set_defaults_to_the_2026_national_calendar() {
     let set = CalendarSet::bundled();
     assert_eq!(set.default_id(), DEFAULT_CALENDAR_ID);
     let calendar = set.default_calendar();
-    assert_eq!(calendar.id(), "cn-2026");
+    assert_eq!(calendar.id(), "cn");
     assert_eq!(calendar.time_zone(), "Asia/Shanghai");
     assert_eq!(calendar.utc_offset().minutes(), 8 * 60);
     assert_eq!(
@@ -175,7 +175,7 @@ fn working_time_runs_from_0830_to_1200_and_1330_to_1730_beijing_time() {
 fn two_working_hours_from_friday_1630_end_on_monday_0930() {
     let calendar = national();
     assert_eq!(
-        calendar.add_working_time(beijing(2026, 3, 6, 16, 30), working_hours(2)),
+        calendar.add_limit(beijing(2026, 3, 6, 16, 30), working_hours(2)),
         beijing(2026, 3, 9, 9, 30)
     );
 }
@@ -184,7 +184,7 @@ fn two_working_hours_from_friday_1630_end_on_monday_0930() {
 fn two_working_hours_from_1530_end_at_1730_the_same_day_not_the_next_morning() {
     let calendar = national();
     assert_eq!(
-        calendar.add_working_time(beijing(2026, 3, 10, 15, 30), working_hours(2)),
+        calendar.add_limit(beijing(2026, 3, 10, 15, 30), working_hours(2)),
         beijing(2026, 3, 10, 17, 30)
     );
 }
@@ -194,7 +194,7 @@ fn the_lunch_break_is_not_counted() {
     let calendar = national();
     // 10:00–12:00 is two hours; the third starts at 13:30.
     assert_eq!(
-        calendar.add_working_time(beijing(2026, 3, 10, 10, 0), working_hours(3)),
+        calendar.add_limit(beijing(2026, 3, 10, 10, 0), working_hours(3)),
         beijing(2026, 3, 10, 14, 30)
     );
     assert_eq!(
@@ -207,11 +207,11 @@ fn the_lunch_break_is_not_counted() {
 fn a_report_at_lunch_or_at_night_counts_from_the_next_working_minute() {
     let calendar = national();
     assert_eq!(
-        calendar.add_working_time(beijing(2026, 3, 10, 12, 40), working_hours(1)),
+        calendar.add_limit(beijing(2026, 3, 10, 12, 40), working_hours(1)),
         beijing(2026, 3, 10, 14, 30)
     );
     assert_eq!(
-        calendar.add_working_time(beijing(2026, 3, 10, 22, 15), working_hours(1)),
+        calendar.add_limit(beijing(2026, 3, 10, 22, 15), working_hours(1)),
         beijing(2026, 3, 11, 9, 30)
     );
 }
@@ -221,12 +221,12 @@ fn working_hours_before_spring_festival_run_into_the_make_up_saturday() {
     let calendar = national();
     // Friday 13 February 16:30: one hour left that day, the second on Saturday the 14th.
     assert_eq!(
-        calendar.add_working_time(beijing(2026, 2, 13, 16, 30), working_hours(2)),
+        calendar.add_limit(beijing(2026, 2, 13, 16, 30), working_hours(2)),
         beijing(2026, 2, 14, 9, 30)
     );
     // From the make-up Saturday's end, the next working hour is after the nine days off.
     assert_eq!(
-        calendar.add_working_time(beijing(2026, 2, 14, 17, 0), working_hours(1)),
+        calendar.add_limit(beijing(2026, 2, 14, 17, 0), working_hours(1)),
         beijing(2026, 2, 24, 9, 0)
     );
 }
@@ -259,20 +259,20 @@ fn one_working_day_ends_when_business_stops_on_the_next_working_day() {
     let calendar = national();
     // The start day never counts, however early the report.
     assert_eq!(
-        calendar.add_working_time(beijing(2026, 3, 10, 8, 31), working_days(1)),
+        calendar.add_limit(beijing(2026, 3, 10, 8, 31), working_days(1)),
         beijing(2026, 3, 11, 17, 30)
     );
     assert_eq!(
-        calendar.add_working_time(beijing(2026, 3, 10, 23, 59), working_days(1)),
+        calendar.add_limit(beijing(2026, 3, 10, 23, 59), working_days(1)),
         beijing(2026, 3, 11, 17, 30)
     );
     // Friday evening and Saturday both lead to Monday.
     assert_eq!(
-        calendar.add_working_time(beijing(2026, 3, 13, 20, 0), working_days(1)),
+        calendar.add_limit(beijing(2026, 3, 13, 20, 0), working_days(1)),
         beijing(2026, 3, 16, 17, 30)
     );
     assert_eq!(
-        calendar.add_working_time(beijing(2026, 3, 14, 10, 0), working_days(1)),
+        calendar.add_limit(beijing(2026, 3, 14, 10, 0), working_days(1)),
         beijing(2026, 3, 16, 17, 30)
     );
 }
@@ -283,17 +283,17 @@ fn a_working_day_limit_skips_the_national_day_holiday() {
     let start = beijing(2026, 9, 30, 10, 0);
     // Oct 1–7 are off: the first working day after Sep 30 is Thursday Oct 8.
     assert_eq!(
-        calendar.add_working_time(start, working_days(1)),
+        calendar.add_limit(start, working_days(1)),
         beijing(2026, 10, 8, 17, 30)
     );
     // Oct 8 (Thu), Oct 9 (Fri), Oct 10 (the make-up Saturday).
     assert_eq!(
-        calendar.add_working_time(start, working_days(3)),
+        calendar.add_limit(start, working_days(3)),
         beijing(2026, 10, 10, 17, 30)
     );
     // Sunday Oct 11 is off again.
     assert_eq!(
-        calendar.add_working_time(start, working_days(4)),
+        calendar.add_limit(start, working_days(4)),
         beijing(2026, 10, 12, 17, 30)
     );
 }
@@ -304,13 +304,13 @@ fn fifteen_working_days_across_the_spring_festival_are_counted_exactly_and_fast(
     let start = beijing(2026, 2, 13, 11, 0);
     // Feb 14 (make-up Sat), Feb 24–27, Feb 28 (make-up Sat), Mar 2–6, Mar 9–12.
     let expected = beijing(2026, 3, 12, 17, 30);
-    assert_eq!(calendar.add_working_time(start, working_days(15)), expected);
+    assert_eq!(calendar.add_limit(start, working_days(15)), expected);
 
     let began = Instant::now();
     for offset in 0..10_000 {
         let start = start + Duration::minutes(offset);
-        std::hint::black_box(calendar.add_working_time(start, working_days(15)));
-        std::hint::black_box(calendar.add_working_time(start, working_hours(120)));
+        std::hint::black_box(calendar.add_limit(start, working_days(15)));
+        std::hint::black_box(calendar.add_limit(start, working_hours(120)));
         std::hint::black_box(calendar.working_time_between(start, expected));
     }
     assert!(
@@ -326,22 +326,22 @@ fn limits_of_years_skip_whole_weeks_and_absurd_limits_saturate() {
     let start = beijing(2026, 3, 10, 9, 0);
     let began = Instant::now();
     // 2,000 working days is about eight years: past the published holidays, weeks repeat.
-    let far = calendar.add_working_time(start, working_days(2_000));
+    let far = calendar.add_limit(start, working_days(2_000));
     assert!(far > beijing(2033, 1, 1, 0, 0) && far < beijing(2035, 1, 1, 0, 0));
     assert_eq!(
         calendar.working_time_between(
             start,
-            calendar.add_working_time(start, working_hours(60_000))
+            calendar.add_limit(start, working_hours(60_000))
         ),
         Duration::hours(60_000)
     );
     // A nonsense extension of u32::MAX units must neither hang nor panic.
     for unit in [
-        TimeUnit::Minutes,
+        TimeUnit::ClockMinutes,
         TimeUnit::WorkingHours,
         TimeUnit::WorkingDays,
     ] {
-        let end = calendar.add_working_time(
+        let end = calendar.add_limit(
             start,
             TimeLimit {
                 amount: u32::MAX,
@@ -358,11 +358,11 @@ fn emergencies_run_on_clock_minutes_through_a_holiday() {
     let calendar = national();
     let night_of_national_day = beijing(2026, 10, 1, 2, 50);
     assert_eq!(
-        calendar.add_working_time(night_of_national_day, minutes(30)),
+        calendar.add_limit(night_of_national_day, minutes(30)),
         beijing(2026, 10, 1, 3, 20)
     );
     assert_eq!(
-        calendar.add_working_time(night_of_national_day, minutes(24 * 60)),
+        calendar.add_limit(night_of_national_day, minutes(24 * 60)),
         beijing(2026, 10, 2, 2, 50)
     );
 }
@@ -757,7 +757,7 @@ proptest! {
         start in arb_instant(),
         hours in 1u32..300,
     ) {
-        let end = calendar.add_working_time(start, working_hours(hours));
+        let end = calendar.add_limit(start, working_hours(hours));
         prop_assert!(in_working_time_or_at_its_end(&calendar, end), "{} local", calendar.local_date_time(end));
         prop_assert_eq!(calendar.working_time_between(start, end), Duration::hours(i64::from(hours)));
     }
@@ -768,7 +768,7 @@ proptest! {
         start in arb_instant(),
         days in 1u32..120,
     ) {
-        let end = calendar.add_working_time(start, working_days(days));
+        let end = calendar.add_limit(start, working_days(days));
         prop_assert_eq!(end, reference_working_days(&calendar, start, days));
         let last_day = calendar.local_date(end - Duration::nanoseconds(1));
         prop_assert!(calendar.is_working_day(last_day));

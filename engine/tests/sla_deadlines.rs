@@ -212,10 +212,17 @@ fn breach_recorded(step: SlaStep, deadline: DateTime<Utc>) -> CaseEvent {
     CaseEvent::SlaBreached(SlaBreached { step, deadline })
 }
 
-fn minutes(amount: u32) -> TimeLimit {
+fn clock_minutes(amount: u32) -> TimeLimit {
     TimeLimit {
         amount,
-        unit: TimeUnit::Minutes,
+        unit: TimeUnit::ClockMinutes,
+    }
+}
+
+fn working_minutes(amount: u32) -> TimeLimit {
+    TimeLimit {
+        amount,
+        unit: TimeUnit::WorkingMinutes,
     }
 }
 
@@ -624,31 +631,6 @@ fn exposed_rubbish_is_due_by_the_end_of_the_next_working_day() {
     let facts = acknowledged_case(Priority::Normal, beijing(2026, 3, 13, 16, 0));
     let rubbish = clock("sanitation", &facts);
     assert_eq!(rubbish.deadline, Some(beijing(2026, 3, 16, 17, 30)));
-    let policies = PolicySet::bundled();
-    assert_eq!(
-        policies.for_category("sanitation.garbage_exposed").name,
-        "sanitation"
-    );
-    assert_eq!(
-        policies.for_category("sanitation.road_dirty").name,
-        "sanitation_road"
-    );
-    assert_eq!(
-        policies.for_category("sanitation.garbage_unsorted").name,
-        "standard"
-    );
-    assert_eq!(
-        policies.for_category("construction.illegal").name,
-        "construction"
-    );
-    assert_eq!(
-        policies.for_category("facility.manhole_cover").name,
-        "urgent_facility"
-    );
-    assert_eq!(
-        policies.for_category("lighting.street_light_out").name,
-        "standard"
-    );
 }
 
 #[test]
@@ -879,7 +861,11 @@ fn the_bundled_policies_are_valid_and_survive_their_file_format() {
         assert!(names.contains(&name), "{name} is bundled");
     }
     assert_eq!(policies.default_policy().name, "standard");
-    assert_eq!(policy("urgent_facility").clock, SlaClock::Continuous);
+    assert!(policy("urgent_facility")
+        .targets
+        .values()
+        .flat_map(|targets| targets.limits())
+        .all(|limit| !limit.unit.is_working_time()));
     assert_eq!(
         policy("standard").limit(SlaStep::Resolve, Some(Priority::Low)),
         Some(working_days(15))
@@ -887,7 +873,7 @@ fn the_bundled_policies_are_valid_and_survive_their_file_format() {
     // Before acceptance the priority is unknown: `all` applies.
     assert_eq!(
         policy("standard").limit(SlaStep::Accept, None),
-        Some(minutes(30))
+        Some(working_minutes(30))
     );
     let json = serde_json::to_string(&policies.to_file()).unwrap();
     assert_eq!(PolicySet::from_json(&json).unwrap(), policies);
@@ -920,7 +906,7 @@ fn a_malformed_policy_file_is_refused_with_the_reason() {
         (
             good.replace(
                 "}}}",
-                r#"}}}, "escalation": {"verify": [{"action": "escalate_tier", "after": {"amount": 1, "unit": "minutes"}}]}"#,
+                r#"}}}, "escalation": {"verify": [{"action": "escalate_tier", "after": {"amount": 1, "unit": "clock_minutes"}}]}"#,
             ),
             "{}",
             "step verify is not timed",
@@ -974,7 +960,7 @@ fn arb_step() -> impl Strategy<Value = SlaStep> {
 
 fn arb_limit() -> impl Strategy<Value = TimeLimit> {
     prop_oneof![
-        (1u32..=600).prop_map(minutes),
+        (1u32..=600).prop_map(clock_minutes),
         (1u32..=40).prop_map(working_hours),
         (1u32..=20).prop_map(working_days),
     ]
@@ -1120,7 +1106,6 @@ fn arb_ladder() -> impl Strategy<Value = Vec<EscalationLevel>> {
 
 prop_compose! {
     fn arb_policy()(
-        continuous in prop::bool::weighted(0.25),
         warning_percent in 1u8..=99,
         targets in prop::collection::vec(prop::option::weighted(0.85, arb_targets()), 5),
         ladders in prop::collection::vec(arb_ladder(), 5),
@@ -1129,7 +1114,6 @@ prop_compose! {
         let mut policy = SlaPolicy {
             name: "random".to_owned(),
             description: None,
-            clock: if continuous { SlaClock::Continuous } else { SlaClock::Business },
             warning_percent,
             targets: Default::default(),
             escalation: Default::default(),

@@ -80,7 +80,9 @@ pub const EVENT_CATALOGUE: &[(&str, u16)] = &[
     ("case.handling_started", 1),
     ("case.suspended", 1),
     ("case.resumed", 1),
-    ("case.extension_granted", 1),
+    // v2: the units of `extension` mean one thing each (v1's `minutes` became
+    // `working_minutes`, what it meant on the steps extensions are granted on).
+    ("case.extension_granted", 2),
     // v2 replaced the single `photo_url` with a list of media references.
     ("case.resolved", 2),
     ("case.verified", 1),
@@ -225,7 +227,10 @@ pub enum SlaStep {
     Verify,
 }
 
-/// A length of time as a policy states it.
+/// A length of time as a policy, an extension or a worker states it. The unit says both how
+/// long and on which clock: working units count only the working hours of the district's
+/// business calendar (holidays and make-up days included), clock units count every minute,
+/// day and night.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimeLimit {
@@ -234,16 +239,63 @@ pub struct TimeLimit {
     pub unit: TimeUnit,
 }
 
+impl TimeLimit {
+    pub fn new(amount: u32, unit: TimeUnit) -> Self {
+        Self { amount, unit }
+    }
+}
+
+/// The unit of a [`TimeLimit`]; each means one thing wherever it appears.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TimeUnit {
-    /// Plain clock minutes (emergencies).
-    Minutes,
-    /// Hours inside the district's business calendar.
+    /// Minutes of working time in the district's business calendar.
+    WorkingMinutes,
+    /// Hours of working time in the district's business calendar: the earliest instant at
+    /// which that much working time has passed.
     WorkingHours,
-    /// Whole working days of the district's business calendar.
+    /// Working days: the limit ends when business stops on the Nth working day after the
+    /// day the clock starts (the start day never counts; Civil Code art. 201 and 203).
     WorkingDays,
+    /// Minutes on the plain clock (emergencies).
+    ClockMinutes,
+    /// Hours on the plain clock, day and night, holidays included.
+    ClockHours,
+    /// Calendar days: the limit ends at 24:00 local time on the Nth day after the day the
+    /// clock starts, weekends and holidays included (Civil Code art. 201 and 203).
+    CalendarDays,
+}
+
+impl TimeUnit {
+    pub const ALL: [TimeUnit; 6] = [
+        Self::WorkingMinutes,
+        Self::WorkingHours,
+        Self::WorkingDays,
+        Self::ClockMinutes,
+        Self::ClockHours,
+        Self::CalendarDays,
+    ];
+
+    /// Whether the unit counts working time of a business calendar (else the plain clock).
+    pub fn is_working_time(self) -> bool {
+        matches!(
+            self,
+            Self::WorkingMinutes | Self::WorkingHours | Self::WorkingDays
+        )
+    }
+
+    /// The unit's name as it is written (`working_hours`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WorkingMinutes => "working_minutes",
+            Self::WorkingHours => "working_hours",
+            Self::WorkingDays => "working_days",
+            Self::ClockMinutes => "clock_minutes",
+            Self::ClockHours => "clock_hours",
+            Self::CalendarDays => "calendar_days",
+        }
+    }
 }
 
 /// A photo, video, recording or document attached to a report or a result.
@@ -453,7 +505,8 @@ pub struct CaseResumed {
     pub note: Option<String>,
 }
 
-/// 延期: the limit of a step is extended.
+/// 延期: the limit of a step is extended (schema version 2), counted on from where the limit
+/// (or the previous extension) ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ExtensionGranted {
     pub step: SlaStep,

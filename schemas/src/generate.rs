@@ -19,7 +19,7 @@ use crate::grid::{
     CategoryFile, GridCommand, GridEventEnvelope, GridFile, GridReply, GRID_EVENT_CATALOGUE,
 };
 use crate::intake::{IntakeReply, PatrolFindingV1, ResidentReportV1, ServiceRequestV1};
-use crate::upcast::CaseResolvedV1;
+use crate::upcast::{CaseResolvedV1, ExtensionGrantedV1};
 use crate::worker::{TaskMessage, WorkerCommandV1, WorkerReply};
 
 /// The dialect of every generated schema.
@@ -151,11 +151,18 @@ fn grid_schemas() -> BTreeMap<String, Value> {
 /// in, and readers outside this crate (exports, audits) meet them without our upcasters.
 /// Bumping a version in the catalogue means adding the old payload type here.
 fn legacy_payloads(generator: &mut SchemaGenerator) -> Vec<(&'static str, u16, Schema)> {
-    vec![(
-        "case.resolved",
-        1,
-        generator.subschema_for::<CaseResolvedV1>(),
-    )]
+    vec![
+        (
+            "case.resolved",
+            1,
+            generator.subschema_for::<CaseResolvedV1>(),
+        ),
+        (
+            "case.extension_granted",
+            1,
+            generator.subschema_for::<ExtensionGrantedV1>(),
+        ),
+    ]
 }
 
 fn root_schema<T: JsonSchema>() -> Value {

@@ -29,7 +29,7 @@ use crate::events::{IntakeKind, Priority, Tier};
 use crate::upcast::DecodeError;
 
 /// The business calendar a district uses when its file names none.
-pub const DEFAULT_CALENDAR: &str = "cn-2026";
+pub const DEFAULT_CALENDAR: &str = "cn";
 
 /// The skill that covers every category.
 pub const ANY_SKILL: &str = "*";
@@ -270,7 +270,7 @@ pub struct CellAdded {
     pub parent: Option<String>,
     #[schemars(length(min = 1))]
     pub supervisor: String,
-    /// A district's business calendar id (`cn-2026` when absent). Only for districts.
+    /// A district's business calendar id (`cn` when absent). Only for districts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calendar: Option<String>,
 }

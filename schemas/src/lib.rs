@@ -8,12 +8,14 @@
 //! - [`intake`]: the messages other systems publish to open cases, and the replies.
 //! - [`upcast`]: reading events written with older schema versions.
 //! - [`grid`]: the grid file, the category catalogue, and the grid events.
+//! - [`sla`]: SLA reference data: business calendars and time-limit policies.
 
 pub mod envelope;
 pub mod events;
 pub mod generate;
 pub mod grid;
 pub mod intake;
+pub mod sla;
 pub mod upcast;
 pub mod worker;
 

@@ -45,11 +45,18 @@ pub struct Upcaster {
 }
 
 /// Every upcaster, oldest first within a type.
-pub const UPCASTERS: &[Upcaster] = &[Upcaster {
-    event_type: "case.resolved",
-    from_version: 1,
-    upcast: resolved_v1_to_v2,
-}];
+pub const UPCASTERS: &[Upcaster] = &[
+    Upcaster {
+        event_type: "case.resolved",
+        from_version: 1,
+        upcast: resolved_v1_to_v2,
+    },
+    Upcaster {
+        event_type: "case.extension_granted",
+        from_version: 1,
+        upcast: extension_granted_v1_to_v2,
+    },
+];
 
 /// `case.resolved` version 1: one optional photo. Kept to document (and generate the schema
 /// of) what older publishers wrote.
@@ -82,6 +89,61 @@ fn resolved_v1_to_v2(payload: &mut Map<String, Value>) -> Result<(), DecodeError
         reason: error.to_string(),
     })?;
     payload.insert("media".to_owned(), media);
+    Ok(())
+}
+
+/// The units of a time limit in version 1 events: `minutes` meant plain clock minutes in a
+/// policy's limit but minutes of the step's own measure in an extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeUnitV1 {
+    Minutes,
+    WorkingHours,
+    WorkingDays,
+}
+
+/// A time limit as version 1 events wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TimeLimitV1 {
+    #[schemars(range(min = 1))]
+    pub amount: u32,
+    pub unit: TimeUnitV1,
+}
+
+/// `case.extension_granted` version 1. Kept to document (and generate the schema of) what
+/// older engines wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ExtensionGrantedV1 {
+    pub step: crate::events::SlaStep,
+    pub extension: TimeLimitV1,
+    pub reason: String,
+}
+
+/// v1 → v2: `minutes` becomes `working_minutes`. Version 1 counted an extension's minutes in
+/// the step's own measure, which for the handling steps extensions are granted on was
+/// working time; `working_hours` and `working_days` keep their names and meaning.
+fn extension_granted_v1_to_v2(payload: &mut Map<String, Value>) -> Result<(), DecodeError> {
+    let unit = payload
+        .get_mut("extension")
+        .and_then(Value::as_object_mut)
+        .and_then(|extension| extension.get_mut("unit"))
+        .ok_or_else(|| DecodeError::Invalid {
+            path: "$.payload.extension.unit".to_owned(),
+            reason: "a version 1 extension must have a unit".to_owned(),
+        })?;
+    match unit.as_str() {
+        Some("minutes") => *unit = Value::from("working_minutes"),
+        Some("working_hours" | "working_days") => {}
+        _ => {
+            return Err(DecodeError::Invalid {
+                path: "$.payload.extension.unit".to_owned(),
+                reason: format!(
+                    "expected `minutes`, `working_hours` or `working_days` in a version 1 \
+                     payload, got {unit}"
+                ),
+            })
+        }
+    }
     Ok(())
 }
 

@@ -31,13 +31,14 @@
 //!   supervisors can plan around. The price: a report at 08:31 gets almost two days.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use chrono::{
-    DateTime, Datelike, Days, Duration, FixedOffset, NaiveDate, NaiveDateTime, Timelike, Utc,
+    DateTime, Datelike, Days, Duration, NaiveDate, NaiveDateTime, Timelike, Utc,
 };
 use serde::{Deserialize, Serialize};
+use wangge_schemas::sla::{
+    CalendarFile, CalendarSpec, UtcOffset, WorkingInterval,
+};
 use wangge_schemas::{TimeLimit, TimeUnit};
 
 use super::error::{parse_json, SlaDataError};
@@ -46,7 +47,7 @@ use super::error::{parse_json, SlaDataError};
 pub const BUNDLED_CALENDARS_JSON: &str = include_str!("../../../deploy/sla/calendars.json");
 
 /// The calendar a district uses when its grid entry names none.
-pub const DEFAULT_CALENDAR_ID: &str = "cn-2026";
+pub const DEFAULT_CALENDAR_ID: &str = "cn";
 
 /// Nanoseconds: the unit of all internal arithmetic, wide enough for any span chrono names.
 pub(super) type Nanos = i128;
@@ -56,15 +57,12 @@ pub(super) const NANOS_PER_MINUTE: Nanos = 60 * NANOS_PER_SECOND;
 pub(super) const NANOS_PER_HOUR: Nanos = 60 * NANOS_PER_MINUTE;
 pub(super) const NANOS_PER_DAY: Nanos = 24 * NANOS_PER_HOUR;
 
-const MINUTES_PER_DAY: u16 = 24 * 60;
 /// Days from 0001-01-01 (day 1 of the common era) to 1970-01-01.
 const UNIX_EPOCH_DAYS_FROM_CE: i64 = 719_163;
 /// Further than chrono's whole date range (about ±96 million days): such a jump saturates.
 const LONGEST_DAY_JUMP: Nanos = 200_000_000;
 /// A holiday entry may not span more than a year: a typo must not fill memory with dates.
 const LONGEST_HOLIDAY_DAYS: i64 = 366;
-/// The widest UTC offset accepted (ISO 8601 practice).
-const WIDEST_OFFSET_MINUTES: i32 = 18 * 60;
 
 // ---------------------------------------------------------------------------------------
 // Durations and instants as nanoseconds
@@ -118,264 +116,21 @@ pub(super) fn add_clock_nanos(from: DateTime<Utc>, nanos: Nanos) -> DateTime<Utc
 }
 
 // ---------------------------------------------------------------------------------------
-// Working intervals and offsets
+// Working intervals (the format is in wangge_schemas::sla)
 // ---------------------------------------------------------------------------------------
 
-/// One stretch of working time within a day, in local time, from `start` (inclusive) to
-/// `end`, at minute precision. Written `"08:30-12:00"`; `"24:00"` ends a day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct WorkingInterval {
-    start_minute: u16,
-    end_minute: u16,
+fn start_nanos(interval: &WorkingInterval) -> Nanos {
+    Nanos::from(interval.start_minute()) * NANOS_PER_MINUTE
 }
 
-impl WorkingInterval {
-    /// The interval between two minutes of the day, or `None` unless
-    /// `start_minute < end_minute <= 1440`.
-    pub fn from_minutes(start_minute: u16, end_minute: u16) -> Option<Self> {
-        (start_minute < end_minute && end_minute <= MINUTES_PER_DAY).then_some(Self {
-            start_minute,
-            end_minute,
-        })
-    }
-
-    /// Minutes after local midnight at which the interval starts.
-    pub fn start_minute(self) -> u16 {
-        self.start_minute
-    }
-
-    /// Minutes after local midnight at which the interval ends (1440 = midnight after).
-    pub fn end_minute(self) -> u16 {
-        self.end_minute
-    }
-
-    pub fn duration(self) -> Duration {
-        Duration::minutes(i64::from(self.end_minute - self.start_minute))
-    }
-
-    fn start_nanos(self) -> Nanos {
-        Nanos::from(self.start_minute) * NANOS_PER_MINUTE
-    }
-
-    fn end_nanos(self) -> Nanos {
-        Nanos::from(self.end_minute) * NANOS_PER_MINUTE
-    }
-
-    fn len_nanos(self) -> Nanos {
-        self.end_nanos() - self.start_nanos()
-    }
+fn end_nanos(interval: &WorkingInterval) -> Nanos {
+    Nanos::from(interval.end_minute()) * NANOS_PER_MINUTE
 }
 
-fn parse_clock_minute(text: &str) -> Option<u16> {
-    let (hours, minutes) = text.split_once(':')?;
-    if hours.len() != 2 || minutes.len() != 2 {
-        return None;
-    }
-    let hours: u16 = hours.parse().ok()?;
-    let minutes: u16 = minutes.parse().ok()?;
-    if minutes >= 60 || hours > 24 || (hours == 24 && minutes != 0) {
-        return None;
-    }
-    Some(hours * 60 + minutes)
+fn len_nanos(interval: &WorkingInterval) -> Nanos {
+    end_nanos(interval) - start_nanos(interval)
 }
 
-impl FromStr for WorkingInterval {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let malformed = || format!("`{text}` is not a working interval `HH:MM-HH:MM`");
-        let (start, end) = text.split_once('-').ok_or_else(malformed)?;
-        let start = parse_clock_minute(start.trim()).ok_or_else(malformed)?;
-        let end = parse_clock_minute(end.trim()).ok_or_else(malformed)?;
-        Self::from_minutes(start, end)
-            .ok_or_else(|| format!("working interval `{text}` must end after it starts"))
-    }
-}
-
-impl TryFrom<String> for WorkingInterval {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        text.parse()
-    }
-}
-
-impl From<WorkingInterval> for String {
-    fn from(interval: WorkingInterval) -> Self {
-        interval.to_string()
-    }
-}
-
-impl fmt::Display for WorkingInterval {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:02}:{:02}-{:02}:{:02}",
-            self.start_minute / 60,
-            self.start_minute % 60,
-            self.end_minute / 60,
-            self.end_minute % 60
-        )
-    }
-}
-
-/// A fixed offset from UTC, written `"+08:00"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct UtcOffset {
-    minutes: i32,
-}
-
-impl UtcOffset {
-    /// China Standard Time, all year.
-    pub const CHINA: UtcOffset = UtcOffset { minutes: 8 * 60 };
-
-    /// The offset of `minutes` east of UTC, or `None` beyond ±18 hours.
-    pub fn from_minutes(minutes: i32) -> Option<Self> {
-        (minutes.abs() <= WIDEST_OFFSET_MINUTES).then_some(Self { minutes })
-    }
-
-    /// Minutes east of UTC.
-    pub fn minutes(self) -> i32 {
-        self.minutes
-    }
-
-    pub fn fixed_offset(self) -> FixedOffset {
-        FixedOffset::east_opt(self.minutes * 60)
-            .expect("an offset within ±18 hours is a valid fixed offset")
-    }
-}
-
-impl FromStr for UtcOffset {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let malformed = || format!("`{text}` is not a UTC offset `+HH:MM` or `-HH:MM`");
-        let (sign, rest) = match text.as_bytes().first() {
-            Some(b'+') => (1, &text[1..]),
-            Some(b'-') => (-1, &text[1..]),
-            _ => return Err(malformed()),
-        };
-        let minutes = parse_clock_minute(rest).ok_or_else(malformed)?;
-        Self::from_minutes(sign * i32::from(minutes))
-            .ok_or_else(|| format!("UTC offset `{text}` is wider than ±18:00"))
-    }
-}
-
-impl TryFrom<String> for UtcOffset {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        text.parse()
-    }
-}
-
-impl From<UtcOffset> for String {
-    fn from(offset: UtcOffset) -> Self {
-        offset.to_string()
-    }
-}
-
-impl fmt::Display for UtcOffset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.minutes < 0 { '-' } else { '+' };
-        let minutes = self.minutes.unsigned_abs();
-        write!(f, "{sign}{:02}:{:02}", minutes / 60, minutes % 60)
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The file format
-// ---------------------------------------------------------------------------------------
-
-/// Working intervals per weekday; a weekday left out has none.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WeekSchedule {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub monday: Vec<WorkingInterval>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tuesday: Vec<WorkingInterval>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub wednesday: Vec<WorkingInterval>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub thursday: Vec<WorkingInterval>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub friday: Vec<WorkingInterval>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub saturday: Vec<WorkingInterval>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sunday: Vec<WorkingInterval>,
-}
-
-impl WeekSchedule {
-    /// The same intervals from Monday to Friday, nothing at the weekend.
-    pub fn weekdays(intervals: &[WorkingInterval]) -> Self {
-        Self {
-            monday: intervals.to_vec(),
-            tuesday: intervals.to_vec(),
-            wednesday: intervals.to_vec(),
-            thursday: intervals.to_vec(),
-            friday: intervals.to_vec(),
-            ..Self::default()
-        }
-    }
-
-    /// Monday first.
-    fn days(&self) -> [(&'static str, &Vec<WorkingInterval>); 7] {
-        [
-            ("monday", &self.monday),
-            ("tuesday", &self.tuesday),
-            ("wednesday", &self.wednesday),
-            ("thursday", &self.thursday),
-            ("friday", &self.friday),
-            ("saturday", &self.saturday),
-            ("sunday", &self.sunday),
-        ]
-    }
-}
-
-/// Days off, both ends inclusive: `{"name": "国庆节 National Day", "from": "2026-10-01",
-/// "to": "2026-10-07"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HolidaySpec {
-    pub name: String,
-    pub from: NaiveDate,
-    pub to: NaiveDate,
-}
-
-/// A weekend day declared a working day (调休): `{"name": "国庆节调休", "date": "2026-10-10"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MakeUpDaySpec {
-    pub name: String,
-    pub date: NaiveDate,
-}
-
-/// A calendar as written in the file; [`BusinessCalendar`] is the checked, indexed form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CalendarSpec {
-    /// Stable id that districts refer to, e.g. `cn-2026`.
-    pub id: String,
-    pub name: String,
-    /// IANA name of the time zone, for people (`Asia/Shanghai`); arithmetic uses the offset.
-    pub time_zone: String,
-    /// The zone's fixed offset from UTC, e.g. `+08:00`.
-    pub utc_offset: UtcOffset,
-    pub working_hours: WeekSchedule,
-    #[serde(default)]
-    pub holidays: Vec<HolidaySpec>,
-    #[serde(default)]
-    pub make_up_working_days: Vec<MakeUpDaySpec>,
-    /// The schedule of a make-up working day; Monday's when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub make_up_day_hours: Option<Vec<WorkingInterval>>,
-    /// The last date for which the holidays are known (each year's schedule is published in
-    /// November). Later dates follow the weekly schedule alone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub holidays_published_through: Option<NaiveDate>,
-}
 
 // ---------------------------------------------------------------------------------------
 // The calendar
@@ -421,7 +176,7 @@ fn weekday_index(date: NaiveDate) -> usize {
 }
 
 fn total_of(intervals: &[WorkingInterval]) -> Nanos {
-    intervals.iter().map(|interval| interval.len_nanos()).sum()
+    intervals.iter().map(|interval| len_nanos(interval)).sum()
 }
 
 /// Sorts a day's intervals and refuses overlaps (touching is fine).
@@ -433,7 +188,7 @@ fn checked_day(
     let mut sorted = intervals.to_vec();
     sorted.sort();
     for pair in sorted.windows(2) {
-        if pair[1].start_minute < pair[0].end_minute {
+        if pair[1].start_minute() < pair[0].end_minute() {
             return Err(SlaDataError::invalid(
                 what,
                 format!(
@@ -662,19 +417,34 @@ impl BusinessCalendar {
         self.working_intervals_on(point.date)
             .iter()
             .any(|interval| {
-                interval.start_nanos() <= point.nanos && point.nanos < interval.end_nanos()
+                start_nanos(interval) <= point.nanos && point.nanos < end_nanos(interval)
             })
     }
 
     // -- arithmetic -----------------------------------------------------------------------
 
-    /// `start` plus a policy's time limit; see the module documentation for the units.
-    pub fn add_working_time(&self, start: DateTime<Utc>, limit: TimeLimit) -> DateTime<Utc> {
+    /// `start` plus a time limit in its own unit; see the module documentation.
+    pub fn add_limit(&self, start: DateTime<Utc>, limit: TimeLimit) -> DateTime<Utc> {
         let amount = Nanos::from(limit.amount);
         match limit.unit {
-            TimeUnit::Minutes => add_clock_nanos(start, amount * NANOS_PER_MINUTE),
+            TimeUnit::WorkingMinutes => self.add_working_nanos(start, amount * NANOS_PER_MINUTE),
             TimeUnit::WorkingHours => self.add_working_nanos(start, amount * NANOS_PER_HOUR),
             TimeUnit::WorkingDays => self.add_working_days(start, limit.amount),
+            TimeUnit::ClockMinutes => add_clock_nanos(start, amount * NANOS_PER_MINUTE),
+            TimeUnit::ClockHours => add_clock_nanos(start, amount * NANOS_PER_HOUR),
+            TimeUnit::CalendarDays => self.add_calendar_days(start, limit.amount),
+        }
+    }
+
+    /// 24:00 local time on the `days`th day after the local date of `start` (the start day
+    /// never counts). Zero days gives `start` itself.
+    pub fn add_calendar_days(&self, start: DateTime<Utc>, days: u32) -> DateTime<Utc> {
+        if days == 0 {
+            return start;
+        }
+        match jump_days(self.to_local(start).date, Nanos::from(days)) {
+            Some(last) => self.instant_of_local(last, NANOS_PER_DAY),
+            None => DateTime::<Utc>::MAX_UTC,
         }
     }
 
@@ -708,7 +478,7 @@ impl BusinessCalendar {
             if let Some(last) = self.working_intervals_on(date).last() {
                 left -= 1;
                 if left == 0 {
-                    return self.instant_of_local(date, last.end_nanos());
+                    return self.instant_of_local(date, end_nanos(last));
                 }
             }
         }
@@ -747,8 +517,8 @@ impl BusinessCalendar {
     /// `remaining` reaches zero, or `None` with `remaining` reduced by what the day held.
     fn consume_day(&self, date: NaiveDate, from: Nanos, remaining: &mut Nanos) -> Option<Nanos> {
         for interval in self.working_intervals_on(date) {
-            let start = interval.start_nanos().max(from);
-            let available = interval.end_nanos() - start;
+            let start = start_nanos(interval).max(from);
+            let available = end_nanos(interval) - start;
             if available <= 0 {
                 continue;
             }
@@ -789,7 +559,7 @@ impl BusinessCalendar {
         self.working_intervals_on(date)
             .iter()
             .map(|interval| {
-                (interval.end_nanos().min(to) - interval.start_nanos().max(from)).max(0)
+                (end_nanos(interval).min(to) - start_nanos(interval).max(from)).max(0)
             })
             .sum()
     }
@@ -824,14 +594,6 @@ fn jump_days(date: NaiveDate, days: Nanos) -> Option<NaiveDate> {
 // A set of calendars
 // ---------------------------------------------------------------------------------------
 
-/// `calendars.json`: the calendars an installation knows and the default one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CalendarFile {
-    pub default_calendar: String,
-    pub calendars: Vec<BusinessCalendar>,
-}
-
 /// The calendars by id; districts name theirs, the rest use the default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CalendarSet {
@@ -847,7 +609,8 @@ impl CalendarSet {
     /// Checks that ids are unique and that the default exists.
     pub fn from_file(file: CalendarFile) -> Result<Self, SlaDataError> {
         let mut calendars = BTreeMap::new();
-        for calendar in file.calendars {
+        for spec in file.calendars {
+            let calendar = BusinessCalendar::try_from(spec)?;
             let id = calendar.id().to_owned();
             if calendars.insert(id.clone(), calendar).is_some() {
                 return Err(SlaDataError::invalid(
@@ -902,7 +665,11 @@ impl CalendarSet {
     pub fn to_file(&self) -> CalendarFile {
         CalendarFile {
             default_calendar: self.default_calendar.clone(),
-            calendars: self.calendars.values().cloned().collect(),
+            calendars: self
+                .calendars
+                .values()
+                .map(|calendar| calendar.spec().clone())
+                .collect(),
         }
     }
 }

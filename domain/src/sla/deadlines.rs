@@ -51,13 +51,12 @@
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use wangge_schemas::{CaseEvent, EventEnvelope, Priority, SlaStep, TimeLimit, TimeUnit};
+use wangge_schemas::{CaseEvent, EventEnvelope, Priority, SlaStep, TimeLimit};
 
 use super::calendar::{
-    add_clock_nanos, clock_nanos_between, duration_of, BusinessCalendar, Nanos, NANOS_PER_DAY,
-    NANOS_PER_HOUR, NANOS_PER_MINUTE,
+    add_clock_nanos, clock_nanos_between, duration_of, BusinessCalendar, Nanos,
 };
-use super::policy::{EscalationAction, SlaClock, SlaPolicy};
+use wangge_schemas::sla::{EscalationAction, SlaClock, SlaPolicy};
 use crate::CaseCommand;
 
 mod packed;
@@ -592,14 +591,12 @@ impl<'a> SlaState<'a> {
     // -- computing a clock ----------------------------------------------------------------
 
     fn timeline(&self, run: &StepRun) -> Timeline<'a> {
-        let measure =
-            if self.policy.clock == SlaClock::Continuous || run.limit.unit == TimeUnit::Minutes {
-                SlaClock::Continuous
-            } else {
-                SlaClock::Business
-            };
+        let measure = if run.limit.unit.is_working_time() {
+            SlaClock::Business
+        } else {
+            SlaClock::Continuous
+        };
         Timeline {
-            policy_clock: self.policy.clock,
             measure,
             calendar: self.calendar,
         }
@@ -682,7 +679,6 @@ impl<'a> SlaState<'a> {
 /// How one step's time is counted: its measure, and how limits advance under the policy.
 #[derive(Debug, Clone, Copy)]
 struct Timeline<'a> {
-    policy_clock: SlaClock,
     measure: SlaClock,
     calendar: &'a BusinessCalendar,
 }
@@ -704,25 +700,9 @@ impl Timeline<'_> {
         }
     }
 
-    /// Where `limit` counted from `from` ends: minutes in the step's measure, hours and days
-    /// in the calendar (or on the plain clock under a continuous policy).
+    /// Where `limit` counted from `from` ends, in the limit's own unit.
     fn advance(&self, from: DateTime<Utc>, limit: TimeLimit) -> DateTime<Utc> {
-        let amount = Nanos::from(limit.amount);
-        match (limit.unit, self.policy_clock) {
-            (TimeUnit::Minutes, _) => self.add(from, amount * NANOS_PER_MINUTE),
-            (TimeUnit::WorkingHours, SlaClock::Continuous) => {
-                add_clock_nanos(from, amount * NANOS_PER_HOUR)
-            }
-            (TimeUnit::WorkingDays, SlaClock::Continuous) => {
-                add_clock_nanos(from, amount * NANOS_PER_DAY)
-            }
-            (TimeUnit::WorkingHours, SlaClock::Business) => self
-                .calendar
-                .add_working_nanos(from, amount * NANOS_PER_HOUR),
-            (TimeUnit::WorkingDays, SlaClock::Business) => {
-                self.calendar.add_working_days(from, limit.amount)
-            }
-        }
+        self.calendar.add_limit(from, limit)
     }
 
     /// The deadline if the clock never stopped: the limit, then each extension from where

@@ -18,16 +18,16 @@ pub mod deadlines;
 mod error;
 pub mod policy;
 
-pub use calendar::{
-    BusinessCalendar, CalendarFile, CalendarSet, CalendarSpec, HolidaySpec, MakeUpDaySpec,
-    UtcOffset, WeekSchedule, WorkingInterval, BUNDLED_CALENDARS_JSON, DEFAULT_CALENDAR_ID,
-};
+pub use calendar::{BusinessCalendar, CalendarSet, BUNDLED_CALENDARS_JSON, DEFAULT_CALENDAR_ID};
 pub use deadlines::{
     sla_clocks, DueTimer, EscalationDue, FinishedStep, SlaFacts, SlaState, StepClock, StepRun,
     TimerKind, TrafficLight, UnreadableFacts, FACTS_VERSION,
 };
 pub use error::SlaDataError;
-pub use policy::{
-    EscalationAction, EscalationLevel, PolicyFile, PolicySet, SlaClock, SlaPolicy, StepTargets,
-    BUNDLED_POLICIES_JSON, DEFAULT_WARNING_PERCENT,
+pub use policy::{check_policy, PolicySet, BUNDLED_POLICIES_JSON};
+/// The file formats, from the event contract.
+pub use wangge_schemas::sla::{
+    CalendarFile, CalendarSpec, EscalationAction, EscalationLevel, HolidaySpec, MakeUpDaySpec,
+    PolicyFile, SlaClock, SlaPolicy, StepTargets, UtcOffset, WeekSchedule, WorkingInterval,
+    DEFAULT_WARNING_PERCENT,
 };

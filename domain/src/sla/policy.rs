@@ -1,16 +1,17 @@
 //! SLA policies as data: how long each step of the closed loop may take, when to warn, and
 //! the escalation ladder after a breach.
 //!
-//! Policies live in `deploy/sla/policies.json` (the format is described in
-//! `deploy/sla/README.md`) and are chosen per case category: an exact category code first,
-//! then its dotted prefixes (`sanitation.road_dirty`, then `sanitation`), then the default.
+//! Policies live in `deploy/sla/policies.json` (the format is [`PolicyFile`], described in
+//! `deploy/sla/README.md`). Which policy a case runs under is said in one place only: the
+//! category catalogue's `sla_policy` for the case's category (`deploy/grid/categories.json`),
+//! else the file's `default_policy`.
 //!
-//! # Clocks
+//! # Units
 //!
-//! A `business` policy counts `working_hours` and `working_days` in the district's
-//! [`BusinessCalendar`](super::BusinessCalendar) and `minutes` on the plain clock. A
-//! `continuous` policy (emergencies) ignores the calendar: an hour is sixty minutes, a day
-//! twenty-four hours, holidays included.
+//! Every limit names its unit, and the unit alone says how the step's time is counted:
+//! `working_minutes`, `working_hours` and `working_days` in the district's
+//! [`BusinessCalendar`](super::BusinessCalendar); `clock_minutes`, `clock_hours` and
+//! `calendar_days` on the plain clock, day and night, holidays included (emergencies).
 //!
 //! # Escalation ladders
 //!
@@ -24,189 +25,73 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
-use wangge_schemas::{Priority, SlaStep, TimeLimit};
+use wangge_schemas::sla::{PolicyFile, SlaPolicy};
+use wangge_schemas::SlaStep;
 
 use super::error::{parse_json, SlaDataError};
 
 /// The bundled policies, so tests and the demo need no files.
 pub const BUNDLED_POLICIES_JSON: &str = include_str!("../../../deploy/sla/policies.json");
 
-/// The share of a limit, in percent, at which a warning fires unless a policy says otherwise
-/// (the supervisors' traffic light turns yellow).
-pub const DEFAULT_WARNING_PERCENT: u8 = 80;
-
-fn default_warning_percent() -> u8 {
-    DEFAULT_WARNING_PERCENT
-}
-
-/// How a policy's limits are counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SlaClock {
-    /// Working time of the business calendar (`minutes` stay plain clock minutes).
-    #[default]
-    Business,
-    /// Plain clock time, day and night, holidays included (emergencies).
-    Continuous,
-}
-
-/// One step's limit, per priority. A priority without its own entry uses `all`; before a
-/// case is accepted its priority is unknown and `all` applies, else `normal`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StepTargets {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub all: Option<TimeLimit>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub urgent: Option<TimeLimit>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub high: Option<TimeLimit>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub normal: Option<TimeLimit>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub low: Option<TimeLimit>,
-}
-
-impl StepTargets {
-    /// The same limit for every priority.
-    pub fn all(limit: TimeLimit) -> Self {
-        Self {
-            all: Some(limit),
-            ..Self::default()
-        }
+/// Checks what serde cannot: a name, a warning share of 1..=99 percent, limits of at least
+/// one unit, at least one timed step, and ladders only on timed steps.
+pub fn check_policy(policy: &SlaPolicy) -> Result<(), SlaDataError> {
+    let what = format!("sla policy `{}`", policy.name);
+    if policy.name.trim().is_empty() {
+        return Err(SlaDataError::invalid(
+            "sla policy",
+            "`name` must not be empty",
+        ));
     }
-
-    /// The limit for a case of `priority` (`None`: not accepted yet).
-    pub fn limit_for(&self, priority: Option<Priority>) -> Option<TimeLimit> {
-        let own = match priority {
-            Some(Priority::Urgent) => self.urgent,
-            Some(Priority::High) => self.high,
-            Some(Priority::Normal) => self.normal,
-            Some(Priority::Low) => self.low,
-            None => None,
-        };
-        match priority {
-            Some(_) => own.or(self.all),
-            None => self.all.or(self.normal),
-        }
+    if !(1..=99).contains(&policy.warning_percent) {
+        return Err(SlaDataError::invalid(
+            what,
+            format!(
+                "warning_percent must be 1 to 99, got {}",
+                policy.warning_percent
+            ),
+        ));
     }
-
-    fn limits(&self) -> impl Iterator<Item = TimeLimit> {
-        [self.all, self.urgent, self.high, self.normal, self.low]
-            .into_iter()
-            .flatten()
+    if policy
+        .targets
+        .values()
+        .all(|targets| targets.limits().next().is_none())
+    {
+        return Err(SlaDataError::invalid(what, "targets time no step"));
     }
-}
-
-/// What the timer service does when an escalation level falls due.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EscalationAction {
-    /// Give the task to another worker of the same cell.
-    ReassignInCell,
-    /// Move the case to the tier above (building → community → district).
-    EscalateTier,
-}
-
-/// One rung of a ladder: `action`, `after` the previous rung (the first: after the deadline).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EscalationLevel {
-    pub action: EscalationAction,
-    pub after: TimeLimit,
-}
-
-/// Limits, warning threshold, clock and escalation ladders for a kind of case.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlaPolicy {
-    /// Stable name that the category assignments refer to, e.g. `standard`.
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub clock: SlaClock,
-    /// Share of a limit (1..=99 percent) at which a warning fires.
-    #[serde(default = "default_warning_percent")]
-    pub warning_percent: u8,
-    /// The limit of each timed step; a step without an entry is not timed.
-    pub targets: BTreeMap<SlaStep, StepTargets>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub escalation: BTreeMap<SlaStep, Vec<EscalationLevel>>,
-}
-
-impl SlaPolicy {
-    /// The limit of `step` for a case of `priority` (`None`: not accepted yet), or `None`
-    /// when the policy does not time that step.
-    pub fn limit(&self, step: SlaStep, priority: Option<Priority>) -> Option<TimeLimit> {
-        self.targets.get(&step)?.limit_for(priority)
-    }
-
-    /// The escalation ladder of `step`, lowest rung first (empty if it has none).
-    pub fn ladder(&self, step: SlaStep) -> &[EscalationLevel] {
-        self.escalation.get(&step).map(Vec::as_slice).unwrap_or(&[])
-    }
-
-    /// Checks what serde cannot: a name, a warning share of 1..=99 percent, limits of at
-    /// least one unit, at least one timed step, and ladders only on timed steps.
-    pub fn validate(&self) -> Result<(), SlaDataError> {
-        let what = format!("sla policy `{}`", self.name);
-        if self.name.trim().is_empty() {
+    for (step, targets) in &policy.targets {
+        if targets.limits().any(|limit| limit.amount == 0) {
             return Err(SlaDataError::invalid(
-                "sla policy",
-                "`name` must not be empty",
+                what,
+                format!("targets.{}: a limit must be at least 1", step_name(*step)),
             ));
         }
-        if !(1..=99).contains(&self.warning_percent) {
+    }
+    for (step, ladder) in &policy.escalation {
+        if !policy.targets.contains_key(step) {
             return Err(SlaDataError::invalid(
                 what,
                 format!(
-                    "warning_percent must be 1 to 99, got {}",
-                    self.warning_percent
+                    "escalation.{0} has no target: step {0} is not timed",
+                    step_name(*step)
                 ),
             ));
         }
-        if self
-            .targets
-            .values()
-            .all(|targets| targets.limits().next().is_none())
-        {
-            return Err(SlaDataError::invalid(what, "targets time no step"));
+        if ladder.iter().any(|level| level.after.amount == 0) {
+            return Err(SlaDataError::invalid(
+                what,
+                format!(
+                    "escalation.{}: `after` must be at least 1",
+                    step_name(*step)
+                ),
+            ));
         }
-        for (step, targets) in &self.targets {
-            if targets.limits().any(|limit| limit.amount == 0) {
-                return Err(SlaDataError::invalid(
-                    what,
-                    format!("targets.{}: a limit must be at least 1", step_name(*step)),
-                ));
-            }
-        }
-        for (step, ladder) in &self.escalation {
-            if !self.targets.contains_key(step) {
-                return Err(SlaDataError::invalid(
-                    what,
-                    format!(
-                        "escalation.{0} has no target: step {0} is not timed",
-                        step_name(*step)
-                    ),
-                ));
-            }
-            if ladder.iter().any(|level| level.after.amount == 0) {
-                return Err(SlaDataError::invalid(
-                    what,
-                    format!(
-                        "escalation.{}: `after` must be at least 1",
-                        step_name(*step)
-                    ),
-                ));
-            }
-        }
-        Ok(())
     }
+    Ok(())
 }
 
-fn step_name(step: SlaStep) -> &'static str {
+/// The step's name as policy files write it.
+pub fn step_name(step: SlaStep) -> &'static str {
     match step {
         SlaStep::Accept => "accept",
         SlaStep::Dispatch => "dispatch",
@@ -216,22 +101,10 @@ fn step_name(step: SlaStep) -> &'static str {
     }
 }
 
-/// `policies.json`: the policies, which categories use which, and the default.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyFile {
-    pub default_policy: String,
-    /// Category code or dotted prefix → policy name.
-    #[serde(default)]
-    pub categories: BTreeMap<String, String>,
-    pub policies: Vec<SlaPolicy>,
-}
-
-/// The policies by name, and the category assignments.
+/// The policies by name, and the default one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicySet {
     default_policy: String,
-    categories: BTreeMap<String, String>,
     policies: BTreeMap<String, SlaPolicy>,
 }
 
@@ -240,12 +113,11 @@ impl PolicySet {
         Self::from_file(parse_json(json, "sla policy file")?)
     }
 
-    /// Checks every policy, unique names, and that the default and every assignment name
-    /// an existing policy.
+    /// Checks every policy, unique names, and that the default names an existing policy.
     pub fn from_file(file: PolicyFile) -> Result<Self, SlaDataError> {
         let mut policies = BTreeMap::new();
         for policy in file.policies {
-            policy.validate()?;
+            check_policy(&policy)?;
             let name = policy.name.clone();
             if policies.insert(name.clone(), policy).is_some() {
                 return Err(SlaDataError::invalid(
@@ -264,17 +136,8 @@ impl PolicySet {
                 ),
             ));
         }
-        for (category, policy) in &file.categories {
-            if !known.contains(policy) {
-                return Err(SlaDataError::invalid(
-                    "sla policy file",
-                    format!("category `{category}` names unknown policy `{policy}`"),
-                ));
-            }
-        }
         Ok(Self {
             default_policy: file.default_policy,
-            categories: file.categories,
             policies,
         })
     }
@@ -288,25 +151,20 @@ impl PolicySet {
         self.policies.get(name)
     }
 
+    pub fn default_name(&self) -> &str {
+        &self.default_policy
+    }
+
     pub fn default_policy(&self) -> &SlaPolicy {
         self.policies
             .get(&self.default_policy)
             .expect("the default policy is checked to exist when the set is built")
     }
 
-    /// The policy of a category: its exact code, else its longest dotted prefix that is
-    /// assigned, else the default.
-    pub fn for_category(&self, category: &str) -> &SlaPolicy {
-        let mut key = category;
-        loop {
-            if let Some(policy) = self.categories.get(key).and_then(|name| self.get(name)) {
-                return policy;
-            }
-            match key.rfind('.') {
-                Some(dot) => key = &key[..dot],
-                None => return self.default_policy(),
-            }
-        }
+    /// The policy named `name`, or the default when `name` is `None` or unknown.
+    pub fn get_or_default(&self, name: Option<&str>) -> &SlaPolicy {
+        name.and_then(|name| self.get(name))
+            .unwrap_or_else(|| self.default_policy())
     }
 
     pub fn policies(&self) -> impl Iterator<Item = &SlaPolicy> {
@@ -316,7 +174,6 @@ impl PolicySet {
     pub fn to_file(&self) -> PolicyFile {
         PolicyFile {
             default_policy: self.default_policy.clone(),
-            categories: self.categories.clone(),
             policies: self.policies.values().cloned().collect(),
         }
     }

@@ -8,8 +8,8 @@ use crate::runtime::timers::SlaReference;
 impl SlaReference {
     /// The policy and calendar of a case reported in `district` under `reported_category`:
     /// the district's calendar (the default one when the district has none or is unknown),
-    /// and the policy the catalogue names for the category (the policy file's mapping by
-    /// category prefix when the catalogue does not know the category).
+    /// and the policy the catalogue names for the category (the policy file's default when
+    /// the catalogue does not know the category or names a policy the file lacks).
     pub fn terms_for(
         &self,
         grid: &GridDirectory,
@@ -21,10 +21,11 @@ impl SlaReference {
             .calendar_of(district)
             .and_then(|id| self.calendars.get(id))
             .unwrap_or_else(|| self.calendars.default_calendar());
-        let policy = categories
-            .get(reported_category)
-            .and_then(|category| self.policies.get(category.sla_policy()))
-            .unwrap_or_else(|| self.policies.for_category(reported_category));
+        let policy = self.policies.get_or_default(
+            categories
+                .get(reported_category)
+                .map(|category| category.sla_policy()),
+        );
         (policy, calendar)
     }
 }

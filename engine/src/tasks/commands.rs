@@ -560,9 +560,12 @@ pub fn parent_cell(
 
 fn unit_name(unit: TimeUnit) -> &'static str {
     match unit {
-        TimeUnit::Minutes => "minutes",
+        TimeUnit::WorkingMinutes => "working minutes",
         TimeUnit::WorkingHours => "working hours",
         TimeUnit::WorkingDays => "working days",
+        TimeUnit::ClockMinutes => "clock minutes",
+        TimeUnit::ClockHours => "clock hours",
+        TimeUnit::CalendarDays => "calendar days",
     }
 }
 

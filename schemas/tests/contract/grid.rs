@@ -124,7 +124,7 @@ fn a_district_without_a_calendar_uses_cn_2026() {
         .expect("district")
         .remove("calendar");
     let grid: GridFile = serde_json::from_value(file).expect("reads");
-    assert_eq!(grid.districts[0].calendar, "cn-2026");
+    assert_eq!(grid.districts[0].calendar, "cn");
 }
 
 /// A grid command is the event it asks for: stamped with its derived id and the time it was

@@ -241,11 +241,7 @@ fn case_event() -> impl Strategy<Value = CaseEvent> {
         (
             sla_step(),
             1u32..=u32::MAX,
-            prop::sample::select(vec![
-                TimeUnit::Minutes,
-                TimeUnit::WorkingHours,
-                TimeUnit::WorkingDays,
-            ]),
+            prop::sample::select(TimeUnit::ALL.to_vec()),
             text(),
         )
             .prop_map(|(step, amount, unit, reason)| {

@@ -151,25 +151,18 @@ fn priority_of(code: u8) -> Result<Option<Priority>, UnreadableFacts> {
 }
 
 fn limit_code(limit: TimeLimit) -> (u32, u8) {
-    let unit = match limit.unit {
-        TimeUnit::Minutes => 0,
-        TimeUnit::WorkingHours => 1,
-        TimeUnit::WorkingDays => 2,
-    };
+    let unit = TimeUnit::ALL
+        .iter()
+        .position(|unit| *unit == limit.unit)
+        .and_then(|index| u8::try_from(index).ok())
+        .unwrap_or(u8::MAX);
     (limit.amount, unit)
 }
 
 fn limit_of((amount, unit): (u32, u8)) -> Result<TimeLimit, UnreadableFacts> {
-    let unit = match unit {
-        0 => TimeUnit::Minutes,
-        1 => TimeUnit::WorkingHours,
-        2 => TimeUnit::WorkingDays,
-        other => {
-            return Err(UnreadableFacts::new(format!(
-                "unknown time unit code {other}"
-            )))
-        }
-    };
+    let unit = *TimeUnit::ALL
+        .get(usize::from(unit))
+        .ok_or_else(|| UnreadableFacts::new(format!("unknown time unit code {unit}")))?;
     Ok(TimeLimit { amount, unit })
 }
 
