@@ -61,7 +61,21 @@ pub fn command_for_timer(
             }
         }
     }
-    let to_tier = tier.parent()?;
+    let Some(to_tier) = tier.parent() else {
+        // At the district already: no tier above it. The district cell's supervisor takes
+        // the case from whoever holds it (兜底, as routing does when nobody qualifies); a
+        // case nobody holds waits for the dispatcher, which routes it the same way.
+        let supervisor = grid.supervisor_of(&cell)?;
+        if state.assignee.as_deref()? == supervisor {
+            return None;
+        }
+        return Some(CaseCommand::Reassign {
+            to_worker: supervisor.to_owned(),
+            tier,
+            cell,
+            reason,
+        });
+    };
     let parent = grid.parent(&cell)?;
     debug_assert!(to_tier > tier);
     Some(CaseCommand::Escalate {
