@@ -68,7 +68,7 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<()> {
     if !reuse {
         let database = BenchDatabase::fresh(&database.name).await?;
         let models = PostgresReadModels::connect(&database.url(), context.clone()).await?;
-        fill(&grid, models, context.clone(), args.cases).await?;
+        fill(&grid, models, args.cases).await?;
     }
     let models = PostgresReadModels::connect(&database.url(), context).await?;
     let client = database.connect().await?;
@@ -213,7 +213,6 @@ async fn complete(database: &BenchDatabase, cases: usize) -> anyhow::Result<bool
 async fn fill(
     grid: &GridDirectory,
     models: Arc<PostgresReadModels>,
-    context: FoldContext,
     cases: usize,
 ) -> anyhow::Result<()> {
     let year = chrono::Duration::days(365);
@@ -227,12 +226,7 @@ async fn fill(
         ($projection:expr) => {{
             let (sender, receiver) = tokio::sync::mpsc::channel::<Arc<Vec<StoredCommit>>>(4);
             senders.push(sender);
-            tasks.spawn(fill_projection(
-                $projection,
-                models.clone(),
-                context.clone(),
-                receiver,
-            ));
+            tasks.spawn(fill_projection($projection, models.clone(), receiver));
         }};
     }
     projection_task!(CasesProjection);
@@ -266,7 +260,6 @@ async fn fill(
 async fn fill_projection<P: Projection>(
     projection: P,
     models: Arc<PostgresReadModels>,
-    context: FoldContext,
     mut batches: tokio::sync::mpsc::Receiver<Arc<Vec<StoredCommit>>>,
 ) -> anyhow::Result<()>
 where
@@ -274,7 +267,7 @@ where
 {
     let mut position = 0;
     while let Some(batch) = batches.recv().await {
-        position = project_batch(&projection, &context, models.as_ref(), position, &batch).await?;
+        position = project_batch(&projection, models.as_ref(), position, &batch).await?;
     }
     Ok(())
 }

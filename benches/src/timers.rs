@@ -26,8 +26,7 @@ use wangge_engine::domain::{decide, replay, stamp, CaseCommand, CaseState, Event
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
 use wangge_engine::log::{EventLog, JetStreamLog, JetStreamLogConfig, MemoryLog, StoredCommit};
 use wangge_engine::runtime::timers::{
-    Rebuilt, SlaReference, SnapshotConfig, SnapshotStore, SnapshotStoreConfig, TimerBook,
-    TimerService,
+    Rebuilt, SnapshotConfig, SnapshotStore, SnapshotStoreConfig, TimerBook, TimerService,
 };
 use wangge_engine::runtime::Ownership;
 use wangge_schemas::{
@@ -87,9 +86,9 @@ pub async fn run(args: TimerArgs) -> anyhow::Result<()> {
     let memory_cases = Arc::new(CaseService::new(MemoryLog::new(), Arc::new(SystemClock)));
     let service = TimerService::new(
         memory_cases,
-        TimerBook::new(SlaReference::bundled(), grid.clone(), categories.clone()),
+        TimerBook::new(grid.clone(), categories.clone()),
     );
-    let mut book = TimerBook::new(SlaReference::bundled(), grid.clone(), categories.clone());
+    let mut book = TimerBook::new(grid.clone(), categories.clone());
     let what = match args.memory {
         MemoryOf::Service => "timer service (book + worker loads)",
         MemoryOf::Book => "timer book alone",
@@ -166,7 +165,7 @@ pub async fn run(args: TimerArgs) -> anyhow::Result<()> {
     let with_snapshots = |every: Duration| {
         TimerService::new(
             cases.clone(),
-            TimerBook::new(SlaReference::bundled(), grid.clone(), categories.clone()),
+            TimerBook::new(grid.clone(), categories.clone()),
         )
         .with_snapshots(
             store.clone(),

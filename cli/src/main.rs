@@ -24,7 +24,6 @@ use tracing_subscriber::EnvFilter;
 
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory, GridStream, GridStreamConfig};
 use wangge_engine::log::{JetStreamLog, JetStreamLogConfig};
-use wangge_engine::runtime::timers::SlaReference;
 use wangge_projections::{FoldContext, PostgresReadModels};
 
 #[derive(Debug, Parser)]
@@ -126,15 +125,10 @@ impl ReferenceArgs {
 }
 
 impl ReferenceArgs {
-    /// What the projection folds need: the grid, the categories and the bundled SLA
-    /// policies and calendars (the ones the timers use).
+    /// What the read side answers with: the grid and the categories.
     pub fn fold_context(&self) -> anyhow::Result<FoldContext> {
         let (grid, categories) = self.load()?;
-        Ok(FoldContext::new(
-            grid,
-            categories,
-            Arc::new(SlaReference::bundled()),
-        ))
+        Ok(FoldContext::new(grid, categories))
     }
 }
 

@@ -14,14 +14,14 @@ use clap::Args;
 use tracing::info;
 
 use crate::{NatsArgs, ReferenceArgs};
-use wangge_engine::app::{CaseService, SystemClock};
+use wangge_engine::app::{CaseService, FixedSlaTerms, SystemClock};
 use wangge_engine::grid::{serve_grid_commands, GridCommandService, GridFollower, SharedGrid};
 use wangge_engine::intake::nats::serve_intake;
 use wangge_engine::intake::{IntakeService, JetStreamRejectedStore};
 use wangge_engine::runtime::dispatch_snapshot::dispatch_snapshot_store;
 use wangge_engine::runtime::dispatcher::Dispatcher;
 use wangge_engine::runtime::timers::{
-    SlaReference, SnapshotConfig, SnapshotStore, SnapshotStoreConfig, TimerBook, TimerService,
+    SnapshotConfig, SnapshotStore, SnapshotStoreConfig, TimerBook, TimerService,
 };
 use wangge_engine::runtime::{LeaseConfig, PartitionLeases};
 use wangge_engine::tasks::inbox::{TaskPublisher, TaskPublisherConfig, TaskStreamConfig};
@@ -85,7 +85,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let client = args.nats.connect().await?;
     let log = args.nats.open_log(client.clone()).await?;
     let rejected = JetStreamRejectedStore::open(client.clone(), args.nats.replicas).await?;
-    let cases = Arc::new(CaseService::new(log, Arc::new(SystemClock)));
     let (districts, communities, buildings) = grid_file.counts();
     info!(
         city = grid_file.city(),
@@ -109,6 +108,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // anything before the grid has caught up with the stream as it is now.
     let grid_stream = args.nats.open_grid_stream(client.clone()).await?;
     let grid = SharedGrid::from(grid_file);
+    // Each commit's clock is computed under the bundled policies and calendars, districts'
+    // calendars from the live grid.
+    let cases = Arc::new(
+        CaseService::new(log, Arc::new(SystemClock)).with_sla_terms(Arc::new(
+            FixedSlaTerms::bundled_with_grid(grid.clone(), categories.clone()),
+        )),
+    );
     let mut follower = GridFollower::new(grid_stream.clone(), grid.clone());
     let position = follower.catch_up().await?;
     info!(
@@ -139,11 +145,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The read models: in PostgreSQL (the projection runners below keep them), or in memory,
     // following the log from its start (nothing survives a restart: they are folded again).
     // The read side sees the live grid too: a cell added at run time shows on the board.
-    let context = FoldContext::new(
-        grid.clone(),
-        categories.clone(),
-        Arc::new(SlaReference::bundled()),
-    );
+    let context = FoldContext::new(grid.clone(), categories.clone());
     let read_models: Arc<dyn ReadModels> = match &args.postgres_url {
         Some(url) => {
             let models = crate::connect_read_models(url, context).await?;
@@ -234,7 +236,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 tracing::error!(%error, "worker commands stopped");
             }
         });
-        let book = TimerBook::new(SlaReference::bundled(), grid.clone(), categories.clone());
+        let book = TimerBook::new(grid.clone(), categories.clone());
         let mut timers = TimerService::new(cases.clone(), book);
         if !args.no_timer_snapshot {
             let store = SnapshotStore::open(

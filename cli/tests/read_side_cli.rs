@@ -55,7 +55,7 @@ async fn audit_verify_names_the_case_and_the_entry_altered_removed_or_inserted()
     let mut city = Simulation::in_memory();
     city.run_all(&day(120)).await;
     let commits = read_log(city.log(), 1).await;
-    project_batch(&AuditProjection, &context(), &*models, 0, &commits)
+    project_batch(&AuditProjection, &*models, 0, &commits)
         .await
         .unwrap();
     let env = [("WANGGE_POSTGRES_URL", database.url())];

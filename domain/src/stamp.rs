@@ -48,6 +48,7 @@ pub fn stamp(
                 correlation_id: meta.correlation_id,
                 causation_id: meta.causation_id,
                 location: location.clone(),
+                sla_clock: None,
             }
         })
         .collect()

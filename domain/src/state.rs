@@ -13,6 +13,7 @@ use wangge_schemas::{
 };
 
 pub use super::status::CaseStatus;
+use crate::sla::{SlaFacts, SlaState};
 
 /// Everything a decision about one case needs to know. `Default` is "no case yet".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,6 +57,9 @@ pub struct CaseState {
     pub sla_warnings: BTreeSet<(SlaStep, DateTime<Utc>)>,
     /// SLA breaches already recorded, as (step, deadline).
     pub sla_breaches: BTreeSet<(SlaStep, DateTime<Utc>)>,
+    /// The SLA fold of the case without terms: the running step's recorded clock, its
+    /// limit, extensions and pauses, from which the engine computes the next clock.
+    pub sla: SlaFacts,
     /// For each source message, the first and last sequence it wrote. The application
     /// answers a redelivered message from here once the NATS duplicate window has passed.
     pub processed_sources: HashMap<Source, (u64, u64)>,
@@ -78,6 +82,10 @@ pub fn apply(mut state: CaseState, envelope: &EventEnvelope) -> CaseState {
     if state.location.is_none() {
         state.location = Some(envelope.location.clone());
     }
+
+    let mut sla = SlaState::from_facts(None, std::mem::take(&mut state.sla));
+    sla.apply(envelope);
+    state.sla = sla.into_facts();
 
     let before = state.status;
     state.status = before.after(&envelope.event);
@@ -159,6 +167,7 @@ pub fn apply(mut state: CaseState, envelope: &EventEnvelope) -> CaseState {
             state.sla_breaches.insert((breach.step, breach.deadline));
         }
         // Only the status moves (deadlines are the SLA fold's business).
+        CaseEvent::DeadlineRevised(_) => {}
         CaseEvent::Rejected(_)
         | CaseEvent::Resumed(_)
         | CaseEvent::ExtensionGranted(_)

@@ -94,7 +94,8 @@ impl CaseStatus {
             | E::Evaluated(_)
             | E::CommentAdded(_)
             | E::SlaWarning(_)
-            | E::SlaBreached(_) => self,
+            | E::SlaBreached(_)
+            | E::DeadlineRevised(_) => self,
         }
     }
 

@@ -299,6 +299,7 @@ mod tests {
                 community: "110101001002".to_owned(),
                 building: "110101001002007".to_owned(),
             },
+            sla_clock: None,
         }
     }
 

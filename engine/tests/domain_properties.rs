@@ -798,6 +798,7 @@ fn any_envelope() -> impl Strategy<Value = EventEnvelope> {
             correlation_id: Uuid::nil(),
             causation_id: None,
             location: location(),
+            sla_clock: None,
         })
 }
 

@@ -217,9 +217,11 @@ fn the_catalogue_routes_facilities_owner_first_and_names_policies() {
         BTreeSet::from([
             "construction",
             "sanitation",
+            "sanitation_road",
             "service_request",
             "standard",
             "urgent_facility",
+            "utilities",
         ])
     );
 }

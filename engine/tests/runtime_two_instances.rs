@@ -12,7 +12,7 @@ use wangge_engine::domain::CaseCommand;
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
 use wangge_engine::log::{EventLog, JetStreamLog, JetStreamLogConfig};
 use wangge_engine::runtime::dispatcher::Dispatcher;
-use wangge_engine::runtime::timers::{SlaReference, TimerBook, TimerService};
+use wangge_engine::runtime::timers::{TimerBook, TimerService};
 use wangge_engine::runtime::{LeaseConfig, PartitionLeases};
 use wangge_schemas::{
     Actor, CaseEvent, CaseId, CaseReported, Channel, ReportDetails, Resident, SlaStep, Source,
@@ -54,7 +54,7 @@ impl Instance {
         ));
         let timers = Arc::new(TimerService::new(
             cases.clone(),
-            TimerBook::new(SlaReference::bundled(), grid, categories),
+            TimerBook::new(grid, categories),
         ));
         let tasks = vec![
             tokio::spawn(leases.run(std::future::pending())),

@@ -329,10 +329,7 @@ fn limits_of_years_skip_whole_weeks_and_absurd_limits_saturate() {
     let far = calendar.add_limit(start, working_days(2_000));
     assert!(far > beijing(2033, 1, 1, 0, 0) && far < beijing(2035, 1, 1, 0, 0));
     assert_eq!(
-        calendar.working_time_between(
-            start,
-            calendar.add_limit(start, working_hours(60_000))
-        ),
+        calendar.working_time_between(start, calendar.add_limit(start, working_hours(60_000))),
         Duration::hours(60_000)
     );
     // A nonsense extension of u32::MAX units must neither hang nor panic.

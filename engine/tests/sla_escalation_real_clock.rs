@@ -24,7 +24,7 @@ use wangge_engine::domain::CaseCommand;
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory, SharedGrid};
 use wangge_engine::log::{EventLog, MemoryLog};
 use wangge_engine::runtime::dispatcher::Dispatcher;
-use wangge_engine::runtime::timers::{SlaReference, TimerBook, TimerService};
+use wangge_engine::runtime::timers::{TimerBook, TimerService};
 use wangge_engine::runtime::Ownership;
 use wangge_schemas::{
     Actor, CaseEvent, CaseId, CaseReported, Channel, EventEnvelope, Priority, ReportDetails,
@@ -88,7 +88,7 @@ impl<L: EventLog + Clone> Engine<L> {
                 .await
                 .expect("dispatcher runs");
         }));
-        let book = TimerBook::new(SlaReference::bundled(), self.grid.clone(), categories);
+        let book = TimerBook::new(self.grid.clone(), categories);
         let timers = Arc::new(TimerService::new(self.cases.clone(), book));
         let until = self.stopped();
         self.tasks.push(tokio::spawn(async move {

@@ -9,7 +9,7 @@ use wangge_engine::app::{CaseService, Clock, CommandRequest, ManualClock};
 use wangge_engine::domain::CaseCommand;
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
 use wangge_engine::log::{EventLog, MemoryLog};
-use wangge_engine::runtime::timers::{Fired, SlaReference, TimerBook, TimerService};
+use wangge_engine::runtime::timers::{Fired, TimerBook, TimerService};
 use wangge_engine::runtime::Ownership;
 use wangge_schemas::{
     Actor, CaseId, CaseReported, Channel, Priority, ReportDetails, Resident, SlaStep, Source, Tier,
@@ -34,11 +34,7 @@ impl City {
         let clock = ManualClock::starting_at(tuesday_nine());
         let cases = Arc::new(CaseService::new(MemoryLog::new(), Arc::new(clock.clone())));
         let grid = Arc::new(GridDirectory::sample_city());
-        let book = TimerBook::new(
-            SlaReference::bundled(),
-            grid,
-            Arc::new(CategoryCatalogue::sample()),
-        );
+        let book = TimerBook::new(grid, Arc::new(CategoryCatalogue::sample()));
         let timers = TimerService::new(cases.clone(), book);
         Self {
             clock,

@@ -18,7 +18,7 @@ use wangge_engine::domain::{replay, CaseCommand};
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
 use wangge_engine::log::{EventLog, LogPosition, MemoryLog};
 use wangge_engine::runtime::dispatcher::Dispatcher;
-use wangge_engine::runtime::timers::{SlaReference, TimerBook, TimerService};
+use wangge_engine::runtime::timers::{TimerBook, TimerService};
 use wangge_engine::runtime::Ownership;
 use wangge_schemas::grid::{GridEvent, GridWorker, WorkerRegistered};
 use wangge_schemas::{
@@ -72,7 +72,7 @@ impl Day {
             grid.clone(),
             categories.clone(),
         ));
-        let book = TimerBook::new(SlaReference::bundled(), grid.clone(), categories);
+        let book = TimerBook::new(grid.clone(), categories);
         let timers = Arc::new(TimerService::new(cases.clone(), book));
         Self {
             clock,
@@ -341,11 +341,7 @@ async fn a_restarted_timer_service_rebuilds_from_the_log_and_fires_what_fell_due
     day.clock.set(local(3, 2, 11, 30));
     let fresh = Arc::new(TimerService::new(
         day.cases.clone(),
-        TimerBook::new(
-            SlaReference::bundled(),
-            day.grid.clone(),
-            Arc::new(CategoryCatalogue::sample()),
-        ),
+        TimerBook::new(day.grid.clone(), Arc::new(CategoryCatalogue::sample())),
     ));
     let mut commits = day
         .cases

@@ -86,7 +86,7 @@ impl MemoryReadModels {
         Self: ProjectionStore<P>,
     {
         let from = ProjectionStore::<P>::checkpoint(self).await?;
-        project_batch(projection, &self.context, self, from, commits).await?;
+        project_batch(projection, self, from, commits).await?;
         Ok(())
     }
 
@@ -104,30 +104,24 @@ impl MemoryReadModels {
                 stopped.wait_for(|stop| *stop).await.ok();
             }
         };
-        let context = self.context.clone();
         let mut runners = tokio::task::JoinSet::new();
         runners.spawn(
-            ProjectionRunner::new(CasesProjection, self.clone(), log.clone(), context.clone())
+            ProjectionRunner::new(CasesProjection, self.clone(), log.clone())
                 .with_config(config.clone())
                 .run(until()),
         );
         runners.spawn(
-            ProjectionRunner::new(AuditProjection, self.clone(), log.clone(), context.clone())
+            ProjectionRunner::new(AuditProjection, self.clone(), log.clone())
                 .with_config(config.clone())
                 .run(until()),
         );
         runners.spawn(
-            ProjectionRunner::new(
-                IndicatorsProjection,
-                self.clone(),
-                log.clone(),
-                context.clone(),
-            )
-            .with_config(config.clone())
-            .run(until()),
+            ProjectionRunner::new(IndicatorsProjection, self.clone(), log.clone())
+                .with_config(config.clone())
+                .run(until()),
         );
         runners.spawn(
-            ProjectionRunner::new(PatrolsProjection, self.clone(), log, context)
+            ProjectionRunner::new(PatrolsProjection, self.clone(), log)
                 .with_config(config)
                 .run(until()),
         );

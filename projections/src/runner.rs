@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 use wangge_engine::log::{EventLog, LogPosition, StoredCommit};
 use wangge_schemas::CaseId;
 
-use crate::fold::{fold_batch, FoldContext, Projection};
+use crate::fold::{fold_batch, Projection};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -88,7 +88,6 @@ impl Default for RunnerConfig {
 /// Folds one batch of commits (all after `from`, in log order) into the store.
 pub async fn project_batch<P: Projection, S: ProjectionStore<P> + ?Sized>(
     projection: &P,
-    context: &FoldContext,
     store: &S,
     from: LogPosition,
     batch: &[StoredCommit],
@@ -106,7 +105,7 @@ pub async fn project_batch<P: Projection, S: ProjectionStore<P> + ?Sized>(
         .filter(|id| seen.insert(*id))
         .collect();
     let states = store.states(&cases).await?;
-    let changes = fold_batch(projection, context, states, batch);
+    let changes = fold_batch(projection, states, batch);
     store.commit(changes, from, to, recorded_at).await?;
     Ok(to)
 }
@@ -116,17 +115,15 @@ pub struct ProjectionRunner<P, S: ?Sized, L> {
     projection: P,
     store: Arc<S>,
     log: L,
-    context: FoldContext,
     config: RunnerConfig,
 }
 
 impl<P: Projection, S: ProjectionStore<P> + ?Sized, L: EventLog> ProjectionRunner<P, S, L> {
-    pub fn new(projection: P, store: Arc<S>, log: L, context: FoldContext) -> Self {
+    pub fn new(projection: P, store: Arc<S>, log: L) -> Self {
         Self {
             projection,
             store,
             log,
-            context,
             config: RunnerConfig::default(),
         }
     }
@@ -179,14 +176,7 @@ impl<P: Projection, S: ProjectionStore<P> + ?Sized, L: EventLog> ProjectionRunne
                     Ok(None) | Err(_) => break,
                 }
             }
-            position = project_batch(
-                &self.projection,
-                &self.context,
-                &*self.store,
-                position,
-                &batch,
-            )
-            .await?;
+            position = project_batch(&self.projection, &*self.store, position, &batch).await?;
             batch.clear();
         }
     }

@@ -141,7 +141,7 @@ async fn fold_in_pieces<P: Projection>(
     while !rest.is_empty() {
         let size = (*sizes.next().unwrap()).min(rest.len());
         let (batch, after) = rest.split_at(size);
-        position = project_batch(projection, postgres.context(), postgres, position, batch)
+        position = project_batch(projection, postgres, position, batch)
             .await
             .expect("fold a batch into postgres");
         rest = after;

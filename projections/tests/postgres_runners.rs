@@ -88,17 +88,17 @@ async fn from_scratch(log: &MemoryLog) -> TestDatabase {
         .await
         .unwrap();
     let commits = read_log(log, 1).await;
-    let c = context();
-    project_batch(&CasesProjection, &c, &*models, 0, &commits)
+
+    project_batch(&CasesProjection, &*models, 0, &commits)
         .await
         .unwrap();
-    project_batch(&AuditProjection, &c, &*models, 0, &commits)
+    project_batch(&AuditProjection, &*models, 0, &commits)
         .await
         .unwrap();
-    project_batch(&IndicatorsProjection, &c, &*models, 0, &commits)
+    project_batch(&IndicatorsProjection, &*models, 0, &commits)
         .await
         .unwrap();
-    project_batch(&PatrolsProjection, &c, &*models, 0, &commits)
+    project_batch(&PatrolsProjection, &*models, 0, &commits)
         .await
         .unwrap();
     database
@@ -193,12 +193,12 @@ async fn one_runner_is_active_the_other_takes_over_and_redelivered_commits_chang
     let before = database.rows("cases").await;
     let board = database.rows("sla_board").await;
     let commits = read_log(&log, 1).await;
-    let refused = project_batch(&CasesProjection, &context(), &*second, 0, &commits).await;
+    let refused = project_batch(&CasesProjection, &*second, 0, &commits).await;
     assert!(
         matches!(refused, Err(StoreError::CheckpointMoved { expected: 0, actual, .. }) if actual == head),
         "{refused:?}"
     );
-    let skipped = project_batch(&CasesProjection, &context(), &*second, head, &commits).await;
+    let skipped = project_batch(&CasesProjection, &*second, head, &commits).await;
     assert_eq!(skipped.unwrap(), head);
     assert_eq!(database.rows("cases").await, before);
     assert_eq!(database.rows("sla_board").await, board);

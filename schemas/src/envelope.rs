@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::events::CaseEvent;
+use crate::events::{CaseEvent, StepDeadlines};
 
 /// Identifies one case for its whole life. Serialized as a hyphenated UUID string.
 #[derive(
@@ -159,6 +159,12 @@ pub struct EventEnvelope {
     /// The event or message that directly caused this one; absent for the first report.
     pub causation_id: Option<Uuid>,
     pub location: GridLocation,
+    /// The running step's clock as the engine computed it with this event: on the last
+    /// event of a commit that started a step or changed its clock (a suspension, a
+    /// resumption, an extension). Absent on other events, and on events written before
+    /// clocks were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla_clock: Option<StepDeadlines>,
 }
 
 impl EventEnvelope {

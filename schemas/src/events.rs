@@ -9,11 +9,12 @@
 //! never rename one, never change a payload incompatibly without bumping its version and
 //! adding an upcaster in [`crate::upcast`].
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::CaseId;
+use crate::sla::{EscalationAction, SlaClock, UtcOffset};
 
 /// An event's type and payload. Serialized adjacently: `{"event_type": "...", "payload": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -65,6 +66,8 @@ pub enum CaseEvent {
     SlaBreached(SlaBreached),
     #[serde(rename = "case.voided")]
     Voided(CaseVoided),
+    #[serde(rename = "case.deadline_revised")]
+    DeadlineRevised(DeadlineRevised),
 }
 
 /// `(event_type, current schema version)` for every event in the catalogue.
@@ -95,6 +98,7 @@ pub const EVENT_CATALOGUE: &[(&str, u16)] = &[
     ("case.sla_warning", 1),
     ("case.sla_breached", 1),
     ("case.voided", 1),
+    ("case.deadline_revised", 1),
 ];
 
 /// The schema version a freshly written event of this type carries.
@@ -131,6 +135,7 @@ impl CaseEvent {
             Self::SlaWarning(_) => "case.sla_warning",
             Self::SlaBreached(_) => "case.sla_breached",
             Self::Voided(_) => "case.voided",
+            Self::DeadlineRevised(_) => "case.deadline_revised",
         }
     }
 
@@ -606,4 +611,97 @@ pub struct SlaBreached {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CaseVoided {
     pub reason: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// Deadlines as the engine computed them
+// ---------------------------------------------------------------------------------------
+
+/// The business calendar a clock was computed in, as it stood then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClockCalendar {
+    /// The calendar's id (`cn`).
+    pub id: String,
+    /// Its offset from UTC, which also fixes the local day a case counts on.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "+08:00"))]
+    pub utc_offset: UtcOffset,
+    /// The last date whose holidays were published when the clock was computed; working
+    /// time after it was counted on the weekly hours alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holidays_published_through: Option<NaiveDate>,
+}
+
+/// One rung of a step's escalation ladder and when it falls due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EscalationRung {
+    /// 1 for the first rung.
+    pub level: u32,
+    pub action: EscalationAction,
+    /// How long after the previous rung (the first: after the deadline) it falls due.
+    pub after: TimeLimit,
+    /// `None` while the case is suspended before then.
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+/// The clock of a case's running step, as the engine computed it from the step's limit, the
+/// case's business calendar and its suspensions and extensions: recorded on the envelope of
+/// the event that started the step or changed its clock (`sla_clock`), and in a
+/// `case.deadline_revised`. Every reader — the SLA timers, the board, the indicators — takes
+/// its deadlines from here, so a deadline never changes because reference data changed
+/// after it was written: it changes only by another recorded clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StepDeadlines {
+    pub step: SlaStep,
+    /// When the step's clock started.
+    pub started_at: DateTime<Utc>,
+    /// The policy the limit comes from.
+    pub policy: String,
+    /// The limit of this run of the step, fixed when it started; `None` when the policy
+    /// does not time the step (then there is no deadline).
+    pub limit: Option<TimeLimit>,
+    /// Extensions granted to this run, in order, each counted on from where the one before
+    /// ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<TimeLimit>,
+    /// How the step's time is counted (its limit's unit decides).
+    pub measure: SlaClock,
+    /// The share of the limit at which the warning falls due, in percent.
+    #[schemars(range(min = 1, max = 99))]
+    pub warning_percent: u8,
+    /// When the warning falls due; `None` while suspended before then, or when untimed.
+    pub warning_at: Option<DateTime<Utc>>,
+    /// When the limit runs out; `None` while suspended before then, or when untimed.
+    pub deadline: Option<DateTime<Utc>>,
+    /// The rungs of the step's escalation ladder, lowest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalations: Vec<EscalationRung>,
+    /// While the case is suspended: since when (the clock stands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended_since: Option<DateTime<Utc>>,
+    /// The time allowed, limit and extensions together, in the step's measure, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_seconds: Option<i64>,
+    /// While suspended: the budget left, in seconds of the step's measure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_seconds: Option<i64>,
+    /// Whether an instant of this clock lies past the calendar's published holidays, so it
+    /// was counted on the weekly hours alone and will be revised when the next schedule is
+    /// published.
+    pub provisional: bool,
+    pub calendar: ClockCalendar,
+}
+
+/// The running step's deadlines computed again under newer reference data (the next
+/// year's holiday schedule published, a calendar corrected): the old and the new, and why.
+/// History is never rewritten: the earlier clock stays in the log, this one is in force
+/// from now on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DeadlineRevised {
+    pub reason: String,
+    pub previous_deadline: Option<DateTime<Utc>>,
+    pub previous_warning_at: Option<DateTime<Utc>>,
+    pub clock: StepDeadlines,
 }

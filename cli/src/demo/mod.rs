@@ -27,14 +27,14 @@ use clap::Args;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::Mutex;
-use wangge_engine::app::{CaseService, Clock, CommandRequest, ManualClock};
+use wangge_engine::app::{CaseService, Clock, CommandRequest, FixedSlaTerms, ManualClock};
 use wangge_engine::domain::CaseCommand;
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
 use wangge_engine::intake::service::IncomingMessage;
 use wangge_engine::intake::{IntakeService, MemoryRejectedStore};
 use wangge_engine::log::{EventLog, JetStreamLogConfig, MemoryLog};
 use wangge_engine::runtime::dispatcher::Dispatcher;
-use wangge_engine::runtime::timers::{SlaReference, TimerBook, TimerService};
+use wangge_engine::runtime::timers::{TimerBook, TimerService};
 use wangge_engine::runtime::Ownership;
 use wangge_engine::tasks::WorkerCommandService;
 use wangge_projections::http::{serve_http, ApiState};
@@ -120,7 +120,11 @@ async fn day<L: EventLog + Clone>(
 ) -> anyhow::Result<ExitCode> {
     let start = local_start(args.day)?;
     let clock = ManualClock::starting_at(start);
-    let cases = Arc::new(CaseService::new(log.clone(), Arc::new(clock.clone())));
+    let cases = Arc::new(
+        CaseService::new(log.clone(), Arc::new(clock.clone())).with_sla_terms(Arc::new(
+            FixedSlaTerms::bundled_with_grid(grid.clone().into(), categories.clone()),
+        )),
+    );
     let rejected = MemoryRejectedStore::default();
     let intake = IntakeService::new(
         cases.clone(),
@@ -129,8 +133,7 @@ async fn day<L: EventLog + Clone>(
         categories.clone(),
     );
     let workers = WorkerCommandService::new(cases.clone(), grid.clone());
-    let sla = Arc::new(SlaReference::bundled());
-    let context = FoldContext::new(grid.clone(), categories.clone(), sla);
+    let context = FoldContext::new(grid.clone(), categories.clone());
     let (districts, communities, buildings) = grid.counts();
     println!(
         "wangge demo: {} — {districts} districts, {communities} communities, {buildings} building cells, {} grid workers; {what}",
@@ -164,7 +167,7 @@ async fn day<L: EventLog + Clone>(
             }
         }
     });
-    let book = TimerBook::new(SlaReference::bundled(), grid.clone(), categories.clone());
+    let book = TimerBook::new(grid.clone(), categories.clone());
     let timers = Arc::new(TimerService::new(cases.clone(), book));
     let people = Arc::new(Mutex::new(People::new(args.seed, grid.clone())));
     let timers_seen = Arc::new(AtomicU64::new(0));

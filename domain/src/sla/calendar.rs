@@ -32,13 +32,9 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{
-    DateTime, Datelike, Days, Duration, NaiveDate, NaiveDateTime, Timelike, Utc,
-};
+use chrono::{DateTime, Datelike, Days, Duration, NaiveDate, NaiveDateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
-use wangge_schemas::sla::{
-    CalendarFile, CalendarSpec, UtcOffset, WorkingInterval,
-};
+use wangge_schemas::sla::{CalendarFile, CalendarSpec, UtcOffset, WorkingInterval};
 use wangge_schemas::{TimeLimit, TimeUnit};
 
 use super::error::{parse_json, SlaDataError};
@@ -130,7 +126,6 @@ fn end_nanos(interval: &WorkingInterval) -> Nanos {
 fn len_nanos(interval: &WorkingInterval) -> Nanos {
     end_nanos(interval) - start_nanos(interval)
 }
-
 
 // ---------------------------------------------------------------------------------------
 // The calendar
@@ -315,6 +310,15 @@ impl BusinessCalendar {
     /// The last date whose holidays are known, when the file says so.
     pub fn holidays_published_through(&self) -> Option<NaiveDate> {
         self.spec.holidays_published_through
+    }
+
+    /// Whether an instant falls on a local date past the published holidays: working time
+    /// there is counted on the weekly hours alone, and may change when the next schedule is
+    /// published.
+    pub fn is_past_published(&self, instant: DateTime<Utc>) -> bool {
+        self.spec
+            .holidays_published_through
+            .is_some_and(|through| self.local_date(instant) > through)
     }
 
     // -- days -----------------------------------------------------------------------------
@@ -558,9 +562,7 @@ impl BusinessCalendar {
     fn worked_in_day(&self, date: NaiveDate, from: Nanos, to: Nanos) -> Nanos {
         self.working_intervals_on(date)
             .iter()
-            .map(|interval| {
-                (end_nanos(interval).min(to) - start_nanos(interval).max(from)).max(0)
-            })
+            .map(|interval| (end_nanos(interval).min(to) - start_nanos(interval).max(from)).max(0))
             .sum()
     }
 

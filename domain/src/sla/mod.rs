@@ -16,11 +16,13 @@
 pub mod calendar;
 pub mod deadlines;
 mod error;
+pub mod legacy;
 pub mod policy;
 
 pub use calendar::{BusinessCalendar, CalendarSet, BUNDLED_CALENDARS_JSON, DEFAULT_CALENDAR_ID};
 pub use deadlines::{
-    sla_clocks, DueTimer, EscalationDue, FinishedStep, SlaFacts, SlaState, StepClock, StepRun,
+    clock_for_commit, deadline_revision, pack_facts, sla_clocks, unpack_facts, DueTimer,
+    EscalationDue, FinishedStep, RecordedClock, SlaFacts, SlaState, StepClock, StepRun, Terms,
     TimerKind, TrafficLight, UnreadableFacts, FACTS_VERSION,
 };
 pub use error::SlaDataError;

@@ -10,11 +10,13 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use tracing::{debug, warn};
 use uuid::Uuid;
-use wangge_schemas::{CaseId, EventEnvelope, Source};
+use wangge_schemas::{Actor, CaseId, EventEnvelope, Source, StepDeadlines};
 
 use crate::app::clock::Clock;
 use quick_cache::sync::Cache;
 
+use crate::app::sla_terms::{FixedSlaTerms, SlaTermsSource, TermsKey};
+use crate::domain::sla::{clock_for_commit, deadline_revision};
 use crate::domain::{
     apply, decide, location_for, replay, stamp, CaseCommand, CaseState, DomainError, EventMeta,
 };
@@ -144,6 +146,8 @@ impl CachedCase {
 pub struct CaseService<L> {
     log: L,
     clock: Arc<dyn Clock>,
+    /// The policy and calendar each commit's clock is computed under.
+    terms: Arc<dyn SlaTermsSource>,
     /// Case states between commands. A command takes its case out and puts the new state
     /// back after its commit, so the state is never copied; a concurrent command on the same
     /// case meanwhile finds nothing cached and reads the log.
@@ -160,8 +164,16 @@ impl<L: EventLog> CaseService<L> {
         Self {
             log,
             clock,
+            terms: Arc::new(FixedSlaTerms::bundled()),
             cache: case_cache(cached_cases),
         }
+    }
+
+    /// Computes clocks under `terms` (the bundled policies and calendars, every district on
+    /// the default calendar, unless given).
+    pub fn with_sla_terms(mut self, terms: Arc<dyn SlaTermsSource>) -> Self {
+        self.terms = terms;
+        self
     }
 
     pub fn log(&self) -> &L {
@@ -296,14 +308,111 @@ impl<L: EventLog> CaseService<L> {
             occurred_at: request.occurred_at.unwrap_or(now),
             recorded_at: now,
         };
-        Ok(stamp(
+        let mut events = stamp(
             state,
             request.case_id,
             &location,
             decided,
             &meta,
             Uuid::now_v7,
-        ))
+        );
+        let clock = self.clock_for(state, &events);
+        if let Some(last) = events.last_mut() {
+            last.sla_clock = clock;
+        }
+        Ok(events)
+    }
+
+    /// The clock a commit of `events` records (a step started, the clock changed),
+    /// computed under the case's terms now.
+    fn clock_for(&self, state: &CaseState, events: &[EventEnvelope]) -> Option<StepDeadlines> {
+        let key = TermsKey::after(state, events)?;
+        let mut clock = None;
+        self.terms.with_terms(&key, &mut |terms| {
+            clock = clock_for_commit(&state.sla, events, terms);
+        });
+        clock
+    }
+
+    /// Computes the running step's clock of a case again under the terms as they are now
+    /// (the next year's holidays published, a calendar corrected) and, if its deadlines
+    /// moved, records a `case.deadline_revised` naming the old, the new and `reason`.
+    /// `source` names this revision (so it is written once); `None` when nothing moved.
+    pub async fn revise_deadlines(
+        &self,
+        case_id: CaseId,
+        reason: &str,
+        actor: Actor,
+        source: Source,
+    ) -> Result<Option<CommandOutcome>, CommandError> {
+        for attempt in 1..=MAX_ATTEMPTS {
+            let history = self.log.load(case_id).await?;
+            let state = replay(&history.events);
+            if !state.exists() {
+                return Err(DomainError::CaseNotFound.into());
+            }
+            if state.processed_sources.contains_key(&source) {
+                return Ok(already_processed(&state, &history.events, &source, case_id));
+            }
+            let Some(key) = TermsKey::after(&state, &[]) else {
+                return Ok(None);
+            };
+            let mut revision = None;
+            self.terms.with_terms(&key, &mut |terms| {
+                revision = deadline_revision(&state.sla, terms, reason);
+            });
+            let Some(revision) = revision else {
+                return Ok(None);
+            };
+            let now = self.clock.now();
+            let meta = EventMeta {
+                actor: actor.clone(),
+                source: source.clone(),
+                correlation_id: Uuid::now_v7(),
+                causation_id: history.events.last().map(|e| e.event_id),
+                occurred_at: now,
+                recorded_at: now,
+            };
+            let location = state.location.clone().ok_or(DomainError::CaseNotFound)?;
+            let events = stamp(
+                &state,
+                case_id,
+                &location,
+                vec![revision],
+                &meta,
+                Uuid::now_v7,
+            );
+            let commit = Commit {
+                case_id,
+                events: events.clone(),
+                idempotency_key: idempotency_key(case_id, &source),
+            };
+            let positions = CaseHistory {
+                events: Vec::new(),
+                ..history
+            };
+            match self.log.append_after(commit, &positions).await {
+                Ok(appended) => {
+                    self.cache.remove(&case_id);
+                    let sequence = events.last().map_or(state.version, |e| e.sequence);
+                    return Ok(Some(CommandOutcome {
+                        case_id,
+                        events,
+                        sequence,
+                        duplicate: appended.duplicate,
+                    }));
+                }
+                Err(LogError::Conflict { .. }) => {
+                    back_off(attempt).await;
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(CommandError::Contended {
+            case_id,
+            attempts: MAX_ATTEMPTS,
+        })
     }
 
     async fn handle_at(

@@ -6,6 +6,8 @@
 
 pub mod clock;
 pub mod command_handler;
+pub mod sla_terms;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command_handler::{CaseService, CommandError, CommandOutcome, CommandRequest};
+pub use sla_terms::{choose_terms, FixedSlaTerms, SlaTermsSource, TermsKey};

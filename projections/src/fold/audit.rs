@@ -21,7 +21,7 @@ use wangge_schemas::{Actor, CaseId};
 
 use super::cases::{summary_to_micros, to_micros};
 use super::summary::FieldChange;
-use super::{CaseSummary, FoldContext, Projection};
+use super::{CaseSummary, Projection};
 
 /// The `prev_hash` of a case's first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -110,7 +110,6 @@ impl Projection for AuditProjection {
 
     fn apply(
         &self,
-        _context: &FoldContext,
         state: &mut Option<AuditHead>,
         commit: &StoredCommit,
         changes: &mut AuditChanges,

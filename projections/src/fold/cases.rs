@@ -5,18 +5,20 @@
 //! running step's current deadline is recorded, yellow once its warning is, green otherwise
 //! (and for a step the policy does not time). The timers record warnings and breaches at
 //! their instants, so the board moves when they do, and the light of a case never depends on
-//! when somebody looks. The deadline is on every row, so "how late" is `now − deadline`.
+//! when somebody looks. The deadline is the one the engine recorded (`case.deadline_set`,
+//! `case.deadline_revised`), on every row, so "how late" is `now − deadline`; a deadline
+//! counted past the calendar's published holidays is marked provisional.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use wangge_engine::domain::sla::{SlaFacts, SlaState};
+use wangge_engine::domain::sla::{legacy, SlaFacts, SlaState};
 use wangge_engine::log::StoredCommit;
 use wangge_schemas::{CaseEvent, CaseId, GridLocation, SlaStep, Tier};
 
-use super::{CaseSummary, FoldContext, Projection};
+use super::{CaseSummary, Projection};
 
 /// The supervisors' traffic light.
 #[derive(
@@ -54,6 +56,10 @@ pub struct CaseSla {
     pub warning_at: Option<DateTime<Utc>>,
     /// When the step's limit runs out; `None` while suspended before it.
     pub deadline: Option<DateTime<Utc>>,
+    /// Whether the deadline was counted past the calendar's published holidays (on the
+    /// weekly hours alone): it will be revised when the next schedule is published.
+    #[serde(default)]
+    pub provisional: bool,
     /// `None` for a case that is no longer open.
     pub light: Option<Light>,
 }
@@ -188,7 +194,6 @@ impl Projection for CasesProjection {
 
     fn apply(
         &self,
-        context: &FoldContext,
         state: &mut Option<CaseRow>,
         commit: &StoredCommit,
         changes: &mut CasesChanges,
@@ -198,7 +203,7 @@ impl Projection for CasesProjection {
         };
         let row = state.get_or_insert_with(|| CaseRow::new(first.location.clone(), commit.case_id));
         let before = row.board_entry();
-        fold_commit(context, row, commit);
+        fold_commit(row, commit);
         let after = row.board_entry();
         if before != after {
             if let Some((key, light)) = before {
@@ -216,22 +221,20 @@ impl Projection for CasesProjection {
     }
 }
 
-/// Folds a commit into a case row: the summary, then the SLA clock under the case's terms.
-pub fn fold_commit(context: &FoldContext, row: &mut CaseRow, commit: &StoredCommit) {
+/// Folds a commit into a case row: the summary, then the SLA clock as recorded (commits
+/// written before clocks were recorded: as release 0.1 computed them).
+pub fn fold_commit(row: &mut CaseRow, commit: &StoredCommit) {
     for event in &commit.events {
         row.summary.apply(event, commit.position);
     }
     summary_to_micros(&mut row.summary);
-    let (policy, calendar) = context.sla_terms(
-        &row.summary.location.district,
-        &row.summary.reported_category,
-    );
-    let mut sla = SlaState::from_facts(policy, calendar, row.facts.clone());
+    let legacy = legacy::terms_for(&row.summary.reported_category);
+    let mut sla = SlaState::from_facts(Some(legacy), std::mem::take(&mut row.facts));
     for event in &commit.events {
         sla.apply(event);
     }
     row.sla = clock_of(&sla, row.summary.is_open());
-    row.facts = sla.facts();
+    row.facts = sla.into_facts();
     // A report that was never seen (a log read from the middle) still names its case.
     if commit
         .events
@@ -263,6 +266,7 @@ fn clock_of(sla: &SlaState<'_>, open: bool) -> CaseSla {
         step_started_at: Some(to_micros(clock.started_at)),
         warning_at: clock.warning_at.map(to_micros),
         deadline: clock.deadline.map(to_micros),
+        provisional: clock.provisional,
         light: open.then_some(light),
     }
 }

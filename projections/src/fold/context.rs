@@ -1,45 +1,32 @@
-//! What the folds need besides the events: the grid (for a district's calendar, and the
-//! names and cells answers show), the category catalogue and the SLA policies.
-//!
-//! The grid is the live one (`SharedGrid`): a cell added at run time is named and counted as
-//! soon as the grid stream brings it. The folds read only districts' calendars from it, which
-//! do not change while cases run.
+//! What the read side needs besides the log to answer: the live grid (names of cells, which
+//! cells a scope holds) and the category catalogue. The folds take nothing from here: what a
+//! fold needs is in the events.
 
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use wangge_engine::domain::sla::{BusinessCalendar, SlaPolicy};
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory, LiveGrid, SharedGrid};
-use wangge_engine::runtime::timers::SlaReference;
 
-/// Reference data for the folds. Cheap to share: everything is behind `Arc`s or `'static`.
+/// The read side's reference data for answers. Cheap to share: everything is behind `Arc`s.
 #[derive(Clone)]
 pub struct FoldContext {
     grid: SharedGrid,
     categories: Arc<CategoryCatalogue>,
-    sla: Arc<SlaReference>,
 }
 
 impl FoldContext {
     /// `grid`: the engine's live grid, or a fixed one (an `Arc<GridDirectory>`).
-    pub fn new(
-        grid: impl Into<SharedGrid>,
-        categories: Arc<CategoryCatalogue>,
-        sla: Arc<SlaReference>,
-    ) -> Self {
+    pub fn new(grid: impl Into<SharedGrid>, categories: Arc<CategoryCatalogue>) -> Self {
         Self {
             grid: grid.into(),
             categories,
-            sla,
         }
     }
 
-    /// The bundled sample city, category catalogue, policies and calendars.
+    /// The bundled sample city and category catalogue.
     pub fn bundled() -> Self {
         Self::new(
             Arc::new(GridDirectory::sample_city()),
             Arc::new(CategoryCatalogue::sample()),
-            Arc::new(SlaReference::bundled()),
         )
     }
 
@@ -55,28 +42,6 @@ impl FoldContext {
 
     pub fn categories(&self) -> &Arc<CategoryCatalogue> {
         &self.categories
-    }
-
-    /// The policy and calendar a case reported in `district` under `reported_category`
-    /// runs under — the same ones the SLA timers use.
-    pub fn sla_terms(
-        &self,
-        district: &str,
-        reported_category: &str,
-    ) -> (&'static SlaPolicy, &'static BusinessCalendar) {
-        self.sla.terms_for(
-            &self.grid.load(),
-            &self.categories,
-            district,
-            reported_category,
-        )
-    }
-
-    /// The calendar day of `at` in the district's time zone: the day an indicator or a patrol
-    /// counts on.
-    pub fn local_day(&self, district: &str, at: DateTime<Utc>) -> NaiveDate {
-        let (_, calendar) = self.sla_terms(district, "");
-        calendar.local_date_time(at).date()
     }
 }
 

@@ -29,14 +29,14 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use wangge_engine::domain::sla::{SlaFacts, SlaState};
+use wangge_engine::domain::sla::{legacy, SlaFacts, SlaState};
 use wangge_engine::domain::CaseStatus;
 use wangge_engine::log::StoredCommit;
 use wangge_schemas::{CaseId, ClosureKind, SlaStep};
 
 use super::cases::summary_to_micros;
 use super::histogram::bucket_of;
-use super::{CaseSummary, FoldContext, Projection};
+use super::{local_day, CaseSummary, Projection};
 
 /// Where a case's figures count.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -178,7 +178,6 @@ impl Projection for IndicatorsProjection {
 
     fn apply(
         &self,
-        context: &FoldContext,
         state: &mut Option<IndicatorCase>,
         commit: &StoredCommit,
         changes: &mut IndicatorChanges,
@@ -195,20 +194,16 @@ impl Projection for IndicatorsProjection {
             case.summary.apply(event, commit.position);
         }
         summary_to_micros(&mut case.summary);
-        let (policy, calendar) = context.sla_terms(
-            &case.summary.location.district,
-            &case.summary.reported_category,
-        );
+        let legacy = legacy::terms_for(&case.summary.reported_category);
         let mut sla = SlaState::from_facts(
-            policy,
-            calendar,
+            Some(legacy),
             std::mem::replace(&mut case.facts, SlaFacts::new(true)),
         );
         for event in &commit.events {
             sla.apply(event);
         }
-        let contribution = contribution_of(context, &case.summary, &sla);
-        case.facts = sla.facts();
+        let contribution = contribution_of(&case.summary, &sla);
+        case.facts = sla.into_facts();
         // Only whether every run of a step ended on time matters here: the late runs say it
         // all, and a million cases' on-time runs would be most of the state.
         case.facts.finished.retain(|finished| !finished.on_time());
@@ -231,11 +226,7 @@ impl Projection for IndicatorsProjection {
 }
 
 /// What a case adds to the indicators, from its summary and its SLA history alone.
-pub fn contribution_of(
-    context: &FoldContext,
-    summary: &CaseSummary,
-    sla: &SlaState<'_>,
-) -> Option<Contribution> {
+pub fn contribution_of(summary: &CaseSummary, sla: &SlaState<'_>) -> Option<Contribution> {
     let self_handled = summary.closure == Some(ClosureKind::SelfHandled);
     let registered = summary.accepted_at.is_some() || self_handled;
     let excluded = matches!(
@@ -248,7 +239,7 @@ pub fn contribution_of(
     let reported_at = summary.reported_at.or(summary.accepted_at)?;
     let district = &summary.location.district;
     let key = IndicatorKey {
-        day: context.local_day(district, reported_at),
+        day: local_day(sla.calendar(), reported_at),
         district: district.clone(),
         community: summary.location.community.clone(),
         cell: summary.location.building.clone(),

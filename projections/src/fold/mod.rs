@@ -20,8 +20,12 @@
 //! therefore impossible to get wrong by accident (the runner skips commits at or below its
 //! checkpoint), and the totals always equal the sum over the cases' current states.
 //!
-//! **Architecture Invariant:** nothing under `fold/` performs I/O or reads a clock; time
-//! comes from the events. `projections/tests/architecture.rs` checks it.
+//! **Architecture Invariant:** a fold reads nothing but the commits and the case's state: no
+//! grid, no reference data, no clock. Deadlines, cells and tiers come from the events (the
+//! engine records each step's clock when it writes it), so a fold means the same whenever
+//! it runs — a rebuild after the grid or the calendars changed gives the rows the live run
+//! gave. Commits written before clocks were recorded are computed under the frozen release
+//! 0.1 reference data (`wangge_domain::sla::legacy`).
 
 pub mod audit;
 pub mod cases;
@@ -32,7 +36,10 @@ pub mod patrols;
 pub mod summary;
 
 pub use context::FoldContext;
+
+use chrono::{DateTime, NaiveDate, Utc};
 pub use summary::CaseSummary;
+use wangge_schemas::ClockCalendar;
 
 use std::collections::{HashMap, HashSet};
 
@@ -66,7 +73,6 @@ pub trait Projection: Send + Sync + 'static {
     /// when the projection has not seen the case) and is left as the state after it.
     fn apply(
         &self,
-        context: &FoldContext,
         state: &mut Option<Self::State>,
         commit: &StoredCommit,
         changes: &mut Self::Changes,
@@ -81,7 +87,6 @@ pub trait Projection: Send + Sync + 'static {
 /// the one function both stores' runners call.
 pub fn fold_batch<'c, P: Projection>(
     projection: &P,
-    context: &FoldContext,
     mut states: HashMap<CaseId, P::State>,
     commits: impl IntoIterator<Item = &'c StoredCommit>,
 ) -> P::Changes {
@@ -89,7 +94,7 @@ pub fn fold_batch<'c, P: Projection>(
     let mut touched: HashSet<CaseId> = HashSet::new();
     for commit in commits {
         let mut state = states.remove(&commit.case_id);
-        projection.apply(context, &mut state, commit, &mut changes);
+        projection.apply(&mut state, commit, &mut changes);
         if let Some(state) = state {
             touched.insert(commit.case_id);
             states.insert(commit.case_id, state);
@@ -101,4 +106,14 @@ pub fn fold_batch<'c, P: Projection>(
         }
     }
     changes
+}
+
+/// The calendar day of `at` where a case is: in its recorded calendar's time zone (China
+/// Standard Time for commits written before clocks were recorded, the only zone release 0.1
+/// knew). The day an indicator or a patrol counts on.
+pub fn local_day(calendar: Option<&ClockCalendar>, at: DateTime<Utc>) -> NaiveDate {
+    let offset = calendar.map_or(wangge_engine::domain::sla::UtcOffset::CHINA, |calendar| {
+        calendar.utc_offset
+    });
+    at.with_timezone(&offset.fixed_offset()).date_naive()
 }

@@ -13,7 +13,7 @@ use wangge_engine::log::StoredCommit;
 use wangge_schemas::{CaseEvent, ReportDetails};
 
 use super::cases::to_micros;
-use super::{FoldContext, Projection};
+use super::{local_day, Projection};
 
 /// One building cell on one day.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -68,13 +68,12 @@ impl Projection for PatrolsProjection {
     type State = ();
     type Changes = PatrolChanges;
 
-    fn apply(
-        &self,
-        context: &FoldContext,
-        _state: &mut Option<()>,
-        commit: &StoredCommit,
-        changes: &mut PatrolChanges,
-    ) {
+    fn apply(&self, _state: &mut Option<()>, commit: &StoredCommit, changes: &mut PatrolChanges) {
+        // The report's commit records its first clock, in the case's calendar.
+        let calendar = commit
+            .events
+            .iter()
+            .find_map(|event| event.sla_clock.as_ref().map(|clock| &clock.calendar));
         for event in &commit.events {
             // Only the first report of a case is the patrol (a repeated one adds nothing).
             let (CaseEvent::Reported(reported), 1) = (&event.event, event.sequence) else {
@@ -101,7 +100,7 @@ impl Projection for PatrolsProjection {
             };
             let key = PatrolKey {
                 cell: location.building.clone(),
-                day: context.local_day(&location.district, at),
+                day: local_day(calendar, at),
             };
             match changes.days.get_mut(&key) {
                 Some(existing) => existing.merge(&day),

@@ -214,7 +214,8 @@ impl CaseSummary {
             | E::ExtensionGranted(_)
             | E::Verified(_)
             | E::CommentAdded(_)
-            | E::Voided(_) => {}
+            | E::Voided(_)
+            | E::DeadlineRevised(_) => {}
         }
         if self.status != CaseStatus::Suspended {
             self.suspension = None;

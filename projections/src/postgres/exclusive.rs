@@ -201,13 +201,8 @@ pub async fn run_exclusive<P, L>(
             projection = P::NAME,
             "took the projection's lock; running it"
         );
-        let runner = ProjectionRunner::new(
-            projection.clone(),
-            models.clone(),
-            log.clone(),
-            models.context().clone(),
-        )
-        .with_config(config.runner.clone());
+        let runner = ProjectionRunner::new(projection.clone(), models.clone(), log.clone())
+            .with_config(config.runner.clone());
         let lock_gone = tokio::select! {
             () = runner.run(shutdown.clone()) => false,
             () = connection.lost(config.heartbeat) => true,

@@ -200,7 +200,7 @@ impl PostgresReadModels {
                     Ok(None) | Err(_) => break,
                 }
             }
-            position = project_batch(&projection, self.context(), &store, position, &batch).await?;
+            position = project_batch(&projection, &store, position, &batch).await?;
             commits_folded += batch.len() as u64;
             batch.clear();
             if position >= head && refreshes < HEAD_REFRESHES {

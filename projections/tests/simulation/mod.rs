@@ -14,7 +14,7 @@ use wangge_engine::app::{CaseService, Clock, CommandRequest, ManualClock};
 use wangge_engine::domain::{CaseCommand, CaseStatus};
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
 use wangge_engine::log::{EventLog, MemoryLog, StoredCommit};
-use wangge_engine::runtime::timers::{SlaReference, TimerBook};
+use wangge_engine::runtime::timers::TimerBook;
 use wangge_projections::FoldContext;
 use wangge_schemas::{
     Actor, CaseId, CaseReported, Channel, GridLocation, IntakeKind, PatrolKind, Priority,
@@ -169,7 +169,7 @@ impl<L: EventLog + Clone> Simulation<L> {
             .collect();
         Self {
             service: CaseService::new(log, clock.clone()),
-            timers: TimerBook::new(SlaReference::bundled(), grid, catalogue),
+            timers: TimerBook::new(grid, catalogue),
             clock,
             cases: Vec::new(),
             observed: 0,

@@ -19,7 +19,7 @@ use wangge_engine::domain::CaseCommand;
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
 use wangge_engine::log::{EventLog, LogPosition, MemoryLog};
 use wangge_engine::runtime::dispatcher::Dispatcher;
-use wangge_engine::runtime::timers::{Fired, SlaReference, TimerBook, TimerService};
+use wangge_engine::runtime::timers::{Fired, TimerBook, TimerService};
 use wangge_engine::runtime::Ownership;
 use wangge_projections::http::{serve_http, ApiState, LiveSettings};
 use wangge_projections::runner::RunnerConfig;
@@ -104,9 +104,9 @@ impl Week {
             grid.clone(),
             categories.clone(),
         ));
-        let book = TimerBook::new(SlaReference::bundled(), grid.clone(), categories.clone());
+        let book = TimerBook::new(grid.clone(), categories.clone());
         let timers = Arc::new(TimerService::new(cases.clone(), book));
-        let context = FoldContext::new(grid.clone(), categories, Arc::new(SlaReference::bundled()));
+        let context = FoldContext::new(grid.clone(), categories);
         let read_models = MemoryReadModels::new(context);
         let (stop_projections, stopped) = tokio::sync::watch::channel(false);
         let follower = read_models.clone();

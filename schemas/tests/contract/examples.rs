@@ -118,6 +118,32 @@ fn old_resolved_example_is_upcast_to_version_two() {
     assert_eq!(resolved.media[0].sha256, None);
 }
 
+#[test]
+fn old_extension_example_is_upcast_to_version_two_in_working_minutes() {
+    let old = example("events/case.extension_granted.v1.json");
+    assert_eq!(old["payload"]["extension"]["unit"], "minutes");
+    let envelope = decode_event(old).expect("version 1 decodes");
+    assert_eq!(envelope.schema_version, 2);
+    let CaseEvent::ExtensionGranted(granted) = envelope.event else {
+        panic!("expected case.extension_granted");
+    };
+    assert_eq!(
+        granted.extension,
+        wangge_schemas::TimeLimit::new(90, wangge_schemas::TimeUnit::WorkingMinutes)
+    );
+}
+
+#[test]
+fn a_dispatch_carries_the_acknowledge_clock_the_engine_computed() {
+    let dispatched = decode_event(example("events/case.dispatched.json")).expect("decodes");
+    let clock = dispatched
+        .sla_clock
+        .expect("the dispatch records its clock");
+    assert_eq!(clock.step, wangge_schemas::SlaStep::Acknowledge);
+    assert!(clock.deadline.is_some() && !clock.provisional);
+    assert_eq!(clock.calendar.id, "cn");
+}
+
 /// The intake example, the reply to it and the case it opened all name the same case: the
 /// id derived from the message's source, so a retried report lands on the same case.
 #[test]

@@ -311,8 +311,97 @@ fn case_event() -> impl Strategy<Value = CaseEvent> {
         text()
             .prop_map(|reason| CaseEvent::Voided(CaseVoided { reason }))
             .boxed(),
+        (
+            text(),
+            prop::option::of(timestamp()),
+            prop::option::of(timestamp()),
+            step_deadlines(),
+        )
+            .prop_map(|(reason, previous_deadline, previous_warning_at, clock)| {
+                CaseEvent::DeadlineRevised(DeadlineRevised {
+                    reason,
+                    previous_deadline,
+                    previous_warning_at,
+                    clock,
+                })
+            })
+            .boxed(),
     ];
     Union::new(arms)
+}
+
+fn time_limit() -> impl Strategy<Value = TimeLimit> {
+    (
+        1u32..=u32::MAX,
+        prop::sample::select(TimeUnit::ALL.to_vec()),
+    )
+        .prop_map(|(amount, unit)| TimeLimit { amount, unit })
+}
+
+/// A recorded clock: any shape the contract allows.
+fn step_deadlines() -> impl Strategy<Value = StepDeadlines> {
+    let rung = (
+        1u32..=9,
+        prop::sample::select(vec![
+            sla::EscalationAction::ReassignInCell,
+            sla::EscalationAction::EscalateTier,
+        ]),
+        time_limit(),
+        prop::option::of(timestamp()),
+    )
+        .prop_map(|(level, action, after, due_at)| EscalationRung {
+            level,
+            action,
+            after,
+            due_at,
+        });
+    (
+        (
+            sla_step(),
+            timestamp(),
+            identifier(),
+            prop::option::of(time_limit()),
+        ),
+        prop::collection::vec(time_limit(), 0..3),
+        (
+            1u8..=99,
+            prop::option::of(timestamp()),
+            prop::option::of(timestamp()),
+        ),
+        prop::collection::vec(rung, 0..3),
+        (any::<bool>(), -720i32..=720),
+    )
+        .prop_map(
+            |(
+                (step, started_at, policy, limit),
+                extensions,
+                (warning_percent, warning_at, deadline),
+                escalations,
+                (provisional, offset),
+            )| {
+                StepDeadlines {
+                    step,
+                    started_at,
+                    policy,
+                    limit,
+                    extensions,
+                    measure: sla::SlaClock::Business,
+                    warning_percent,
+                    warning_at,
+                    deadline,
+                    escalations,
+                    suspended_since: None,
+                    budget_seconds: Some(3600),
+                    remaining_seconds: None,
+                    provisional,
+                    calendar: ClockCalendar {
+                        id: "cn".to_owned(),
+                        utc_offset: sla::UtcOffset::from_minutes(offset).expect("within range"),
+                        holidays_published_through: None,
+                    },
+                }
+            },
+        )
 }
 
 fn actor() -> impl Strategy<Value = Actor> {
@@ -393,6 +482,7 @@ fn envelope() -> impl Strategy<Value = EventEnvelope> {
                     correlation_id,
                     causation_id,
                     location,
+                    sla_clock: None,
                 }
             },
         )

@@ -169,6 +169,11 @@ pub fn example_cases() -> Vec<ExampleCase> {
         Reader::Event,
     );
     add(
+        "events/case.extension_granted.v1.json",
+        "events/case.extension_granted.v1.json",
+        Reader::Event,
+    );
+    add(
         "intake/resident_report.json",
         "intake/resident_report.v1.json",
         Reader::ResidentReport,

@@ -4,16 +4,17 @@
 //! The layout is a serde-derived mirror of the facts encoded with postcard (varints): enums
 //! as explicit one-byte codes, so reordering a schema enum never changes a stored meaning;
 //! instants as nanoseconds after the running step's start where they fit (one or two bytes
-//! for a case folded in one go), else as whole seconds and nanoseconds. A case at one step,
-//! with no extension, pause or mark, packs into about 24 bytes. Packing is lossless:
-//! `unpack(pack(s)) == s` for every fold.
+//! for a case folded in one go), else as whole seconds and nanoseconds. A case at one step
+//! with its recorded clock (a deadline, a warning, two rungs), packs into about 60 bytes.
+//! Packing is lossless: `unpack(pack(s)) == s` for every fold.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use wangge_schemas::{Priority, SlaStep, TimeLimit, TimeUnit};
+use wangge_schemas::sla::{EscalationAction, UtcOffset};
+use wangge_schemas::{ClockCalendar, EscalationRung, Priority, SlaStep, TimeLimit, TimeUnit};
 
-use super::{FinishedStep, SlaState, StepRun};
-use crate::sla::{BusinessCalendar, SlaClock, SlaPolicy};
+use super::{FinishedStep, RecordedClock, SlaFacts, SlaState, StepRun, Terms};
+use crate::sla::SlaClock;
 
 /// Packed facts that cannot be read back: written by another version, or damaged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,15 +46,31 @@ struct Packed {
     finished: Vec<PackedFinished>,
     /// `(step, deadline, is_breach)`.
     marks: Vec<(u8, Moment, bool)>,
+    calendar: Option<PackedCalendar>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct PackedRun {
     step: u8,
     started_at: Stamp,
-    limit: (u32, u8),
+    limit: Option<(u32, u8)>,
     extensions: Vec<(u32, u8)>,
     pauses: Vec<(Moment, Moment)>,
+    recorded: Option<PackedRecorded>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PackedRecorded {
+    policy: String,
+    measure: u8,
+    warning_percent: u8,
+    warning_at: Option<Moment>,
+    deadline: Option<Moment>,
+    /// `(level, action, after, due_at)`.
+    rungs: Vec<(u32, u8, (u32, u8), Option<Moment>)>,
+    budget_seconds: Option<i64>,
+    remaining_seconds: Option<i64>,
+    provisional: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -61,10 +78,15 @@ struct PackedFinished {
     step: u8,
     started_at: Moment,
     stopped_at: Moment,
-    measure: u8,
-    budget_nanos: i64,
-    used_nanos: i64,
     deadline: Option<Moment>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PackedCalendar {
+    id: String,
+    offset_minutes: i32,
+    /// Days from the common era's first day.
+    published_through: Option<i32>,
 }
 
 /// An instant exactly: whole seconds since the epoch and the nanoseconds past them.
@@ -183,125 +205,211 @@ fn measure_of(code: u8) -> Result<SlaClock, UnreadableFacts> {
     }
 }
 
+fn action_code(action: EscalationAction) -> u8 {
+    match action {
+        EscalationAction::ReassignInCell => 0,
+        EscalationAction::EscalateTier => 1,
+    }
+}
+
+fn action_of(code: u8) -> Result<EscalationAction, UnreadableFacts> {
+    match code {
+        0 => Ok(EscalationAction::ReassignInCell),
+        1 => Ok(EscalationAction::EscalateTier),
+        other => Err(UnreadableFacts::new(format!(
+            "unknown escalation action code {other}"
+        ))),
+    }
+}
+
 impl SlaState<'_> {
-    /// The fold's facts in their compact binary form (policy and calendar not included).
+    /// The fold's facts in their compact binary form (the terms not included).
     pub fn pack(&self) -> Box<[u8]> {
-        let base = self.run.as_ref().map(|run| run.started_at);
-        let packed = Packed {
-            flags: if self.reported { REPORTED } else { 0 }
-                | if self.keep_history { KEEP_HISTORY } else { 0 },
-            priority: self.priority.map_or(0, priority_code),
-            run: self.run.as_ref().map(|run| PackedRun {
-                step: step_code(run.step),
-                started_at: stamp(run.started_at),
-                limit: limit_code(run.limit),
-                extensions: run.extensions.iter().copied().map(limit_code).collect(),
-                pauses: run
-                    .pauses
-                    .iter()
-                    .map(|(from, to)| (moment(*from, base), moment(*to, base)))
-                    .collect(),
-            }),
-            last_event_at: self.last_event_at.map(|at| moment(at, base)),
-            suspended_since: self.suspended_since.map(|at| moment(at, base)),
-            finished: self
-                .finished
-                .iter()
-                .map(|finished| PackedFinished {
-                    step: step_code(finished.step),
-                    started_at: moment(finished.started_at, base),
-                    stopped_at: moment(finished.stopped_at, base),
-                    measure: measure_code(finished.measure),
-                    budget_nanos: finished.budget.num_nanoseconds().unwrap_or(i64::MAX),
-                    used_nanos: finished.used.num_nanoseconds().unwrap_or(i64::MAX),
-                    deadline: finished.deadline.map(|at| moment(at, base)),
-                })
-                .collect(),
-            marks: self
-                .marks
-                .iter()
-                .map(|(step, deadline, breach)| {
-                    (step_code(*step), moment(*deadline, base), *breach)
-                })
-                .collect(),
-        };
-        postcard::to_allocvec(&packed)
-            .expect("packing into a vector cannot fail")
-            .into_boxed_slice()
+        pack_facts(self.facts())
     }
 
-    /// A fold carried on from packed facts, under `policy` and `calendar`.
+    /// A fold carried on from packed facts, under `terms` if any.
     pub fn unpack<'a>(
-        policy: &'a SlaPolicy,
-        calendar: &'a BusinessCalendar,
+        terms: Option<Terms<'a>>,
         bytes: &[u8],
     ) -> Result<SlaState<'a>, UnreadableFacts> {
-        let packed: Packed =
-            postcard::from_bytes(bytes).map_err(|error| UnreadableFacts::new(error.to_string()))?;
-        let run = match packed.run {
-            None => None,
-            Some(run) => Some((run.started_at, run)),
-        };
-        let base = match &run {
-            Some((started_at, _)) => Some(from_stamp(*started_at)?),
-            None => None,
-        };
-        let at = |moment: Moment| from_moment(moment, base);
-        let run = match run {
-            None => None,
-            Some((_, run)) => Some(StepRun {
-                step: step_of(run.step)?,
-                started_at: base.ok_or_else(|| UnreadableFacts::new("run without a start"))?,
-                limit: limit_of(run.limit)?,
-                extensions: run
-                    .extensions
-                    .into_iter()
-                    .map(limit_of)
-                    .collect::<Result<_, _>>()?,
-                pauses: run
-                    .pauses
-                    .into_iter()
-                    .map(|(from, to)| Ok((at(from)?, at(to)?)))
-                    .collect::<Result<_, UnreadableFacts>>()?,
-            }),
-        };
-        let finished = packed
-            .finished
-            .into_iter()
-            .map(|finished| {
-                Ok(FinishedStep {
-                    step: step_of(finished.step)?,
-                    started_at: at(finished.started_at)?,
-                    stopped_at: at(finished.stopped_at)?,
-                    measure: measure_of(finished.measure)?,
-                    budget: Duration::nanoseconds(finished.budget_nanos),
-                    used: Duration::nanoseconds(finished.used_nanos),
-                    deadline: finished.deadline.map(at).transpose()?,
-                })
-            })
-            .collect::<Result<Vec<_>, UnreadableFacts>>()?;
-        let marks = packed
-            .marks
-            .into_iter()
-            .map(|(step, deadline, breach)| Ok((step_of(step)?, at(deadline)?, breach)))
-            .collect::<Result<Vec<_>, UnreadableFacts>>()?;
-        if packed.flags & !(REPORTED | KEEP_HISTORY) != 0 {
-            return Err(UnreadableFacts::new(format!(
-                "unknown flags {:#x}",
-                packed.flags
-            )));
-        }
-        Ok(SlaState {
-            policy,
-            calendar,
-            reported: packed.flags & REPORTED != 0,
-            priority: priority_of(packed.priority)?,
-            last_event_at: packed.last_event_at.map(at).transpose()?,
-            suspended_since: packed.suspended_since.map(at).transpose()?,
-            run,
-            finished: Box::new(finished),
-            marks,
-            keep_history: packed.flags & KEEP_HISTORY != 0,
-        })
+        Ok(SlaState::from_facts(terms, unpack_facts(bytes)?))
     }
+}
+
+/// [`SlaFacts`] in their compact binary form.
+pub fn pack_facts(facts: &SlaFacts) -> Box<[u8]> {
+    let base = facts.run.as_ref().map(|run| run.started_at);
+    let packed = Packed {
+        flags: if facts.reported { REPORTED } else { 0 }
+            | if facts.keep_history { KEEP_HISTORY } else { 0 },
+        priority: facts.priority.map_or(0, priority_code),
+        run: facts.run.as_ref().map(|run| PackedRun {
+            step: step_code(run.step),
+            started_at: stamp(run.started_at),
+            limit: run.limit.map(limit_code),
+            extensions: run.extensions.iter().copied().map(limit_code).collect(),
+            pauses: run
+                .pauses
+                .iter()
+                .map(|(from, to)| (moment(*from, base), moment(*to, base)))
+                .collect(),
+            recorded: run.recorded.as_ref().map(|recorded| PackedRecorded {
+                policy: recorded.policy.clone(),
+                measure: measure_code(recorded.measure),
+                warning_percent: recorded.warning_percent,
+                warning_at: recorded.warning_at.map(|at| moment(at, base)),
+                deadline: recorded.deadline.map(|at| moment(at, base)),
+                rungs: recorded
+                    .rungs
+                    .iter()
+                    .map(|rung| {
+                        (
+                            rung.level,
+                            action_code(rung.action),
+                            limit_code(rung.after),
+                            rung.due_at.map(|at| moment(at, base)),
+                        )
+                    })
+                    .collect(),
+                budget_seconds: recorded.budget_seconds,
+                remaining_seconds: recorded.remaining_seconds,
+                provisional: recorded.provisional,
+            }),
+        }),
+        last_event_at: facts.last_event_at.map(|at| moment(at, base)),
+        suspended_since: facts.suspended_since.map(|at| moment(at, base)),
+        finished: facts
+            .finished
+            .iter()
+            .map(|finished| PackedFinished {
+                step: step_code(finished.step),
+                started_at: moment(finished.started_at, base),
+                stopped_at: moment(finished.stopped_at, base),
+                deadline: finished.deadline.map(|at| moment(at, base)),
+            })
+            .collect(),
+        marks: facts
+            .marks
+            .iter()
+            .map(|(step, deadline, breach)| (step_code(*step), moment(*deadline, base), *breach))
+            .collect(),
+        calendar: facts.calendar.as_ref().map(|calendar| PackedCalendar {
+            id: calendar.id.clone(),
+            offset_minutes: calendar.utc_offset.minutes(),
+            published_through: calendar
+                .holidays_published_through
+                .map(|date| chrono::Datelike::num_days_from_ce(&date)),
+        }),
+    };
+    postcard::to_allocvec(&packed)
+        .expect("packing into a vector cannot fail")
+        .into_boxed_slice()
+}
+
+/// [`SlaFacts`] from their compact binary form.
+pub fn unpack_facts(bytes: &[u8]) -> Result<SlaFacts, UnreadableFacts> {
+    let packed: Packed =
+        postcard::from_bytes(bytes).map_err(|error| UnreadableFacts::new(error.to_string()))?;
+    if packed.flags & !(REPORTED | KEEP_HISTORY) != 0 {
+        return Err(UnreadableFacts::new(format!(
+            "unknown flags {:#x}",
+            packed.flags
+        )));
+    }
+    let base = match &packed.run {
+        Some(run) => Some(from_stamp(run.started_at)?),
+        None => None,
+    };
+    let at = |moment: Moment| from_moment(moment, base);
+    let run = match packed.run {
+        None => None,
+        Some(run) => Some(StepRun {
+            step: step_of(run.step)?,
+            started_at: base.ok_or_else(|| UnreadableFacts::new("run without a start"))?,
+            limit: run.limit.map(limit_of).transpose()?,
+            extensions: run
+                .extensions
+                .into_iter()
+                .map(limit_of)
+                .collect::<Result<_, _>>()?,
+            pauses: run
+                .pauses
+                .into_iter()
+                .map(|(from, to)| Ok((at(from)?, at(to)?)))
+                .collect::<Result<_, UnreadableFacts>>()?,
+            recorded: match run.recorded {
+                None => None,
+                Some(recorded) => Some(RecordedClock {
+                    policy: recorded.policy,
+                    measure: measure_of(recorded.measure)?,
+                    warning_percent: recorded.warning_percent,
+                    warning_at: recorded.warning_at.map(at).transpose()?,
+                    deadline: recorded.deadline.map(at).transpose()?,
+                    rungs: recorded
+                        .rungs
+                        .into_iter()
+                        .map(|(level, action, after, due_at)| {
+                            Ok(EscalationRung {
+                                level,
+                                action: action_of(action)?,
+                                after: limit_of(after)?,
+                                due_at: due_at.map(at).transpose()?,
+                            })
+                        })
+                        .collect::<Result<_, UnreadableFacts>>()?,
+                    budget_seconds: recorded.budget_seconds,
+                    remaining_seconds: recorded.remaining_seconds,
+                    provisional: recorded.provisional,
+                }),
+            },
+        }),
+    };
+    let finished = packed
+        .finished
+        .into_iter()
+        .map(|finished| {
+            Ok(FinishedStep {
+                step: step_of(finished.step)?,
+                started_at: at(finished.started_at)?,
+                stopped_at: at(finished.stopped_at)?,
+                deadline: finished.deadline.map(at).transpose()?,
+            })
+        })
+        .collect::<Result<Vec<_>, UnreadableFacts>>()?;
+    let marks = packed
+        .marks
+        .into_iter()
+        .map(|(step, deadline, breach)| Ok((step_of(step)?, at(deadline)?, breach)))
+        .collect::<Result<Vec<_>, UnreadableFacts>>()?;
+    let calendar = match packed.calendar {
+        None => None,
+        Some(calendar) => Some(ClockCalendar {
+            id: calendar.id,
+            utc_offset: UtcOffset::from_minutes(calendar.offset_minutes).ok_or_else(|| {
+                UnreadableFacts::new(format!(
+                    "utc offset {} out of range",
+                    calendar.offset_minutes
+                ))
+            })?,
+            holidays_published_through: calendar
+                .published_through
+                .map(|days| {
+                    NaiveDate::from_num_days_from_ce_opt(days)
+                        .ok_or_else(|| UnreadableFacts::new(format!("date {days} out of range")))
+                })
+                .transpose()?,
+        }),
+    };
+    Ok(SlaFacts {
+        reported: packed.flags & REPORTED != 0,
+        priority: priority_of(packed.priority)?,
+        last_event_at: packed.last_event_at.map(at).transpose()?,
+        suspended_since: packed.suspended_since.map(at).transpose()?,
+        run,
+        finished,
+        marks,
+        calendar,
+        keep_history: packed.flags & KEEP_HISTORY != 0,
+    })
 }

@@ -28,9 +28,7 @@ use wangge_schemas::{Actor, CaseEvent, CaseId, Source};
 
 use crate::app::{CaseService, Clock, CommandError, CommandRequest};
 use crate::domain::escalation;
-use crate::domain::sla::{
-    BusinessCalendar, CalendarSet, DueTimer, PolicySet, SlaPolicy, SlaState, TimerKind,
-};
+use crate::domain::sla::{legacy, DueTimer, SlaState, TimerKind};
 use crate::domain::{replay, CaseCommand, DomainError};
 use crate::grid::{CategoryCatalogue, SharedGrid};
 use crate::log::{EventLog, LogError, LogPosition, StoredCommit};
@@ -41,31 +39,11 @@ pub use snapshot::{SnapshotConfig, SnapshotError, SnapshotStore, SnapshotStoreCo
 /// The name timer commands are written under (actor id and source system).
 pub const SLA_TIMER: &str = "wangge-sla-timer";
 
-/// Policies and calendars live as long as the process: cases borrow them.
-pub struct SlaReference {
-    pub policies: &'static PolicySet,
-    pub calendars: &'static CalendarSet,
-}
-
-impl SlaReference {
-    /// The bundled policies and calendars (`deploy/sla/`).
-    pub fn bundled() -> Self {
-        Self::new(PolicySet::bundled(), CalendarSet::bundled())
-    }
-
-    /// Keeps the sets for the rest of the process (they are loaded once at start-up).
-    pub fn new(policies: PolicySet, calendars: CalendarSet) -> Self {
-        Self {
-            policies: Box::leak(Box::new(policies)),
-            calendars: Box::leak(Box::new(calendars)),
-        }
-    }
-}
-
 /// What the book holds for one open case: 40 bytes beside its id, and its packed facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct OpenCase {
-    /// The case's SLA fold without finished-step history, packed ([`SlaState::pack`]).
+    /// The case's SLA fold without finished-step history, packed ([`SlaState::pack`]): its
+    /// running step's recorded clock, which the timers go by.
     facts: Box<[u8]>,
     /// When the case's live heap entry falls due; `None` while it has none (its timers were
     /// handed out, or nothing is due).
@@ -73,10 +51,10 @@ struct OpenCase {
     /// The case's version (sequence of its last event) the timers were computed from.
     /// 32 bits: a case has far fewer events than that, and this is held per open case.
     version: u32,
-    /// Index of its policy in [`TimerBook::policies`].
-    policy: u16,
-    /// Index of its calendar in [`TimerBook::calendars`].
-    calendar: u16,
+    /// The release 0.1 policy of its reported category ([`legacy::policy_index`]): the
+    /// terms its clocks are computed in only if its log records none (a log written before
+    /// clocks were recorded).
+    legacy: u8,
 }
 
 /// A timer that fell due, with the case version it was computed from.
@@ -92,8 +70,10 @@ pub struct TimerJob {
 pub struct BookEntry {
     pub case_id: CaseId,
     pub version: u64,
+    /// The policy of the running step's clock.
     pub policy: String,
-    pub calendar: String,
+    /// The calendar of the case's latest recorded clock (`None`: none recorded).
+    pub calendar: Option<String>,
     pub facts: crate::domain::sla::SlaFacts,
     /// The first timer still due for the running step.
     pub next_due: Option<DateTime<Utc>>,
@@ -106,13 +86,9 @@ pub struct BookEntry {
 /// scheduled again), one that moves it earlier adds an entry and the later one becomes
 /// stale. An entry is live while it matches the case's `scheduled` instant.
 pub struct TimerBook {
-    reference: SlaReference,
     /// The live grid; each decision reads one snapshot of it.
     grid: SharedGrid,
     categories: Arc<CategoryCatalogue>,
-    /// The policies and calendars, in the order of their sets: cases name them by index.
-    policies: Vec<&'static SlaPolicy>,
-    calendars: Vec<&'static BusinessCalendar>,
     /// Records in fixed-size chunks and an index of positions beside them ([`table`]).
     open: table::CaseTable<OpenCase>,
     heap: BinaryHeap<Reverse<(DateTime<Utc>, CaseId)>>,
@@ -127,23 +103,12 @@ pub struct TimerBook {
 pub const RETRY_AFTER: StdDuration = StdDuration::from_secs(1);
 
 impl TimerBook {
-    pub fn new(
-        reference: SlaReference,
-        grid: impl Into<SharedGrid>,
-        categories: Arc<CategoryCatalogue>,
-    ) -> Self {
-        let policies: Vec<&'static SlaPolicy> = reference.policies.policies().collect();
-        let calendars: Vec<&'static BusinessCalendar> = reference
-            .calendars
-            .ids()
-            .filter_map(|id| reference.calendars.get(id))
-            .collect();
+    /// A book that acts on `grid` (escalation: who else is in the cell, which cell is above)
+    /// with the category catalogue.
+    pub fn new(grid: impl Into<SharedGrid>, categories: Arc<CategoryCatalogue>) -> Self {
         Self {
-            reference,
             grid: grid.into(),
             categories,
-            policies,
-            calendars,
             open: table::CaseTable::default(),
             heap: BinaryHeap::new(),
             retry: Vec::new(),
@@ -174,12 +139,6 @@ impl TimerBook {
         self.position
     }
 
-    /// The fingerprint of the reference data this book computes deadlines under now (the
-    /// grid is live: its calendar assignments are read as they stand).
-    pub fn fingerprint(&self) -> String {
-        snapshot::fingerprint(&self.reference, &self.grid.load(), &self.categories)
-    }
-
     /// The earliest time anything may fall due.
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
         self.heap.peek().map(|Reverse((at, _))| *at)
@@ -196,9 +155,9 @@ impl TimerBook {
                 BookEntry {
                     case_id: *case_id,
                     version: u64::from(case.version),
-                    policy: self.policies[usize::from(case.policy)].name.clone(),
-                    calendar: self.calendars[usize::from(case.calendar)].id().to_owned(),
-                    facts: sla.facts(),
+                    policy: sla.current().map(|clock| clock.policy).unwrap_or_default(),
+                    calendar: sla.calendar().map(|calendar| calendar.id.clone()),
+                    facts: sla.facts().clone(),
                     next_due: sla.due().first().map(|timer| timer.at),
                 }
             })
@@ -208,35 +167,8 @@ impl TimerBook {
     }
 
     fn fold_of(&self, case: &OpenCase) -> SlaState<'static> {
-        SlaState::unpack(
-            self.policies[usize::from(case.policy)],
-            self.calendars[usize::from(case.calendar)],
-            &case.facts,
-        )
-        .expect("the book holds only facts it packed or checked when restoring a snapshot")
-    }
-
-    /// The policy and calendar of a newly reported case, as indices.
-    fn reference_of(&self, event: &wangge_schemas::EventEnvelope, category: &str) -> (u16, u16) {
-        let (policy, calendar) = self.reference.terms_for(
-            &self.grid.load(),
-            &self.categories,
-            &event.location.district,
-            category,
-        );
-        let index_of = |found: Option<usize>| {
-            found
-                .and_then(|index| u16::try_from(index).ok())
-                .expect("policies and calendars are indexed from the sets they come from")
-        };
-        (
-            index_of(self.policies.iter().position(|p| std::ptr::eq(*p, policy))),
-            index_of(
-                self.calendars
-                    .iter()
-                    .position(|c| std::ptr::eq(*c, calendar)),
-            ),
-        )
+        SlaState::unpack(Some(legacy::terms_at(case.legacy)), &case.facts)
+            .expect("the book holds only facts it packed or checked when restoring a snapshot")
     }
 
     /// Folds one commit (of any case, in log order) and reschedules its case. A commit at
@@ -278,7 +210,7 @@ impl TimerBook {
         let mut folded = self
             .open
             .get(&case_id)
-            .map(|case| (self.fold_of(case), case.policy, case.calendar));
+            .map(|case| (self.fold_of(case), case.legacy));
         let first_of_commit = commit.events.first().map_or(0, |e| e.sequence);
         let held = folded.is_some();
         let earlier = earlier
@@ -288,22 +220,18 @@ impl TimerBook {
         for event in earlier.chain(&commit.events) {
             if let CaseEvent::Reported(reported) = &event.event {
                 if folded.is_none() {
-                    let (policy, calendar) = self.reference_of(event, &reported.reported_category);
-                    let sla = SlaState::new(
-                        self.policies[usize::from(policy)],
-                        self.calendars[usize::from(calendar)],
-                    )
-                    .without_history();
-                    folded = Some((sla, policy, calendar));
+                    let legacy = legacy::policy_index(&reported.reported_category);
+                    let sla = SlaState::new(Some(legacy::terms_at(legacy))).without_history();
+                    folded = Some((sla, legacy));
                 }
             }
-            let Some((sla, _, _)) = folded.as_mut() else {
+            let Some((sla, _)) = folded.as_mut() else {
                 continue;
             };
             sla.apply(event);
             version = Some(u32::try_from(event.sequence).unwrap_or(u32::MAX));
         }
-        let Some((sla, policy, calendar)) = folded else {
+        let Some((sla, legacy)) = folded else {
             return;
         };
         if is_ended(commit) && sla.current().is_none() {
@@ -315,8 +243,7 @@ impl TimerBook {
             facts: Box::default(),
             scheduled: None,
             version: 0,
-            policy,
-            calendar,
+            legacy,
         });
         case.facts = sla.pack();
         if let Some(version) = version {
@@ -399,6 +326,27 @@ impl TimerBook {
             self.retry.push((wall + RETRY_AFTER, case_id, version));
         }
         jobs
+    }
+
+    /// A timer the case cannot act on (an escalation rung with nowhere to go) is settled:
+    /// the case is not looked at again for it, only for a later timer or a new commit.
+    pub fn settle(&mut self, job: &TimerJob) {
+        let Some(case) = self.open.get(&job.case_id) else {
+            return;
+        };
+        if u64::from(case.version) != job.version {
+            return; // a commit rescheduled it already
+        }
+        let sla = self.fold_of(case);
+        let next = sla
+            .due()
+            .into_iter()
+            .map(|timer| timer.at)
+            .find(|&at| at > job.timer.at);
+        self.retry.retain(|(_, case_id, _)| *case_id != job.case_id);
+        if let Some(case) = self.open.get_mut(&job.case_id) {
+            schedule(&mut self.heap, job.case_id, case, next);
+        }
     }
 
     /// The command a due timer turns into, or `None` when there is nothing to do after all
@@ -688,12 +636,14 @@ impl<L: EventLog> TimerService<L> {
             .unwrap_or_else(|p| p.into_inner())
             .by_worker()
             .clone();
-        let Some(command) = self
+        let command = self
             .book
             .lock()
             .await
-            .command_for(job, &history.events, &load)
-        else {
+            .command_for(job, &history.events, &load);
+        let Some(command) = command else {
+            info!(case_id = %job.case_id, step = ?job.timer.step, kind = %kind_name(job.timer.kind), "sla timer has nothing to do; settled until a later timer or commit");
+            self.book.lock().await.settle(job);
             return Ok(Fired::Skipped("nothing to do"));
         };
         let request = CommandRequest {

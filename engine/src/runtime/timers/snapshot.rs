@@ -19,39 +19,38 @@
 //!
 //! # When it is used
 //!
-//! Only when it covers no more of the log than there is, and was computed under the same
-//! reference data — the SLA policies, the business calendars, which calendar each district
-//! uses and which policy each category uses, hashed into a [`fingerprint`] — by the same
-//! snapshot format and fold version ([`FACTS_VERSION`]). Any other snapshot, or one that cannot be read, is ignored with a
-//! warning and the book is rebuilt from the whole log: a snapshot only ever saves time.
+//! Only when it covers no more of the log than there is, and was written by the same
+//! snapshot format and fold version ([`FACTS_VERSION`]). Reference data does not matter:
+//! the timers go by the clocks recorded in the log (and, for commits written before clocks
+//! were recorded, by the frozen release 0.1 data). Any other snapshot, or one that cannot be
+//! read, is ignored with a warning and the book is rebuilt from the whole log: a snapshot
+//! only ever saves time.
 //!
-//! # Layout (format 1)
+//! # Layout (format 2)
 //!
 //! `WANGGE-TIMER-BOOK`, a little-endian `u32` length and a JSON [`Header`]; then one record
-//! per open case — case id (16 bytes), version (`u32`), policy and calendar (`u16` indices
-//! into the header's lists), the next timer's instant (`i64` seconds and `u32` nanoseconds;
-//! nanoseconds `u32::MAX` for none), the packed facts' length (`u32`) and the packed facts
-//! ([`SlaState::pack`]); then the worker loads — the holder, then the resolver, of each
-//! case, as case id and an index (`u32`) into the header's worker list.
+//! per open case — case id (16 bytes), version (`u32`), the release 0.1 policy index
+//! (`u16`), two reserved bytes, the next timer's instant (`i64` seconds and `u32`
+//! nanoseconds; nanoseconds `u32::MAX` for none), the packed facts' length (`u32`) and the
+//! packed facts ([`SlaState::pack`]); then the worker loads — the holder, then the resolver,
+//! of each case, as case id and an index (`u32`) into the header's worker list.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, object_store};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use wangge_schemas::CaseId;
 
-use super::{OpenCase, SlaReference, TimerBook};
-use crate::domain::sla::{BusinessCalendar, SlaPolicy, SlaState, FACTS_VERSION};
-use crate::grid::{CategoryCatalogue, GridDirectory};
+use super::{OpenCase, TimerBook};
+use crate::domain::sla::{legacy, SlaState, FACTS_VERSION};
 use crate::log::LogPosition;
 use crate::runtime::loads::WorkerLoads;
 
 /// The layout version written by this engine; a snapshot of any other is ignored.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+pub const SNAPSHOT_FORMAT: u32 = 2;
 
 const MAGIC: &[u8] = b"WANGGE-TIMER-BOOK";
 /// Bytes of a case record before its packed facts.
@@ -90,42 +89,11 @@ pub struct Header {
     pub facts_version: u32,
     /// The log position of the last commit the snapshot folds in: the tail starts after it.
     pub position: LogPosition,
-    pub fingerprint: String,
     pub cases: u64,
     pub holders: u64,
     pub resolvers: u64,
-    /// Policy names and calendar ids, in the order the records index them.
-    pub policies: Vec<String>,
-    pub calendars: Vec<String>,
     /// Worker ids, in the order the loads index them.
     pub workers: Vec<String>,
-}
-
-/// The reference data's fingerprint: SHA-256 (hex) of the SLA policies, the calendars,
-/// each district's calendar and each category's policy, in a canonical JSON form.
-pub fn fingerprint(
-    reference: &SlaReference,
-    grid: &GridDirectory,
-    categories: &CategoryCatalogue,
-) -> String {
-    #[derive(Serialize)]
-    struct Reference<'a> {
-        policies: crate::domain::sla::PolicyFile,
-        calendars: crate::domain::sla::CalendarFile,
-        district_calendars: BTreeMap<&'a str, &'a str>,
-        category_policies: BTreeMap<&'a str, &'a str>,
-    }
-    let reference = Reference {
-        policies: reference.policies.to_file(),
-        calendars: reference.calendars.to_file(),
-        district_calendars: grid.district_calendars().collect(),
-        category_policies: categories
-            .iter()
-            .map(|category| (category.code.as_str(), category.sla_policy()))
-            .collect(),
-    };
-    let json = serde_json::to_vec(&reference).expect("reference data serializes");
-    hex::encode(Sha256::digest(json))
 }
 
 /// A snapshot taken out of a book, still without each case's next timer: cheap to take
@@ -135,8 +103,6 @@ pub struct Taken {
     /// The records, next timers not filled in yet.
     records: Vec<u8>,
     loads: Vec<u8>,
-    policies: Vec<&'static SlaPolicy>,
-    calendars: Vec<&'static BusinessCalendar>,
 }
 
 impl Taken {
@@ -155,16 +121,13 @@ impl Taken {
             header,
             mut records,
             loads,
-            policies,
-            calendars,
         } = self;
         let mut at = 0;
         while at < records.len() {
             let facts_len = u32_at(&records, at + RECORD_FIXED - 4) as usize;
-            let policy = policies[usize::from(u16_at(&records, at + 20))];
-            let calendar = calendars[usize::from(u16_at(&records, at + 22))];
+            let legacy = u8::try_from(u16_at(&records, at + 20)).unwrap_or(u8::MAX);
             let facts = &records[at + RECORD_FIXED..at + RECORD_FIXED + facts_len];
-            let next = SlaState::unpack(policy, calendar, facts)
+            let next = SlaState::unpack(Some(legacy::terms_at(legacy)), facts)
                 .expect("the book holds only facts it packed or checked")
                 .due()
                 .first()
@@ -204,8 +167,8 @@ impl TimerBook {
         for (case_id, case) in self.open.iter() {
             records.extend_from_slice(case_id.0.as_bytes());
             records.extend_from_slice(&case.version.to_le_bytes());
-            records.extend_from_slice(&case.policy.to_le_bytes());
-            records.extend_from_slice(&case.calendar.to_le_bytes());
+            records.extend_from_slice(&u16::from(case.legacy).to_le_bytes());
+            records.extend_from_slice(&[0; 2]);
             records.extend_from_slice(&[0; 12]); // the next timer, filled in by `finish`
             records.extend_from_slice(&(case.facts.len() as u32).to_le_bytes());
             records.extend_from_slice(&case.facts);
@@ -227,18 +190,13 @@ impl TimerBook {
                 format: SNAPSHOT_FORMAT,
                 facts_version: FACTS_VERSION,
                 position: self.position,
-                fingerprint: self.fingerprint(),
                 cases: self.open.len() as u64,
                 holders: holders.len() as u64,
                 resolvers: resolvers.len() as u64,
-                policies: self.policies.iter().map(|p| p.name.clone()).collect(),
-                calendars: self.calendars.iter().map(|c| c.id().to_owned()).collect(),
                 workers: workers.into_iter().map(str::to_owned).collect(),
             },
             records,
             loads: loads_bytes,
-            policies: self.policies.clone(),
-            calendars: self.calendars.clone(),
         }
     }
 
@@ -277,41 +235,6 @@ impl TimerBook {
                 ),
             });
         }
-        let fingerprint = self.fingerprint();
-        if header.fingerprint != fingerprint {
-            return Err(SnapshotError::Mismatch {
-                reason: format!(
-                    "taken under other reference data (fingerprint {}, this engine {fingerprint})",
-                    header.fingerprint
-                ),
-            });
-        }
-        // Same fingerprint, same sets: still, map by name rather than trust the order.
-        let policy_index = |name: &String| -> Result<u16, SnapshotError> {
-            self.policies
-                .iter()
-                .position(|p| p.name == *name)
-                .map(|index| index as u16)
-                .ok_or_else(|| unreadable("header.policies", format!("unknown policy `{name}`")))
-        };
-        let calendar_index = |id: &String| -> Result<u16, SnapshotError> {
-            self.calendars
-                .iter()
-                .position(|c| c.id() == id)
-                .map(|index| index as u16)
-                .ok_or_else(|| unreadable("header.calendars", format!("unknown calendar `{id}`")))
-        };
-        let policies: Vec<u16> = header
-            .policies
-            .iter()
-            .map(policy_index)
-            .collect::<Result<_, _>>()?;
-        let calendars: Vec<u16> = header
-            .calendars
-            .iter()
-            .map(calendar_index)
-            .collect::<Result<_, _>>()?;
-
         let cases = usize::try_from(header.cases).map_err(|e| unreadable("header.cases", e))?;
         let mut open = super::table::CaseTable::default();
         open.reserve(cases.min(bytes.len() / RECORD_FIXED));
@@ -322,12 +245,9 @@ impl TimerBook {
                 reader.take(16, "id")?.try_into().expect("16 bytes"),
             ));
             let version = reader.u32("version")?;
-            let policy = *policies
-                .get(usize::from(reader.u16("policy")?))
-                .ok_or_else(|| reader.fail("policy", "index out of range"))?;
-            let calendar = *calendars
-                .get(usize::from(reader.u16("calendar")?))
-                .ok_or_else(|| reader.fail("calendar", "index out of range"))?;
+            let legacy = u8::try_from(reader.u16("legacy policy")?)
+                .map_err(|_| reader.fail("legacy policy", "index out of range"))?;
+            reader.take(2, "reserved")?;
             let seconds = i64::from_le_bytes(reader.take(8, "next")?.try_into().expect("8 bytes"));
             let nanos = reader.u32("next")?;
             let scheduled = if nanos == NO_WAKE {
@@ -341,12 +261,8 @@ impl TimerBook {
             let facts_len = reader.u32("facts length")? as usize;
             let facts = reader.take(facts_len, "facts")?;
             // Checked once here, so that the book can rely on its facts from then on.
-            SlaState::unpack(
-                self.policies[usize::from(policy)],
-                self.calendars[usize::from(calendar)],
-                facts,
-            )
-            .map_err(|error| reader.fail("facts", error))?;
+            SlaState::unpack(Some(legacy::terms_at(legacy)), facts)
+                .map_err(|error| reader.fail("facts", error))?;
             if let Some(at) = scheduled {
                 heap.push(std::cmp::Reverse((at, case_id)));
             }
@@ -354,8 +270,7 @@ impl TimerBook {
                 facts: facts.into(),
                 scheduled,
                 version,
-                policy,
-                calendar,
+                legacy,
             };
             if !open.insert_new(case_id, record) {
                 return Err(reader.fail("id", format!("case {case_id} appears twice")));
