@@ -24,6 +24,8 @@
 //! - [`sla`]: business calendars, policies and the deadline arithmetic;
 //!   [`escalation`]: what a due timer asks of a case;
 //! - [`tasks`]: what a commit means for grid workers' task inboxes;
+//! - [`fold`]: the projection folds — commits to read-model rows (cases and the SLA board,
+//!   the audit trail, indicators, patrol coverage);
 //! - [`intake`]: an intake message's bytes checked and turned into a report command;
 //! - [`commit`] and [`request`]: the values the shell hands in (commits as the log stores
 //!   them, a command with its envelope data).
@@ -40,6 +42,7 @@ pub mod commit;
 pub mod decide;
 pub mod error;
 pub mod escalation;
+pub mod fold;
 pub mod grid;
 pub mod intake;
 pub mod loads;

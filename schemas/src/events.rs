@@ -67,7 +67,8 @@ pub enum CaseEvent {
     #[serde(rename = "case.voided")]
     Voided(CaseVoided),
     #[serde(rename = "case.deadline_revised")]
-    DeadlineRevised(DeadlineRevised),
+    /// Boxed: a recorded clock is the largest payload, and rare.
+    DeadlineRevised(Box<DeadlineRevised>),
 }
 
 /// `(event_type, current schema version)` for every event in the catalogue.

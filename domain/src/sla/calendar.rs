@@ -171,7 +171,7 @@ fn weekday_index(date: NaiveDate) -> usize {
 }
 
 fn total_of(intervals: &[WorkingInterval]) -> Nanos {
-    intervals.iter().map(|interval| len_nanos(interval)).sum()
+    intervals.iter().map(len_nanos).sum()
 }
 
 /// Sorts a day's intervals and refuses overlaps (touching is fine).

@@ -423,7 +423,7 @@ impl<'a> SlaState<'a> {
             }
             E::SlaWarning(warning) => self.mark(warning.step, warning.deadline, false),
             E::SlaBreached(breach) => self.mark(breach.step, breach.deadline, true),
-            E::DeadlineRevised(DeadlineRevised { clock, .. }) => self.record(clock, at),
+            E::DeadlineRevised(revised) => self.record(&revised.clock, at),
             // Verification stops its clock; the closing event that follows ends the case.
             E::Verified(_) => {
                 if self.running_step() == Some(SlaStep::Verify) {
@@ -530,7 +530,7 @@ impl<'a> SlaState<'a> {
     pub fn current(&self) -> Option<StepClock> {
         let run = self.facts.run.as_ref()?;
         match &run.recorded {
-            Some(recorded) => self.from_record(run, recorded),
+            Some(recorded) => self.clock_of_record(run, recorded),
             None => self.computed(),
         }
     }
@@ -772,7 +772,7 @@ impl<'a> SlaState<'a> {
         })
     }
 
-    fn from_record(&self, run: &StepRun, recorded: &RecordedClock) -> Option<StepClock> {
+    fn clock_of_record(&self, run: &StepRun, recorded: &RecordedClock) -> Option<StepClock> {
         let limit = run.limit?;
         let marked = |breach: bool| {
             recorded
@@ -984,12 +984,12 @@ pub fn deadline_revision(facts: &SlaFacts, terms: Terms<'_>, reason: &str) -> Op
         return None;
     }
     let previous = run.recorded.as_ref();
-    Some(CaseEvent::DeadlineRevised(DeadlineRevised {
+    Some(CaseEvent::DeadlineRevised(Box::new(DeadlineRevised {
         reason: reason.to_owned(),
         previous_deadline: previous.and_then(|clock| clock.deadline),
         previous_warning_at: previous.and_then(|clock| clock.warning_at),
         clock,
-    }))
+    })))
 }
 
 /// Whether a computed clock differs from the recorded one in anything a reader goes by.

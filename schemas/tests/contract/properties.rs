@@ -318,12 +318,12 @@ fn case_event() -> impl Strategy<Value = CaseEvent> {
             step_deadlines(),
         )
             .prop_map(|(reason, previous_deadline, previous_warning_at, clock)| {
-                CaseEvent::DeadlineRevised(DeadlineRevised {
+                CaseEvent::DeadlineRevised(Box::new(DeadlineRevised {
                     reason,
                     previous_deadline,
                     previous_warning_at,
                     clock,
-                })
+                }))
             })
             .boxed(),
     ];

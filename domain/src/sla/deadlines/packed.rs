@@ -66,12 +66,14 @@ struct PackedRecorded {
     warning_percent: u8,
     warning_at: Option<Moment>,
     deadline: Option<Moment>,
-    /// `(level, action, after, due_at)`.
-    rungs: Vec<(u32, u8, (u32, u8), Option<Moment>)>,
+    rungs: Vec<PackedRung>,
     budget_seconds: Option<i64>,
     remaining_seconds: Option<i64>,
     provisional: bool,
 }
+
+/// `(level, action, after, due_at)`.
+type PackedRung = (u32, u8, (u32, u8), Option<Moment>);
 
 #[derive(Serialize, Deserialize)]
 struct PackedFinished {

@@ -11,12 +11,11 @@
 //! matches the link the next entry holds); a removed one leaves a gap in the sequences or
 //! ends the trail before the head the projection recorded; an inserted one lies beyond it.
 
+use crate::commit::StoredCommit;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use utoipa::ToSchema;
 use uuid::Uuid;
-use wangge_engine::log::StoredCommit;
 use wangge_schemas::{Actor, CaseId};
 
 use super::cases::{summary_to_micros, to_micros};
@@ -27,7 +26,8 @@ use super::{CaseSummary, Projection};
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One entry of a case's audit trail: what is hashed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub case_id: CaseId,
     /// The event's sequence within its case: 1, 2, 3, …
@@ -45,7 +45,7 @@ pub struct AuditEntry {
     /// What the event changed in the case, field by field.
     pub changes: Vec<FieldChange>,
     /// The event's payload as it was recorded.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: serde_json::Value,
 }
 
@@ -174,7 +174,8 @@ impl Projection for AuditProjection {
 }
 
 /// What is wrong with one entry of a stored trail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AuditProblemKind {
     /// The entry's contents no longer match its hash.
@@ -186,7 +187,8 @@ pub enum AuditProblemKind {
 }
 
 /// One finding of [`verify_trail`], naming the case and the entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditProblem {
     pub case_id: CaseId,
     pub kind: AuditProblemKind,

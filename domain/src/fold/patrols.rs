@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::commit::StoredCommit;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use wangge_engine::log::StoredCommit;
 use wangge_schemas::{CaseEvent, ReportDetails};
 
 use super::cases::to_micros;

@@ -11,19 +11,17 @@
 
 use std::collections::BTreeMap;
 
+use crate::commit::StoredCommit;
+use crate::sla::{legacy, SlaFacts, SlaState};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-use wangge_engine::domain::sla::{legacy, SlaFacts, SlaState};
-use wangge_engine::log::StoredCommit;
 use wangge_schemas::{CaseEvent, CaseId, GridLocation, SlaStep, Tier};
 
 use super::{CaseSummary, Projection};
 
 /// The supervisors' traffic light.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Light {
     /// Within 80 % of the limit (or no timed step running).
@@ -47,7 +45,8 @@ impl Light {
 }
 
 /// The running SLA clock of a case, as the board shows it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CaseSla {
     /// The step whose clock runs (or stands, while suspended).
     pub step: Option<SlaStep>,
@@ -85,7 +84,8 @@ pub struct BoardKey {
 }
 
 /// Open cases by light; as a change, how the counts move.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LightCounts {
     pub green: i64,
     pub yellow: i64,

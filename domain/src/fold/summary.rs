@@ -5,17 +5,17 @@
 //! ([`CaseStatus::after`]), so a read model never disagrees with the aggregate about where a
 //! case stands.
 
+use crate::CaseStatus;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-use wangge_engine::domain::CaseStatus;
 use wangge_schemas::{
     CaseEvent, CaseId, Channel, ClosureKind, EventEnvelope, GridLocation, IntakeKind, Priority,
     ReportDetails, SuspendReason, Tier,
 };
 
 /// One case, current state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CaseSummary {
     pub case_id: CaseId,
     /// The sequence of the case's latest event.
@@ -30,7 +30,7 @@ pub struct CaseSummary {
     /// The category set at acceptance (立案).
     pub category: Option<String>,
     pub priority: Option<Priority>,
-    #[schema(value_type = String, example = "dispatched")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "dispatched"))]
     pub status: CaseStatus,
     pub location: GridLocation,
     /// The tier that answers for the case; `None` until the first dispatch or escalation.
@@ -72,7 +72,8 @@ pub struct CaseSummary {
 }
 
 /// One field of a case that an event changed, as the audit trail shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldChange {
     pub field: String,
     pub from: Option<String>,
@@ -279,7 +280,7 @@ impl CaseSummary {
 }
 
 /// The snake_case name serde gives a unit enum variant.
-pub(crate) fn name_of<T: Serialize>(value: &T) -> String {
+pub fn name_of<T: Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(name)) => name,
         Ok(other) => other.to_string(),

@@ -26,12 +26,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::commit::StoredCommit;
+use crate::sla::{legacy, SlaFacts, SlaState};
+use crate::CaseStatus;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-use wangge_engine::domain::sla::{legacy, SlaFacts, SlaState};
-use wangge_engine::domain::CaseStatus;
-use wangge_engine::log::StoredCommit;
 use wangge_schemas::{CaseId, ClosureKind, SlaStep};
 
 use super::cases::summary_to_micros;
@@ -51,7 +50,8 @@ pub struct IndicatorKey {
 }
 
 /// The counters of one key (as a change: how they move).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IndicatorCounts {
     pub registered: i64,
     pub closed: i64,
@@ -96,9 +96,8 @@ impl IndicatorCounts {
 }
 
 /// The durations an indicator row keeps percentiles of.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DurationMetric {
     /// First dispatch → first acknowledgement.
