@@ -256,6 +256,9 @@ fn evaluated(satisfaction: u8) -> CaseEvent {
     CaseEvent::Evaluated(CaseEvaluated {
         satisfaction,
         comment: None,
+        resolved: None,
+        level: None,
+        channel: None,
     })
 }
 fn comment(text: &str) -> CaseEvent {
@@ -443,6 +446,9 @@ fn evaluate(satisfaction: u8) -> CaseCommand {
     CaseCommand::Evaluate {
         satisfaction,
         comment: None,
+        resolved: None,
+        level: None,
+        channel: None,
     }
 }
 fn comment_on(text: &str) -> CaseCommand {
@@ -1352,10 +1358,16 @@ fn the_reporter_evaluates_a_closed_case() {
         .when(CaseCommand::Evaluate {
             satisfaction: 5,
             comment: Some("很快".to_owned()),
+            resolved: None,
+            level: None,
+            channel: None,
         })
         .then_expect(vec![CaseEvent::Evaluated(CaseEvaluated {
             satisfaction: 5,
             comment: Some("很快".to_owned()),
+            resolved: None,
+            level: None,
+            channel: None,
         })]);
     assert_eq!(state.satisfaction, Some(5));
     assert_eq!(state.status, CaseStatus::Closed);
