@@ -709,7 +709,9 @@ fn an_evaluation_is_published_to_its_own_subject_refused_while_the_case_is_open_
     let case_id = case_of("miniprogram", "mp-007");
     let file = site.write(
         "evaluation.json",
-        evaluation(case_id, "wx-oU7x2kQ9dLr3").to_string().as_bytes(),
+        evaluation(case_id, "wx-oU7x2kQ9dLr3")
+            .to_string()
+            .as_bytes(),
     );
 
     // The hotline called back too early: the case is still open.
@@ -733,11 +735,19 @@ fn an_evaluation_is_published_to_its_own_subject_refused_while_the_case_is_open_
                 .expect("an assignee")
                 .to_owned();
         }
-        assert!(Instant::now() < deadline, "never dispatched: {}", engine.log());
+        assert!(
+            Instant::now() < deadline,
+            "never dispatched: {}",
+            engine.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     for (n, (person, acting_as, command)) in [
-        (worker.as_str(), "grid_worker", json!({"type": "acknowledge"})),
+        (
+            worker.as_str(),
+            "grid_worker",
+            json!({"type": "acknowledge"}),
+        ),
         (
             worker.as_str(),
             "grid_worker",
@@ -799,7 +809,9 @@ fn an_evaluation_is_published_to_its_own_subject_refused_while_the_case_is_open_
     );
     let stranger = site.write(
         "stranger.json",
-        evaluation(case_id, "wx-someone-else").to_string().as_bytes(),
+        evaluation(case_id, "wx-someone-else")
+            .to_string()
+            .as_bytes(),
     );
     let refused = site.publish(&stranger);
     assert_eq!(refused.code, 2, "{refused:?}");

@@ -238,7 +238,11 @@ fn read_kind(
     subject_kind: Option<&str>,
     body_kind: Option<&Value>,
 ) -> Result<IntakeMessageKind, IntakeRejection> {
-    let known = || IntakeMessageKind::ALL.map(IntakeMessageKind::as_str).join(", ");
+    let known = || {
+        IntakeMessageKind::ALL
+            .map(IntakeMessageKind::as_str)
+            .join(", ")
+    };
     // The body is checked first: it is what the sender controls field by field.
     let body_kind = match body_kind {
         None => {

@@ -13,8 +13,7 @@ use wangge_schemas::{
     CaseReported, CaseResolved, CaseResumed, CaseSuspended, CaseVerified, CaseVoided, Channel,
     ClosureKind, CommentAdded, ExtensionGranted, GridLocation, HandlingStarted, MediaKind,
     MediaRef, PatrolKind, Priority, ReportDetails, Resident, ReworkRequested, SatisfactionLevel,
-    SlaBreached, SlaStep,
-    SlaWarning, Source, SuspendReason, Tier, TimeLimit, TimeUnit,
+    SlaBreached, SlaStep, SlaWarning, Source, SuspendReason, Tier, TimeLimit, TimeUnit,
 };
 
 // ---------------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ use wangge_engine::intake::{
 use wangge_engine::log::{EventLog, MemoryLog};
 use wangge_schemas::intake::EvaluationV1;
 use wangge_schemas::{
-    Actor, CaseId, CaseReported, Channel, EventEnvelope, Priority, ReportDetails,
-    Resident, SatisfactionLevel, Source, Tier,
+    Actor, CaseId, CaseReported, Channel, EventEnvelope, Priority, ReportDetails, Resident,
+    SatisfactionLevel, Source, Tier,
 };
 
 static GRID: LazyLock<GridDirectory> = LazyLock::new(GridDirectory::sample_city);
@@ -162,7 +162,11 @@ fn message(case_id: CaseId, resident: &str, satisfaction: Value) -> Value {
 /// The message read from bytes as the intake service reads it; panics unless it is a
 /// well-formed evaluation.
 fn read(message: &Value) -> EvaluationV1 {
-    match check_intake(Some("evaluation"), message.to_string().as_bytes(), reference()) {
+    match check_intake(
+        Some("evaluation"),
+        message.to_string().as_bytes(),
+        reference(),
+    ) {
         Ok(CheckedIntake::Evaluation(evaluation)) => evaluation,
         Ok(CheckedIntake::Report(_)) => panic!("an evaluation was read as a report"),
         Err(rejection) => panic!("the message was refused: {rejection:?}"),
@@ -175,7 +179,11 @@ fn checked(message: &Value, history: &[EventEnvelope]) -> Result<CommandRequest,
 }
 
 #[track_caller]
-fn assert_refusal(result: Result<CommandRequest, IntakeRejection>, code: RejectCode, field: Option<&str>) -> String {
+fn assert_refusal(
+    result: Result<CommandRequest, IntakeRejection>,
+    code: RejectCode,
+    field: Option<&str>,
+) -> String {
     match result {
         Ok(request) => panic!("expected {code:?}, got the command {:?}", request.command),
         Err(rejection) => {
@@ -235,7 +243,10 @@ async fn a_stranger_is_told_only_that_they_did_not_report_the_case_whatever_its_
         RejectCode::NotReporter,
         Some("resident.id"),
     );
-    assert!(!reason.contains(RESIDENT), "the reporter is not named: {reason}");
+    assert!(
+        !reason.contains(RESIDENT),
+        "the reporter is not named: {reason}"
+    );
 }
 
 #[tokio::test]
@@ -300,14 +311,16 @@ fn the_message_is_checked_before_any_case_is_looked_at() {
     // A bad score on a case nobody reported: the sender first hears about the score.
     let nowhere = CaseId::derived_from_source(&source("miniprogram", "never-sent"));
     let bytes = message(nowhere, RESIDENT, json!(9)).to_string();
-    let rejection = check_intake(Some("evaluation"), bytes.as_bytes(), reference())
-        .expect_err("refused");
+    let rejection =
+        check_intake(Some("evaluation"), bytes.as_bytes(), reference()).expect_err("refused");
     assert_eq!(
         (rejection.code, rejection.field.as_deref()),
         (RejectCode::InvalidValue, Some("satisfaction"))
     );
     assert!(
-        rejection.reason.contains("`satisfied`, `basically_satisfied`, `dissatisfied` or a score from 1 to 5"),
+        rejection
+            .reason
+            .contains("`satisfied`, `basically_satisfied`, `dissatisfied` or a score from 1 to 5"),
         "{}",
         rejection.reason
     );

@@ -285,7 +285,11 @@ impl World {
     }
 
     async fn history(&self, case_id: CaseId) -> Vec<EventEnvelope> {
-        self.events.load(case_id).await.expect("load the case").events
+        self.events
+            .load(case_id)
+            .await
+            .expect("load the case")
+            .events
     }
 
     async fn version(&self, case_id: CaseId) -> u64 {
@@ -345,7 +349,10 @@ impl World {
         assert_eq!(kept.rejection.payload, Bytes::copy_from_slice(sent));
         assert_eq!(kept.rejection.subject, subject);
         assert_eq!(
-            (kept.rejection.code.as_str(), kept.rejection.field.as_deref()),
+            (
+                kept.rejection.code.as_str(),
+                kept.rejection.field.as_deref()
+            ),
             (code, field)
         );
         assert_eq!(kept.rejection.reason, reason);
@@ -448,7 +455,10 @@ async fn a_resident_evaluates_their_closed_case_and_it_is_recorded_on_the_case()
             message_id: "mp-eval-000412".to_owned()
         }
     );
-    assert_eq!(envelope.occurred_at.to_rfc3339(), "2026-03-12T05:30:02+00:00");
+    assert_eq!(
+        envelope.occurred_at.to_rfc3339(),
+        "2026-03-12T05:30:02+00:00"
+    );
     assert_eq!(world.head().await, head_before + 1, "one commit");
     assert_eq!(world.rejected_count().await, 0);
 }
@@ -458,7 +468,11 @@ async fn the_hotlines_three_levels_are_recorded_as_five_four_and_one() {
     let world = World::start().await;
     for (n, (word, score, level)) in [
         ("satisfied", 5, SatisfactionLevel::Satisfied),
-        ("basically_satisfied", 4, SatisfactionLevel::BasicallySatisfied),
+        (
+            "basically_satisfied",
+            4,
+            SatisfactionLevel::BasicallySatisfied,
+        ),
         ("dissatisfied", 1, SatisfactionLevel::Dissatisfied),
     ]
     .into_iter()
@@ -469,7 +483,13 @@ async fn the_hotlines_three_levels_are_recorded_as_five_four_and_one() {
             .evaluate(&evaluation(case_id, &format!("mp-eval-{n}"), json!(word)))
             .await;
         assert!(
-            matches!(reply, IntakeReply::Accepted { duplicate: false, .. }),
+            matches!(
+                reply,
+                IntakeReply::Accepted {
+                    duplicate: false,
+                    ..
+                }
+            ),
             "{word}: {reply:?}"
         );
         let evaluations = world.evaluations(case_id).await;
@@ -479,7 +499,10 @@ async fn the_hotlines_three_levels_are_recorded_as_five_four_and_one() {
             (score, Some(level)),
             "{word}"
         );
-        assert_eq!(evaluated.resolved, None, "{word}: the resident was not asked");
+        assert_eq!(
+            evaluated.resolved, None,
+            "{word}: the resident was not asked"
+        );
     }
 }
 
@@ -503,7 +526,13 @@ async fn the_hotline_calling_the_resident_back_evaluates_on_their_behalf() {
     let reply = world.evaluate(&message).await;
 
     assert!(
-        matches!(reply, IntakeReply::Accepted { duplicate: false, .. }),
+        matches!(
+            reply,
+            IntakeReply::Accepted {
+                duplicate: false,
+                ..
+            }
+        ),
         "{reply:?}"
     );
     let evaluations = world.evaluations(case_id).await;
@@ -640,7 +669,10 @@ async fn an_open_case_is_not_evaluated_and_the_kept_message_is_accepted_when_rep
             None,
         )
         .await;
-    assert!(reason.contains("reported"), "names where it stands: {reason}");
+    assert!(
+        reason.contains("reported"),
+        "names where it stands: {reason}"
+    );
     assert_eq!(world.head().await, head_before, "nothing written");
 
     // The case closes; the operator replays the kept message byte for byte, as
@@ -656,7 +688,13 @@ async fn an_open_case_is_not_evaluated_and_the_kept_message_is_accepted_when_rep
         .await;
 
     assert!(
-        matches!(replayed, IntakeReply::Accepted { duplicate: false, .. }),
+        matches!(
+            replayed,
+            IntakeReply::Accepted {
+                duplicate: false,
+                ..
+            }
+        ),
         "{replayed:?}"
     );
     let evaluations = world.evaluations(case_id).await;
@@ -729,7 +767,13 @@ async fn a_closure_is_evaluated_once_and_a_case_closed_again_once_more() {
         .evaluate(&evaluation(case_id, "mp-eval-c", json!(5)))
         .await;
     assert!(
-        matches!(third, IntakeReply::Accepted { duplicate: false, .. }),
+        matches!(
+            third,
+            IntakeReply::Accepted {
+                duplicate: false,
+                ..
+            }
+        ),
         "{third:?}"
     );
     let scores: Vec<u8> = world

@@ -98,7 +98,7 @@ async fn resolution_and_satisfaction_rates_come_from_the_evaluations_residents_s
     // What the residents said when the hotline called back, and what it counts as:
     // (satisfaction, resolved) → solved (解决), satisfied (满意).
     let answers = [
-        (json!("satisfied"), json!(true)),            // solved, satisfied
+        (json!("satisfied"), json!(true)),           // solved, satisfied
         (json!("basically_satisfied"), Value::Null), // not asked: 4 ≥ 3 → solved; satisfied
         (json!("dissatisfied"), Value::Null),        // not asked: 1 < 3 → unsolved
         (json!(3), json!(false)),                    // their answer wins over the score
@@ -109,7 +109,13 @@ async fn resolution_and_satisfaction_rates_come_from_the_evaluations_residents_s
             .send(&evaluation(*case_id, RESIDENT, satisfaction, resolved))
             .await;
         assert!(
-            matches!(reply, IntakeReply::Accepted { duplicate: false, .. }),
+            matches!(
+                reply,
+                IntakeReply::Accepted {
+                    duplicate: false,
+                    ..
+                }
+            ),
             "{reply:?}"
         );
     }
@@ -152,7 +158,10 @@ async fn resolution_and_satisfaction_rates_come_from_the_evaluations_residents_s
     assert_eq!(case.summary.resolved_for_resident, None);
     let case = models.case(closed[3]).await.unwrap().expect("the case");
     assert_eq!(
-        (case.summary.satisfaction, case.summary.resolved_for_resident),
+        (
+            case.summary.satisfaction,
+            case.summary.resolved_for_resident
+        ),
         (Some(3), Some(false))
     );
 }

@@ -205,7 +205,8 @@ impl Serialize for Satisfaction {
 }
 
 /// What a sender reads when the value is neither a known level nor a score.
-const SATISFACTION_EXPECTED: &str = "`satisfied`, `basically_satisfied`, `dissatisfied` or a score from 1 to 5";
+const SATISFACTION_EXPECTED: &str =
+    "`satisfied`, `basically_satisfied`, `dissatisfied` or a score from 1 to 5";
 
 impl<'de> Deserialize<'de> for Satisfaction {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

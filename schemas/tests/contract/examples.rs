@@ -2,16 +2,16 @@
 
 use std::collections::BTreeSet;
 
+use serde_json::json;
 use serde_json::Value;
 use wangge_schemas::envelope::{CaseId, Source};
 use wangge_schemas::generate::all_schemas;
+use wangge_schemas::intake::Satisfaction;
 use wangge_schemas::intake::{EvaluationV1, IntakeReply, ResidentReportV1};
 use wangge_schemas::worker::{
     is_valid_worker_id, ActingAs, TaskKind, TaskMessage, WorkerCommand, WorkerCommandV1,
     WorkerReply,
 };
-use serde_json::json;
-use wangge_schemas::intake::Satisfaction;
 use wangge_schemas::{decode_event, CaseEvent, MediaKind, SatisfactionLevel, EVENT_CATALOGUE};
 
 use crate::support::{assert_valid, example, example_cases, example_dir, files_under, Reader};
@@ -195,15 +195,27 @@ fn the_three_levels_are_stored_as_five_four_and_one() {
     );
     for (written, score, level) in [
         (json!("satisfied"), 5, Some(SatisfactionLevel::Satisfied)),
-        (json!("basically_satisfied"), 4, Some(SatisfactionLevel::BasicallySatisfied)),
-        (json!("dissatisfied"), 1, Some(SatisfactionLevel::Dissatisfied)),
+        (
+            json!("basically_satisfied"),
+            4,
+            Some(SatisfactionLevel::BasicallySatisfied),
+        ),
+        (
+            json!("dissatisfied"),
+            1,
+            Some(SatisfactionLevel::Dissatisfied),
+        ),
         (json!(3), 3, None),
         (json!(4.0), 4, None),
     ] {
         let read: Satisfaction = serde_json::from_value(written.clone()).expect("reads");
         assert_eq!((read.score(), read.level()), (score, level), "{written}");
         let back = serde_json::to_value(read).expect("writes");
-        assert_eq!(back.as_str(), written.as_str(), "a level is written back as its word");
+        assert_eq!(
+            back.as_str(),
+            written.as_str(),
+            "a level is written back as its word"
+        );
     }
 }
 

@@ -245,7 +245,10 @@ fn evaluation_scales_limits_and_unknown_fields_fail_schema_and_types() {
         accepted(fine, &format!("score {score}"));
     }
     for (value, words) in [
-        (json!("very_satisfied"), "unknown satisfaction level `very_satisfied`"),
+        (
+            json!("very_satisfied"),
+            "unknown satisfaction level `very_satisfied`",
+        ),
         (json!("满意"), "unknown satisfaction level `满意`"),
         (json!(0), "score 0 is out of range"),
         (json!(6), "score 6 is out of range"),
@@ -258,7 +261,9 @@ fn evaluation_scales_limits_and_unknown_fields_fail_schema_and_types() {
         let error = refused(broken, &format!("satisfaction {value}"));
         assert!(error.contains(words), "{value}: {error}");
         assert!(
-            error.contains("`satisfied`, `basically_satisfied`, `dissatisfied` or a score from 1 to 5"),
+            error.contains(
+                "`satisfied`, `basically_satisfied`, `dissatisfied` or a score from 1 to 5"
+            ),
             "{value}: the error names both scales: {error}"
         );
     }
