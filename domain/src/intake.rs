@@ -130,8 +130,9 @@ pub struct ReferenceData<'a> {
 /// A message that passed every check that needs no case.
 #[derive(Debug, Clone)]
 pub enum CheckedIntake {
-    /// A message that opens a case, ready to commit.
-    Report(ValidIntake),
+    /// A message that opens a case, ready to commit (boxed: a report is several times the
+    /// size of an evaluation).
+    Report(Box<ValidIntake>),
     /// An evaluation, to be checked against the history of the case it names next
     /// ([`evaluation::evaluation_request`]).
     Evaluation(EvaluationV1),
@@ -146,9 +147,8 @@ pub fn check_intake(
 ) -> Result<CheckedIntake, IntakeRejection> {
     let (kind, value) = read_envelope(subject_kind, bytes)?;
     match kind {
-        IntakeMessageKind::Case(kind) => {
-            validate_report(kind, value, reference).map(CheckedIntake::Report)
-        }
+        IntakeMessageKind::Case(kind) => validate_report(kind, value, reference)
+            .map(|valid| CheckedIntake::Report(Box::new(valid))),
         IntakeMessageKind::Evaluation => {
             evaluation::read_evaluation(value).map(CheckedIntake::Evaluation)
         }
@@ -164,7 +164,7 @@ pub fn validate_intake(
     reference: ReferenceData<'_>,
 ) -> Result<ValidIntake, IntakeRejection> {
     match check_intake(subject_kind, bytes, reference)? {
-        CheckedIntake::Report(valid) => Ok(valid),
+        CheckedIntake::Report(valid) => Ok(*valid),
         CheckedIntake::Evaluation(_) => Err(IntakeRejection::at(
             RejectCode::KindMismatch,
             "kind",

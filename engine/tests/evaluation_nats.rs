@@ -812,6 +812,10 @@ async fn an_evaluation_under_its_reports_message_id_is_refused_not_taken_for_a_r
 // Malformed: every kind of mistake names its field, and is kept as sent
 // ---------------------------------------------------------------------------------------
 
+/// A broken message: what is wrong, the subject and bytes it is sent as, and the code and
+/// field the sender is told.
+type Broken<'a> = (&'a str, &'a str, Vec<u8>, &'a str, Option<&'a str>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn malformed_evaluations_are_refused_naming_the_field_and_kept_as_sent() {
     let world = World::start().await;
@@ -821,7 +825,7 @@ async fn malformed_evaluations_are_refused_naming_the_field_and_kept_as_sent() {
     let mut too_large = valid.to_string().into_bytes();
     too_large.resize(MAX_MESSAGE_BYTES + 1, b' ');
 
-    let broken: Vec<(&str, &str, Vec<u8>, &str, Option<&str>)> = vec![
+    let broken: Vec<Broken> = vec![
         (
             "not json",
             EVALUATION_SUBJECT,

@@ -73,7 +73,7 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
             check_intake(subject_kind, &message.payload, reference)
         };
         match checked {
-            Ok(CheckedIntake::Report(valid)) => self.open_case(message, valid).await,
+            Ok(CheckedIntake::Report(valid)) => self.open_case(message, *valid).await,
             Ok(CheckedIntake::Evaluation(evaluation)) => {
                 self.record_evaluation(message, &evaluation).await
             }
