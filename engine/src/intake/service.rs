@@ -165,6 +165,8 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
         field: Option<String>,
         reason: String,
     ) -> IntakeReply {
+        // The subject names the kind, which the body may not (it may not even be JSON).
+        let subject = message.subject.clone();
         let rejection = Rejection {
             subject: message.subject,
             headers: message.headers,
@@ -185,6 +187,7 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
             code,
             field = field.as_deref().unwrap_or(""),
             rejected_id,
+            subject,
             "intake rejected"
         );
         IntakeReply::Rejected {
