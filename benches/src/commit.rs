@@ -588,6 +588,9 @@ fn twenty_event_lifecycle() -> Vec<CaseCommand> {
         CaseCommand::Evaluate {
             satisfaction: 5,
             comment: Some("处理及时".into()),
+            resolved: Some(true),
+            level: None,
+            channel: None,
         },
     ];
     for n in 0..6 {

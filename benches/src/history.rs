@@ -288,6 +288,9 @@ impl CityHistory {
                 CaseCommand::Evaluate {
                     satisfaction,
                     comment: None,
+                    resolved: None,
+                    level: None,
+                    channel: None,
                 },
             );
         }

@@ -46,7 +46,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the engine: intake on NATS, events on JetStream.
     Serve(serve::ServeArgs),
-    /// Send one intake message (from a file or stdin) and print the engine's answer.
+    /// Send one intake message (a report, a service request, a patrol finding or an
+    /// evaluation; from a file or stdin) and print the engine's answer.
     Publish(publish::PublishArgs),
     /// Inspect and replay messages the engine refused.
     Rejected(rejected::RejectedArgs),

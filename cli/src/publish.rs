@@ -1,5 +1,6 @@
-//! `wangge publish`: sends one intake message and prints the engine's JSON answer.
-//! Exit status 0 when accepted, 2 when rejected.
+//! `wangge publish`: sends one intake message — a report, a patrol finding, a service request
+//! or a resident's evaluation of a closed case — to `wangge.intake.<kind>` and prints the
+//! engine's JSON answer. Exit status 0 when accepted, 2 when rejected.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,8 +16,8 @@ use wangge_engine::intake::INTAKE_SUBJECT_PREFIX;
 pub struct PublishArgs {
     #[command(flatten)]
     nats: NatsArgs,
-    /// Intake kind (resident_report, patrol_finding, service_request); default: the
-    /// message's own `kind` field.
+    /// Intake kind (resident_report, patrol_finding, service_request, evaluation); default:
+    /// the message's own `kind` field.
     #[arg(long)]
     kind: Option<String>,
     /// Seconds to wait for the answer.

@@ -660,6 +660,172 @@ fn replaying_a_message_whose_cause_is_not_fixed_is_refused_again() {
 }
 
 // ---------------------------------------------------------------------------------------
+// publish an evaluation
+// ---------------------------------------------------------------------------------------
+
+fn evaluation(case_id: CaseId, resident: &str) -> Value {
+    json!({
+        "kind": "evaluation",
+        "schema_version": 1,
+        "source": {"system": "hotline-12345", "message_id": format!("12345-hf-{resident}")},
+        "evaluated_at": "2026-03-13T10:02:11+08:00",
+        "case_id": case_id,
+        "resident": {"id": resident},
+        "channel": "hotline12345",
+        "satisfaction": "basically_satisfied",
+        "resolved": true
+    })
+}
+
+/// A worker's (or resident's) command through `wangge worker act`, accepted.
+fn act(site: &Site, name: &str, command: Value) {
+    let file = site.write(name, command.to_string().as_bytes());
+    let url = site.url();
+    let run = site.run(&["worker", "--nats-url", &url, "act", path_str(&file)]);
+    assert_eq!(run.code, 0, "{name}: {run:?}");
+}
+
+/// The case's events as `case show` prints them, one JSON object a line.
+fn events_of(site: &Site, case_id: CaseId) -> Vec<Value> {
+    site.case_show(&case_id.to_string())
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON event a line"))
+        .collect()
+}
+
+#[test]
+fn an_evaluation_is_published_to_its_own_subject_refused_while_the_case_is_open_and_replayed_once_closed(
+) {
+    let mut site = Site::new();
+    let mut engine = site.serve(&[]);
+    let report = site.write(
+        "report.json",
+        resident_report("mp-007", "drainage.blocked")
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(site.publish_when_served(&mut engine, &report).code, 0);
+    let case_id = case_of("miniprogram", "mp-007");
+    let file = site.write(
+        "evaluation.json",
+        evaluation(case_id, "wx-oU7x2kQ9dLr3")
+            .to_string()
+            .as_bytes(),
+    );
+
+    // The hotline called back too early: the case is still open.
+    let early = site.publish(&file);
+    assert_eq!(early.code, 2, "{early:?}");
+    let IntakeReply::Rejected { ref code, .. } = early.reply() else {
+        unreachable!()
+    };
+    assert_eq!(code, "case_not_closed", "routed by its kind: {early:?}");
+    let id = rejected_id(&early.reply());
+
+    // The dispatcher sends the case to a worker, who handles it; the resident checks it.
+    let deadline = Instant::now() + WAIT;
+    let worker = loop {
+        let dispatched = events_of(&site, case_id)
+            .into_iter()
+            .find(|event| event["event_type"] == "case.dispatched");
+        if let Some(event) = dispatched {
+            break event["payload"]["assignee"]
+                .as_str()
+                .expect("an assignee")
+                .to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never dispatched: {}",
+            engine.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for (n, (person, acting_as, command)) in [
+        (
+            worker.as_str(),
+            "grid_worker",
+            json!({"type": "acknowledge"}),
+        ),
+        (
+            worker.as_str(),
+            "grid_worker",
+            json!({"type": "resolve", "notes": "已清理疏通"}),
+        ),
+        (
+            "wx-oU7x2kQ9dLr3",
+            "resident",
+            json!({"type": "verify", "passed": true}),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        act(
+            &site,
+            &format!("act-{n}.json"),
+            json!({
+                "schema_version": 1,
+                "message_id": format!("app-{n}"),
+                "worker_id": person,
+                "acting_as": acting_as,
+                "case_id": case_id,
+                "command": command
+            }),
+        );
+    }
+
+    // The kept message, replayed byte for byte, is recorded now.
+    let replay = site.rejected(&["replay", &id.to_string()]);
+    assert_eq!(replay.code, 0, "{replay:?}");
+    let IntakeReply::Accepted {
+        sequence,
+        duplicate: false,
+        ..
+    } = replay.reply()
+    else {
+        panic!("expected the evaluation to be recorded: {replay:?}");
+    };
+    let evaluated = events_of(&site, case_id)
+        .into_iter()
+        .last()
+        .expect("events");
+    assert_eq!(evaluated["event_type"], "case.evaluated");
+    assert_eq!(evaluated["payload"]["satisfaction"], 4);
+    assert_eq!(evaluated["payload"]["level"], "basically_satisfied");
+    assert_eq!(evaluated["payload"]["resolved"], true);
+
+    // Published again: the same answer, nothing new. Another resident: refused.
+    let again = site.publish(&file);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(
+        again.reply(),
+        IntakeReply::Accepted {
+            case_id,
+            sequence,
+            duplicate: true
+        }
+    );
+    let stranger = site.write(
+        "stranger.json",
+        evaluation(case_id, "wx-someone-else")
+            .to_string()
+            .as_bytes(),
+    );
+    let refused = site.publish(&stranger);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    let IntakeReply::Rejected { code, field, .. } = refused.reply() else {
+        unreachable!()
+    };
+    assert_eq!(
+        (code.as_str(), field.as_deref()),
+        ("not_reporter", Some("resident.id"))
+    );
+    engine.stop();
+}
+
+// ---------------------------------------------------------------------------------------
 // grid publish | show
 // ---------------------------------------------------------------------------------------
 

@@ -56,6 +56,20 @@ fn the_demo_runs_a_day_on_the_embedded_default_and_reports_its_indicators() {
         .expect("a city row");
     let registered: u64 = city.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(registered > 100, "{city}");
+    // Residents evaluate through intake, so the day has a resolution and a satisfaction rate.
+    let evaluations: u64 = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("residents' evaluations"))
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of recorded evaluations in:\n{stdout}"));
+    assert!(evaluations > 0, "{stdout}");
+    let rates: Vec<&str> = city.split_whitespace().skip(7).take(2).collect();
+    assert!(
+        rates.iter().all(|rate| rate.ends_with('%')),
+        "解决率 and 满意率 of the city: {city}"
+    );
 }
 
 /// The seed fixes what arrives and how each person reacts to each event; the engine's own

@@ -6,7 +6,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use wangge_schemas::{
-    CaseId, CaseReported, GridLocation, MediaRef, Priority, SlaStep, SuspendReason, Tier, TimeLimit,
+    CaseId, CaseReported, Channel, GridLocation, MediaRef, Priority, SatisfactionLevel, SlaStep,
+    SuspendReason, Tier, TimeLimit,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,6 +108,15 @@ pub enum CaseCommand {
     Evaluate {
         satisfaction: u8,
         comment: Option<String>,
+        /// Whether the problem was solved, in the resident's words (问题是否解决), if asked.
+        #[serde(default)]
+        resolved: Option<bool>,
+        /// The three-level word the resident chose; `satisfaction` must be its score.
+        #[serde(default)]
+        level: Option<SatisfactionLevel>,
+        /// How the evaluation reached the engine.
+        #[serde(default)]
+        channel: Option<Channel>,
     },
     Comment {
         text: String,

@@ -218,11 +218,26 @@ pub fn decide(
         C::Evaluate {
             satisfaction,
             comment,
+            resolved,
+            level,
+            channel,
         } => {
             if !(1..=5).contains(satisfaction) {
                 return Err(DomainError::InvalidField {
                     field: "satisfaction",
                     reason: format!("must be 1 to 5, got {satisfaction}"),
+                });
+            }
+            // The stored score is what the rates count; a word that disagrees with it would
+            // make the event say two things.
+            if let Some(level) = level.filter(|level| level.score() != *satisfaction) {
+                return Err(DomainError::InvalidField {
+                    field: "satisfaction",
+                    reason: format!(
+                        "level `{}` is stored as {}, not {satisfaction}",
+                        level.as_str(),
+                        level.score()
+                    ),
                 });
             }
             optional("comment", comment)?;
@@ -232,6 +247,9 @@ pub fn decide(
             vec![CaseEvent::Evaluated(CaseEvaluated {
                 satisfaction: *satisfaction,
                 comment: comment.clone(),
+                resolved: *resolved,
+                level: *level,
+                channel: *channel,
             })]
         }
         C::Comment { text } => {

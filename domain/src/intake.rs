@@ -1,16 +1,21 @@
-//! Checks an intake message from another system and turns it into a `Report` command, or
-//! says exactly what is wrong with it: which field, and why.
+//! Checks an intake message from another system and turns it into a command, or says
+//! exactly what is wrong with it: which field, and why.
 //!
 //! Pure: bytes and reference data in, a command or a rejection out. The checks run from the
-//! outside in — size, JSON syntax, kind, schema version, shape, text limits, grid location,
-//! category — so the first problem a sender has to fix is the one reported.
+//! outside in — size, JSON syntax, kind, schema version, shape, text limits, then what the
+//! message refers to — so the first problem a sender has to fix is the one reported.
+//!
+//! [`check_intake`] reads any kind. A message that opens a case ends with its grid location
+//! and category and becomes a `Report` command ([`ValidIntake`]). An evaluation refers to a
+//! case the shell has to load first; [`evaluation`] checks it against that case's history.
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use wangge_schemas::intake::{
-    IntakeMessage, PatrolFindingV1, ResidentReportV1, ServiceRequestV1, INTAKE_SCHEMA_VERSION,
-    MAX_DESCRIPTION_CHARS, MAX_ID_CHARS, MAX_MEDIA, MAX_MESSAGE_BYTES, MAX_TITLE_CHARS,
+    EvaluationV1, IntakeMessage, IntakeMessageKind, PatrolFindingV1, ResidentReportV1,
+    ServiceRequestV1, INTAKE_SCHEMA_VERSION, MAX_DESCRIPTION_CHARS, MAX_ID_CHARS, MAX_MEDIA,
+    MAX_MESSAGE_BYTES, MAX_TITLE_CHARS,
 };
 use wangge_schemas::{
     Actor, CaseId, CaseReported, Coordinates, GridLocation, IntakeKind, MediaRef, ReportDetails,
@@ -20,6 +25,8 @@ use wangge_schemas::{
 use crate::grid::{CategoryCatalogue, GridDirectory};
 use crate::request::CommandRequest;
 use crate::CaseCommand;
+
+pub mod evaluation;
 
 /// Subjects are `wangge.intake.<kind>`; the engine listens on `wangge.intake.>`.
 pub const INTAKE_SUBJECT_PREFIX: &str = "wangge.intake";
@@ -52,6 +59,16 @@ pub enum RejectCode {
     UnknownGridLocation,
     UnknownCategory,
     CategoryNotAllowed,
+    /// An evaluation names a case that was never reported.
+    UnknownCase,
+    /// An evaluation from someone other than the resident who reported the case.
+    NotReporter,
+    /// An evaluation of a case that is not closed (still open, rejected, merged, voided).
+    CaseNotClosed,
+    /// A second evaluation of the same closure.
+    AlreadyEvaluated,
+    /// A message id the case already used for something else (its report, say).
+    MessageIdReused,
 }
 
 impl RejectCode {
@@ -72,6 +89,11 @@ impl RejectCode {
             Self::UnknownGridLocation => "unknown_grid_location",
             Self::UnknownCategory => "unknown_category",
             Self::CategoryNotAllowed => "category_not_allowed",
+            Self::UnknownCase => "unknown_case",
+            Self::NotReporter => "not_reporter",
+            Self::CaseNotClosed => "case_not_closed",
+            Self::AlreadyEvaluated => "already_evaluated",
+            Self::MessageIdReused => "message_id_reused",
         }
     }
 }
@@ -105,13 +127,58 @@ pub struct ReferenceData<'a> {
     pub categories: &'a CategoryCatalogue,
 }
 
-/// Validates one intake message. `subject_kind` is the kind named by the subject the message
-/// arrived on (`wangge.intake.<kind>`), if any; it must agree with the body's `kind`.
+/// A message that passed every check that needs no case.
+#[derive(Debug, Clone)]
+pub enum CheckedIntake {
+    /// A message that opens a case, ready to commit (boxed: a report is several times the
+    /// size of an evaluation).
+    Report(Box<ValidIntake>),
+    /// An evaluation, to be checked against the history of the case it names next
+    /// ([`evaluation::evaluation_request`]).
+    Evaluation(EvaluationV1),
+}
+
+/// Checks one intake message of any kind. `subject_kind` is the kind named by the subject the
+/// message arrived on (`wangge.intake.<kind>`), if any; it must agree with the body's `kind`.
+pub fn check_intake(
+    subject_kind: Option<&str>,
+    bytes: &[u8],
+    reference: ReferenceData<'_>,
+) -> Result<CheckedIntake, IntakeRejection> {
+    let (kind, value) = read_envelope(subject_kind, bytes)?;
+    match kind {
+        IntakeMessageKind::Case(kind) => validate_report(kind, value, reference)
+            .map(|valid| CheckedIntake::Report(Box::new(valid))),
+        IntakeMessageKind::Evaluation => {
+            evaluation::read_evaluation(value).map(CheckedIntake::Evaluation)
+        }
+    }
+}
+
+/// Validates a message that opens a case (a resident report, patrol finding or service
+/// request). An evaluation opens none and is refused here with `kind_mismatch`; the intake
+/// service reads every kind with [`check_intake`].
 pub fn validate_intake(
     subject_kind: Option<&str>,
     bytes: &[u8],
     reference: ReferenceData<'_>,
 ) -> Result<ValidIntake, IntakeRejection> {
+    match check_intake(subject_kind, bytes, reference)? {
+        CheckedIntake::Report(valid) => Ok(*valid),
+        CheckedIntake::Evaluation(_) => Err(IntakeRejection::at(
+            RejectCode::KindMismatch,
+            "kind",
+            "an evaluation does not open a case; it is checked against the case it names",
+        )),
+    }
+}
+
+/// The checks every kind shares: size, JSON syntax, an object, its kind (agreeing with the
+/// subject) and its schema version.
+fn read_envelope(
+    subject_kind: Option<&str>,
+    bytes: &[u8],
+) -> Result<(IntakeMessageKind, Value), IntakeRejection> {
     if bytes.len() > MAX_MESSAGE_BYTES {
         return Err(IntakeRejection::new(
             RejectCode::PayloadTooLarge,
@@ -138,6 +205,15 @@ pub fn validate_intake(
     };
     let kind = read_kind(subject_kind, object.get("kind"))?;
     read_schema_version(object.get("schema_version"))?;
+    Ok((kind, value))
+}
+
+/// The rest of the checks of a message that opens a case, after [`read_envelope`].
+fn validate_report(
+    kind: IntakeKind,
+    value: Value,
+    reference: ReferenceData<'_>,
+) -> Result<ValidIntake, IntakeRejection> {
     let message = match kind {
         IntakeKind::ResidentReport => {
             IntakeMessage::ResidentReport(typed::<ResidentReportV1>(value)?)
@@ -161,8 +237,12 @@ pub fn validate_intake(
 fn read_kind(
     subject_kind: Option<&str>,
     body_kind: Option<&Value>,
-) -> Result<IntakeKind, IntakeRejection> {
-    let known = || IntakeKind::ALL.map(IntakeKind::as_str).join(", ");
+) -> Result<IntakeMessageKind, IntakeRejection> {
+    let known = || {
+        IntakeMessageKind::ALL
+            .map(IntakeMessageKind::as_str)
+            .join(", ")
+    };
     // The body is checked first: it is what the sender controls field by field.
     let body_kind = match body_kind {
         None => {
@@ -172,7 +252,7 @@ fn read_kind(
                 "field `kind` is required",
             ))
         }
-        Some(Value::String(name)) => IntakeKind::parse(name).ok_or_else(|| {
+        Some(Value::String(name)) => IntakeMessageKind::parse(name).ok_or_else(|| {
             IntakeRejection::at(
                 RejectCode::UnknownKind,
                 "kind",
@@ -258,11 +338,11 @@ fn classify_serde_error(path: &str, message: &str) -> IntakeRejection {
     };
     // chrono's parse errors ("input contains invalid characters") do not say what was
     // expected; the timestamp is the one field whose format a sender has to look up.
-    if code == RejectCode::InvalidValue && path == "reported_at" {
+    if code == RejectCode::InvalidValue && matches!(path, "reported_at" | "evaluated_at") {
         return IntakeRejection::new(
             code,
             parent,
-            format!("`reported_at` must be an RFC 3339 date and time such as 2026-03-12T08:15:42+08:00 ({message})"),
+            format!("`{path}` must be an RFC 3339 date and time such as 2026-03-12T08:15:42+08:00 ({message})"),
         );
     }
     IntakeRejection::new(code, parent, message.to_owned())

@@ -12,8 +12,8 @@ use wangge_schemas::{
     CaseEvaluated, CaseEvent, CaseId, CaseMerged, CaseReassigned, CaseRejected, CaseReopened,
     CaseReported, CaseResolved, CaseResumed, CaseSuspended, CaseVerified, CaseVoided, Channel,
     ClosureKind, CommentAdded, ExtensionGranted, GridLocation, HandlingStarted, MediaKind,
-    MediaRef, PatrolKind, Priority, ReportDetails, Resident, ReworkRequested, SlaBreached, SlaStep,
-    SlaWarning, Source, SuspendReason, Tier, TimeLimit, TimeUnit,
+    MediaRef, PatrolKind, Priority, ReportDetails, Resident, ReworkRequested, SatisfactionLevel,
+    SlaBreached, SlaStep, SlaWarning, Source, SuspendReason, Tier, TimeLimit, TimeUnit,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -256,6 +256,9 @@ fn evaluated(satisfaction: u8) -> CaseEvent {
     CaseEvent::Evaluated(CaseEvaluated {
         satisfaction,
         comment: None,
+        resolved: None,
+        level: None,
+        channel: None,
     })
 }
 fn comment(text: &str) -> CaseEvent {
@@ -443,6 +446,9 @@ fn evaluate(satisfaction: u8) -> CaseCommand {
     CaseCommand::Evaluate {
         satisfaction,
         comment: None,
+        resolved: None,
+        level: None,
+        channel: None,
     }
 }
 fn comment_on(text: &str) -> CaseCommand {
@@ -1352,13 +1358,43 @@ fn the_reporter_evaluates_a_closed_case() {
         .when(CaseCommand::Evaluate {
             satisfaction: 5,
             comment: Some("很快".to_owned()),
+            resolved: None,
+            level: None,
+            channel: None,
         })
         .then_expect(vec![CaseEvent::Evaluated(CaseEvaluated {
             satisfaction: 5,
             comment: Some("很快".to_owned()),
+            resolved: None,
+            level: None,
+            channel: None,
         })]);
     assert_eq!(state.satisfaction, Some(5));
     assert_eq!(state.status, CaseStatus::Closed);
+}
+
+#[test]
+fn a_hotline_level_is_recorded_with_its_score_the_answer_and_the_channel() {
+    let evaluation = |satisfaction, level| CaseCommand::Evaluate {
+        satisfaction,
+        comment: None,
+        resolved: Some(false),
+        level: Some(level),
+        channel: Some(Channel::Hotline12345),
+    };
+    given(closed_after_verification())
+        .when(evaluation(4, SatisfactionLevel::BasicallySatisfied))
+        .then_expect(vec![CaseEvent::Evaluated(CaseEvaluated {
+            satisfaction: 4,
+            comment: None,
+            resolved: Some(false),
+            level: Some(SatisfactionLevel::BasicallySatisfied),
+            channel: Some(Channel::Hotline12345),
+        })]);
+    // A word and a score that disagree would make the event say two things.
+    given(closed_after_verification())
+        .when(evaluation(5, SatisfactionLevel::Dissatisfied))
+        .then_reject_field("satisfaction");
 }
 
 #[test]

@@ -303,6 +303,9 @@ impl Template {
             Template::Evaluate { satisfaction } => CaseCommand::Evaluate {
                 satisfaction: *satisfaction,
                 comment: None,
+                resolved: None,
+                level: None,
+                channel: None,
             },
             Template::Comment { text } => CaseCommand::Comment { text: text.clone() },
             Template::Escalate { to_tier } => CaseCommand::Escalate {
@@ -740,10 +743,15 @@ fn any_event() -> impl Strategy<Value = CaseEvent> {
         Just(CaseEvent::Reopened(CaseReopened {
             reason: "r".to_owned()
         })),
-        any::<u8>().prop_map(|satisfaction| CaseEvent::Evaluated(CaseEvaluated {
-            satisfaction,
-            comment: None
-        })),
+        (any::<u8>(), any::<Option<bool>>()).prop_map(|(satisfaction, resolved)| {
+            CaseEvent::Evaluated(CaseEvaluated {
+                satisfaction,
+                comment: None,
+                resolved,
+                level: None,
+                channel: None,
+            })
+        }),
         Just(CaseEvent::CommentAdded(CommentAdded {
             text: "x".to_owned()
         })),

@@ -933,6 +933,11 @@ fn rejection_codes_are_the_stable_names_of_the_reply_contract() {
         (RejectCode::UnknownGridLocation, "unknown_grid_location"),
         (RejectCode::UnknownCategory, "unknown_category"),
         (RejectCode::CategoryNotAllowed, "category_not_allowed"),
+        (RejectCode::UnknownCase, "unknown_case"),
+        (RejectCode::NotReporter, "not_reporter"),
+        (RejectCode::CaseNotClosed, "case_not_closed"),
+        (RejectCode::AlreadyEvaluated, "already_evaluated"),
+        (RejectCode::MessageIdReused, "message_id_reused"),
     ];
     for (code, name) in codes {
         assert_eq!(code.as_str(), name);

@@ -517,9 +517,10 @@ pub struct IndicatorRow {
     pub rework_rate: Option<f64>,
     /// 响应率: acknowledged on time ÷ dispatched.
     pub response_rate: Option<f64>,
-    /// 解决率: evaluated 3+ ÷ evaluated.
+    /// 解决率: evaluated as solved ÷ evaluated; solved is the resident's own answer when
+    /// they were asked, else a satisfaction of 3+.
     pub resolution_rate: Option<f64>,
-    /// 满意率: evaluated 4+ ÷ evaluated.
+    /// 满意率: evaluated 4+ ÷ evaluated (满意 and 基本满意 are stored as 5 and 4).
     pub satisfaction_rate: Option<f64>,
     pub time_to_acknowledge_p50_seconds: Option<i64>,
     pub time_to_acknowledge_p90_seconds: Option<i64>,

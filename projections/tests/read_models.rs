@@ -160,6 +160,9 @@ async fn a_case_closed_within_its_limit_leaves_the_board_and_counts_as_closed_on
         CaseCommand::Evaluate {
             satisfaction: 5,
             comment: None,
+            resolved: None,
+            level: None,
+            channel: None,
         },
     )
     .await;

@@ -567,13 +567,76 @@ pub struct CaseReopened {
 }
 
 /// 综合评价: the reporter's satisfaction.
+///
+/// `resolved`, `level` and `channel` were added without a version bump (optional fields):
+/// events written before them, and evaluations that do not carry them, simply lack them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CaseEvaluated {
-    /// 1 (very dissatisfied) to 5 (very satisfied).
+    /// 1 (very dissatisfied) to 5 (very satisfied). An answer on the hotlines' three-level
+    /// scale is stored as its score: 满意 5, 基本满意 4, 不满意 1 (see [`SatisfactionLevel`]).
     #[schemars(range(min = 1, max = 5))]
     pub satisfaction: u8,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// The resident's answer to "was the problem solved?" (问题是否解决), when they were asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<bool>,
+    /// The word the resident chose when they answered on the three-level scale; absent when
+    /// they gave a score of 1 to 5. `satisfaction` is always its score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<SatisfactionLevel>,
+    /// How the evaluation reached the engine (the 12345 hotline calls residents back on their
+    /// behalf: `hotline12345`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+}
+
+/// The three-level satisfaction scale of the citizen hotlines (满意 / 基本满意 / 不满意).
+///
+/// Each level is stored as a score on the 1–5 scale, chosen so that the satisfaction rate
+/// (满意率: a score of 4 or more) counts 满意 and 基本满意 as the hotlines do, and the
+/// resolution rate's fallback (a score of 3 or more, when the resident was not asked whether
+/// the problem was solved) counts 不满意 as unsolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum SatisfactionLevel {
+    /// 满意, stored as 5.
+    Satisfied,
+    /// 基本满意, stored as 4.
+    BasicallySatisfied,
+    /// 不满意, stored as 1.
+    Dissatisfied,
+}
+
+impl SatisfactionLevel {
+    pub const ALL: [SatisfactionLevel; 3] = [
+        Self::Satisfied,
+        Self::BasicallySatisfied,
+        Self::Dissatisfied,
+    ];
+
+    /// The level's score on the 1–5 scale.
+    pub fn score(self) -> u8 {
+        match self {
+            Self::Satisfied => 5,
+            Self::BasicallySatisfied => 4,
+            Self::Dissatisfied => 1,
+        }
+    }
+
+    /// The level's name as it is written (`basically_satisfied`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Satisfied => "satisfied",
+            Self::BasicallySatisfied => "basically_satisfied",
+            Self::Dissatisfied => "dissatisfied",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|level| level.as_str() == name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -18,7 +18,9 @@ use crate::events::EVENT_CATALOGUE;
 use crate::grid::{
     CategoryFile, GridCommand, GridEventEnvelope, GridFile, GridReply, GRID_EVENT_CATALOGUE,
 };
-use crate::intake::{IntakeReply, PatrolFindingV1, ResidentReportV1, ServiceRequestV1};
+use crate::intake::{
+    EvaluationV1, IntakeReply, PatrolFindingV1, ResidentReportV1, ServiceRequestV1,
+};
 use crate::upcast::{CaseResolvedV1, ExtensionGrantedV1};
 use crate::worker::{TaskMessage, WorkerCommandV1, WorkerReply};
 
@@ -93,6 +95,7 @@ pub fn all_schemas() -> BTreeMap<String, Value> {
             "intake/service_request.v1.json",
             root_schema::<ServiceRequestV1>(),
         ),
+        ("intake/evaluation.v1.json", root_schema::<EvaluationV1>()),
         ("intake/reply.json", root_schema::<IntakeReply>()),
     ];
     for (path, schema) in intake {

@@ -5,7 +5,8 @@
 //!
 //! - [`envelope`]: the envelope every event travels in.
 //! - [`events`]: the catalogue of case events and their payloads.
-//! - [`intake`]: the messages other systems publish to open cases, and the replies.
+//! - [`intake`]: the messages other systems publish to open cases and to evaluate closed
+//!   ones, and the replies.
 //! - [`upcast`]: reading events written with older schema versions.
 //! - [`grid`]: the grid file, the category catalogue, and the grid events.
 //! - [`sla`]: SLA reference data: business calendars and time-limit policies.

@@ -27,8 +27,7 @@ use clap::Args;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::Mutex;
-use wangge_engine::app::{CaseService, Clock, CommandRequest, FixedSlaTerms, ManualClock};
-use wangge_engine::domain::CaseCommand;
+use wangge_engine::app::{CaseService, Clock, FixedSlaTerms, ManualClock};
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
 use wangge_engine::intake::service::IncomingMessage;
 use wangge_engine::intake::{IntakeService, MemoryRejectedStore};
@@ -41,8 +40,6 @@ use wangge_projections::http::{serve_http, ApiState};
 use wangge_projections::postgres::{spawn_runners, ExclusiveRunnerConfig};
 use wangge_projections::runner::RunnerConfig;
 use wangge_projections::{FoldContext, MemoryReadModels, ReadModels};
-use wangge_schemas::worker::WorkerReply;
-use wangge_schemas::{Actor, Source};
 
 use crate::ReferenceArgs;
 use dice::Dice;
@@ -313,39 +310,15 @@ async fn day<L: EventLog + Clone>(
                     let reply = workers.execute(&message).await;
                     tally.worker(message.command.name(), &reply);
                 }
-                Act::Evaluate {
-                    case_id,
-                    resident,
-                    satisfaction,
-                } => {
-                    let request = CommandRequest {
-                        case_id,
-                        command: CaseCommand::Evaluate {
-                            satisfaction,
-                            comment: None,
-                        },
-                        actor: Actor::resident(&resident),
-                        source: Source {
-                            system: "miniprogram".into(),
-                            message_id: format!("evaluation-{case_id}"),
-                        },
-                        occurred_at: None,
-                        correlation_id: None,
-                        causation_id: None,
-                    };
-                    let reply = match cases.handle(request).await {
-                        Ok(outcome) => WorkerReply::Accepted {
-                            case_id,
-                            sequence: outcome.sequence,
-                            duplicate: outcome.duplicate,
-                        },
-                        Err(error) => WorkerReply::Rejected {
-                            code: error.code().to_owned(),
-                            field: None,
-                            reason: error.to_string(),
-                        },
-                    };
-                    tally.worker("evaluate", &reply);
+                Act::Evaluate(message) => {
+                    let reply = intake
+                        .process(IncomingMessage {
+                            subject: message.subject,
+                            headers: Vec::new(),
+                            payload: message.payload,
+                        })
+                        .await;
+                    tally.evaluation(&reply);
                 }
             }
         }

@@ -6,6 +6,8 @@
 //! reaction is put in an agenda at a simulated instant and carried out when the clock gets
 //! there — by the same request-reply command a worker's app sends, so the engine checks it
 //! like any other (a worker who acts on a task that was meanwhile reassigned is refused).
+//! A resident's evaluation goes the way another system sends it: an intake message on
+//! `wangge.intake.evaluation`, from the hotline calling them back or the mini-program.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,18 +19,14 @@ use wangge_schemas::worker::{ActingAs, WorkerCommand, WorkerCommandV1, WORKER_SC
 use wangge_schemas::{CaseEvent, CaseId, ClosureKind, ReportDetails, SuspendReason};
 
 use super::dice::Dice;
+use super::traffic::{evaluation_message, Message};
 
 /// Something a person will do.
-#[derive(Debug, Clone)]
 pub enum Act {
     /// A worker's or supervisor's command, as their app sends it.
     Command(WorkerCommandV1),
-    /// A resident scores a closed case in the mini-program.
-    Evaluate {
-        case_id: CaseId,
-        resident: String,
-        satisfaction: u8,
-    },
+    /// A resident's evaluation of a closed case, as the system they answered in publishes it.
+    Evaluate(Message),
 }
 
 /// How a worker deals with tasks today.
@@ -260,17 +258,8 @@ impl People {
                     let resident = self.cases.get(&case_id).and_then(|k| k.resident.clone());
                     if let (Some(resident), true) = (resident, self.dice.chance(70)) {
                         let when = minutes(&mut self.dice, 30, 300);
-                        let satisfaction = *self
-                            .dice
-                            .pick(&[5, 5, 5, 5, 5, 5, 4, 4, 4, 4, 4, 3, 3, 3, 2, 1]);
-                        self.plan(
-                            when,
-                            Act::Evaluate {
-                                case_id,
-                                resident,
-                                satisfaction,
-                            },
-                        );
+                        let message = evaluation_message(&mut self.dice, case_id, &resident, when);
+                        self.plan(when, Act::Evaluate(message));
                     }
                 }
                 CaseEvent::Closed(_)

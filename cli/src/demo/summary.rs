@@ -25,6 +25,8 @@ pub struct Tally {
     refused_intake: BTreeMap<String, u64>,
     done: BTreeMap<&'static str, u64>,
     refused_commands: BTreeMap<String, u64>,
+    evaluations: u64,
+    refused_evaluations: BTreeMap<String, u64>,
     timers: BTreeMap<&'static str, u64>,
 }
 
@@ -46,6 +48,16 @@ impl Tally {
             WorkerReply::Accepted { .. } => *self.done.entry(command).or_default() += 1,
             WorkerReply::Rejected { code, .. } => {
                 *self.refused_commands.entry(code.clone()).or_default() += 1
+            }
+        }
+    }
+
+    /// A resident's evaluation, answered by intake like any message from another system.
+    pub fn evaluation(&mut self, reply: &IntakeReply) {
+        match reply {
+            IntakeReply::Accepted { .. } => self.evaluations += 1,
+            IntakeReply::Rejected { code, .. } => {
+                *self.refused_evaluations.entry(code.clone()).or_default() += 1
             }
         }
     }
@@ -87,13 +99,14 @@ fn minutes(seconds: Option<i64>) -> String {
 
 fn row(name: &str, r: &IndicatorRow) {
     println!(
-        "  {name:<14} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7} {:>8} {:>8}",
+        "  {name:<14} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8}",
         r.counts.registered,
         r.counts.closed,
         percent(r.closure_rate),
         percent(r.on_time_closure_rate),
         percent(r.rework_rate),
         percent(r.response_rate),
+        percent(r.resolution_rate),
         percent(r.satisfaction_rate),
         minutes(r.time_to_acknowledge_p50_seconds),
         minutes(r.time_to_close_p50_seconds),
@@ -138,6 +151,14 @@ pub async fn print<L: EventLog>(
             "  {count:>6}  refused: {code} (the task had moved on, or the worker may not act)"
         );
     }
+    println!("\nresidents' evaluations (intake messages on wangge.intake.evaluation)");
+    println!(
+        "  {:>6}  recorded, from the 12345 hotline's call-backs and the mini-program",
+        tally.evaluations
+    );
+    for (code, count) in &tally.refused_evaluations {
+        println!("  {count:>6}  not recorded ({code})");
+    }
 
     let query = IndicatorQuery {
         from: *day,
@@ -150,7 +171,7 @@ pub async fn print<L: EventLog>(
     };
     println!("\nindicators of the day, by district (cases reported {day})");
     println!(
-        "  {:<14} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7} {:>8} {:>8}",
+        "  {:<14} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8}",
         "district",
         "立案",
         "结案",
@@ -158,6 +179,7 @@ pub async fn print<L: EventLog>(
         "按期结案",
         "返工率",
         "响应率",
+        "解决率",
         "满意率",
         "响应p50",
         "结案p50"

@@ -1,11 +1,12 @@
 //! What reaches the engine in a simulated day: residents' reports through the mini-program,
 //! the 12345 hotline and kiosks, grid workers' patrol findings, service requests — realistic
 //! texts from the domain brief, over a day's curve, some of them retried and some broken the
-//! ways real senders break them.
+//! ways real senders break them — and residents' evaluations of their closed cases.
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use wangge_schemas::CaseId;
 
 use super::dice::Dice;
 
@@ -129,6 +130,69 @@ pub fn patrol_message(
         "category": category, "fixed_on_spot": dice.chance(45)
     });
     finish(dice, "patrol_finding", body)
+}
+
+/// What residents say when asked about a closed case: the comment, and whether the problem
+/// was solved.
+const EVALUATION_COMMENTS: &[(&str, bool)] = &[
+    ("处理很及时,谢谢网格员", true),
+    ("问题解决了,就是等得有点久", true),
+    ("师傅态度很好", true),
+    ("已经修好了,很满意", true),
+    ("解决得挺快,希望以后多巡查", true),
+    ("处理了,但是来回打了好几次电话", true),
+    ("过两天又坏了,没有彻底解决", false),
+    ("说是处理了,现场没有变化", false),
+];
+
+/// A resident's evaluation of a case they reported, as the system they answered in sends it:
+/// most through the 12345 hotline calling them back (回访) with its three levels and the
+/// question whether the problem was solved; the rest as stars in the mini-program, where the
+/// question is optional.
+pub fn evaluation_message(
+    dice: &mut Dice,
+    case_id: CaseId,
+    resident: &str,
+    at: DateTime<Utc>,
+) -> Message {
+    let (comment, solved) = *dice.pick(EVALUATION_COMMENTS);
+    let mut body = if dice.chance(55) {
+        let level = match (solved, dice.below(10)) {
+            (true, 0..=6) => "satisfied",
+            (true, _) => "basically_satisfied",
+            (false, 0..=2) => "basically_satisfied",
+            (false, _) => "dissatisfied",
+        };
+        json!({
+            "kind": "evaluation", "schema_version": 1,
+            "source": {"system": "hotline-12345", "message_id": format!("hf-{case_id}")},
+            "evaluated_at": at, "case_id": case_id, "resident": {"id": resident},
+            "channel": "hotline12345", "satisfaction": level, "resolved": solved
+        })
+    } else {
+        let stars = if solved {
+            *dice.pick(&[5, 5, 5, 4, 4, 3])
+        } else {
+            *dice.pick(&[3, 2, 1, 1])
+        };
+        let mut body = json!({
+            "kind": "evaluation", "schema_version": 1,
+            "source": {"system": "miniprogram", "message_id": format!("mp-eval-{case_id}")},
+            "evaluated_at": at, "case_id": case_id, "resident": {"id": resident},
+            "channel": "mini_program", "satisfaction": stars
+        });
+        if dice.chance(60) {
+            body["resolved"] = json!(solved);
+        }
+        body
+    };
+    if dice.chance(40) {
+        body["comment"] = json!(comment);
+    }
+    Message {
+        subject: "wangge.intake.evaluation".to_owned(),
+        payload: Bytes::from(body.to_string()),
+    }
 }
 
 /// About one message in fifteen is broken, each in one of the ways senders break them.

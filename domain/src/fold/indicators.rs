@@ -16,8 +16,8 @@
 //! | `dispatched` | was dispatched at least once |
 //! | `responded_on_time` | was acknowledged, and every acknowledge run ended within its limit (响应) |
 //! | `evaluated` | was evaluated by the reporter |
-//! | `resolved_for_resident` | was evaluated 3 or more of 5: solved, at least basically (解决) |
-//! | `satisfied` | was evaluated 4 or more of 5 (满意) |
+//! | `resolved_for_resident` | was evaluated as solved (解决): the resident's own answer to "was the problem solved?" when they were asked, else a satisfaction of 3 or more of 5 |
+//! | `satisfied` | was evaluated 4 or more of 5 (满意; the hotlines' 满意 and 基本满意 are stored as 5 and 4) |
 //!
 //! and two durations, in logarithmic buckets ([`super::histogram`]): time to acknowledge
 //! (first dispatch → first acknowledgement) and time to close (report → latest closing), on
@@ -266,7 +266,11 @@ pub fn contribution_of(summary: &CaseSummary, sla: &SlaState<'_>) -> Option<Cont
             summary.acknowledged_at.is_some() && runs_on_time(SlaStep::Acknowledge),
         ),
         evaluated: flag(summary.satisfaction.is_some()),
-        resolved_for_resident: flag(summary.satisfaction.is_some_and(|s| s >= 3)),
+        resolved_for_resident: flag(
+            summary
+                .satisfaction
+                .is_some_and(|s| summary.resolved_for_resident.unwrap_or(s >= 3)),
+        ),
         satisfied: flag(summary.satisfaction.is_some_and(|s| s >= 4)),
     };
     let mut durations = Vec::new();

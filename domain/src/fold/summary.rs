@@ -69,6 +69,11 @@ pub struct CaseSummary {
     pub breaches: u32,
     /// The latest satisfaction score, 1 to 5.
     pub satisfaction: Option<u8>,
+    /// The resident's answer to "was the problem solved?" (问题是否解决) in the latest
+    /// evaluation, when they were asked.
+    // States stored before this field existed read it as unasked.
+    #[serde(default)]
+    pub resolved_for_resident: Option<bool>,
 }
 
 /// One field of a case that an event changed, as the audit trail shows it.
@@ -119,6 +124,7 @@ impl CaseSummary {
             warnings: 0,
             breaches: 0,
             satisfaction: None,
+            resolved_for_resident: None,
         }
     }
 
@@ -200,7 +206,10 @@ impl CaseSummary {
                 self.assignee = None;
                 self.reopenings += 1;
             }
-            E::Evaluated(evaluated) => self.satisfaction = Some(evaluated.satisfaction),
+            E::Evaluated(evaluated) => {
+                self.satisfaction = Some(evaluated.satisfaction);
+                self.resolved_for_resident = evaluated.resolved;
+            }
             E::Escalated(escalated) => {
                 self.tier = Some(escalated.to_tier);
                 self.cell = escalated.cell.clone();

@@ -1,19 +1,20 @@
 //! Processes one intake message end to end, whatever transport it came on.
 //!
-//! Either the message becomes (or, retried, already was) a case, or it is refused and kept
-//! in the rejected store with its original bytes, headers and the reason. Nothing in
-//! between: a refused message writes no event.
+//! Either the message becomes (or, retried, already was) a case — or, for an evaluation, the
+//! evaluation of its case — or it is refused and kept in the rejected store with its original
+//! bytes, headers and the reason. Nothing in between: a refused message writes no event.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tracing::{info, warn};
-use wangge_schemas::intake::IntakeReply;
+use wangge_schemas::intake::{EvaluationV1, IntakeReply};
 
 use crate::app::{CaseService, CommandError};
 use crate::grid::{CategoryCatalogue, SharedGrid};
+use crate::intake::evaluation::{evaluate, EvaluationRefusal};
 use crate::intake::rejected::{RejectedStore, Rejection};
-use crate::intake::validate::{validate_intake, ReferenceData};
+use crate::intake::validate::{check_intake, CheckedIntake, ReferenceData, ValidIntake};
 use crate::intake::INTAKE_SUBJECT_PREFIX;
 use crate::log::EventLog;
 
@@ -69,21 +70,27 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
                 grid: &grid,
                 categories: &self.categories,
             };
-            validate_intake(subject_kind, &message.payload, reference)
+            check_intake(subject_kind, &message.payload, reference)
         };
-        let valid = match checked {
-            Ok(valid) => valid,
-            Err(rejection) => {
-                return self
-                    .refuse(
-                        message,
-                        rejection.code.as_str(),
-                        rejection.field,
-                        rejection.reason,
-                    )
-                    .await
+        match checked {
+            Ok(CheckedIntake::Report(valid)) => self.open_case(message, *valid).await,
+            Ok(CheckedIntake::Evaluation(evaluation)) => {
+                self.record_evaluation(message, &evaluation).await
             }
-        };
+            Err(rejection) => {
+                self.refuse(
+                    message,
+                    rejection.code.as_str(),
+                    rejection.field,
+                    rejection.reason,
+                )
+                .await
+            }
+        }
+    }
+
+    /// A report, patrol finding or service request: its case is opened (or, retried, found).
+    async fn open_case(&self, message: IncomingMessage, valid: ValidIntake) -> IntakeReply {
         match self.cases.handle(valid.request).await {
             Ok(outcome) => {
                 info!(case_id = %outcome.case_id, sequence = outcome.sequence, duplicate = outcome.duplicate, kind = valid.message.kind().as_str(), "intake accepted");
@@ -109,6 +116,48 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
         }
     }
 
+    /// An evaluation: recorded on its case (or, retried, found there), or refused by the
+    /// case's rules.
+    async fn record_evaluation(
+        &self,
+        message: IncomingMessage,
+        evaluation: &EvaluationV1,
+    ) -> IntakeReply {
+        match evaluate(&self.cases, evaluation).await {
+            Ok(outcome) => {
+                info!(
+                    case_id = %outcome.case_id,
+                    sequence = outcome.sequence,
+                    duplicate = outcome.duplicate,
+                    kind = "evaluation",
+                    satisfaction = evaluation.satisfaction.score(),
+                    resolved = ?evaluation.resolved,
+                    channel = ?evaluation.channel,
+                    "intake accepted"
+                );
+                IntakeReply::Accepted {
+                    case_id: outcome.case_id,
+                    sequence: outcome.sequence,
+                    duplicate: outcome.duplicate,
+                }
+            }
+            Err(EvaluationRefusal::Rule(rejection)) => {
+                self.refuse(
+                    message,
+                    rejection.code.as_str(),
+                    rejection.field,
+                    rejection.reason,
+                )
+                .await
+            }
+            // Kept like any refusal, so the operator can replay it once the engine is well.
+            Err(EvaluationRefusal::Engine(error)) => {
+                self.refuse(message, error.code(), None, error.to_string())
+                    .await
+            }
+        }
+    }
+
     async fn refuse(
         &self,
         message: IncomingMessage,
@@ -116,6 +165,8 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
         field: Option<String>,
         reason: String,
     ) -> IntakeReply {
+        // The subject names the kind, which the body may not (it may not even be JSON).
+        let subject = message.subject.clone();
         let rejection = Rejection {
             subject: message.subject,
             headers: message.headers,
@@ -136,6 +187,7 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
             code,
             field = field.as_deref().unwrap_or(""),
             rejected_id,
+            subject,
             "intake rejected"
         );
         IntakeReply::Rejected {

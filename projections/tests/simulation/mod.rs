@@ -398,6 +398,9 @@ impl<L: EventLog + Clone> Simulation<L> {
             Action::Evaluate { satisfaction } => CaseCommand::Evaluate {
                 satisfaction: *satisfaction,
                 comment: None,
+                resolved: None,
+                level: None,
+                channel: None,
             },
             Action::Escalate { to_district } => {
                 let (to_tier, cell) = if *to_district || state.tier == Some(Tier::Community) {

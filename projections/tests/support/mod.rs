@@ -288,6 +288,9 @@ impl Week {
             CaseCommand::Evaluate {
                 satisfaction: if passes { 5 } else { 3 },
                 comment: None,
+                resolved: None,
+                level: None,
+                channel: None,
             },
             Actor::resident("r-1024"),
         )

@@ -2,15 +2,17 @@
 
 use std::collections::BTreeSet;
 
+use serde_json::json;
 use serde_json::Value;
 use wangge_schemas::envelope::{CaseId, Source};
 use wangge_schemas::generate::all_schemas;
-use wangge_schemas::intake::{IntakeReply, ResidentReportV1};
+use wangge_schemas::intake::Satisfaction;
+use wangge_schemas::intake::{EvaluationV1, IntakeReply, ResidentReportV1};
 use wangge_schemas::worker::{
     is_valid_worker_id, ActingAs, TaskKind, TaskMessage, WorkerCommand, WorkerCommandV1,
     WorkerReply,
 };
-use wangge_schemas::{decode_event, CaseEvent, MediaKind, EVENT_CATALOGUE};
+use wangge_schemas::{decode_event, CaseEvent, MediaKind, SatisfactionLevel, EVENT_CATALOGUE};
 
 use crate::support::{assert_valid, example, example_cases, example_dir, files_under, Reader};
 
@@ -169,6 +171,78 @@ fn intake_examples_agree_on_the_derived_case_id() {
     assert_eq!(reported.source, report.source);
     assert_eq!(reported.sequence, 1);
     assert_eq!(reported.causation_id, None);
+}
+
+/// The evaluation example is the reporting resident's, of the case the report example
+/// opened, and the `case.evaluated` example is what it is stored as: the level's score,
+/// the level itself, the answer about the problem, the channel, and the message as source.
+#[test]
+fn evaluation_example_is_stored_as_the_evaluated_example() {
+    let report: ResidentReportV1 =
+        serde_json::from_value(example("intake/resident_report.json")).expect("report reads");
+    let evaluation: EvaluationV1 =
+        serde_json::from_value(example("intake/evaluation.json")).expect("evaluation reads");
+    assert_eq!(
+        evaluation.case_id,
+        CaseId::derived_from_source(&report.source)
+    );
+    assert_eq!(evaluation.resident.id, report.resident.id);
+
+    let stored = decode_event(example("events/case.evaluated.json")).expect("event decodes");
+    assert_eq!(stored.case_id, evaluation.case_id);
+    assert_eq!(stored.source, evaluation.source);
+    assert_eq!(stored.actor.id, evaluation.resident.id);
+    assert_eq!(stored.occurred_at, evaluation.evaluated_at);
+    let CaseEvent::Evaluated(evaluated) = stored.event else {
+        panic!("expected case.evaluated, got {}", stored.event.event_type());
+    };
+    assert_eq!(evaluated.satisfaction, evaluation.satisfaction.score());
+    assert_eq!(evaluated.level, evaluation.satisfaction.level());
+    assert_eq!(evaluated.resolved, evaluation.resolved);
+    assert_eq!(evaluated.channel, Some(evaluation.channel));
+    assert_eq!(evaluated.comment, evaluation.comment);
+}
+
+/// 满意 5, 基本满意 4, 不满意 1: the three levels are stored so that the satisfaction rate
+/// (4 or more) counts 满意 and 基本满意, as the hotlines do.
+#[test]
+fn the_three_levels_are_stored_as_five_four_and_one() {
+    let scores: Vec<(String, u8)> = SatisfactionLevel::ALL
+        .into_iter()
+        .map(|level| (level.as_str().to_owned(), level.score()))
+        .collect();
+    assert_eq!(
+        scores,
+        [
+            ("satisfied".to_owned(), 5),
+            ("basically_satisfied".to_owned(), 4),
+            ("dissatisfied".to_owned(), 1)
+        ]
+    );
+    for (written, score, level) in [
+        (json!("satisfied"), 5, Some(SatisfactionLevel::Satisfied)),
+        (
+            json!("basically_satisfied"),
+            4,
+            Some(SatisfactionLevel::BasicallySatisfied),
+        ),
+        (
+            json!("dissatisfied"),
+            1,
+            Some(SatisfactionLevel::Dissatisfied),
+        ),
+        (json!(3), 3, None),
+        (json!(4.0), 4, None),
+    ] {
+        let read: Satisfaction = serde_json::from_value(written.clone()).expect("reads");
+        assert_eq!((read.score(), read.level()), (score, level), "{written}");
+        let back = serde_json::to_value(read).expect("writes");
+        assert_eq!(
+            back.as_str(),
+            written.as_str(),
+            "a level is written back as its word"
+        );
+    }
 }
 
 #[test]

@@ -214,6 +214,92 @@ fn intake_limits_and_unknown_fields_fail_schema_and_types() {
 }
 
 #[test]
+fn evaluation_scales_limits_and_unknown_fields_fail_schema_and_types() {
+    let schema = "intake/evaluation.v1.json";
+    let evaluation = example("intake/evaluation.json");
+    let refused = |broken: Value, what: &str| {
+        assert!(
+            !validation_errors(schema, &broken).is_empty(),
+            "{what}: still satisfies {schema}"
+        );
+        let read = Reader::Evaluation.read(broken);
+        assert!(read.is_err(), "{what}: still reads");
+        read.unwrap_err()
+    };
+    let accepted = |fine: Value, what: &str| {
+        assert!(
+            validation_errors(schema, &fine).is_empty(),
+            "{what}: fails {schema}"
+        );
+        assert_eq!(Reader::Evaluation.read(fine), Ok(()), "{what}");
+    };
+
+    for level in ["satisfied", "basically_satisfied", "dissatisfied"] {
+        let mut fine = evaluation.clone();
+        fine["satisfaction"] = json!(level);
+        accepted(fine, level);
+    }
+    for score in 1..=5 {
+        let mut fine = evaluation.clone();
+        fine["satisfaction"] = json!(score);
+        accepted(fine, &format!("score {score}"));
+    }
+    for (value, words) in [
+        (
+            json!("very_satisfied"),
+            "unknown satisfaction level `very_satisfied`",
+        ),
+        (json!("满意"), "unknown satisfaction level `满意`"),
+        (json!(0), "score 0 is out of range"),
+        (json!(6), "score 6 is out of range"),
+        (json!(-1), "score -1 is out of range"),
+        (json!(4.5), "floating point `4.5`"),
+        (json!(true), "boolean `true`"),
+    ] {
+        let mut broken = evaluation.clone();
+        broken["satisfaction"] = value.clone();
+        let error = refused(broken, &format!("satisfaction {value}"));
+        assert!(error.contains(words), "{value}: {error}");
+        assert!(
+            error.contains(
+                "`satisfied`, `basically_satisfied`, `dissatisfied` or a score from 1 to 5"
+            ),
+            "{value}: the error names both scales: {error}"
+        );
+    }
+
+    let mut long_comment = evaluation.clone();
+    long_comment["comment"] = json!("好".repeat(2001));
+    assert!(!validation_errors(schema, &long_comment).is_empty());
+    let mut empty_comment = evaluation.clone();
+    empty_comment["comment"] = json!("");
+    assert!(!validation_errors(schema, &empty_comment).is_empty());
+
+    let mut typo = evaluation.clone();
+    typo["solved"] = json!(true);
+    refused(typo, "unknown field");
+    let mut nested_typo = evaluation.clone();
+    nested_typo["resident"]["phnoe"] = json!("13800000000");
+    refused(nested_typo, "unknown resident field");
+    let mut not_a_case = evaluation.clone();
+    not_a_case["case_id"] = json!("case-42");
+    refused(not_a_case, "a case id that is no uuid");
+    let mut unknown_channel = evaluation.clone();
+    unknown_channel["channel"] = json!("fax");
+    refused(unknown_channel, "unknown channel");
+    let mut answer_as_text = evaluation.clone();
+    answer_as_text["resolved"] = json!("是");
+    refused(answer_as_text, "resolved as text");
+
+    let mut wrong_kind = evaluation.clone();
+    wrong_kind["kind"] = json!("resident_report");
+    assert!(!validation_errors(schema, &wrong_kind).is_empty());
+    let mut version_two = evaluation;
+    version_two["schema_version"] = json!(2);
+    assert!(!validation_errors(schema, &version_two).is_empty());
+}
+
+#[test]
 fn worker_limits_and_unknown_fields_fail_schema_and_types() {
     let schema = "workers/command.v1.json";
     let refused = |broken: Value, what: &str| {

@@ -275,11 +275,19 @@ fn case_event() -> impl Strategy<Value = CaseEvent> {
         text()
             .prop_map(|reason| CaseEvent::Reopened(CaseReopened { reason }))
             .boxed(),
-        (1u8..=5, opt_text())
-            .prop_map(|(satisfaction, comment)| {
+        (
+            1u8..=5,
+            opt_text(),
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(prop::sample::select(SatisfactionLevel::ALL.to_vec())),
+        )
+            .prop_map(|(satisfaction, comment, resolved, level)| {
                 CaseEvent::Evaluated(CaseEvaluated {
-                    satisfaction,
+                    satisfaction: level.map_or(satisfaction, SatisfactionLevel::score),
                     comment,
+                    resolved,
+                    level,
+                    channel: level.map(|_| Channel::Hotline12345),
                 })
             })
             .boxed(),

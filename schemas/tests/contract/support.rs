@@ -15,7 +15,9 @@ use wangge_schemas::generate::{
 use wangge_schemas::grid::{
     decode_grid_event, CategoryFile, GridCommand, GridFile, GridReply, GRID_EVENT_CATALOGUE,
 };
-use wangge_schemas::intake::{IntakeReply, PatrolFindingV1, ResidentReportV1, ServiceRequestV1};
+use wangge_schemas::intake::{
+    EvaluationV1, IntakeReply, PatrolFindingV1, ResidentReportV1, ServiceRequestV1,
+};
 use wangge_schemas::worker::{TaskMessage, WorkerCommand, WorkerCommandV1, WorkerReply};
 use wangge_schemas::{decode_event, EVENT_CATALOGUE};
 
@@ -90,6 +92,7 @@ pub enum Reader {
     ResidentReport,
     PatrolFinding,
     ServiceRequest,
+    Evaluation,
     Reply,
     GridFile,
     CategoryFile,
@@ -116,6 +119,7 @@ impl Reader {
             Self::ResidentReport => plain::<ResidentReportV1>(value),
             Self::PatrolFinding => plain::<PatrolFindingV1>(value),
             Self::ServiceRequest => plain::<ServiceRequestV1>(value),
+            Self::Evaluation => plain::<EvaluationV1>(value),
             Self::Reply => plain::<IntakeReply>(value),
             Self::GridFile => plain::<GridFile>(value),
             Self::CategoryFile => plain::<CategoryFile>(value),
@@ -187,6 +191,11 @@ pub fn example_cases() -> Vec<ExampleCase> {
         "intake/service_request.json",
         "intake/service_request.v1.json",
         Reader::ServiceRequest,
+    );
+    add(
+        "intake/evaluation.json",
+        "intake/evaluation.v1.json",
+        Reader::Evaluation,
     );
     add(
         "intake/reply_accepted.json",
