@@ -1,7 +1,9 @@
-//! `wangge serve`: the engine process. Opens the event, rejected and grid streams (creating
-//! or updating them), folds the grid stream over the grid file until it has caught up, takes
-//! its share of the case partitions, and runs intake, grid commands, the dispatcher, the SLA
-//! timers and worker commands until interrupted; on SIGTERM it drains intake, hands its
+//! `wangge serve`: the engine process. Opens the event, rejected, grid and SLA streams
+//! (creating or updating them), folds the grid stream over the grid file and the SLA stream
+//! over the SLA files (`--sla-dir`) until both have caught up, takes its share of the case
+//! partitions, and runs intake, grid and SLA commands, the dispatcher, the SLA timers and
+//! worker commands until interrupted; it warns at start-up and once a day while a business
+//! calendar runs out within 45 days; on SIGTERM it drains intake, hands its
 //! partitions back and stops. It also serves the HTTP API and the dashboard
 //! (`--http-listen`) over the read models: in PostgreSQL with `--postgres-url` (and then runs
 //! the projection runners, each projection active on one instance at a time), otherwise in
@@ -11,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::{NatsArgs, ReferenceArgs};
 use wangge_engine::app::{CaseService, SystemClock};
@@ -21,9 +23,14 @@ use wangge_engine::intake::{IntakeService, JetStreamRejectedStore};
 use wangge_engine::runtime::dispatch_snapshot::dispatch_snapshot_store;
 use wangge_engine::runtime::dispatcher::Dispatcher;
 use wangge_engine::runtime::timers::{
-    SlaReference, SnapshotConfig, SnapshotStore, SnapshotStoreConfig, TimerBook, TimerService,
+    SlaReference as TimerReference, SnapshotConfig, SnapshotStore, SnapshotStoreConfig, TimerBook,
+    TimerService,
 };
 use wangge_engine::runtime::{LeaseConfig, PartitionLeases};
+use wangge_engine::sla::{
+    serve_sla_commands, watch_calendar_coverage, SharedSla, SlaCommandService, SlaFollower,
+    COVERAGE_CHECK_EVERY,
+};
 use wangge_engine::tasks::inbox::{TaskPublisher, TaskPublisherConfig, TaskStreamConfig};
 use wangge_engine::tasks::nats::serve_worker_commands;
 use wangge_engine::tasks::WorkerCommandService;
@@ -82,6 +89,8 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (grid_file, categories) = args.reference.load()?;
+    // A bad SLA file stops the start here, naming the file, the JSON path and the reason.
+    let sla_files = args.reference.sla.load()?;
     let client = args.nats.connect().await?;
     let log = args.nats.open_log(client.clone()).await?;
     let rejected = JetStreamRejectedStore::open(client.clone(), args.nats.replicas).await?;
@@ -132,6 +141,44 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     });
 
+    // The live SLA data: the files, then every SLA event on the SLA stream, caught up before
+    // anything computes a deadline, as for the grid.
+    let sla_stream = args.nats.open_sla_stream(client.clone()).await?;
+    let sla = SharedSla::new(sla_files);
+    let mut sla_follower = SlaFollower::new(sla_stream.clone(), sla.clone());
+    let sla_position = sla_follower.catch_up().await?;
+    info!(
+        position = sla_position,
+        calendars = sla.load().calendars().ids().count(),
+        policies = sla.load().policies().policies().count(),
+        "live sla data ready"
+    );
+    background.spawn(sla_follower.run(stopped()));
+    let sla_commands = Arc::new(SlaCommandService::new(
+        sla_stream,
+        sla.clone(),
+        grid.clone(),
+        categories.clone(),
+        rejected.clone(),
+        Arc::new(SystemClock),
+    ));
+    let (sla_client, until) = (client.clone(), stopped());
+    background.spawn(async move {
+        if let Err(error) = serve_sla_commands(sla_client, sla_commands, until).await {
+            tracing::error!(%error, "sla commands stopped");
+        }
+    });
+    background.spawn(watch_calendar_coverage(
+        sla.clone(),
+        Arc::new(SystemClock),
+        COVERAGE_CHECK_EVERY,
+        stopped(),
+    ));
+    background.spawn(note_sla_changes(sla.clone(), stopped()));
+    // The timer book and the projection folds take the SLA data once, as it stands now.
+    let started_sla = TimerReference::from(sla.load().reference());
+    let (timer_policies, timer_calendars) = (started_sla.policies, started_sla.calendars);
+
     let http = tokio::net::TcpListener::bind(args.http_listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for http on {}: {e}", args.http_listen))?;
@@ -142,7 +189,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let context = FoldContext::new(
         grid.clone(),
         categories.clone(),
-        Arc::new(SlaReference::bundled()),
+        Arc::new(TimerReference {
+            policies: timer_policies,
+            calendars: timer_calendars,
+        }),
     );
     let read_models: Arc<dyn ReadModels> = match &args.postgres_url {
         Some(url) => {
@@ -174,7 +224,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         grid.clone(),
         Arc::new(SystemClock),
         Arc::new(cases.log().clone()),
-    );
+    )
+    .with_sla(sla.clone());
     let until = stopped();
     background.spawn(async move {
         if let Err(error) = serve_http(http, api, until).await {
@@ -234,7 +285,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 tracing::error!(%error, "worker commands stopped");
             }
         });
-        let book = TimerBook::new(SlaReference::bundled(), grid.clone(), categories.clone());
+        let book = TimerBook::new(
+            TimerReference {
+                policies: timer_policies,
+                calendars: timer_calendars,
+            },
+            grid.clone(),
+            categories.clone(),
+        );
         let mut timers = TimerService::new(cases.clone(), book);
         if !args.no_timer_snapshot {
             let store = SnapshotStore::open(
@@ -264,7 +322,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let service = Arc::new(IntakeService::new(cases, rejected, grid, categories));
     eprintln!(
-        "wangge instance {instance} serving intake on {} (wangge.intake.<kind>) and grid commands (wangge.grid.commands){}; dashboard and api on http://{http_address}/; Ctrl-C to stop",
+        "wangge instance {instance} serving intake on {} (wangge.intake.<kind>), grid commands (wangge.grid.commands) and sla commands (wangge.sla.commands){}; dashboard and api on http://{http_address}/; Ctrl-C to stop",
         args.nats.nats_url,
         if args.intake_only {
             ""
@@ -284,6 +342,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     while background.join_next().await.is_some() {}
     client.flush().await.ok();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Logs each change of the live SLA data. The HTTP API and SLA commands read it live; the
+/// timer book and the read models' folds were built with the data of the start and keep it
+/// until this instance restarts, which the log says so that nobody is surprised.
+async fn note_sla_changes(sla: SharedSla, shutdown: impl std::future::Future<Output = ()>) {
+    let mut changes = sla.changes();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = &mut shutdown => return,
+        }
+        let position = *changes.borrow_and_update();
+        warn!(
+            position,
+            "sla data changed at run time; sla timers and read models use it from this instance's next start"
+        );
+    }
 }
 
 fn default_instance_name() -> String {

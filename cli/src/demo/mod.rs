@@ -34,7 +34,8 @@ use wangge_engine::intake::service::IncomingMessage;
 use wangge_engine::intake::{IntakeService, MemoryRejectedStore};
 use wangge_engine::log::{EventLog, JetStreamLogConfig, MemoryLog};
 use wangge_engine::runtime::dispatcher::Dispatcher;
-use wangge_engine::runtime::timers::{SlaReference, TimerBook, TimerService};
+use wangge_engine::runtime::timers::{SlaReference as TimerReference, TimerBook, TimerService};
+use wangge_engine::sla::{SharedSla, SlaReference};
 use wangge_engine::runtime::Ownership;
 use wangge_engine::tasks::WorkerCommandService;
 use wangge_projections::http::{serve_http, ApiState};
@@ -87,12 +88,14 @@ const DAY_MINUTES: i64 = 13 * 60;
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let (grid, categories) = args.reference.load()?;
+    let sla = args.reference.sla.load()?;
     // Runs on servers get streams and databases of their own, so runs never mix.
     let run = Utc::now().format("%Y%m%d%H%M%S").to_string();
     match args.nats_url.clone() {
         None => {
             let what = "embedded in-memory log";
-            day(&args, &run, MemoryLog::new(), grid, categories, what).await
+            let reference = (grid, categories, sla);
+            day(&args, &run, MemoryLog::new(), reference, what).await
         }
         Some(url) => {
             let client = async_nats::connect(&url)
@@ -105,17 +108,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             };
             let log = wangge_engine::log::JetStreamLog::open(client, config).await?;
             let what = format!("JetStream at {url}, stream WANGGE_DEMO_{run}");
-            day(&args, &run, log, grid, categories, &what).await
+            day(&args, &run, log, (grid, categories, sla), &what).await
         }
     }
 }
+
+/// The grid, the categories and the SLA data the day runs on.
+type Reference = (Arc<GridDirectory>, Arc<CategoryCatalogue>, SlaReference);
 
 async fn day<L: EventLog + Clone>(
     args: &DemoArgs,
     run: &str,
     log: L,
-    grid: Arc<GridDirectory>,
-    categories: Arc<CategoryCatalogue>,
+    (grid, categories, sla_data): Reference,
     what: &str,
 ) -> anyhow::Result<ExitCode> {
     let start = local_start(args.day)?;
@@ -129,8 +134,10 @@ async fn day<L: EventLog + Clone>(
         categories.clone(),
     );
     let workers = WorkerCommandService::new(cases.clone(), grid.clone());
-    let sla = Arc::new(SlaReference::bundled());
-    let context = FoldContext::new(grid.clone(), categories.clone(), sla);
+    // The demo has no SLA stream: the files (or the bundled data) are the day's SLA data.
+    let timer_reference = TimerReference::from(&sla_data);
+    let (timer_policies, timer_calendars) = (timer_reference.policies, timer_reference.calendars);
+    let context = FoldContext::new(grid.clone(), categories.clone(), Arc::new(timer_reference));
     let (districts, communities, buildings) = grid.counts();
     println!(
         "wangge demo: {} — {districts} districts, {communities} communities, {buildings} building cells, {} grid workers; {what}",
@@ -164,7 +171,14 @@ async fn day<L: EventLog + Clone>(
             }
         }
     });
-    let book = TimerBook::new(SlaReference::bundled(), grid.clone(), categories.clone());
+    let book = TimerBook::new(
+        TimerReference {
+            policies: timer_policies,
+            calendars: timer_calendars,
+        },
+        grid.clone(),
+        categories.clone(),
+    );
     let timers = Arc::new(TimerService::new(cases.clone(), book));
     let people = Arc::new(Mutex::new(People::new(args.seed, grid.clone())));
     let timers_seen = Arc::new(AtomicU64::new(0));
@@ -216,7 +230,8 @@ async fn day<L: EventLog + Clone>(
         grid.clone(),
         Arc::new(clock.clone()),
         Arc::new(log.clone()),
-    );
+    )
+    .with_sla(SharedSla::new(sla_data));
     let (stop_http, http_stopping) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(serve_http(listener, api, async move {
         http_stopping.await.ok();

@@ -29,3 +29,14 @@ impl SlaReference {
         (policy, calendar)
     }
 }
+
+/// The timers' and read models' reference as of one state of the live SLA data (the files
+/// and the SLA stream, `crate::sla::SharedSla`). The timer book and the projection folds
+/// take their policies and calendars once, when they are built: a publish reaches them at
+/// the instance's next start.
+impl From<&wangge_domain::sla::SlaReference> for SlaReference {
+    fn from(reference: &wangge_domain::sla::SlaReference) -> Self {
+        let (policies, calendars) = reference.clone().into_parts();
+        Self::new(policies, calendars)
+    }
+}
