@@ -40,11 +40,14 @@ fn both_accept_the_examples() {
     }
 }
 
+/// What a case does to a valid command to break its shape.
+type Edit = fn(&mut Value);
+
 #[test]
 fn what_the_schema_refuses_for_its_shape_the_checks_refuse() {
     let calendars = read("schemas/examples/sla/commands/sla.calendars_published.json");
     let policies = read("schemas/examples/sla/commands/sla.policies_published.json");
-    let edits: Vec<(&str, Value, fn(&mut Value))> = vec![
+    let edits: Vec<(&str, Value, Edit)> = vec![
         ("unknown top-level field", calendars.clone(), |c| {
             c["calendars"] = json!([]);
         }),
