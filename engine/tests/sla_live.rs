@@ -16,12 +16,14 @@ use tokio::task::JoinHandle;
 use wangge_engine::app::{ManualClock, SystemClock};
 use wangge_engine::domain::sla::{BUNDLED_CALENDARS_JSON, BUNDLED_POLICIES_JSON};
 use wangge_engine::grid::{CategoryCatalogue, GridState, SharedGrid};
+use wangge_engine::intake::rejected::{ReplayRecord, ReplayReply};
 use wangge_engine::intake::{JetStreamRejectedStore, RejectedStore};
 use wangge_engine::sla::{
     load_sla_dir, serve_sla_commands, warn_expiring_calendars, LiveSla, SharedSla,
     SlaCommandService, SlaFileError, SlaFollower, SlaReference, SlaSource, SlaStream,
     SlaStreamConfig, SLA_COMMAND_SUBJECT,
 };
+use wangge_schemas::grid::GridReply;
 use wangge_schemas::sla::SlaReply;
 use wangge_testkit::NatsServer;
 
@@ -444,4 +446,33 @@ fn the_coverage_warning_names_the_calendars_within_45_days_and_not_46() {
     // 16:30 UTC on the 15th is already the 16th in Beijing.
     let evening = ManualClock::starting_at(Utc.with_ymd_and_hms(2026, 11, 15, 16, 30, 0).unwrap());
     assert_eq!(warn_expiring_calendars(&sla, &evening).len(), 1);
+}
+
+/// A replay's outcome is stored as the reply itself: an accepted SLA reply reads back as an
+/// SLA reply (not as the grid reply it resembles), and grid replies still read as before.
+#[test]
+fn a_replayed_sla_command_reads_back_as_an_sla_reply() {
+    let event_id = uuid::Uuid::nil();
+    let sla = ReplayReply::Sla(SlaReply::Accepted {
+        event_id,
+        event_type: "sla.calendars_published".to_owned(),
+        position: 3,
+        duplicate: false,
+        published: vec!["cn".to_owned()],
+    });
+    let grid = ReplayReply::Grid(GridReply::Accepted {
+        event_id,
+        event_type: "grid.cell_added".to_owned(),
+        position: 4,
+        duplicate: false,
+    });
+    for reply in [sla, grid] {
+        let record = ReplayRecord {
+            replayed_at: Utc.with_ymd_and_hms(2026, 11, 20, 1, 0, 0).unwrap(),
+            reply: reply.clone(),
+        };
+        let stored = serde_json::to_vec(&record).expect("serialize");
+        let read: ReplayRecord = serde_json::from_slice(&stored).expect("reads back");
+        assert_eq!(read.reply, reply);
+    }
 }
