@@ -9,8 +9,6 @@
 //! ([`rules`](super::rules)), and last what the publish would do to the data in use — so the
 //! first problem a sender has to fix is the one reported.
 
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
 use wangge_schemas::sla::{
     current_sla_schema_version, CalendarSpec, CalendarsPublished, PoliciesPublished, SlaCommand,
     SlaEvent, SlaPolicy, MAX_SLA_COMMAND_BYTES, MAX_SLA_ID_CHARS, MAX_SLA_LIST_ITEMS,
@@ -20,8 +18,11 @@ use wangge_schemas::{Actor, Source};
 
 use super::reference::SlaReference;
 use super::rules::{check_calendar_rules, check_policy_rules};
+pub(super) use crate::command_checks::join;
+use crate::command_checks::{
+    self, command_object, field_of, occurred_at, read_event_type, read_schema_version, Refusal,
+};
 use crate::grid::{CategoryCatalogue, GridState};
-use crate::intake::{json_type, typed};
 
 /// Why an SLA command (or an SLA file) was refused, in words an operator can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +82,17 @@ impl SlaRejection {
     }
 }
 
+impl From<Refusal> for SlaRejection {
+    fn from(refusal: Refusal) -> Self {
+        debug_assert!(SLA_REJECT_CODES.contains(&refusal.code), "{refusal:?}");
+        Self {
+            code: refusal.code,
+            field: refusal.field,
+            reason: refusal.reason,
+        }
+    }
+}
+
 impl std::fmt::Display for SlaRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.field {
@@ -97,59 +109,14 @@ impl std::fmt::Display for SlaRejection {
 /// Parses one SLA command and checks everything that does not depend on the live data:
 /// shape, limits, and each calendar's and policy's own rules.
 pub fn parse_sla_command(bytes: &[u8]) -> Result<SlaCommand, SlaRejection> {
-    if bytes.len() > MAX_SLA_COMMAND_BYTES {
-        return Err(SlaRejection::new(
-            "payload_too_large",
-            None,
-            format!(
-                "message is {} bytes, the limit is {MAX_SLA_COMMAND_BYTES}",
-                bytes.len()
-            ),
-        ));
-    }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        SlaRejection::new(
-            "malformed_json",
-            None,
-            format!("message is not valid json: {e}"),
-        )
-    })?;
-    let Value::Object(mut object) = value else {
-        return Err(SlaRejection::new(
-            "invalid_type",
-            None,
-            format!("message must be a json object, found {}", json_type(&value)),
-        ));
-    };
-    if let Some(unknown) = object
-        .keys()
-        .find(|key| !SLA_COMMAND_FIELDS.contains(&key.as_str()))
-    {
-        return Err(SlaRejection::at(
-            "unknown_field",
-            unknown,
-            format!(
-                "unknown field `{unknown}`, expected one of {}",
-                SLA_COMMAND_FIELDS.join(", ")
-            ),
-        ));
-    }
-    let event_type = read_event_type(object.get("event_type"))?;
-    read_schema_version(event_type, object.get("schema_version"))?;
+    let mut object = command_object(bytes, MAX_SLA_COMMAND_BYTES, SLA_COMMAND_FIELDS)?;
+    let event_type = read_event_type(object.get("event_type"), SLA_EVENT_CATALOGUE, "sla")?;
+    let current = current_sla_schema_version(event_type)
+        .expect("read_event_type lets only catalogued types through");
+    read_schema_version(event_type, current, object.get("schema_version"))?;
     let source: Source = field_of(&mut object, "source")?;
     let actor: Actor = field_of(&mut object, "actor")?;
-    let occurred_at = match object.remove("occurred_at") {
-        None | Some(Value::Null) => None,
-        Some(value) => Some(typed_at("occurred_at", value).map_err(|mut rejection| {
-            if rejection.code == "invalid_value" {
-                rejection.reason = format!(
-                    "`occurred_at` must be an RFC 3339 date and time such as 2026-11-05T09:00:00+08:00 ({})",
-                    rejection.reason
-                );
-            }
-            rejection
-        })?),
-    };
+    let occurred_at = occurred_at(&mut object)?;
     let payload = object.remove("payload").ok_or_else(|| {
         SlaRejection::at("missing_field", "payload", "field `payload` is required")
     })?;
@@ -174,106 +141,18 @@ pub fn parse_sla_command(bytes: &[u8]) -> Result<SlaCommand, SlaRejection> {
     Ok(command)
 }
 
-fn read_event_type(value: Option<&Value>) -> Result<&'static str, SlaRejection> {
-    let known = || {
-        SLA_EVENT_CATALOGUE
-            .iter()
-            .map(|(name, _)| *name)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match value {
-        None => Err(SlaRejection::at(
-            "missing_field",
-            "event_type",
-            "field `event_type` is required",
-        )),
-        Some(Value::String(name)) => SLA_EVENT_CATALOGUE
-            .iter()
-            .find(|(known, _)| known == name)
-            .map(|(known, _)| *known)
-            .ok_or_else(|| {
-                SlaRejection::at(
-                    "unknown_event_type",
-                    "event_type",
-                    format!("unknown sla event type `{name}`; known types: {}", known()),
-                )
-            }),
-        Some(other) => Err(SlaRejection::at(
-            "invalid_type",
-            "event_type",
-            format!("`event_type` must be a string, found {}", json_type(other)),
-        )),
-    }
-}
-
-fn read_schema_version(event_type: &str, value: Option<&Value>) -> Result<(), SlaRejection> {
-    let current = current_sla_schema_version(event_type)
-        .expect("read_event_type lets only catalogued types through");
-    match value {
-        None => Err(SlaRejection::at(
-            "missing_field",
-            "schema_version",
-            "field `schema_version` is required",
-        )),
-        Some(Value::Number(n)) if n.as_u64() == Some(u64::from(current)) => Ok(()),
-        Some(Value::Number(n)) => Err(SlaRejection::at(
-            "unsupported_version",
-            "schema_version",
-            format!(
-                "schema version {n} of `{event_type}` is not supported; this engine reads version {current}"
-            ),
-        )),
-        Some(other) => Err(SlaRejection::at(
-            "invalid_type",
-            "schema_version",
-            format!(
-                "`schema_version` must be an integer, found {}",
-                json_type(other)
-            ),
-        )),
-    }
-}
-
-fn field_of<T: DeserializeOwned>(
-    object: &mut Map<String, Value>,
-    name: &str,
-) -> Result<T, SlaRejection> {
-    let value = object.remove(name).ok_or_else(|| {
-        SlaRejection::at("missing_field", name, format!("field `{name}` is required"))
-    })?;
-    typed_at(name, value)
-}
-
 /// Deserializes `value` found at `prefix` (`""`: the top of a file), naming the offending
 /// field under it.
-pub(super) fn typed_at<T: DeserializeOwned>(prefix: &str, value: Value) -> Result<T, SlaRejection> {
-    typed::<T>(value).map_err(|rejection| {
-        let field = match rejection.field {
-            Some(field) => Some(join(prefix, &field)),
-            None if prefix.is_empty() => None,
-            None => Some(prefix.to_owned()),
-        };
-        SlaRejection {
-            code: rejection.code.as_str(),
-            field,
-            reason: rejection.reason,
-        }
-    })
+pub(super) fn typed_at<T: serde::de::DeserializeOwned>(
+    prefix: &str,
+    value: serde_json::Value,
+) -> Result<T, SlaRejection> {
+    Ok(command_checks::typed_at(prefix, value)?)
 }
 
 // ---------------------------------------------------------------------------------------
 // Limits and ids
 // ---------------------------------------------------------------------------------------
-
-/// Joins a path and a field name, for paths that may start at the top (`""`).
-pub(super) fn join(prefix: &str, field: &str) -> String {
-    if prefix.is_empty() {
-        field.to_owned()
-    } else {
-        format!("{prefix}.{field}")
-    }
-}
 
 fn check_text(
     field: &str,
@@ -281,22 +160,9 @@ fn check_text(
     max_chars: usize,
     required: bool,
 ) -> Result<(), SlaRejection> {
-    if required && text.trim().is_empty() {
-        return Err(SlaRejection::at(
-            "empty_text",
-            field,
-            format!("`{field}` must not be empty"),
-        ));
-    }
-    let chars = text.chars().count();
-    if chars > max_chars {
-        return Err(SlaRejection::at(
-            "text_too_long",
-            field,
-            format!("`{field}` is {chars} characters, the limit is {max_chars}"),
-        ));
-    }
-    Ok(())
+    Ok(command_checks::check_text(
+        field, text, max_chars, required,
+    )?)
 }
 
 /// A calendar id or a policy name: other data names it (a district's `calendar`, a
@@ -317,14 +183,7 @@ fn check_name(field: &str, name: &str) -> Result<(), SlaRejection> {
 }
 
 fn check_list(field: &str, len: usize) -> Result<(), SlaRejection> {
-    if len > MAX_SLA_LIST_ITEMS {
-        return Err(SlaRejection::at(
-            "too_many_items",
-            field,
-            format!("`{field}` has {len} items, the limit is {MAX_SLA_LIST_ITEMS}"),
-        ));
-    }
-    Ok(())
+    Ok(command_checks::check_list(field, len, MAX_SLA_LIST_ITEMS)?)
 }
 
 fn check_limits(command: &SlaCommand) -> Result<(), SlaRejection> {
