@@ -13,6 +13,7 @@ mod publish;
 mod rejected;
 mod request;
 mod serve;
+mod sla;
 mod worker;
 
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ use tracing_subscriber::EnvFilter;
 
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory, GridStream, GridStreamConfig};
 use wangge_engine::log::{JetStreamLog, JetStreamLogConfig};
+use wangge_engine::sla::{load_sla_dir, SlaReference, SlaStream, SlaStreamConfig};
 use wangge_projections::{FoldContext, PostgresReadModels};
 
 #[derive(Debug, Parser)]
@@ -57,6 +59,9 @@ enum Command {
     Worker(worker::WorkerArgs),
     /// Change the grid of the running engines, and show the live grid.
     Grid(grid::GridArgs),
+    /// Publish business calendars and SLA policies to the running engines, show them, and
+    /// see which calendar runs out.
+    Sla(sla::SlaArgs),
     /// The read models in PostgreSQL: run the projections, their status and lag, rebuild one.
     Projections(projections::ProjectionsArgs),
     /// The audit trail in PostgreSQL: verify its hash chains.
@@ -98,6 +103,40 @@ impl NatsArgs {
         };
         Ok(GridStream::open(client, config).await?)
     }
+
+    pub async fn open_sla_stream(&self, client: async_nats::Client) -> anyhow::Result<SlaStream> {
+        let config = SlaStreamConfig {
+            replicas: self.replicas,
+            ..Default::default()
+        };
+        Ok(SlaStream::open(client, config).await?)
+    }
+}
+
+/// Where the SLA calendars and policies come from before the SLA stream adds to them.
+#[derive(Debug, Clone, Args)]
+pub struct SlaDirArgs {
+    /// Directory with `calendars.json` and/or `policies.json`; what it lacks (or all, when
+    /// not given) is the bundled data. Every engine instance must be given the same.
+    #[arg(long, env = "WANGGE_SLA_DIR", value_name = "DIR")]
+    pub sla_dir: Option<PathBuf>,
+}
+
+impl SlaDirArgs {
+    /// The files' data, refused with the file, the JSON path and the reason when invalid.
+    pub fn load(&self) -> anyhow::Result<SlaReference> {
+        let (reference, calendars, policies) = load_sla_dir(self.sla_dir.as_deref())?;
+        tracing::info!(%calendars, %policies, "sla files loaded");
+        Ok(reference)
+    }
+
+    /// Where the files come from, for people.
+    pub fn describe(&self) -> String {
+        match &self.sla_dir {
+            Some(dir) => dir.display().to_string(),
+            None => "bundled".to_owned(),
+        }
+    }
 }
 
 /// The grid and category files (the bundled sample city when not given).
@@ -109,6 +148,8 @@ pub struct ReferenceArgs {
     /// Category catalogue file; default: the bundled catalogue.
     #[arg(long, env = "WANGGE_CATEGORIES")]
     pub categories: Option<PathBuf>,
+    #[command(flatten)]
+    pub sla: SlaDirArgs,
 }
 
 impl ReferenceArgs {
@@ -196,6 +237,7 @@ async fn main() -> ExitCode {
         Command::Case(args) => case::run(args).await,
         Command::Worker(args) => worker::run(args).await,
         Command::Grid(args) => grid::run(args).await,
+        Command::Sla(args) => sla::run(args).await,
         Command::Projections(args) => projections::run(args).await,
         Command::Audit(args) => audit::run(args).await,
     };

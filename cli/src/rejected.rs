@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use wangge_schemas::grid::{GridReply, GRID_COMMAND_SUBJECT};
 use wangge_schemas::intake::IntakeReply;
+use wangge_schemas::sla::{SlaReply, SLA_COMMAND_SUBJECT};
 
 use crate::NatsArgs;
 use wangge_engine::intake::rejected::{RejectedEntry, ReplayRecord, ReplayReply};
@@ -84,10 +85,16 @@ pub async fn run(args: RejectedArgs) -> anyhow::Result<ExitCode> {
                     String::from_utf8_lossy(&response.payload)
                 )
             };
-            // A grid command gets a grid reply; everything else kept is an intake message.
+            // A grid command gets a grid reply, an SLA command an SLA reply; everything else
+            // kept is an intake message.
             let reply = if subject == GRID_COMMAND_SUBJECT {
                 ReplayReply::Grid(
                     serde_json::from_slice::<GridReply>(&response.payload)
+                        .with_context(unexpected)?,
+                )
+            } else if subject == SLA_COMMAND_SUBJECT {
+                ReplayReply::Sla(
+                    serde_json::from_slice::<SlaReply>(&response.payload)
                         .with_context(unexpected)?,
                 )
             } else {
@@ -122,6 +129,9 @@ fn list_line(entry: &RejectedEntry) -> String {
         }
         Some(ReplayReply::Grid(GridReply::Accepted { position, .. })) => {
             format!("  [replayed → grid event at {position}]")
+        }
+        Some(ReplayReply::Sla(SlaReply::Accepted { position, .. })) => {
+            format!("  [replayed → sla event at {position}]")
         }
         Some(reply) => format!(
             "  [replayed → rejected again: {}]",

@@ -1,7 +1,9 @@
-//! `wangge serve`: the engine process. Opens the event, rejected and grid streams (creating
-//! or updating them), folds the grid stream over the grid file until it has caught up, takes
-//! its share of the case partitions, and runs intake, grid commands, the dispatcher, the SLA
-//! timers and worker commands until interrupted; on SIGTERM it drains intake, hands its
+//! `wangge serve`: the engine process. Opens the event, rejected, grid and SLA streams
+//! (creating or updating them), folds the grid stream over the grid file and the SLA stream
+//! over the SLA files (`--sla-dir`) until both have caught up, takes its share of the case
+//! partitions, and runs intake, grid and SLA commands, the dispatcher, the SLA timers and
+//! worker commands until interrupted; it warns at start-up and once a day while a business
+//! calendar runs out within 45 days; on SIGTERM it drains intake, hands its
 //! partitions back and stops. It also serves the HTTP API and the dashboard
 //! (`--http-listen`) over the read models: in PostgreSQL with `--postgres-url` (and then runs
 //! the projection runners, each projection active on one instance at a time), otherwise in
@@ -14,16 +16,21 @@ use clap::Args;
 use tracing::info;
 
 use crate::{NatsArgs, ReferenceArgs};
-use wangge_engine::app::{CaseService, FixedSlaTerms, SystemClock};
+use wangge_engine::app::{CaseService, LiveSlaTerms, SystemClock};
 use wangge_engine::grid::{serve_grid_commands, GridCommandService, GridFollower, SharedGrid};
 use wangge_engine::intake::nats::serve_intake;
 use wangge_engine::intake::{IntakeService, JetStreamRejectedStore};
 use wangge_engine::runtime::dispatch_snapshot::dispatch_snapshot_store;
 use wangge_engine::runtime::dispatcher::Dispatcher;
+use wangge_engine::runtime::revisions::DeadlineRevisions;
 use wangge_engine::runtime::timers::{
     SnapshotConfig, SnapshotStore, SnapshotStoreConfig, TimerBook, TimerService,
 };
 use wangge_engine::runtime::{LeaseConfig, PartitionLeases};
+use wangge_engine::sla::{
+    serve_sla_commands, watch_calendar_coverage, SharedSla, SlaCommandService, SlaFollower,
+    COVERAGE_CHECK_EVERY,
+};
 use wangge_engine::tasks::inbox::{TaskPublisher, TaskPublisherConfig, TaskStreamConfig};
 use wangge_engine::tasks::nats::serve_worker_commands;
 use wangge_engine::tasks::WorkerCommandService;
@@ -82,6 +89,8 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (grid_file, categories) = args.reference.load()?;
+    // A bad SLA file stops the start here, naming the file, the JSON path and the reason.
+    let sla_files = args.reference.sla.load()?;
     let client = args.nats.connect().await?;
     let log = args.nats.open_log(client.clone()).await?;
     let rejected = JetStreamRejectedStore::open(client.clone(), args.nats.replicas).await?;
@@ -108,13 +117,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // anything before the grid has caught up with the stream as it is now.
     let grid_stream = args.nats.open_grid_stream(client.clone()).await?;
     let grid = SharedGrid::from(grid_file);
-    // Each commit's clock is computed under the bundled policies and calendars, districts'
-    // calendars from the live grid.
-    let cases = Arc::new(
-        CaseService::new(log, Arc::new(SystemClock)).with_sla_terms(Arc::new(
-            FixedSlaTerms::bundled_with_grid(grid.clone(), categories.clone()),
-        )),
-    );
+    // The live SLA data: the files (or the bundled data), then every publication on the SLA
+    // stream. Each commit's clock is computed under it as it stands when the commit is
+    // decided, districts' calendars from the live grid.
+    let sla = SharedSla::new(sla_files);
+    let cases =
+        Arc::new(
+            CaseService::new(log, Arc::new(SystemClock)).with_sla_terms(Arc::new(
+                LiveSlaTerms::new(sla.clone(), grid.clone(), categories.clone()),
+            )),
+        );
     let mut follower = GridFollower::new(grid_stream.clone(), grid.clone());
     let position = follower.catch_up().await?;
     info!(
@@ -137,6 +149,39 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tracing::error!(%error, "grid commands stopped");
         }
     });
+
+    // The live SLA data: the files, then every SLA event on the SLA stream, caught up before
+    // anything computes a deadline, as for the grid.
+    let sla_stream = args.nats.open_sla_stream(client.clone()).await?;
+    let mut sla_follower = SlaFollower::new(sla_stream.clone(), sla.clone());
+    let sla_position = sla_follower.catch_up().await?;
+    info!(
+        position = sla_position,
+        calendars = sla.load().calendars().ids().count(),
+        policies = sla.load().policies().policies().count(),
+        "live sla data ready"
+    );
+    background.spawn(sla_follower.run(stopped()));
+    let sla_commands = Arc::new(SlaCommandService::new(
+        sla_stream,
+        sla.clone(),
+        grid.clone(),
+        categories.clone(),
+        rejected.clone(),
+        Arc::new(SystemClock),
+    ));
+    let (sla_client, until) = (client.clone(), stopped());
+    background.spawn(async move {
+        if let Err(error) = serve_sla_commands(sla_client, sla_commands, until).await {
+            tracing::error!(%error, "sla commands stopped");
+        }
+    });
+    background.spawn(watch_calendar_coverage(
+        sla.clone(),
+        Arc::new(SystemClock),
+        COVERAGE_CHECK_EVERY,
+        stopped(),
+    ));
 
     let http = tokio::net::TcpListener::bind(args.http_listen)
         .await
@@ -176,7 +221,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         grid.clone(),
         Arc::new(SystemClock),
         Arc::new(cases.log().clone()),
-    );
+    )
+    .with_sla(sla.clone());
     let until = stopped();
     background.spawn(async move {
         if let Err(error) = serve_http(http, api, until).await {
@@ -256,6 +302,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             );
         }
         let timers = Arc::new(timers);
+        // When the SLA data changes (next year's holidays published, a calendar corrected),
+        // the owned cases whose recorded deadlines it moves get a deadline revision.
+        let revisions = DeadlineRevisions::new(cases.clone(), timers.clone(), sla.clone());
+        background.spawn(revisions.run(ownership.clone(), stopped()));
         let until = stopped();
         background.spawn(async move {
             if let Err(error) = timers.run(Arc::new(SystemClock), ownership, until).await {
@@ -266,7 +316,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let service = Arc::new(IntakeService::new(cases, rejected, grid, categories));
     eprintln!(
-        "wangge instance {instance} serving intake on {} (wangge.intake.<kind>) and grid commands (wangge.grid.commands){}; dashboard and api on http://{http_address}/; Ctrl-C to stop",
+        "wangge instance {instance} serving intake on {} (wangge.intake.<kind>), grid commands (wangge.grid.commands) and sla commands (wangge.sla.commands){}; dashboard and api on http://{http_address}/; Ctrl-C to stop",
         args.nats.nats_url,
         if args.intake_only {
             ""

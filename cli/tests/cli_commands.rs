@@ -1,6 +1,7 @@
 //! The `wangge` command as an operator and a sending system use it, against a private
 //! nats-server: `serve` runs the engine, `publish` sends a message and prints the answer,
-//! `rejected list | show | replay` deal with what was refused, `case show` prints a case.
+//! `rejected list | show | replay` deal with what was refused, `case show` prints a case,
+//! `grid` and `sla` publish reference data to the running engines and show it.
 
 use std::fs::File;
 use std::io::Write;
@@ -98,6 +99,7 @@ impl Site {
             "WANGGE_GRID",
             "WANGGE_CATEGORIES",
             "WANGGE_STREAM_REPLICAS",
+            "WANGGE_SLA_DIR",
             "WANGGE_LOG",
         ] {
             command.env_remove(var);
@@ -1018,4 +1020,268 @@ fn serve_answers_the_api_and_the_dashboard_over_the_cases_it_takes_in() {
     assert_eq!(status, 200);
     assert!(metrics.contains("wangge_projection_behind{projection=\"cases\"}"));
     engine.stop();
+}
+
+// ---------------------------------------------------------------------------------------
+// sla publish | show | status
+// ---------------------------------------------------------------------------------------
+
+const TEST_2027_NAME: &str = "TEST calendar for 2027 — not the official schedule";
+
+fn bundled_sla_file(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/sla")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).expect("a bundled sla file"))
+        .expect("valid json")
+}
+
+/// The bundled calendars file with `cn` replaced by a test calendar published through 2027:
+/// an invented holiday and make-up day, not the State Council's 2027 schedule.
+fn calendars_file_2027() -> Value {
+    let mut file = bundled_sla_file("calendars.json");
+    let cn = &mut file["calendars"][0];
+    cn["name"] = json!(TEST_2027_NAME);
+    cn["holidays"]
+        .as_array_mut()
+        .expect("holidays")
+        .push(json!({"name": "TEST holiday (invented)", "from": "2027-01-04", "to": "2027-01-05"}));
+    cn["holidays_published_through"] = json!("2027-12-31");
+    file
+}
+
+impl Site {
+    fn sla(&self, args: &[&str]) -> Run {
+        let url = self.url();
+        let mut all = vec!["sla", "--nats-url", &url];
+        all.extend_from_slice(args);
+        self.run(&all)
+    }
+
+    /// `sla publish`, once the engine listens.
+    fn sla_publish_when_served(&self, engine: &mut Engine, args: &[&str]) -> Run {
+        let deadline = Instant::now() + WAIT;
+        let mut all = vec!["publish", "--actor", "ops-zhang", "--timeout", "5"];
+        all.extend_from_slice(args);
+        loop {
+            engine.assert_running();
+            let run = self.sla(&all);
+            if run.code != 1 || Instant::now() > deadline {
+                return run;
+            }
+            assert!(
+                run.stderr.contains("no responders"),
+                "unexpected failure: {run:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The JSON reply `sla publish` prints on its first line.
+fn sla_reply(run: &Run) -> Value {
+    let line = run.stdout.lines().next().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not an sla reply ({e}): {run:?}"))
+}
+
+#[test]
+fn sla_status_warns_45_days_before_the_calendar_runs_out_and_not_46() {
+    let site = Site::new();
+    // The bundled calendar is published through 2026-12-31.
+    let calm = site.sla(&["status", "--today", "2026-11-15"]);
+    assert_eq!(calm.code, 0, "{calm:?}");
+    assert!(
+        calm.stdout.contains("cn  全国 2026 national working calendar (国务院办公厅 2025-11-04)  holidays published through 2026-12-31, 46 days left"),
+        "{}",
+        calm.stdout
+    );
+    assert!(!calm.stdout.contains("WARNING"), "{}", calm.stdout);
+    assert!(
+        calm.stdout.contains("ok: every calendar"),
+        "{}",
+        calm.stdout
+    );
+
+    let warned = site.sla(&["status", "--today", "2026-11-16"]);
+    assert_eq!(warned.code, 0, "a warning is not a failure: {warned:?}");
+    assert!(
+        warned.stdout.contains("WARNING: calendar cn (全国 2026 national working calendar (国务院办公厅 2025-11-04)) runs out in 45 days (holidays published through 2026-12-31)"),
+        "{}",
+        warned.stdout
+    );
+
+    let past = site.sla(&["status", "--today", "2027-01-03"]);
+    assert!(
+        past.stdout.contains("ran out 3 days ago"),
+        "{}",
+        past.stdout
+    );
+}
+
+#[test]
+fn sla_publish_reaches_the_engine_and_show_and_status_print_the_live_data() {
+    let mut site = Site::new();
+    let mut engine = site.serve(&[]);
+    let file = site.write(
+        "calendars.json",
+        calendars_file_2027().to_string().as_bytes(),
+    );
+
+    let published =
+        site.sla_publish_when_served(&mut engine, &["--message-id", "cal-2027", path_str(&file)]);
+    assert_eq!(published.code, 0, "{published:?}");
+    let reply = sla_reply(&published);
+    assert_eq!(
+        (
+            &reply["status"],
+            &reply["position"],
+            &reply["duplicate"],
+            &reply["published"]
+        ),
+        (&json!("accepted"), &json!(1), &json!(false), &json!(["cn"]))
+    );
+    assert!(
+        published
+            .stdout
+            .contains("published cn at sla stream position 1"),
+        "{}",
+        published.stdout
+    );
+    // Sent again with the same id: the same event, nothing new.
+    let again =
+        site.sla_publish_when_served(&mut engine, &["--message-id", "cal-2027", path_str(&file)]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(sla_reply(&again)["duplicate"], true);
+
+    let shown = site.sla(&["show", "--history"]);
+    assert_eq!(shown.code, 0, "{shown:?}");
+    for expected in [
+        "sla stream:  position 1 (1 events, 0 refused); files: bundled",
+        "calendars:   default cn",
+        &format!("  cn  {TEST_2027_NAME}  (+08:00 Asia/Shanghai; 8 holidays, 6 make-up days; published through 2027-12-31)"),
+        "policies:    default standard",
+        "  urgent_facility  warning at 80 %",
+        "published revisions: 1",
+        "calendars cn; default cn  by ops-zhang (Supervisor)  source wangge-cli/cal-2027",
+    ] {
+        assert!(shown.stdout.contains(expected), "{expected:?} in:\n{}", shown.stdout);
+    }
+
+    let status = site.sla(&["status", "--today", "2026-11-16"]);
+    assert_eq!(status.code, 0, "{status:?}");
+    assert!(!status.stdout.contains("WARNING"), "{}", status.stdout);
+    assert!(
+        status
+            .stdout
+            .contains("holidays published through 2027-12-31, 410 days left"),
+        "{}",
+        status.stdout
+    );
+
+    // The engine's own API reads the live data: the publish shows without a restart.
+    let address = http_address(&mut engine);
+    let (code, body) = http_get(&address, "/api/v1/sla/status?today=2026-11-16");
+    assert_eq!(code, 200, "{body}");
+    let status: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(status["position"], 1);
+    assert_eq!(status["calendars"][0]["published_through"], "2027-12-31");
+    assert_eq!(status["calendars"][0]["expiring"], false);
+    // Started on the bundled calendar, which runs out on 2026-12-31: the start-up warning
+    // (true on any day from 2026-11-16 on, which the wall clock is past).
+    assert!(
+        engine.log().contains("business calendar runs out"),
+        "{}",
+        engine.log()
+    );
+    engine.stop();
+}
+
+#[test]
+fn a_refused_sla_publish_exits_2_naming_the_json_path_and_is_kept_for_replay() {
+    let mut site = Site::new();
+    let mut engine = site.serve(&[]);
+    let mut overlapping = calendars_file_2027();
+    overlapping["calendars"][0]["working_hours"]["monday"] = json!(["08:30-12:00", "11:30-17:30"]);
+    let file = site.write("overlapping.json", overlapping.to_string().as_bytes());
+
+    let refused = site.sla_publish_when_served(&mut engine, &[path_str(&file)]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    let reply = sla_reply(&refused);
+    assert_eq!(reply["code"], "overlapping_intervals");
+    assert_eq!(
+        reply["field"],
+        "payload.calendars[0].working_hours.monday[1]"
+    );
+    assert!(
+        refused.stdout.contains("refused: overlapping_intervals at payload.calendars[0].working_hours.monday[1]: calendar `cn`: monday: working intervals 08:30-12:00 and 11:30-17:30 overlap"),
+        "{}",
+        refused.stdout
+    );
+    let rejected = reply["rejected_id"].as_u64().expect("kept");
+
+    let policies = site.write(
+        "policies.json",
+        json!({"policies": [], "removed": ["utilities"]})
+            .to_string()
+            .as_bytes(),
+    );
+    let in_use = site.sla_publish_when_served(&mut engine, &[path_str(&policies)]);
+    assert_eq!(in_use.code, 2, "{in_use:?}");
+    assert_eq!(sla_reply(&in_use)["code"], "policy_in_use");
+    assert_eq!(sla_reply(&in_use)["field"], "payload.removed[0]");
+
+    let neither = site.write("grid.json", b"{\"districts\": []}");
+    let run = site.sla(&["publish", path_str(&neither)]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("neither a calendars file"), "{run:?}");
+
+    // Nothing was written; both refusals are with the other refused messages.
+    let shown = site.sla(&["show"]);
+    assert!(
+        shown.stdout.contains("position 0 (0 events"),
+        "{}",
+        shown.stdout
+    );
+    let list = site.rejected(&["list"]);
+    let line = list_line(&list, rejected);
+    assert!(
+        line.contains("wangge.sla.commands") && line.contains("overlapping_intervals"),
+        "{line}"
+    );
+    // Replayed as it is, it is refused again for the same reason.
+    let replay = site.rejected(&["replay", &rejected.to_string()]);
+    assert_eq!(replay.code, 2, "{replay:?}");
+    assert!(
+        replay.stdout.contains("overlapping_intervals"),
+        "{}",
+        replay.stdout
+    );
+    engine.stop();
+}
+
+#[test]
+fn serve_refuses_an_invalid_sla_dir_naming_the_file_and_the_json_path() {
+    let site = Site::new();
+    let dir = site.dir.path().join("sla");
+    std::fs::create_dir(&dir).expect("sla dir");
+    let mut calendars = bundled_sla_file("calendars.json");
+    calendars["calendars"][0]["holidays"][2]["to"] = json!("2026-03-01");
+    std::fs::write(dir.join("calendars.json"), calendars.to_string()).expect("write");
+    let url = site.url();
+    let run = site.run(&[
+        "serve",
+        "--nats-url",
+        &url,
+        "--http-listen",
+        "127.0.0.1:0",
+        "--sla-dir",
+        path_str(&dir),
+    ]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("calendars.json is not valid at `calendars[0].holidays[2].to`"),
+        "{}",
+        run.stderr
+    );
 }

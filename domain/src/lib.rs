@@ -38,6 +38,7 @@
 
 pub mod authorize;
 pub mod command;
+mod command_checks;
 pub mod commit;
 pub mod decide;
 pub mod error;

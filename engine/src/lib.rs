@@ -11,6 +11,8 @@
 //!   the rejected-message store.
 //! - [`runtime`]: the engine's own actors that follow the log — dispatcher, SLA timers,
 //!   worker loads — and the partition leases that share them between instances.
+//! - [`sla`]: SLA reference data at run time — the calendars and policies shared by every
+//!   component, the SLA stream, SLA commands and the warning that a calendar runs out.
 //! - [`tasks`]: grid workers' durable task inboxes and their request-reply commands.
 //! - [`nats`]: the request-reply server that intake and worker commands share.
 //!
@@ -24,4 +26,5 @@ pub mod intake;
 pub mod log;
 pub mod nats;
 pub mod runtime;
+pub mod sla;
 pub mod tasks;

@@ -1,7 +1,8 @@
 //! The dashboard end to end, in headless Chromium driven over WebDriver (chromedriver and
 //! fantoccini): the board shows coloured cells, a supervisor drills down to a case and its
 //! audit trail, and a breach recorded while the page is open turns a cell red without a
-//! reload. Keeps a screenshot in `target/dashboard-e2e/dashboard.png`.
+//! reload; a business calendar that runs out within 45 days is named in a banner. Keeps a
+//! screenshot in `target/dashboard-e2e/dashboard.png`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`deploy/dev/ensure-services.sh`
 //! installs them). Without them the test fails: it never skips.
@@ -196,6 +197,14 @@ async fn a_supervisor_watches_the_board_drills_down_to_an_audit_trail_and_sees_a
     wait_for(&browser, "#chart-rates path.series").await;
     wait_for(&browser, "#ranking-red li").await;
     wait_for(&browser, "#live[data-state=\"open\"]").await;
+    // The week is in late November: the bundled calendar's holidays are published only through
+    // 2026-12-31, less than 45 days ahead, so a banner names the calendar to renew.
+    let banner = wait_for(&browser, "#sla-banner:not([hidden])[data-calendars=\"cn\"]").await;
+    let text = banner.text().await.expect("the banner's text");
+    assert!(
+        text.contains("全国 2026 national working calendar") && text.contains("2026-12-31"),
+        "{text}"
+    );
     save_screenshot(&browser, "board-before.png").await;
 
     // Drill down: district → community → building → case → audit trail.

@@ -21,6 +21,9 @@ use crate::grid::{
 use crate::intake::{
     EvaluationV1, IntakeReply, PatrolFindingV1, ResidentReportV1, ServiceRequestV1,
 };
+use crate::sla::{
+    CalendarFile, PolicyFile, SlaCommand, SlaEventEnvelope, SlaReply, SLA_EVENT_CATALOGUE,
+};
 use crate::upcast::{CaseResolvedV1, ExtensionGrantedV1};
 use crate::worker::{TaskMessage, WorkerCommandV1, WorkerReply};
 
@@ -56,6 +59,26 @@ pub const GRID_REPLY_PATH: &str = "grid/reply.json";
 /// Path, relative to `schemas/json/`, of the schema of one grid event type at one version.
 pub fn grid_event_schema_path(event_type: &str, version: u16) -> String {
     format!("grid/events/{event_type}.v{version}.json")
+}
+
+/// Path of the schema of a calendars file (`deploy/sla/calendars.json`).
+pub const SLA_CALENDAR_FILE_PATH: &str = "sla/calendars.json";
+
+/// Path of the schema of a policies file (`deploy/sla/policies.json`).
+pub const SLA_POLICY_FILE_PATH: &str = "sla/policies.json";
+
+/// Path of the schema that accepts an SLA event of any type at its current version.
+pub const SLA_ENVELOPE_PATH: &str = "sla/events/envelope.json";
+
+/// Path of the schema of an SLA command (what is sent to `wangge.sla.commands`).
+pub const SLA_COMMAND_PATH: &str = "sla/command.json";
+
+/// Path of the schema of the engine's reply to an SLA command.
+pub const SLA_REPLY_PATH: &str = "sla/reply.json";
+
+/// Path, relative to `schemas/json/`, of the schema of one SLA event type at one version.
+pub fn sla_event_schema_path(event_type: &str, version: u16) -> String {
+    format!("sla/events/{event_type}.v{version}.json")
 }
 
 /// Every schema, keyed by its path relative to `schemas/json/`.
@@ -111,6 +134,7 @@ pub fn all_schemas() -> BTreeMap<String, Value> {
         schemas.insert(path.to_owned(), finish(path, schema));
     }
     schemas.extend(grid_schemas());
+    schemas.extend(sla_schemas());
     schemas
 }
 
@@ -142,6 +166,39 @@ fn grid_schemas() -> BTreeMap<String, Value> {
         (CATEGORY_FILE_PATH, root_schema::<CategoryFile>()),
         (GRID_COMMAND_PATH, root_schema::<GridCommand>()),
         (GRID_REPLY_PATH, root_schema::<GridReply>()),
+    ] {
+        schemas.insert(path.to_owned(), finish(path, schema));
+    }
+    schemas
+}
+
+/// The SLA files and the SLA events, cut the same way as the grid events.
+fn sla_schemas() -> BTreeMap<String, Value> {
+    let mut generator = SchemaSettings::draft2020_12().into_generator();
+    let envelope = generator.root_schema_for::<SlaEventEnvelope>().to_value();
+    let definitions = generator.take_definitions(true);
+
+    let mut schemas = BTreeMap::new();
+    schemas.insert(
+        SLA_ENVELOPE_PATH.to_owned(),
+        finish(SLA_ENVELOPE_PATH, envelope.clone()),
+    );
+    for &(event_type, version) in SLA_EVENT_CATALOGUE {
+        let path = sla_event_schema_path(event_type, version);
+        let mut schema = restrict_envelope(&envelope, &definitions, event_type, version, None);
+        if let Some(root) = schema.as_object_mut() {
+            root.insert(
+                "title".to_owned(),
+                format!("Wangge SLA event {event_type} v{version}").into(),
+            );
+        }
+        schemas.insert(path.clone(), finish(&path, schema));
+    }
+    for (path, schema) in [
+        (SLA_CALENDAR_FILE_PATH, root_schema::<CalendarFile>()),
+        (SLA_POLICY_FILE_PATH, root_schema::<PolicyFile>()),
+        (SLA_COMMAND_PATH, root_schema::<SlaCommand>()),
+        (SLA_REPLY_PATH, root_schema::<SlaReply>()),
     ] {
         schemas.insert(path.to_owned(), finish(path, schema));
     }

@@ -6,6 +6,11 @@
 //!   take, per priority, when to warn, and the escalation ladder after a breach. The category
 //!   catalogue (`deploy/grid/categories.json`) says which policy a category runs under.
 //!
+//! - [`SlaEvent`] in an [`SlaEventEnvelope`]: calendars or policies published at run time
+//!   (upserted by id or name), kept on the SLA stream and folded over the files.
+//! - [`SlaCommand`] and [`SlaReply`]: how an operator's tool asks for an SLA event
+//!   (request-reply on `wangge.sla.commands`), and the engine's answer.
+//!
 //! These are the formats; the rules beyond shape (intervals that do not overlap, a date not
 //! both a holiday and a make-up day, names that exist) are checked by the domain crate, which
 //! names the JSON path at fault. The JSON Schemas under `schemas/json/sla/` are generated from
@@ -15,11 +20,16 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{Duration, FixedOffset, NaiveDate};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
+use crate::envelope::{Actor, Source};
 use crate::events::{Priority, SlaStep, TimeLimit};
+use crate::upcast::DecodeError;
 
 const MINUTES_PER_DAY: u16 = 24 * 60;
 /// The widest UTC offset accepted (ISO 8601 practice).
@@ -445,4 +455,299 @@ pub struct PolicyFile {
     /// The policy of a category whose catalogue entry names none.
     pub default_policy: String,
     pub policies: Vec<SlaPolicy>,
+}
+
+// ---------------------------------------------------------------------------------------
+// SLA events: the reference data changed at run time
+// ---------------------------------------------------------------------------------------
+
+/// One change to the SLA reference data at run time. Serialized adjacently:
+/// `{"event_type": "sla.calendars_published", "payload": {...}}`.
+///
+/// Both are upserts: a published calendar (policy) replaces the one with the same id (name)
+/// and leaves the others as they are; only the ones listed in `removed` go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "event_type", content = "payload")]
+pub enum SlaEvent {
+    #[serde(rename = "sla.calendars_published")]
+    CalendarsPublished(CalendarsPublished),
+    #[serde(rename = "sla.policies_published")]
+    PoliciesPublished(PoliciesPublished),
+}
+
+/// `(event_type, current schema version)` for every SLA event.
+pub const SLA_EVENT_CATALOGUE: &[(&str, u16)] = &[
+    ("sla.calendars_published", 1),
+    ("sla.policies_published", 1),
+];
+
+/// The schema version a freshly written SLA event of this type carries.
+pub fn current_sla_schema_version(event_type: &str) -> Option<u16> {
+    SLA_EVENT_CATALOGUE
+        .iter()
+        .find(|(name, _)| *name == event_type)
+        .map(|(_, version)| *version)
+}
+
+impl SlaEvent {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::CalendarsPublished(_) => "sla.calendars_published",
+            Self::PoliciesPublished(_) => "sla.policies_published",
+        }
+    }
+
+    /// The version this crate writes for this event's type.
+    pub fn schema_version(&self) -> u16 {
+        current_sla_schema_version(self.event_type())
+            .expect("every SlaEvent variant is listed in SLA_EVENT_CATALOGUE")
+    }
+
+    /// The calendar ids or policy names the event publishes, in its order.
+    pub fn published(&self) -> Vec<String> {
+        match self {
+            Self::CalendarsPublished(published) => published
+                .calendars
+                .iter()
+                .map(|calendar| calendar.id.clone())
+                .collect(),
+            Self::PoliciesPublished(published) => published
+                .policies
+                .iter()
+                .map(|policy| policy.name.clone())
+                .collect(),
+        }
+    }
+}
+
+/// Calendars published: each replaces the calendar with its id, or is added. A calendars
+/// file (`calendars.json`, [`CalendarFile`]) is a valid payload as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarsPublished {
+    /// The calendars, whole: a calendar's holidays are the ones listed here, so the next
+    /// year's schedule is published together with the current year's.
+    pub calendars: Vec<CalendarSpec>,
+    /// The new default calendar (for districts that name none); absent: unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_calendar: Option<String>,
+    /// Ids of calendars to withdraw. A calendar a district uses, or the default, cannot go.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
+}
+
+/// Policies published: each replaces the policy with its name, or is added. A policies file
+/// (`policies.json`, [`PolicyFile`]) is a valid payload as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PoliciesPublished {
+    pub policies: Vec<SlaPolicy>,
+    /// The new default policy (for categories that name none); absent: unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_policy: Option<String>,
+    /// Names of policies to withdraw. A policy the category catalogue names, or the
+    /// default, cannot go.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
+}
+
+/// The envelope an SLA event travels in, on the SLA stream (`WANGGE_SLA`, subject
+/// `wangge.sla.events`): one message per event, in the order the reference data changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "Wangge SLA event envelope")]
+pub struct SlaEventEnvelope {
+    /// Unique id of this event: derived (UUIDv8) from `source`, so a command sent twice
+    /// names the same event.
+    pub event_id: Uuid,
+    /// The event type and its payload.
+    #[serde(flatten)]
+    pub event: SlaEvent,
+    /// Version of the payload's schema for this event type.
+    #[schemars(range(min = 1))]
+    pub schema_version: u16,
+    /// When the change took effect, per the sender (when the engine recorded it if the
+    /// sender did not say).
+    pub occurred_at: DateTime<Utc>,
+    /// When the engine recorded it.
+    pub recorded_at: DateTime<Utc>,
+    /// Who published it: an operator (`supervisor`) or a system (`system`).
+    pub actor: Actor,
+    /// The sending system and its own id for the command; the idempotency key.
+    pub source: Source,
+}
+
+impl SlaEventEnvelope {
+    /// Wraps `event` at its current schema version.
+    pub fn new(event_id: Uuid, event: SlaEvent, meta: SlaEventMeta) -> Self {
+        let schema_version = event.schema_version();
+        Self {
+            event_id,
+            event,
+            schema_version,
+            occurred_at: meta.occurred_at,
+            recorded_at: meta.recorded_at,
+            actor: meta.actor,
+            source: meta.source,
+        }
+    }
+
+    pub fn event_type(&self) -> &'static str {
+        self.event.event_type()
+    }
+}
+
+/// Everything about an SLA event but the event itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlaEventMeta {
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub actor: Actor,
+    pub source: Source,
+}
+
+/// The id of the SLA event a source message becomes: a UUIDv8 from SHA-256 of the source,
+/// so the same `(system, message_id)` always names the same event.
+pub fn sla_event_id(source: &Source) -> Uuid {
+    let mut hasher = Sha256::new();
+    hasher.update(b"wangge.sla.v1\0");
+    hasher.update(source.system.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(source.message_id.as_bytes());
+    let digest = hasher.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Uuid::new_v8(bytes)
+}
+
+/// Decodes one stored SLA event, refusing unknown types and versions this crate cannot read.
+///
+/// Both types are at version 1; when one is bumped its upcaster goes here, as for case
+/// events in [`crate::upcast`].
+pub fn decode_sla_event(value: Value) -> Result<SlaEventEnvelope, DecodeError> {
+    let object = value.as_object().ok_or(DecodeError::NotAnObject)?;
+    let event_type = object
+        .get("event_type")
+        .and_then(Value::as_str)
+        .ok_or(DecodeError::MissingField("event_type"))?;
+    let current = current_sla_schema_version(event_type)
+        .ok_or_else(|| DecodeError::UnknownEventType(event_type.to_owned()))?;
+    let stored = match object.get("schema_version") {
+        None => return Err(DecodeError::MissingField("schema_version")),
+        Some(version) => version.as_u64().ok_or_else(|| DecodeError::Invalid {
+            path: "$.schema_version".to_owned(),
+            reason: format!("schema_version must be a positive integer, found {version}"),
+        })?,
+    };
+    if stored != u64::from(current) {
+        return Err(DecodeError::UnsupportedVersion {
+            event_type: event_type.to_owned(),
+            version: stored,
+            current,
+        });
+    }
+    serde_path_to_error::deserialize::<_, SlaEventEnvelope>(value).map_err(|e| {
+        let path = e.path().to_string();
+        DecodeError::Invalid {
+            path: if path == "." {
+                "$".to_owned()
+            } else {
+                format!("$.{path}")
+            },
+            reason: e.into_inner().to_string(),
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// SLA commands: how operators publish calendars and policies
+// ---------------------------------------------------------------------------------------
+
+/// The subject SLA commands are sent to, by request-reply.
+pub const SLA_COMMAND_SUBJECT: &str = "wangge.sla.commands";
+
+/// Largest SLA command accepted, in bytes of JSON: room for every calendar and policy of an
+/// installation several times over.
+pub const MAX_SLA_COMMAND_BYTES: usize = 256 * 1024;
+
+/// Longest source system, message id or actor id, in characters.
+pub const MAX_SLA_ID_CHARS: usize = 128;
+
+/// Longest calendar id or policy name, in characters. Both are named from other data (a
+/// district's `calendar`, a category's `sla_policy`), so they are short ASCII words.
+pub const MAX_SLA_NAME_CHARS: usize = 64;
+
+/// Longest display name, time zone name, description or holiday name, in characters.
+pub const MAX_SLA_TEXT_CHARS: usize = 1000;
+
+/// Most calendars or policies in one command, and most holidays or make-up days in one
+/// calendar (decades of schedules).
+pub const MAX_SLA_LIST_ITEMS: usize = 512;
+
+/// A publish of calendars or policies, as an operator's tool sends it to
+/// `wangge.sla.commands`: the SLA event it asks for without what the engine adds
+/// (`event_id`, `recorded_at`).
+///
+/// Unknown fields are refused, at the top level and in the payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "Wangge SLA command", extend("unevaluatedProperties" = false))]
+pub struct SlaCommand {
+    /// The event type and its payload.
+    #[serde(flatten)]
+    pub event: SlaEvent,
+    /// Version of the payload's schema for this event type (see the event's own schema).
+    #[schemars(range(min = 1))]
+    pub schema_version: u16,
+    /// The sending system and its own id for this command, unique per system. The
+    /// idempotency key: the same command sent again, a second or a month later, publishes
+    /// once; the reply then says `duplicate: true`.
+    pub source: Source,
+    /// Who publishes.
+    pub actor: Actor,
+    /// When the change takes effect; absent: when the engine records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<DateTime<Utc>>,
+}
+
+/// The top-level fields an [`SlaCommand`] may have.
+pub const SLA_COMMAND_FIELDS: &[&str] = &[
+    "event_type",
+    "payload",
+    "schema_version",
+    "source",
+    "actor",
+    "occurred_at",
+];
+
+/// The engine's answer to an SLA command (the reply of request-reply).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+#[schemars(title = "Wangge SLA command reply")]
+pub enum SlaReply {
+    /// The publish is on the SLA stream (or, on a retry, already was), and the answering
+    /// engine's live SLA data holds it.
+    Accepted {
+        /// The SLA event's id.
+        event_id: Uuid,
+        event_type: String,
+        /// The event's position on the SLA stream.
+        position: u64,
+        /// True when this command was seen before and nothing new was written.
+        duplicate: bool,
+        /// The calendar ids or policy names published, in the command's order.
+        published: Vec<String>,
+    },
+    /// The command was refused and changed nothing; it is kept in the rejected stream.
+    Rejected {
+        /// Machine-readable reason, e.g. `overlapping_intervals`, `policy_in_use`.
+        code: String,
+        /// JSON path of the offending field, e.g. `payload.calendars[0].holidays[2].to`;
+        /// absent for whole-message errors.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+        /// Human-readable explanation.
+        reason: String,
+        /// Where the refused message is kept (its sequence in the rejected stream).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rejected_id: Option<u64>,
+    },
 }

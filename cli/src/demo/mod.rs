@@ -27,7 +27,7 @@ use clap::Args;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::Mutex;
-use wangge_engine::app::{CaseService, Clock, FixedSlaTerms, ManualClock};
+use wangge_engine::app::{CaseService, Clock, LiveSlaTerms, ManualClock};
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
 use wangge_engine::intake::service::IncomingMessage;
 use wangge_engine::intake::{IntakeService, MemoryRejectedStore};
@@ -35,6 +35,7 @@ use wangge_engine::log::{EventLog, JetStreamLogConfig, MemoryLog};
 use wangge_engine::runtime::dispatcher::Dispatcher;
 use wangge_engine::runtime::timers::{TimerBook, TimerService};
 use wangge_engine::runtime::Ownership;
+use wangge_engine::sla::{SharedSla, SlaReference};
 use wangge_engine::tasks::WorkerCommandService;
 use wangge_projections::http::{serve_http, ApiState};
 use wangge_projections::postgres::{spawn_runners, ExclusiveRunnerConfig};
@@ -84,12 +85,14 @@ const DAY_MINUTES: i64 = 13 * 60;
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let (grid, categories) = args.reference.load()?;
+    let sla = args.reference.sla.load()?;
     // Runs on servers get streams and databases of their own, so runs never mix.
     let run = Utc::now().format("%Y%m%d%H%M%S").to_string();
     match args.nats_url.clone() {
         None => {
             let what = "embedded in-memory log";
-            day(&args, &run, MemoryLog::new(), grid, categories, what).await
+            let reference = (grid, categories, sla);
+            day(&args, &run, MemoryLog::new(), reference, what).await
         }
         Some(url) => {
             let client = async_nats::connect(&url)
@@ -102,24 +105,28 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             };
             let log = wangge_engine::log::JetStreamLog::open(client, config).await?;
             let what = format!("JetStream at {url}, stream WANGGE_DEMO_{run}");
-            day(&args, &run, log, grid, categories, &what).await
+            day(&args, &run, log, (grid, categories, sla), &what).await
         }
     }
 }
+
+/// The grid, the categories and the SLA data the day runs on.
+type Reference = (Arc<GridDirectory>, Arc<CategoryCatalogue>, SlaReference);
 
 async fn day<L: EventLog + Clone>(
     args: &DemoArgs,
     run: &str,
     log: L,
-    grid: Arc<GridDirectory>,
-    categories: Arc<CategoryCatalogue>,
+    (grid, categories, sla_data): Reference,
     what: &str,
 ) -> anyhow::Result<ExitCode> {
     let start = local_start(args.day)?;
     let clock = ManualClock::starting_at(start);
+    // The demo has no SLA stream: the files (or the bundled data) are the day's SLA data.
+    let sla = SharedSla::new(sla_data);
     let cases = Arc::new(
         CaseService::new(log.clone(), Arc::new(clock.clone())).with_sla_terms(Arc::new(
-            FixedSlaTerms::bundled_with_grid(grid.clone().into(), categories.clone()),
+            LiveSlaTerms::new(sla.clone(), grid.clone().into(), categories.clone()),
         )),
     );
     let rejected = MemoryRejectedStore::default();
@@ -216,7 +223,8 @@ async fn day<L: EventLog + Clone>(
         grid.clone(),
         Arc::new(clock.clone()),
         Arc::new(log.clone()),
-    );
+    )
+    .with_sla(sla.clone());
     let (stop_http, http_stopping) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(serve_http(listener, api, async move {
         http_stopping.await.ok();

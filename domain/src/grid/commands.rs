@@ -6,8 +6,6 @@
 //! and last the grid's own rules ([`GridState::apply`] on a copy) — so the first problem a
 //! sender has to fix is the one reported.
 
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
 use wangge_schemas::grid::{
     current_grid_schema_version, CellAdded, GridCommand, GridEvent, WorkerCellsChanged,
     WorkerDutyChanged, WorkerRegistered, WorkerSkillsChanged, GRID_COMMAND_FIELDS,
@@ -18,7 +16,10 @@ use wangge_schemas::worker::is_valid_worker_id;
 use wangge_schemas::{Actor, Source};
 
 use super::state::{is_valid_cell_code, GridError, GridState, MAX_CELL_CODE_CHARS};
-use crate::intake::{json_type, typed};
+use crate::command_checks::{
+    self, command_object, field_of, occurred_at, read_event_type, read_schema_version, typed_at,
+    Refusal,
+};
 
 /// Why a grid command was refused, in words a sender's developer can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,61 +73,27 @@ impl GridRejection {
     }
 }
 
+impl From<Refusal> for GridRejection {
+    fn from(refusal: Refusal) -> Self {
+        debug_assert!(GRID_REJECT_CODES.contains(&refusal.code), "{refusal:?}");
+        Self {
+            code: refusal.code,
+            field: refusal.field,
+            reason: refusal.reason,
+        }
+    }
+}
+
 /// Parses one grid command and checks everything that does not depend on the grid.
 pub fn parse_grid_command(bytes: &[u8]) -> Result<GridCommand, GridRejection> {
-    if bytes.len() > MAX_GRID_COMMAND_BYTES {
-        return Err(GridRejection::new(
-            "payload_too_large",
-            None,
-            format!(
-                "message is {} bytes, the limit is {MAX_GRID_COMMAND_BYTES}",
-                bytes.len()
-            ),
-        ));
-    }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        GridRejection::new(
-            "malformed_json",
-            None,
-            format!("message is not valid json: {e}"),
-        )
-    })?;
-    let Value::Object(mut object) = value else {
-        return Err(GridRejection::new(
-            "invalid_type",
-            None,
-            format!("message must be a json object, found {}", json_type(&value)),
-        ));
-    };
-    if let Some(unknown) = object
-        .keys()
-        .find(|key| !GRID_COMMAND_FIELDS.contains(&key.as_str()))
-    {
-        return Err(GridRejection::at(
-            "unknown_field",
-            unknown,
-            format!(
-                "unknown field `{unknown}`, expected one of {}",
-                GRID_COMMAND_FIELDS.join(", ")
-            ),
-        ));
-    }
-    let event_type = read_event_type(object.get("event_type"))?;
-    read_schema_version(event_type, object.get("schema_version"))?;
+    let mut object = command_object(bytes, MAX_GRID_COMMAND_BYTES, GRID_COMMAND_FIELDS)?;
+    let event_type = read_event_type(object.get("event_type"), GRID_EVENT_CATALOGUE, "grid")?;
+    let current = current_grid_schema_version(event_type)
+        .expect("read_event_type lets only catalogued types through");
+    read_schema_version(event_type, current, object.get("schema_version"))?;
     let source: Source = field_of(&mut object, "source")?;
     let actor: Actor = field_of(&mut object, "actor")?;
-    let occurred_at = match object.remove("occurred_at") {
-        None | Some(Value::Null) => None,
-        Some(value) => Some(typed_at("occurred_at", value).map_err(|mut rejection| {
-            if rejection.code == "invalid_value" {
-                rejection.reason = format!(
-                    "`occurred_at` must be an RFC 3339 date and time such as 2026-03-02T09:30:00+08:00 ({})",
-                    rejection.reason
-                );
-            }
-            rejection
-        })?),
-    };
+    let occurred_at = occurred_at(&mut object)?;
     let payload = object.remove("payload").ok_or_else(|| {
         GridRejection::at("missing_field", "payload", "field `payload` is required")
     })?;
@@ -157,89 +124,6 @@ pub fn parse_grid_command(bytes: &[u8]) -> Result<GridCommand, GridRejection> {
     Ok(command)
 }
 
-fn read_event_type(value: Option<&Value>) -> Result<&'static str, GridRejection> {
-    let known = || {
-        GRID_EVENT_CATALOGUE
-            .iter()
-            .map(|(name, _)| *name)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match value {
-        None => Err(GridRejection::at(
-            "missing_field",
-            "event_type",
-            "field `event_type` is required",
-        )),
-        Some(Value::String(name)) => GRID_EVENT_CATALOGUE
-            .iter()
-            .find(|(known, _)| known == name)
-            .map(|(known, _)| *known)
-            .ok_or_else(|| {
-                GridRejection::at(
-                    "unknown_event_type",
-                    "event_type",
-                    format!("unknown grid event type `{name}`; known types: {}", known()),
-                )
-            }),
-        Some(other) => Err(GridRejection::at(
-            "invalid_type",
-            "event_type",
-            format!("`event_type` must be a string, found {}", json_type(other)),
-        )),
-    }
-}
-
-fn read_schema_version(event_type: &str, value: Option<&Value>) -> Result<(), GridRejection> {
-    let current = current_grid_schema_version(event_type)
-        .expect("read_event_type lets only catalogued types through");
-    match value {
-        None => Err(GridRejection::at(
-            "missing_field",
-            "schema_version",
-            "field `schema_version` is required",
-        )),
-        Some(Value::Number(n)) if n.as_u64() == Some(u64::from(current)) => Ok(()),
-        Some(Value::Number(n)) => Err(GridRejection::at(
-            "unsupported_version",
-            "schema_version",
-            format!(
-                "schema version {n} of `{event_type}` is not supported; this engine reads version {current}"
-            ),
-        )),
-        Some(other) => Err(GridRejection::at(
-            "invalid_type",
-            "schema_version",
-            format!(
-                "`schema_version` must be an integer, found {}",
-                json_type(other)
-            ),
-        )),
-    }
-}
-
-fn field_of<T: DeserializeOwned>(
-    object: &mut Map<String, Value>,
-    name: &str,
-) -> Result<T, GridRejection> {
-    let value = object.remove(name).ok_or_else(|| {
-        GridRejection::at("missing_field", name, format!("field `{name}` is required"))
-    })?;
-    typed_at(name, value)
-}
-
-/// Deserializes `value` found at `prefix`, naming the offending field under it.
-fn typed_at<T: DeserializeOwned>(prefix: &str, value: Value) -> Result<T, GridRejection> {
-    typed::<T>(value).map_err(|rejection| GridRejection {
-        code: rejection.code.as_str(),
-        field: Some(match rejection.field {
-            Some(field) => format!("{prefix}.{field}"),
-            None => prefix.to_owned(),
-        }),
-        reason: rejection.reason,
-    })
-}
-
 // ---------------------------------------------------------------------------------------
 // Limits and ids
 // ---------------------------------------------------------------------------------------
@@ -250,22 +134,9 @@ fn check_text(
     max_chars: usize,
     required: bool,
 ) -> Result<(), GridRejection> {
-    if required && text.trim().is_empty() {
-        return Err(GridRejection::at(
-            "empty_text",
-            field,
-            format!("`{field}` must not be empty"),
-        ));
-    }
-    let chars = text.chars().count();
-    if chars > max_chars {
-        return Err(GridRejection::at(
-            "text_too_long",
-            field,
-            format!("`{field}` is {chars} characters, the limit is {max_chars}"),
-        ));
-    }
-    Ok(())
+    Ok(command_checks::check_text(
+        field, text, max_chars, required,
+    )?)
 }
 
 fn check_person_id(field: &str, id: &str) -> Result<(), GridRejection> {
@@ -293,14 +164,7 @@ fn check_cell_code(field: &str, code: &str) -> Result<(), GridRejection> {
 }
 
 fn check_list(field: &str, len: usize) -> Result<(), GridRejection> {
-    if len > MAX_GRID_LIST_ITEMS {
-        return Err(GridRejection::at(
-            "too_many_items",
-            field,
-            format!("`{field}` has {len} items, the limit is {MAX_GRID_LIST_ITEMS}"),
-        ));
-    }
-    Ok(())
+    Ok(command_checks::check_list(field, len, MAX_GRID_LIST_ITEMS)?)
 }
 
 fn check_cells(field: &str, cells: &[String]) -> Result<(), GridRejection> {

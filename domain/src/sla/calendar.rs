@@ -312,6 +312,30 @@ impl BusinessCalendar {
         self.spec.holidays_published_through
     }
 
+    /// The first local date on which `self` and `other` count working time differently:
+    /// the earliest date a deadline computed in one may differ in the other. `None` when
+    /// they agree on every date (the published range may still differ). A different weekly
+    /// schedule, make-up schedule or offset differs everywhere (`NaiveDate::MIN`).
+    pub fn first_difference(&self, other: &BusinessCalendar) -> Option<NaiveDate> {
+        if self.week != other.week
+            || self.make_up_hours != other.make_up_hours
+            || self.offset_nanos != other.offset_nanos
+        {
+            return Some(NaiveDate::MIN);
+        }
+        let mine = self.special_days.iter();
+        let theirs = other.special_days.iter();
+        let differing = mine
+            .filter(|(date, kind)| other.special_days.get(date) != Some(kind))
+            .map(|(date, _)| *date)
+            .chain(
+                theirs
+                    .filter(|(date, kind)| self.special_days.get(date) != Some(kind))
+                    .map(|(date, _)| *date),
+            );
+        differing.min()
+    }
+
     /// Whether an instant falls on a local date past the published holidays: working time
     /// there is counted on the weekly hours alone, and may change when the next schedule is
     /// published.

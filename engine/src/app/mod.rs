@@ -10,4 +10,4 @@ pub mod sla_terms;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command_handler::{CaseService, CommandError, CommandOutcome, CommandRequest};
-pub use sla_terms::{choose_terms, FixedSlaTerms, SlaTermsSource, TermsKey};
+pub use sla_terms::{choose_terms, FixedSlaTerms, LiveSlaTerms, SlaTermsSource, TermsKey};

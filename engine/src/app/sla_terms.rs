@@ -11,11 +11,14 @@
 
 use std::sync::Arc;
 
-use wangge_domain::sla::{BusinessCalendar, CalendarSet, PolicySet, SlaPolicy, Terms};
+use wangge_domain::sla::{
+    BusinessCalendar, CalendarSet, PolicySet, SlaPolicy, SlaReference, Terms,
+};
 use wangge_schemas::{CaseEvent, EventEnvelope};
 
 use crate::domain::CaseState;
 use crate::grid::{CategoryCatalogue, SharedGrid};
+use crate::sla::SharedSla;
 
 /// What a case's terms are chosen by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +104,16 @@ impl FixedSlaTerms {
         )
     }
 
+    /// Reference data (a city's files) with districts' calendars from `grid`.
+    pub fn from_reference(
+        reference: SlaReference,
+        grid: SharedGrid,
+        categories: Arc<CategoryCatalogue>,
+    ) -> Self {
+        let (policies, calendars) = reference.into_parts();
+        Self::new(policies, calendars, Some(grid), categories)
+    }
+
     /// The bundled data, districts' calendars from `grid`.
     pub fn bundled_with_grid(grid: SharedGrid, categories: Arc<CategoryCatalogue>) -> Self {
         Self::new(
@@ -154,6 +167,52 @@ impl SlaTermsSource for FixedSlaTerms {
             key,
             &self.policies,
             &self.calendars,
+            &self.categories,
+            district_calendar.as_deref(),
+        );
+        compute(Terms::new(policy, calendar));
+    }
+}
+
+/// Terms from the live SLA data (the files, then every publication on the SLA stream), as
+/// they stand when each command is decided: a calendar published at run time gives the next
+/// commit's clock its holidays at once.
+pub struct LiveSlaTerms {
+    sla: SharedSla,
+    grid: SharedGrid,
+    categories: Arc<CategoryCatalogue>,
+}
+
+impl LiveSlaTerms {
+    pub fn new(sla: SharedSla, grid: SharedGrid, categories: Arc<CategoryCatalogue>) -> Self {
+        Self {
+            sla,
+            grid,
+            categories,
+        }
+    }
+}
+
+impl std::fmt::Debug for LiveSlaTerms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSlaTerms")
+            .field("sla", &self.sla)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SlaTermsSource for LiveSlaTerms {
+    fn with_terms(&self, key: &TermsKey<'_>, compute: &mut dyn FnMut(Terms<'_>)) {
+        let district_calendar = self
+            .grid
+            .load()
+            .calendar_of(key.district)
+            .map(|id| id.to_owned());
+        let sla = self.sla.load();
+        let (policy, calendar) = choose_terms(
+            key,
+            sla.policies(),
+            sla.calendars(),
             &self.categories,
             district_calendar.as_deref(),
         );

@@ -175,7 +175,7 @@ impl GridStream {
                 duplicate: ack.duplicate,
             }),
             Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
-                let actual = actual_sequence_from(&error);
+                let actual = crate::nats::streams::actual_last_sequence(&error);
                 debug!(expected, actual, "grid append conflict");
                 Err(GridStreamError::Conflict { expected, actual })
             }
@@ -196,19 +196,6 @@ impl GridStream {
             ),
         }
     }
-}
-
-/// The server says `wrong last sequence: N (code 400, error code 10071)`; N is where the
-/// stream really is.
-fn actual_sequence_from(error: &async_nats::jetstream::context::PublishError) -> u64 {
-    use std::error::Error;
-    let text = error.source().map(|s| s.to_string()).unwrap_or_default();
-    let description = text.split(" (code").next().unwrap_or_default();
-    description
-        .rsplit(|c: char| !c.is_ascii_digit())
-        .find(|part| !part.is_empty())
-        .and_then(|digits| digits.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Reads the grid stream in order; see [`GridStream::read_from`].

@@ -1,9 +1,10 @@
 //! The rejected-message store: every message the engine refused, kept byte for byte with its
 //! headers and the reason, so an operator can see it, fix the cause and replay it.
 //!
-//! Intake messages and grid commands are kept here alike. On NATS it is a stream of its own
-//! (`WANGGE_REJECTED`): the original message at `wangge.rejected.message.<kind>` (`<kind>`
-//! is the intake kind, or `grid_commands`; body = original bytes, headers = original headers plus
+//! Intake messages, grid commands and SLA commands are kept here alike. On NATS it is a
+//! stream of its own (`WANGGE_REJECTED`): the original message at
+//! `wangge.rejected.message.<kind>` (`<kind>` is the intake kind, `grid_commands` or
+//! `sla_commands`; body = original bytes, headers = original headers plus
 //! `Wangge-Reject-*`; a sender's own `Nats-*` headers are stored as `Wangge-Sender-Nats-*` so
 //! JetStream does not act on them), and each replay's outcome at `wangge.rejected.replay.<id>`.
 
@@ -21,6 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use wangge_schemas::grid::GridReply;
 use wangge_schemas::intake::IntakeReply;
+use wangge_schemas::sla::SlaReply;
 
 /// Headers added to a kept message; everything else is the sender's own.
 pub const HEADER_REJECT_CODE: &str = "Wangge-Reject-Code";
@@ -73,12 +75,15 @@ pub struct ReplayRecord {
     pub reply: ReplayReply,
 }
 
-/// What a replayed message got back: an intake reply, or a grid command's. Stored as the
-/// reply itself (untagged), so records written before grid commands were kept still read.
+/// What a replayed message got back: an intake reply, a grid command's or an SLA
+/// command's. Stored as the reply itself (untagged), so records written before grid
+/// commands were kept still read. `Sla` is tried before `Grid`: an accepted SLA reply has
+/// every field an accepted grid reply has, and `published` besides.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ReplayReply {
     Intake(IntakeReply),
+    Sla(SlaReply),
     Grid(GridReply),
 }
 
@@ -87,7 +92,8 @@ impl ReplayReply {
     pub fn rejected_code(&self) -> Option<&str> {
         match self {
             Self::Intake(IntakeReply::Rejected { code, .. })
-            | Self::Grid(GridReply::Rejected { code, .. }) => Some(code),
+            | Self::Grid(GridReply::Rejected { code, .. })
+            | Self::Sla(SlaReply::Rejected { code, .. }) => Some(code),
             _ => None,
         }
     }
@@ -229,9 +235,11 @@ impl JetStreamRejectedStore {
 
     fn message_subject(&self, original_subject: &str) -> String {
         // Intake messages by their kind (the subject's last token); a grid command as
-        // `grid_commands`.
+        // `grid_commands`, an SLA command as `sla_commands`.
         let kind = if original_subject == wangge_schemas::grid::GRID_COMMAND_SUBJECT {
             "grid_commands"
+        } else if original_subject == wangge_schemas::sla::SLA_COMMAND_SUBJECT {
+            "sla_commands"
         } else {
             original_subject
                 .rsplit('.')

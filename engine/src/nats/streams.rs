@@ -54,3 +54,16 @@ fn needs_update(current: &stream::Config, wanted: &stream::Config) -> bool {
         || current.allow_direct != wanted.allow_direct
         || current.description != wanted.description
 }
+
+/// Where a stream's subject really is after a conditional append was refused: the server
+/// says `wrong last sequence: N (code 400, error code 10071)`. 0 when it does not say.
+pub fn actual_last_sequence(error: &jetstream::context::PublishError) -> u64 {
+    use std::error::Error;
+    let text = error.source().map(|s| s.to_string()).unwrap_or_default();
+    let description = text.split(" (code").next().unwrap_or_default();
+    description
+        .rsplit(|c: char| !c.is_ascii_digit())
+        .find(|part| !part.is_empty())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or(0)
+}

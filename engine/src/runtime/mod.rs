@@ -6,6 +6,7 @@ pub mod dispatch_snapshot;
 pub mod dispatcher;
 pub use wangge_domain::loads;
 pub mod partitions;
+pub mod revisions;
 pub mod timers;
 
 pub use partitions::{partition_of, LeaseConfig, Ownership, PartitionLeases, PARTITIONS};

@@ -1,5 +1,6 @@
-//! `GET /metrics` in Prometheus text: HTTP request counts and durations per route, and each
-//! projection's lag (checkpoint, log head, positions behind).
+//! `GET /metrics` in Prometheus text: HTTP request counts and durations per route, each
+//! projection's lag (checkpoint, log head, positions behind), and each business calendar's
+//! coverage (days until its published holidays run out, and whether that is within 45).
 //!
 //! Each API state owns its recorder ([`metrics::with_local_recorder`]) instead of
 //! installing a process-wide one: two servers in one process (tests, or the demo beside a
@@ -19,12 +20,15 @@ use metrics_exporter_prometheus::{
 };
 
 use super::state::ApiState;
+use wangge_engine::sla::calendar_coverage_at;
 
 const REQUESTS: &str = "wangge_http_requests_total";
 const DURATION: &str = "wangge_http_request_duration_seconds";
 const CHECKPOINT: &str = "wangge_projection_checkpoint";
 const HEAD: &str = "wangge_log_head";
 const BEHIND: &str = "wangge_projection_behind";
+const CALENDAR_DAYS_LEFT: &str = "wangge_sla_calendar_days_left";
+const CALENDAR_EXPIRING: &str = "wangge_sla_calendar_expiring";
 
 /// Request durations, in seconds: from well under a millisecond to a slow scan.
 const DURATION_BUCKETS: &[f64] = &[
@@ -71,6 +75,14 @@ impl HttpMetrics {
             metrics::describe_gauge!(
                 BEHIND,
                 "log positions between a projection's checkpoint and the head"
+            );
+            metrics::describe_gauge!(
+                CALENDAR_DAYS_LEFT,
+                "days until a business calendar's published holidays run out (negative: past)"
+            );
+            metrics::describe_gauge!(
+                CALENDAR_EXPIRING,
+                "1 while a business calendar runs out within 45 days or has run out, else 0"
             );
         });
         metrics
@@ -132,6 +144,7 @@ pub async fn scrape(State(state): State<ApiState>) -> Response {
         }),
         Err(error) => tracing::warn!(%error, "projection lag left out of the metrics"),
     }
+    record_calendar_coverage(&state);
     (
         [(
             header::CONTENT_TYPE,
@@ -140,4 +153,24 @@ pub async fn scrape(State(state): State<ApiState>) -> Response {
         state.metrics().render(),
     )
         .into_response()
+}
+
+/// Sets the calendar gauges from the live SLA data at the API's clock: set at each scrape,
+/// so a calendar published a moment ago shows at once.
+fn record_calendar_coverage(state: &ApiState) {
+    let live = state.sla();
+    let coverage = calendar_coverage_at(live.reference(), state.now());
+    state.metrics().with(|| {
+        for calendar in coverage {
+            let labels = [("calendar", calendar.id)];
+            if let Some(days_left) = calendar.days_left {
+                metrics::gauge!(CALENDAR_DAYS_LEFT, &labels).set(days_left as f64);
+            }
+            metrics::gauge!(CALENDAR_EXPIRING, &labels).set(if calendar.expiring {
+                1.0
+            } else {
+                0.0
+            });
+        }
+    });
 }

@@ -8,7 +8,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /` | the dashboard ([`dashboard`]) |
-//! | `GET /api/v1/…` | the JSON API ([`cases`], [`board`], [`reports`], [`workers`], [`progress`], [`grid`], [`live`]) |
+//! | `GET /api/v1/…` | the JSON API ([`cases`], [`board`], [`reports`], [`workers`], [`progress`], [`grid`], [`sla`], [`live`]) |
 //! | `GET /api/openapi.json` | the OpenAPI document, generated from the handlers ([`openapi`]) |
 //! | `GET /metrics` | Prometheus text ([`metrics`]) |
 //!
@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod progress;
 pub mod reports;
+pub mod sla;
 pub mod state;
 pub mod workers;
 

@@ -8,7 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::state::ApiState;
-use super::{board, cases, grid, live, progress, reports, workers};
+use super::{board, cases, grid, live, progress, reports, sla, workers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,7 +21,7 @@ use super::{board, cases, grid, live, progress, reports, workers};
     ),
     tags(
         (name = "cases", description = "Cases: list, one case, history, audit trail"),
-        (name = "sla", description = "SLA board and overdue list"),
+        (name = "sla", description = "SLA board, overdue list, and how far ahead the business calendars are published"),
         (name = "indicators", description = "Indicators, red-and-black board, patrol coverage"),
         (name = "workers", description = "Grid workers' task inboxes"),
         (name = "projections", description = "Read-model progress and lag"),
@@ -46,6 +46,7 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(workers::inbox))
         .routes(routes!(progress::projections))
         .routes(routes!(grid::grid_tree))
+        .routes(routes!(sla::sla_status))
         .routes(routes!(live::live))
 }
 

@@ -1,5 +1,5 @@
-//! What every handler reaches: the read models, the grid, the clock, the log's head, the
-//! metrics recorder and the live-update settings.
+//! What every handler reaches: the read models, the grid, the SLA reference data, the
+//! clock, the log's head, the metrics recorder and the live-update settings.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use wangge_engine::app::Clock;
 use wangge_engine::grid::{LiveGrid, SharedGrid};
 use wangge_engine::log::{EventLog, LogPosition};
+use wangge_engine::sla::{LiveSla, SharedSla};
 
 use super::grid::GridTree;
 use super::metrics::HttpMetrics;
@@ -51,6 +52,9 @@ impl Default for LiveSettings {
 #[derive(Clone)]
 pub struct ApiState {
     inner: Arc<Inner>,
+    /// The live SLA data (calendars and policies): the bundled data unless
+    /// [`ApiState::with_sla`] gives an engine's.
+    sla: SharedSla,
 }
 
 struct Inner {
@@ -103,7 +107,15 @@ impl ApiState {
                 live,
                 stopping: tokio::sync::watch::channel(false).0,
             }),
+            sla: SharedSla::bundled(),
         }
+    }
+
+    /// The same state reading the SLA data from `sla` (the instance's live data, which the
+    /// SLA follower keeps), instead of the fixed bundled data.
+    pub fn with_sla(mut self, sla: SharedSla) -> Self {
+        self.sla = sla;
+        self
     }
 
     pub fn read_models(&self) -> &dyn ReadModels {
@@ -127,6 +139,11 @@ impl ApiState {
             *cached = (grid.position(), Arc::new(GridTree::of(&grid)));
         }
         cached.1.clone()
+    }
+
+    /// The SLA reference data as it is now.
+    pub fn sla(&self) -> Arc<LiveSla> {
+        self.sla.snapshot()
     }
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {

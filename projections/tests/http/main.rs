@@ -9,6 +9,7 @@ mod errors;
 mod live;
 mod metrics;
 mod openapi;
+mod sla;
 
 use serde_json::Value;
 

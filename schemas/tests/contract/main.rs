@@ -8,5 +8,6 @@ mod examples;
 mod grid;
 mod negative;
 mod properties;
+mod sla;
 mod support;
 mod upcast;

@@ -9,14 +9,19 @@ use std::sync::LazyLock;
 use jsonschema::Validator;
 use serde_json::Value;
 use wangge_schemas::generate::{
-    event_schema_path, grid_event_schema_path, CATEGORY_FILE_PATH, ENVELOPE_PATH,
-    GRID_COMMAND_PATH, GRID_ENVELOPE_PATH, GRID_FILE_PATH, GRID_REPLY_PATH,
+    event_schema_path, grid_event_schema_path, sla_event_schema_path, CATEGORY_FILE_PATH,
+    ENVELOPE_PATH, GRID_COMMAND_PATH, GRID_ENVELOPE_PATH, GRID_FILE_PATH, GRID_REPLY_PATH,
+    SLA_CALENDAR_FILE_PATH, SLA_COMMAND_PATH, SLA_ENVELOPE_PATH, SLA_POLICY_FILE_PATH,
+    SLA_REPLY_PATH,
 };
 use wangge_schemas::grid::{
     decode_grid_event, CategoryFile, GridCommand, GridFile, GridReply, GRID_EVENT_CATALOGUE,
 };
 use wangge_schemas::intake::{
     EvaluationV1, IntakeReply, PatrolFindingV1, ResidentReportV1, ServiceRequestV1,
+};
+use wangge_schemas::sla::{
+    decode_sla_event, CalendarFile, PolicyFile, SlaCommand, SlaReply, SLA_EVENT_CATALOGUE,
 };
 use wangge_schemas::worker::{TaskMessage, WorkerCommand, WorkerCommandV1, WorkerReply};
 use wangge_schemas::{decode_event, EVENT_CATALOGUE};
@@ -102,6 +107,11 @@ pub enum Reader {
     WorkerCommand,
     WorkerReply,
     Task,
+    CalendarFile,
+    PolicyFile,
+    SlaEvent,
+    SlaCommand,
+    SlaReply,
 }
 
 impl Reader {
@@ -131,6 +141,13 @@ impl Reader {
             Self::WorkerCommand => plain::<WorkerCommandV1>(value),
             Self::WorkerReply => plain::<WorkerReply>(value),
             Self::Task => plain::<TaskMessage>(value),
+            Self::CalendarFile => plain::<CalendarFile>(value),
+            Self::PolicyFile => plain::<PolicyFile>(value),
+            Self::SlaEvent => decode_sla_event(value)
+                .map(drop)
+                .map_err(|error| error.to_string()),
+            Self::SlaCommand => plain::<SlaCommand>(value),
+            Self::SlaReply => plain::<SlaReply>(value),
         }
     }
 }
@@ -259,7 +276,49 @@ pub fn example_cases() -> Vec<ExampleCase> {
             reader: Reader::GridReply,
         });
     }
+    add_sla_cases(&mut cases);
     cases
+}
+
+/// The SLA files, events, commands and replies under `examples/sla/`.
+fn add_sla_cases(cases: &mut Vec<ExampleCase>) {
+    let one = |example: &str, schema: &str, reader: Reader| ExampleCase {
+        example: example.to_owned(),
+        schemas: vec![schema.to_owned()],
+        reader,
+    };
+    cases.push(one(
+        "sla/calendars.json",
+        SLA_CALENDAR_FILE_PATH,
+        Reader::CalendarFile,
+    ));
+    cases.push(one(
+        "sla/policies.json",
+        SLA_POLICY_FILE_PATH,
+        Reader::PolicyFile,
+    ));
+    for &(event_type, version) in SLA_EVENT_CATALOGUE {
+        cases.push(ExampleCase {
+            example: format!("sla/events/{event_type}.json"),
+            schemas: vec![
+                SLA_ENVELOPE_PATH.to_owned(),
+                sla_event_schema_path(event_type, version),
+            ],
+            reader: Reader::SlaEvent,
+        });
+        cases.push(one(
+            &format!("sla/commands/{event_type}.json"),
+            SLA_COMMAND_PATH,
+            Reader::SlaCommand,
+        ));
+    }
+    for status in ["accepted", "rejected"] {
+        cases.push(one(
+            &format!("sla/reply_{status}.json"),
+            SLA_REPLY_PATH,
+            Reader::SlaReply,
+        ));
+    }
 }
 
 /// Every file below `dir`, as sorted `/`-separated relative paths.

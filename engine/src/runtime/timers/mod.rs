@@ -28,7 +28,7 @@ use wangge_schemas::{Actor, CaseEvent, CaseId, Source};
 
 use crate::app::{CaseService, Clock, CommandError, CommandRequest};
 use crate::domain::escalation;
-use crate::domain::sla::{legacy, DueTimer, SlaState, TimerKind};
+use crate::domain::sla::{legacy, unpack_facts, DueTimer, SlaFacts, SlaState, TimerKind};
 use crate::domain::{replay, CaseCommand, DomainError};
 use crate::grid::{CategoryCatalogue, SharedGrid};
 use crate::log::{EventLog, LogError, LogPosition, StoredCommit};
@@ -142,6 +142,18 @@ impl TimerBook {
     /// The earliest time anything may fall due.
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
         self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// The open cases (with their versions) whose recorded clock `wanted` picks: the cases
+    /// whose deadlines reference data that changed may have moved.
+    pub fn cases_where(&self, wanted: impl Fn(&SlaFacts) -> bool) -> Vec<(CaseId, u64)> {
+        self.open
+            .iter()
+            .filter_map(|(case_id, case)| {
+                let facts = unpack_facts(&case.facts).ok()?;
+                wanted(&facts).then_some((*case_id, u64::from(case.version)))
+            })
+            .collect()
     }
 
     /// Every open case with its facts, ordered by case id: two books that agree on this
@@ -495,6 +507,11 @@ impl<L: EventLog> TimerService<L> {
     /// The log position of the last commit folded in.
     pub async fn position(&self) -> LogPosition {
         self.book.lock().await.position()
+    }
+
+    /// The open cases `wanted` picks (see [`TimerBook::cases_where`]).
+    pub async fn cases_where(&self, wanted: impl Fn(&SlaFacts) -> bool) -> Vec<(CaseId, u64)> {
+        self.book.lock().await.cases_where(wanted)
     }
 
     /// Every open case with its facts (see [`TimerBook::entries`]).

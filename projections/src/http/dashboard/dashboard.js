@@ -160,13 +160,15 @@ function schedule() {
 }
 
 async function refreshOnce() {
-  const [status, districts, communities, cells, overdue] = await Promise.all([
+  const [status, districts, communities, cells, overdue, sla] = await Promise.all([
     api("/api/v1/projections"),
     api("/api/v1/board?group=district"),
     api("/api/v1/board?group=community"),
     api("/api/v1/board?group=cell"),
     api("/api/v1/overdue?limit=50"),
+    api("/api/v1/sla/status"),
   ]);
+  drawSlaBanner(sla);
   data.status = status;
   data.byDistrict = byCode(districts, false);
   data.byCommunity = byCode(communities, false);
@@ -178,6 +180,24 @@ async function refreshOnce() {
   await Promise.all([drawIndicators(status.now), drawRanking(status.now)]);
   refreshes += 1;
   document.body.dataset.refreshes = String(refreshes);
+}
+
+// A business calendar whose holidays run out within the warning period (or already have):
+// deadlines past that date would count holidays as working days until the next year's
+// schedule is published.
+function drawSlaBanner(sla) {
+  const banner = $("sla-banner");
+  const expiring = sla.calendars.filter((calendar) => calendar.expiring);
+  banner.hidden = expiring.length === 0;
+  banner.dataset.calendars = expiring.map((calendar) => calendar.id).join(" ");
+  banner.innerHTML = expiring.map((calendar) => {
+    const left = calendar.days_left < 0
+      ? `已过期 ${-calendar.days_left} 天 ran out ${-calendar.days_left} days ago`
+      : `剩余 ${calendar.days_left} 天 ${calendar.days_left} days left`;
+    return `<div>节假日安排即将到期 calendar running out: <b>${esc(calendar.name)}</b> (${esc(calendar.id)}) ` +
+      `— 节假日已发布至 holidays published through <b>${esc(calendar.published_through)}</b>, ${left}. ` +
+      `请发布下一年的节假日安排 publish next year's schedule: <code>wangge sla publish</code></div>`;
+  }).join("");
 }
 
 function drawStatus(status) {
