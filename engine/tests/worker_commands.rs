@@ -497,6 +497,26 @@ async fn an_extension_request_is_recorded_for_the_supervisor_who_grants_it() {
     assert_eq!(granted[0].actor.kind, ActorKind::Supervisor);
 }
 
+#[tokio::test]
+async fn an_extension_in_the_old_unit_minutes_is_granted_in_working_minutes() {
+    let world = World::start().await;
+    let case = world.case_at(Stage::InProgress).await;
+    let legacy = json!({"type": "request_extension", "step": "resolve",
+                        "extension": {"amount": 90, "unit": "minutes"}, "reason": "parts"});
+    let granted = world.act(CHEN, case, legacy).await;
+    let CaseEvent::ExtensionGranted(extension) = &granted[0].event else {
+        panic!("expected an extension, got {:?}", types(&granted));
+    };
+    assert_eq!(extension.extension.unit, wangge_schemas::TimeUnit::WorkingMinutes);
+    assert_eq!(extension.extension.amount, 90);
+    // The grant moves the recorded deadline, on the same commit.
+    let clock = granted
+        .last()
+        .and_then(|event| event.sla_clock.as_ref())
+        .expect("the grant records the moved clock");
+    assert_eq!(clock.extensions, [extension.extension]);
+}
+
 // ---------------------------------------------------------------------------------------
 // Verification
 // ---------------------------------------------------------------------------------------

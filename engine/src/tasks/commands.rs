@@ -104,13 +104,14 @@ pub fn parse_worker_command(bytes: &[u8]) -> Result<WorkerCommandV1, WorkerRejec
             ),
         ));
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+    let mut value: Value = serde_json::from_slice(bytes).map_err(|e| {
         WorkerRejection::new(
             "malformed_json",
             None,
             format!("message is not valid json: {e}"),
         )
     })?;
+    read_legacy_minutes(&mut value);
     let Value::Object(object) = &value else {
         return Err(WorkerRejection::new(
             "invalid_type",
@@ -131,6 +132,21 @@ pub fn parse_worker_command(bytes: &[u8]) -> Result<WorkerCommandV1, WorkerRejec
     })?;
     check_limits(&message)?;
     Ok(message)
+}
+
+/// An extension request written before units meant one thing each said `minutes`, which for
+/// an extension always meant working minutes (the step's own measure on the handling steps
+/// extensions are asked for): read it as `working_minutes`, the unit's name today.
+fn read_legacy_minutes(value: &mut Value) {
+    let unit = value
+        .get_mut("command")
+        .and_then(|command| command.get_mut("extension"))
+        .and_then(|extension| extension.get_mut("unit"));
+    if let Some(unit) = unit {
+        if unit.as_str() == Some("minutes") {
+            *unit = Value::from("working_minutes");
+        }
+    }
 }
 
 fn read_schema_version(value: Option<&Value>) -> Result<(), WorkerRejection> {
