@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use wangge_engine::app::{CaseService, CommandRequest, LiveSlaTerms, ManualClock, SystemClock};
 use wangge_engine::domain::CaseCommand;
-use wangge_engine::grid::{CategoryCatalogue, GridState, SharedGrid};
+use wangge_engine::grid::{
+    serve_grid_commands, CategoryCatalogue, GridCommandService, GridFollower, GridState,
+    GridStream, GridStreamConfig, SharedGrid,
+};
 use wangge_engine::intake::JetStreamRejectedStore;
 use wangge_engine::log::{EventLog, JetStreamLog, JetStreamLogConfig};
 use wangge_engine::runtime::revisions::DeadlineRevisions;
@@ -99,6 +102,26 @@ async fn a_deadline_across_the_year_end_is_provisional_until_the_next_schedule_i
         .unwrap();
     let grid = SharedGrid::new(GridState::sample_city());
     let categories = Arc::new(CategoryCatalogue::sample());
+
+    // The live grid on its stream, and grid commands.
+    let grid_stream = GridStream::open(client.clone(), GridStreamConfig::default())
+        .await
+        .unwrap();
+    let mut grid_follower = GridFollower::new(grid_stream.clone(), grid.clone());
+    grid_follower.catch_up().await.unwrap();
+    tokio::spawn(grid_follower.run(std::future::pending()));
+    let grid_rejected = JetStreamRejectedStore::open(client.clone(), 1).await.unwrap();
+    let grid_commands = Arc::new(GridCommandService::new(
+        grid_stream,
+        grid.clone(),
+        grid_rejected,
+        Arc::new(SystemClock),
+    ));
+    tokio::spawn(serve_grid_commands(
+        client.clone(),
+        grid_commands,
+        std::future::pending(),
+    ));
 
     // The live SLA data (the bundled 2026 calendar, published through 2026-12-31) on its
     // stream, and the SLA commands an operator publishes to.
@@ -302,7 +325,24 @@ async fn a_deadline_across_the_year_end_is_provisional_until_the_next_schedule_i
         serde_json::json!(beijing(2027, 1, 5, 17, 30))
     );
 
-    // A full rebuild, after the calendar changed, equals the live read models row by row.
+    // The grid changes too: a new building cell and a worker's duty (the examples of the
+    // grid command contract).
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/examples/grid/commands");
+    let grid_position = grid.position();
+    for example in ["grid.cell_added.json", "grid.worker_duty_changed.json"] {
+        let command = examples.join(example);
+        let published = wangge(&["grid", "publish", command.to_str().unwrap()], &server.url());
+        assert!(
+            published.status.success(),
+            "{example}: {}{}",
+            text(&published.stdout),
+            text(&published.stderr)
+        );
+    }
+    assert_eq!(grid.position(), grid_position + 2, "both grid changes are live");
+
+    // A full rebuild, after the calendar and the grid changed, equals the live read models
+    // row by row: what the folds need was in the events.
     let head = log.head().await.unwrap();
     eventually("the live projections to catch up", async || {
         let checkpoints = models.checkpoints().await.ok()?;
