@@ -213,8 +213,9 @@ pub async fn print<L: EventLog>(
             district: None,
             community: None,
             tier: None,
-            // A day of a few hundred reports: a lower bar than the API's default of 10.
-            min_due: Some(3),
+            // One simulated day spreads its cases over a thousand buildings: a far lower bar
+            // than the API's default of 10.
+            min_due: Some(2),
             limit: Some(3),
         })
         .await?;
@@ -222,6 +223,9 @@ pub async fn print<L: EventLog>(
         "\n红黑榜 (building cells by 按期结案率 of the cases due, {} with at least {} due ranked)",
         ranking.ranked_cells, ranking.min_due
     );
+    if ranking.red.is_empty() && ranking.black.is_empty() {
+        println!("  (too few cells with enough due cases to rank)");
+    }
     for (board, cells) in [("红榜", &ranking.red), ("黑榜", &ranking.black)] {
         for cell in cells {
             println!(
