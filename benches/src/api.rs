@@ -445,7 +445,7 @@ fn request_kinds(samples: &Samples) -> Vec<(&'static str, Vec<String>)> {
         (
             "/api/v1/ranking (30 days)",
             vec![format!(
-                "/api/v1/ranking?from={from30}&to={today}&min_cases=1&limit=5"
+                "/api/v1/ranking?from={from30}&to={today}&min_due=1&limit=5"
             )],
         ),
         (

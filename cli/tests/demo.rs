@@ -65,7 +65,8 @@ fn the_demo_runs_a_day_on_the_embedded_default_and_reports_its_indicators() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count of recorded evaluations in:\n{stdout}"));
     assert!(evaluations > 0, "{stdout}");
-    let rates: Vec<&str> = city.split_whitespace().skip(7).take(2).collect();
+    // city, 立案, 应结案, 结案, 结案率, 按期结案率, 返工率, 响应率, then 解决率 and 满意率.
+    let rates: Vec<&str> = city.split_whitespace().skip(8).take(2).collect();
     assert!(
         rates.iter().all(|rate| rate.ends_with('%')),
         "解决率 and 满意率 of the city: {city}"

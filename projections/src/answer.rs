@@ -15,7 +15,7 @@ use crate::fold::FoldContext;
 use crate::query::{
     AuditTrail, AuditTrailEntry, BoardGroup, BoardQuery, BoardRow, CaseView, InboxTask,
     IndicatorGroup, OverdueCase, PatrolCoverage, PatrolQuery, PatrolReport, RankedCell, Ranking,
-    ReadError,
+    RankingRules, ReadError,
 };
 
 /// The name of a cell in the grid, or its code when the grid does not know it.
@@ -124,23 +124,30 @@ pub fn indicator_group_key(group: IndicatorGroup, key: &IndicatorKey) -> String 
     }
 }
 
-/// 红黑榜 from `(cell, community, registered, closed on time)` per cell.
-pub fn ranking(
-    context: &FoldContext,
-    cells: Vec<(String, String, i64, i64)>,
-    min_cases: i64,
-    limit: usize,
-) -> Ranking {
+/// One cell's due-day counters summed over a ranking's days, as a store reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CellSums {
+    pub cell: String,
+    pub community: String,
+    pub due: i64,
+    pub closed: i64,
+    pub closed_on_time: i64,
+}
+
+/// 红黑榜 from each cell's sums (the rules are on [`Ranking`]).
+pub fn ranking(context: &FoldContext, cells: Vec<CellSums>, rules: RankingRules) -> Ranking {
     let mut ranked: Vec<RankedCell> = cells
         .into_iter()
-        .filter(|(_, _, registered, _)| *registered >= min_cases)
-        .map(|(cell, community, registered, closed_on_time)| RankedCell {
-            name: cell_name(context, &cell),
-            on_time_closure_rate: crate::query::rate(closed_on_time, registered).unwrap_or(0.0),
-            cell,
-            community,
-            registered,
-            closed_on_time,
+        .filter(|sums| sums.due >= rules.min_due)
+        .map(|sums| RankedCell {
+            name: cell_name(context, &sums.cell),
+            on_time_closure_rate: crate::query::rate(sums.closed_on_time, sums.due).unwrap_or(0.0),
+            closure_rate: crate::query::rate(sums.closed, sums.due).unwrap_or(0.0),
+            cell: sums.cell,
+            community: sums.community,
+            due: sums.due,
+            closed: sums.closed,
+            closed_on_time: sums.closed_on_time,
         })
         .collect();
     let ranked_cells = ranked.len();
@@ -148,22 +155,31 @@ pub fn ranking(
     ranked.sort_by(|a, b| {
         b.on_time_closure_rate
             .total_cmp(&a.on_time_closure_rate)
-            .then(b.registered.cmp(&a.registered))
+            .then(b.due.cmp(&a.due))
             .then(a.cell.cmp(&b.cell))
     });
-    let red: Vec<RankedCell> = ranked.iter().take(limit).cloned().collect();
-    let mut black = ranked;
+    // Each list at most half the cells: with fewer than twice the limit, the better half
+    // is red and the worse half black, and no cell can be on both.
+    let per_list = rules.limit.min(ranked_cells / 2);
+    let mut black = ranked.split_off(per_list);
+    let red = ranked;
+    let lowest_red = red.last().map(|cell| cell.on_time_closure_rate);
+    // Worst first: lower rate, then more cases (more evidence of it), then code.
     black.sort_by(|a, b| {
         a.on_time_closure_rate
             .total_cmp(&b.on_time_closure_rate)
-            .then(b.registered.cmp(&a.registered))
+            .then(b.due.cmp(&a.due))
             .then(a.cell.cmp(&b.cell))
     });
-    black.truncate(limit);
+    black.truncate(per_list);
+    // A cell as good as one on the red list is not named among the worst.
+    black.retain(|cell| lowest_red.is_some_and(|lowest| cell.on_time_closure_rate < lowest));
     Ranking {
         red,
         black,
         ranked_cells,
+        tier: rules.tier,
+        min_due: rules.min_due,
     }
 }
 
@@ -311,5 +327,107 @@ pub fn audit_trail(
         case_id,
         entries,
         problems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(min_due: i64, limit: usize) -> RankingRules {
+        RankingRules {
+            tier: Tier::Building,
+            min_due,
+            limit,
+        }
+    }
+
+    /// Cells `c00`, `c01`, … with `(due, closed on time)` each.
+    fn cells(figures: &[(i64, i64)]) -> Vec<CellSums> {
+        figures
+            .iter()
+            .enumerate()
+            .map(|(n, (due, on_time))| CellSums {
+                cell: format!("c{n:02}"),
+                community: "c".into(),
+                due: *due,
+                closed: *due,
+                closed_on_time: *on_time,
+            })
+            .collect()
+    }
+
+    fn codes(list: &[RankedCell]) -> Vec<&str> {
+        list.iter().map(|cell| cell.cell.as_str()).collect()
+    }
+
+    #[test]
+    fn cells_with_fewer_due_cases_than_the_minimum_are_not_ranked() {
+        // c00 at 100 % over 2 cases, c01 at 50 % over 10, c02 at 90 % over 10, c03 at 0 %
+        // over 1: with a minimum of 10 only c01 and c02 are ranked.
+        let figures = [(2, 2), (10, 5), (10, 9), (1, 0)];
+        let ranking = ranking(&FoldContext::bundled(), cells(&figures), rules(10, 10));
+        assert_eq!(ranking.ranked_cells, 2);
+        assert_eq!(codes(&ranking.red), ["c02"]);
+        assert_eq!(codes(&ranking.black), ["c01"]);
+        assert_eq!(ranking.min_due, 10);
+    }
+
+    #[test]
+    fn with_fewer_cells_than_two_lists_the_better_half_is_red_and_the_worse_half_black() {
+        // Six cells, five to a list: three each, none on both (the case that put one cell
+        // first on the red list and fourth on the black).
+        let figures = [(25, 3), (20, 12), (30, 27), (12, 6), (15, 15), (40, 10)];
+        let ranking = ranking(&FoldContext::bundled(), cells(&figures), rules(10, 5));
+        assert_eq!(codes(&ranking.red), ["c04", "c02", "c01"]);
+        assert_eq!(codes(&ranking.black), ["c00", "c05", "c03"]);
+        // Seven (c06 at 70 %): three each, and the middle one (c01 at 60 %) on neither.
+        let mut figures = figures.to_vec();
+        figures.push((10, 7));
+        let ranking = ranking_of(&figures, rules(10, 5));
+        assert_eq!(codes(&ranking.red), ["c04", "c02", "c06"]);
+        assert_eq!(codes(&ranking.black), ["c00", "c05", "c03"]);
+        // One cell alone is no ranking.
+        let ranking = ranking_of(&[(12, 6)], rules(10, 5));
+        assert_eq!(ranking.ranked_cells, 1);
+        assert!(ranking.red.is_empty() && ranking.black.is_empty());
+    }
+
+    fn ranking_of(figures: &[(i64, i64)], rules: RankingRules) -> Ranking {
+        ranking(&FoldContext::bundled(), cells(figures), rules)
+    }
+
+    #[test]
+    fn with_many_cells_each_list_takes_the_limit_and_no_cell_is_on_both() {
+        let figures: Vec<(i64, i64)> = (0..25).map(|n| (20, n % 21)).collect();
+        let ranking = ranking_of(&figures, rules(10, 10));
+        assert_eq!(ranking.ranked_cells, 25);
+        assert_eq!((ranking.red.len(), ranking.black.len()), (10, 10));
+        let worst_red = ranking.red.last().unwrap().on_time_closure_rate;
+        assert!(ranking
+            .black
+            .iter()
+            .all(|cell| cell.on_time_closure_rate < worst_red));
+        for red in &ranking.red {
+            assert!(!codes(&ranking.black).contains(&red.cell.as_str()));
+        }
+        // Best first on red, worst first on black; ties by more cases, then code.
+        assert_eq!(ranking.red[0].on_time_closure_rate, 1.0);
+        assert_eq!(ranking.black[0].on_time_closure_rate, 0.0);
+        assert_eq!(codes(&ranking.black)[..2], ["c00", "c21"]);
+    }
+
+    #[test]
+    fn a_cell_as_good_as_the_red_list_is_never_named_among_the_worst() {
+        // Everybody on time: the red list is the busiest half, the black list is empty.
+        let figures = [(12, 12), (30, 30), (15, 15), (11, 11)];
+        let ranking = ranking_of(&figures, rules(10, 5));
+        assert_eq!(codes(&ranking.red), ["c01", "c02"]);
+        assert!(ranking.black.is_empty());
+        // A tie across the middle: only the cell below it is black.
+        let figures = [(10, 10), (10, 5), (10, 5), (10, 2)];
+        let ranking = ranking_of(&figures, rules(10, 5));
+        assert_eq!(codes(&ranking.red), ["c00", "c01"]);
+        assert_eq!(codes(&ranking.black), ["c03"]);
     }
 }

@@ -559,7 +559,7 @@ impl ReadModels for MemoryReadModels {
     }
 
     async fn ranking(&self, query: &RankingQuery) -> Result<Ranking, ReadError> {
-        let (min_cases, limit) = query.validate()?;
+        let rules = query.validate()?;
         let indicator_query = IndicatorQuery {
             from: query.from,
             to: query.to,
@@ -571,24 +571,34 @@ impl ReadModels for MemoryReadModels {
         };
         let tables = self.read();
         let after_last = query.to.checked_add_days(Days::new(1)).unwrap_or(query.to);
-        let mut cells: BTreeMap<String, (String, i64, i64)> = BTreeMap::new();
+        let mut cells: BTreeMap<String, answer::CellSums> = BTreeMap::new();
         for (key, counts) in tables
             .indicator_counts
             .range(first_key_of(query.from)..first_key_of(after_last))
         {
-            if in_indicator_scope(&indicator_query, key) {
-                let entry = cells
-                    .entry(key.cell.clone())
-                    .or_insert_with(|| (key.community.clone(), 0, 0));
-                entry.1 += counts.registered;
-                entry.2 += counts.closed_on_time;
+            // Rows of report-day counters alone have nothing to rank by.
+            if counts.due == 0
+                || key.tier() != rules.tier
+                || !in_indicator_scope(&indicator_query, key)
+            {
+                continue;
             }
+            let sums = cells
+                .entry(key.cell.clone())
+                .or_insert_with(|| answer::CellSums {
+                    cell: key.cell.clone(),
+                    community: key.community.clone(),
+                    ..Default::default()
+                });
+            sums.due += counts.due;
+            sums.closed += counts.closed;
+            sums.closed_on_time += counts.closed_on_time;
         }
-        let cells = cells
-            .into_iter()
-            .map(|(cell, (community, registered, on_time))| (cell, community, registered, on_time))
-            .collect();
-        Ok(answer::ranking(&self.context, cells, min_cases, limit))
+        Ok(answer::ranking(
+            &self.context,
+            cells.into_values().collect(),
+            rules,
+        ))
     }
 
     async fn patrol_coverage(&self, query: &PatrolQuery) -> Result<PatrolReport, ReadError> {

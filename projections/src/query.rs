@@ -94,10 +94,8 @@ pub struct GridScope<'q> {
     pub community: Option<&'q str>,
     /// A building cell.
     pub building: Option<&'q str>,
-    /// The holding cell, of any tier.
+    /// A cell of any tier (the holding cell, or the cell indicators are charged to).
     pub cell: Option<&'q str>,
-    /// Whether `cell` must be a building cell (indicators count per building cell).
-    pub cell_is_building: bool,
 }
 
 impl GridScope<'_> {
@@ -141,9 +139,7 @@ impl GridScope<'_> {
             tiered("building", building, Tier::Building)?;
         }
         if let Some(cell) = self.cell {
-            if self.cell_is_building {
-                tiered("cell", cell, Tier::Building)?;
-            } else if grid.cell(cell).is_none() {
+            if grid.cell(cell).is_none() {
                 return Err(ReadError::invalid(
                     "cell",
                     format!("no cell `{cell}` in the grid"),
@@ -237,7 +233,6 @@ impl CaseQuery {
             community: self.community.as_deref(),
             building: self.building.as_deref(),
             cell: self.cell.as_deref(),
-            cell_is_building: false,
         }
     }
 
@@ -462,9 +457,13 @@ pub enum IndicatorGroup {
     /// One row for the whole scope.
     #[default]
     Total,
+    /// One row per local day: each counter on its own cohort's day (see `IndicatorRow`).
     Day,
     District,
+    /// One row per community; `''` for rounds charged to a district.
     Community,
+    /// One row per cell charged: building cells, and the community and district cells that
+    /// held cases when their rounds fell due.
     Cell,
     Category,
 }
@@ -472,13 +471,18 @@ pub enum IndicatorGroup {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct IndicatorQuery {
-    /// First day (local), inclusive.
+    /// First day (local), inclusive. Each counter is taken from its own cohort's days: the
+    /// report day for `registered`, `handled`, `reworked`, `dispatched`,
+    /// `responded_on_time` and the evaluations; the day a round fell due for `due`,
+    /// `closed` and `closed_on_time`.
     pub from: NaiveDate,
     /// Last day (local), inclusive.
     pub to: NaiveDate,
     pub district: Option<String>,
+    /// A community: its building cells and the community cell itself.
     pub community: Option<String>,
-    /// The building cell.
+    /// A cell of any tier: the building cell cases were reported in (report-day counters), or
+    /// the cell that held them when they fell due (due-day counters).
     pub cell: Option<String>,
     pub category: Option<String>,
     /// `total` (default), `day`, `district`, `community`, `cell` or `category`.
@@ -491,7 +495,6 @@ impl IndicatorQuery {
             district: self.district.as_deref(),
             community: self.community.as_deref(),
             cell: self.cell.as_deref(),
-            cell_is_building: true,
             ..GridScope::default()
         }
     }
@@ -503,28 +506,47 @@ impl IndicatorQuery {
 }
 
 /// The figures of one group over the query's days.
+///
+/// Two cohorts: `due`, `closed`, `closed_on_time`, 结案率, 按期结案率 and time to close count
+/// rounds of handling by the day they fell due (应结案), charged to the cell that held the case
+/// then; every other figure counts cases by the day they were reported, in the building cell
+/// they were reported in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct IndicatorRow {
     /// The day, district, community, cell or category code; `total` for the whole scope.
     pub key: String,
     #[serde(flatten)]
     pub counts: IndicatorCounts,
-    /// 结案率: closed ÷ registered.
+    /// 结案率 closure rate: `closed ÷ due` — due rounds that are closed, of the rounds that
+    /// fell due in the days (at their closing, or at the breach of their resolve or verify
+    /// step when that came first). Rounds open within their limit, or parked before it, are
+    /// not due yet and count in neither.
     pub closure_rate: Option<f64>,
-    /// 按期结案率: closed on time ÷ registered.
+    /// 按期结案率 on-time closure rate: `closed_on_time ÷ due` — due rounds closed within
+    /// their limit (no breach of their resolve or verify step recorded, no run of them ended
+    /// past its deadline; self-handled cases always), of the same rounds as 结案率.
     pub on_time_closure_rate: Option<f64>,
-    /// 返工率: reworked ÷ handled.
+    /// 返工率 rework rate: `reworked ÷ handled` — cases sent back after verification at least
+    /// once, of cases with a result reported; by report day.
     pub rework_rate: Option<f64>,
-    /// 响应率: acknowledged on time ÷ dispatched.
+    /// 响应率 response rate: `responded_on_time ÷ dispatched` — cases acknowledged with every
+    /// acknowledge run within its limit, of cases dispatched; by report day. Self-handled
+    /// cases are never dispatched, so they are in neither.
     pub response_rate: Option<f64>,
-    /// 解决率: evaluated as solved ÷ evaluated; solved is the resident's own answer when
-    /// they were asked, else a satisfaction of 3+.
+    /// 解决率 resolution rate: `resolved_for_resident ÷ evaluated` — solved is the resident's
+    /// own answer when they were asked, else a satisfaction of 3+; by report day.
     pub resolution_rate: Option<f64>,
-    /// 满意率: evaluated 4+ ÷ evaluated (满意 and 基本满意 are stored as 5 and 4).
+    /// 满意率 satisfaction rate: `satisfied ÷ evaluated` — scored 4+ of 5 (满意 and 基本满意
+    /// are stored as 5 and 4); by report day.
     pub satisfaction_rate: Option<f64>,
+    /// Median time from first dispatch to first acknowledgement, plain clock (report day).
     pub time_to_acknowledge_p50_seconds: Option<i64>,
+    /// 90th percentile of the same.
     pub time_to_acknowledge_p90_seconds: Option<i64>,
+    /// Median time from a round's start (the report, or the reopening) to its closing, plain
+    /// clock, over the closed due rounds (due day).
     pub time_to_close_p50_seconds: Option<i64>,
+    /// 90th percentile of the same.
     pub time_to_close_p90_seconds: Option<i64>,
 }
 
@@ -539,8 +561,8 @@ impl IndicatorRow {
         use crate::fold::histogram::percentile;
         Self {
             key,
-            closure_rate: rate(counts.closed, counts.registered),
-            on_time_closure_rate: rate(counts.closed_on_time, counts.registered),
+            closure_rate: rate(counts.closed, counts.due),
+            on_time_closure_rate: rate(counts.closed_on_time, counts.due),
             rework_rate: rate(counts.reworked, counts.handled),
             response_rate: rate(counts.responded_on_time, counts.dispatched),
             resolution_rate: rate(counts.resolved_for_resident, counts.evaluated),
@@ -560,17 +582,41 @@ pub fn rate(part: i64, whole: i64) -> Option<f64> {
     (whole > 0).then(|| (part as f64 / whole as f64 * 10_000.0).round() / 10_000.0)
 }
 
+/// Cells with fewer due rounds than this in the days are not ranked, unless the query says.
+pub const DEFAULT_MIN_DUE: i64 = 10;
+/// Cells on each list, unless the query says.
+pub const DEFAULT_RANKING_LIMIT: usize = 10;
+/// The most cells one list may hold.
+pub const MAX_RANKING_LIMIT: usize = 100;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RankingQuery {
+    /// First day (local), inclusive: rounds that fell due from this day.
     pub from: NaiveDate,
+    /// Last day (local), inclusive.
     pub to: NaiveDate,
     pub district: Option<String>,
+    /// A community: its building cells (or, with `tier=community`, the community cell).
     pub community: Option<String>,
-    /// Cells with fewer registered cases are not ranked (default 5).
-    pub min_cases: Option<i64>,
-    /// How many cells on each list (default 10, at most 100).
+    /// The tier of the cells ranked: `building` (default), `community` or `district`. Each
+    /// due round counts for the cell that held the case when it fell due, so a community
+    /// cell is ranked on the cases it held itself.
+    pub tier: Option<Tier>,
+    /// Cells with fewer due rounds (应结案) in the days are not ranked: a rate over a case
+    /// or two says little. At least 1; default 10.
+    pub min_due: Option<i64>,
+    /// How many cells on each list, at most: 1 to 100, default 10. With fewer than twice as
+    /// many cells eligible, each list takes half of them (rounded down).
     pub limit: Option<usize>,
+}
+
+/// A validated [`RankingQuery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RankingRules {
+    pub tier: Tier,
+    pub min_due: i64,
+    pub limit: usize,
 }
 
 impl RankingQuery {
@@ -582,39 +628,70 @@ impl RankingQuery {
         }
     }
 
-    pub fn validate(&self) -> Result<(i64, usize), ReadError> {
+    pub fn validate(&self) -> Result<RankingRules, ReadError> {
         check_range(self.from, self.to)?;
-        let min_cases = self.min_cases.unwrap_or(5);
-        if min_cases < 1 {
-            return Err(ReadError::invalid("min_cases", "must be at least 1"));
+        let min_due = self.min_due.unwrap_or(DEFAULT_MIN_DUE);
+        if min_due < 1 {
+            return Err(ReadError::invalid(
+                "min_due",
+                format!("must be at least 1, got {min_due}"),
+            ));
         }
-        let limit = self.limit.unwrap_or(10);
-        if limit == 0 || limit > 100 {
-            return Err(ReadError::invalid("limit", "must be 1 to 100"));
+        let limit = self.limit.unwrap_or(DEFAULT_RANKING_LIMIT);
+        if limit == 0 || limit > MAX_RANKING_LIMIT {
+            return Err(ReadError::invalid(
+                "limit",
+                format!("must be 1 to {MAX_RANKING_LIMIT}, got {limit}"),
+            ));
         }
-        Ok((min_cases, limit))
+        Ok(RankingRules {
+            tier: self.tier.unwrap_or(Tier::Building),
+            min_due,
+            limit,
+        })
     }
 }
 
-/// 红黑榜: building cells ranked by on-time closure.
+/// 红黑榜: the cells of one tier ranked by 按期结案率 (on-time closure rate) over the days.
+///
+/// Only cells with at least `min_due` due rounds in the days are ranked. Best first: the
+/// higher rate, then more due rounds, then the cell code. The red list takes the best, the
+/// black list the worst, each at most `limit` and at most half of the ranked cells (rounded
+/// down; with an odd number the middle cell is on neither), and the black list names only
+/// cells whose rate is below every red cell's: no cell is on both lists, and a cell that
+/// ties with the red list is never called worst.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Ranking {
     /// 红榜: the best, highest on-time closure rate first.
     pub red: Vec<RankedCell>,
-    /// 黑榜: the worst, lowest first.
+    /// 黑榜: the worst, lowest on-time closure rate first.
     pub black: Vec<RankedCell>,
-    /// Cells with enough cases to be ranked.
+    /// Cells with enough due rounds to be ranked.
     pub ranked_cells: usize,
+    /// The tier ranked.
+    pub tier: Tier,
+    /// The minimum of due rounds a cell needed to be ranked.
+    pub min_due: i64,
 }
 
+/// One cell's figures over the ranking's days (rounds that fell due in them, charged to the
+/// cell that held the case then).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RankedCell {
     pub cell: String,
     pub name: String,
+    /// The cell's community (itself for a community cell; `''` for a district).
     pub community: String,
-    pub registered: i64,
+    /// 应结案: rounds that fell due.
+    pub due: i64,
+    /// 结案: of them, closed.
+    pub closed: i64,
+    /// 按期结案: of them, closed within the limit.
     pub closed_on_time: i64,
+    /// 按期结案率: `closed_on_time ÷ due`, what the lists are ranked by.
     pub on_time_closure_rate: f64,
+    /// 结案率: `closed ÷ due`.
+    pub closure_rate: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]

@@ -196,6 +196,45 @@ async fn a_supervisor_watches_the_board_drills_down_to_an_audit_trail_and_sees_a
     );
     wait_for(&browser, "#chart-rates path.series").await;
     wait_for(&browser, "#ranking-red li").await;
+    // Each figure says how it is counted, on hover and in a footnote, with its cohort.
+    let definitions = text_of(&browser, "#definitions").await;
+    for words in [
+        "结案率 = 结案 ÷ 应结案",
+        "按期结案率 = 按期结案 ÷ 应结案",
+        "按应结案日计，计入当时承办的网格",
+        "重新打开的案件在下次结案或超时时再次应结案",
+        "满意率 = 评价 4–5 分",
+        "按上报日计",
+        "红榜取较好的一半、黑榜取较差的一半，互不重复",
+    ] {
+        assert!(
+            definitions.contains(words),
+            "the footnotes say `{words}`:\n{definitions}"
+        );
+    }
+    for (figure, words) in [
+        ("rate-close", "结案率 = 结案 ÷ 应结案"),
+        ("rate-on-time", "按期结案率 = 按期结案 ÷ 应结案"),
+        ("rate-satisfied", "按上报日计"),
+    ] {
+        let hover = browser
+            .execute(
+                "return document.getElementById(arguments[0]).parentElement.title;",
+                vec![json!(figure)],
+            )
+            .await
+            .unwrap();
+        let hover = hover.as_str().unwrap_or_default();
+        assert!(hover.contains(words), "#{figure}'s hover: {hover}");
+    }
+    // The board states its minimum: the week's cells have three or four cases each, fewer
+    // than the ten due cases a cell needs to be ranked.
+    let note = wait_for(&browser, "#ranking-note[data-min-due=\"10\"]").await;
+    let note = note.text().await.unwrap();
+    assert!(
+        note.contains("应结案 ≥ 10 件的楼栋网格参与排名：0 个"),
+        "{note}"
+    );
     wait_for(&browser, "#live[data-state=\"open\"]").await;
     // The week is in late November: the bundled calendar's holidays are published only through
     // 2026-12-31, less than 45 days ahead, so a banner names the calendar to renew.

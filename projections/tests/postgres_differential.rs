@@ -7,6 +7,7 @@
 mod simulation;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{Duration, NaiveDate};
 use proptest::collection::vec;
@@ -48,6 +49,66 @@ fn every_query_answers_the_same_from_memory_and_from_postgresql() {
     });
     if let Err(error) = outcome {
         panic!("{error}");
+    }
+    // The histories must exercise what the indicators are made of, or the comparison
+    // says little: rounds due at a breach, and rounds charged to a community or district.
+    for (what, count) in [
+        ("a round due at its breach", &BREACHED_ROUNDS),
+        (
+            "a round charged to a community or a district",
+            &HIGHER_TIER_ROUNDS,
+        ),
+    ] {
+        assert!(
+            count.load(Ordering::Relaxed) > 0,
+            "no generated history had {what}"
+        );
+    }
+}
+
+/// How many generated histories had a round due at its breach (due but not closed, or
+/// closed late).
+static BREACHED_ROUNDS: AtomicUsize = AtomicUsize::new(0);
+/// How many had a round charged to a community or district cell.
+static HIGHER_TIER_ROUNDS: AtomicUsize = AtomicUsize::new(0);
+
+/// Notes what the history's indicators exercise (from the memory store's answers).
+async fn tally_what_is_exercised(models: &dyn ReadModels, from: NaiveDate, to: NaiveDate) {
+    let total = models
+        .indicators(&IndicatorQuery {
+            from,
+            to,
+            district: None,
+            community: None,
+            cell: None,
+            category: None,
+            group: None,
+        })
+        .await
+        .expect("the memory store answers");
+    if let Some(total) = total.first() {
+        let c = &total.counts;
+        if c.due > c.closed || c.closed > c.closed_on_time {
+            BREACHED_ROUNDS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    for tier in [Tier::Community, Tier::District] {
+        let ranking = models
+            .ranking(&RankingQuery {
+                from,
+                to,
+                district: None,
+                community: None,
+                tier: Some(tier),
+                min_due: Some(1),
+                limit: None,
+            })
+            .await
+            .expect("the memory store answers");
+        if ranking.ranked_cells > 0 {
+            HIGHER_TIER_ROUNDS.fetch_add(1, Ordering::Relaxed);
+            break;
+        }
     }
 }
 
@@ -237,7 +298,9 @@ async fn compare_everything(
         .first()
         .copied()
         .unwrap_or(NaiveDate::from_ymd_opt(2026, 3, 2).unwrap());
-    let last_day = days.last().copied().unwrap_or(first_day) + Duration::days(1);
+    // Rounds fall due up to the week the simulation waits after its last operation.
+    let last_day = days.last().copied().unwrap_or(first_day) + Duration::days(14);
+    tally_what_is_exercised(memory, first_day, last_day).await;
 
     // The case list: each filter alone, a few together, and paging through.
     let mut queries = vec![CaseQuery::default()];
@@ -467,9 +530,11 @@ async fn compare_everything(
                     ..base.clone()
                 });
             }
-            for b in buildings.iter().take(1) {
+            // A building cell, and the cells that held cases (any tier): rounds are charged
+            // to those.
+            for c in buildings.iter().take(1).chain(&cells) {
                 scopes.push(IndicatorQuery {
-                    cell: Some(b.clone()),
+                    cell: Some(c.clone()),
                     ..base.clone()
                 });
             }
@@ -503,14 +568,20 @@ async fn compare_everything(
         postgres.indicators(&backwards)
     );
 
-    // 红黑榜.
-    for (min_cases, limit) in [(Some(1), Some(3)), (Some(2), None), (None, Some(100))] {
+    // 红黑榜, of each tier.
+    let rankings = [(Some(1), Some(3)), (Some(2), None), (None, Some(100))]
+        .into_iter()
+        .flat_map(|rules| {
+            [None, Some(Tier::Community), Some(Tier::District)].map(|tier| (rules, tier))
+        });
+    for ((min_due, limit), tier) in rankings {
         let mut scopes = vec![RankingQuery {
             from: first_day,
             to: last_day,
             district: None,
             community: None,
-            min_cases,
+            tier,
+            min_due,
             limit,
         }];
         for d in &districts {

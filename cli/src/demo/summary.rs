@@ -99,8 +99,9 @@ fn minutes(seconds: Option<i64>) -> String {
 
 fn row(name: &str, r: &IndicatorRow) {
     println!(
-        "  {name:<14} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8}",
+        "  {name:<14} {:>6} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8}",
         r.counts.registered,
+        r.counts.due,
         r.counts.closed,
         percent(r.closure_rate),
         percent(r.on_time_closure_rate),
@@ -169,14 +170,19 @@ pub async fn print<L: EventLog>(
         category: None,
         group: Some(IndicatorGroup::District),
     };
-    println!("\nindicators of the day, by district (cases reported {day})");
     println!(
-        "  {:<14} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8}",
+        "\nindicators of the day, by district ({day}: 立案, 返工率, 响应率, 解决率, 满意率 of the \
+         cases reported; 应结案, 结案, 结案率, 按期结案率 and 结案p50 of the cases that fell due \
+         — closed, or past their handling limit — charged to the cell holding them then)"
+    );
+    println!(
+        "  {:<14} {:>6} {:>6} {:>6} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8}",
         "district",
         "立案",
+        "应结案",
         "结案",
         "结案率",
-        "按期结案",
+        "按期结案率",
         "返工率",
         "响应率",
         "解决率",
@@ -206,22 +212,28 @@ pub async fn print<L: EventLog>(
             to: *day,
             district: None,
             community: None,
-            min_cases: Some(3),
+            tier: None,
+            // One simulated day spreads its cases over a thousand buildings: a far lower bar
+            // than the API's default of 10.
+            min_due: Some(2),
             limit: Some(3),
         })
         .await?;
     println!(
-        "\n红黑榜 (building cells by on-time closure, {} ranked)",
-        ranking.ranked_cells
+        "\n红黑榜 (building cells by 按期结案率 of the cases due, {} with at least {} due ranked)",
+        ranking.ranked_cells, ranking.min_due
     );
+    if ranking.red.is_empty() && ranking.black.is_empty() {
+        println!("  (too few cells with enough due cases to rank)");
+    }
     for (board, cells) in [("红榜", &ranking.red), ("黑榜", &ranking.black)] {
         for cell in cells {
             println!(
-                "  {board}  {} {} — {} of {} on time ({})",
+                "  {board}  {} {} — {} of {} due closed on time ({})",
                 cell.cell,
                 cell.name,
                 cell.closed_on_time,
-                cell.registered,
+                cell.due,
                 percent(Some(cell.on_time_closure_rate))
             );
         }

@@ -140,18 +140,12 @@ impl CaseRow {
         if !self.summary.is_open() {
             return None;
         }
-        let summary = &self.summary;
-        let tier = summary.tier.unwrap_or(Tier::Building);
-        let community = match tier {
-            Tier::Building => Some(summary.location.community.clone()),
-            Tier::Community => Some(summary.cell.clone()),
-            Tier::District => None,
-        };
+        let holder = self.summary.holder();
         let key = BoardKey {
-            district: summary.location.district.clone(),
-            community,
-            cell: summary.cell.clone(),
-            tier,
+            district: holder.district,
+            community: holder.community,
+            cell: holder.cell,
+            tier: holder.tier,
         };
         Some((key, self.sla.light.unwrap_or(Light::Green)))
     }

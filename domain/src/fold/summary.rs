@@ -76,6 +76,19 @@ pub struct CaseSummary {
     pub resolved_for_resident: Option<bool>,
 }
 
+/// Who answers for a case at a moment: the cell that holds it, its tier, and where that cell
+/// sits. The SLA board counts open cases here, and the indicators charge a late or closed
+/// round of handling here.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Holder {
+    pub district: String,
+    /// The community the holding cell belongs to (itself for a community cell); `None` for
+    /// a case held at the district.
+    pub community: Option<String>,
+    pub cell: String,
+    pub tier: Tier,
+}
+
 /// One field of a case that an event changed, as the audit trail shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -125,6 +138,25 @@ impl CaseSummary {
             breaches: 0,
             satisfaction: None,
             resolved_for_resident: None,
+        }
+    }
+
+    /// Who answers for the case now: the cell of its latest dispatch, reassignment or
+    /// escalation at its tier, or the report's building cell before any. The community of
+    /// a building cell is the report's: a case is dispatched in the building it was reported
+    /// in, or moved up from it, and a fold reads no grid to look another one up.
+    pub fn holder(&self) -> Holder {
+        let tier = self.tier.unwrap_or(Tier::Building);
+        let community = match tier {
+            Tier::Building => Some(self.location.community.clone()),
+            Tier::Community => Some(self.cell.clone()),
+            Tier::District => None,
+        };
+        Holder {
+            district: self.location.district.clone(),
+            community,
+            cell: self.cell.clone(),
+            tier,
         }
     }
 

@@ -9,7 +9,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 use wangge_schemas::{CaseId, Tier};
 
-use super::rollup::IndicatorLevel;
+use super::rollup::{IndicatorLevel, COUNTERS};
 use super::store::{position_of, tier_name};
 use super::PostgresReadModels;
 use crate::answer;
@@ -77,6 +77,16 @@ fn ceil_micros(at: DateTime<Utc>) -> DateTime<Utc> {
         floor + chrono::Duration::microseconds(1)
     } else {
         floor
+    }
+}
+
+/// Rows of the indicator tables whose cell is of `tier`: the rule of
+/// [`IndicatorKey::tier`](crate::fold::indicators::IndicatorKey::tier) in SQL.
+fn tier_condition(tier: Tier) -> &'static str {
+    match tier {
+        Tier::District => "community = ''",
+        Tier::Community => "community <> '' AND cell = community",
+        Tier::Building => "community <> '' AND cell <> community",
     }
 }
 
@@ -286,13 +296,12 @@ impl ReadModels for PostgresReadModels {
         };
         // The coarsest level that has the columns the query names.
         let level = IndicatorLevel::for_query(query, group);
-        let mut counts_sql = Sql::new(format!(
-            "SELECT {key}, sum(registered)::bigint, sum(closed)::bigint, \
-             sum(closed_on_time)::bigint, sum(handled)::bigint, sum(reworked)::bigint, \
-             sum(dispatched)::bigint, sum(responded_on_time)::bigint, sum(evaluated)::bigint, \
-             sum(resolved_for_resident)::bigint, sum(satisfied)::bigint FROM {}",
-            level.daily_table()
-        ));
+        let sums = COUNTERS
+            .iter()
+            .map(|c| format!("sum({c})::bigint"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut counts_sql = Sql::new(format!("SELECT {key}, {sums} FROM {}", level.daily_table()));
         Self::indicator_scope(
             &mut counts_sql,
             query.from,
@@ -323,18 +332,7 @@ impl ReadModels for PostgresReadModels {
             (IndicatorCounts, BTreeMap<u16, i64>, BTreeMap<u16, i64>),
         > = BTreeMap::new();
         for row in self.rows(&counts_sql).await? {
-            let counts = IndicatorCounts {
-                registered: row.get(1),
-                closed: row.get(2),
-                closed_on_time: row.get(3),
-                handled: row.get(4),
-                reworked: row.get(5),
-                dispatched: row.get(6),
-                responded_on_time: row.get(7),
-                evaluated: row.get(8),
-                resolved_for_resident: row.get(9),
-                satisfied: row.get(10),
-            };
+            let counts = IndicatorCounts::from_values(std::array::from_fn(|n| row.get(n + 1)));
             sums.entry(row.get(0)).or_default().0.add(&counts, 1);
         }
         for row in self.rows(&durations_sql).await? {
@@ -358,10 +356,10 @@ impl ReadModels for PostgresReadModels {
     }
 
     async fn ranking(&self, query: &RankingQuery) -> Result<Ranking, ReadError> {
-        let (min_cases, limit) = query.validate()?;
+        let rules = query.validate()?;
         let mut sql = Sql::new(
-            "SELECT cell, min(community), sum(registered)::bigint, sum(closed_on_time)::bigint \
-             FROM indicator_daily",
+            "SELECT cell, min(community), sum(due)::bigint, sum(closed)::bigint, \
+             sum(closed_on_time)::bigint FROM indicator_daily",
         );
         Self::indicator_scope(
             &mut sql,
@@ -372,16 +370,23 @@ impl ReadModels for PostgresReadModels {
             &None,
             &None,
         );
+        // Rows of report-day counters alone have nothing to rank by.
+        sql.push(" AND due <> 0 AND ");
+        sql.push(tier_condition(rules.tier));
         sql.push(" GROUP BY cell");
-        let mut cells: BTreeMap<String, (String, i64, i64)> = BTreeMap::new();
-        for row in self.rows(&sql).await? {
-            cells.insert(row.get(0), (row.get(1), row.get(2), row.get(3)));
-        }
-        let cells = cells
-            .into_iter()
-            .map(|(cell, (community, registered, on_time))| (cell, community, registered, on_time))
+        let cells = self
+            .rows(&sql)
+            .await?
+            .iter()
+            .map(|row| answer::CellSums {
+                cell: row.get(0),
+                community: row.get(1),
+                due: row.get(2),
+                closed: row.get(3),
+                closed_on_time: row.get(4),
+            })
             .collect();
-        Ok(answer::ranking(&self.context, cells, min_cases, limit))
+        Ok(answer::ranking(&self.context, cells, rules))
     }
 
     async fn patrol_coverage(&self, query: &PatrolQuery) -> Result<PatrolReport, ReadError> {

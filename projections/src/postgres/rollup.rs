@@ -10,9 +10,11 @@
 
 use crate::query::{IndicatorGroup, IndicatorQuery};
 
-/// The counters of a day's row, in table order.
-pub const COUNTERS: [&str; 10] = [
+/// The counters of a day's row, in table order (the order of
+/// [`IndicatorCounts::values`](crate::fold::indicators::IndicatorCounts::values)).
+pub const COUNTERS: [&str; 11] = [
     "registered",
+    "due",
     "closed",
     "closed_on_time",
     "handled",
@@ -82,8 +84,22 @@ impl IndicatorLevel {
     }
 }
 
-/// Adds the batch's daily deltas (the cell level's 15 arrays: day, district, community,
-/// cell, category, then the [`COUNTERS`]) to `table` at `level`.
+/// The batch's daily deltas as UNNEST reads them: the cell level's arrays — day, district,
+/// community, cell, category, then the [`COUNTERS`] — as `$1…`, named by their columns.
+pub fn daily_deltas() -> String {
+    let counters = (0..COUNTERS.len())
+        .map(|n| format!("${}::bigint[]", n + 6))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "UNNEST($1::date[], $2::text[], $3::text[], $4::text[], $5::text[], {counters}) \
+         AS u(day, district, community, cell, category, {})",
+        COUNTERS.join(", ")
+    )
+}
+
+/// Adds the batch's daily deltas ([`daily_deltas`]) to `table` at `level`: the cell level
+/// row by row, the coarser levels summed by their keys.
 pub fn upsert_daily(level: IndicatorLevel, table: &str) -> String {
     let keys = level.keys().join(", ");
     let sums = COUNTERS
@@ -98,13 +114,11 @@ pub fn upsert_daily(level: IndicatorLevel, table: &str) -> String {
         .join(", ");
     format!(
         "INSERT INTO {table} AS d ({keys}, {counters}) \
-         SELECT {keys}, {sums} FROM UNNEST($1::date[], $2::text[], $3::text[], $4::text[], \
-         $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], \
-         $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[]) \
-         AS u(day, district, community, cell, category, {counters}) \
+         SELECT {keys}, {sums} FROM {deltas} \
          GROUP BY {keys} \
          ON CONFLICT ({keys}) DO UPDATE SET {added}",
         counters = COUNTERS.join(", "),
+        deltas = daily_deltas(),
     )
 }
 

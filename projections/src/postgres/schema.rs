@@ -22,6 +22,15 @@ const MIGRATION_LOCK: (i32, i32) = (0x5747_0000, 0);
 /// Brings the schema up to date. Instances starting together take turns: the migrations
 /// run under an advisory lock.
 pub async fn migrate(config: &Config) -> Result<(), PostgresError> {
+    migrate_to(config, None).await
+}
+
+/// Brings the schema up to migration `version` (`None`: the latest). Tests use it to build
+/// the read models of an earlier release and upgrade them.
+pub async fn migrate_to(config: &Config, version: Option<u16>) -> Result<(), PostgresError> {
+    let target = version.map_or(refinery::Target::Latest, |version| {
+        refinery::Target::Version(version.into())
+    });
     let (mut client, driver) = dedicated(config).await?;
     client
         .execute(
@@ -31,6 +40,7 @@ pub async fn migrate(config: &Config) -> Result<(), PostgresError> {
         .await
         .map_err(query_error)?;
     let report = embedded::migrations::runner()
+        .set_target(target)
         .set_migration_table_name("read_model_migrations")
         .run_async(&mut client)
         .await

@@ -593,77 +593,30 @@ impl ProjectionStore<IndicatorsProjection> for PostgresStore {
             let community: Vec<&str> = keys.iter().map(|k| k.community.as_str()).collect();
             let cell: Vec<&str> = keys.iter().map(|k| k.cell.as_str()).collect();
             let category: Vec<&str> = keys.iter().map(|k| k.category.as_str()).collect();
-            let counts: Vec<_> = changes.counts.values().collect();
-            let field = |get: fn(&crate::fold::indicators::IndicatorCounts) -> i64| -> Vec<i64> {
-                counts.iter().map(|c| get(c)).collect()
-            };
-            let registered = field(|c| c.registered);
-            let closed = field(|c| c.closed);
-            let closed_on_time = field(|c| c.closed_on_time);
-            let handled = field(|c| c.handled);
-            let reworked = field(|c| c.reworked);
-            let dispatched = field(|c| c.dispatched);
-            let responded_on_time = field(|c| c.responded_on_time);
-            let evaluated = field(|c| c.evaluated);
-            let resolved_for_resident = field(|c| c.resolved_for_resident);
-            let satisfied = field(|c| c.satisfied);
-            let daily = self.table("indicator_daily");
-            let sql = format!(
-                "INSERT INTO {daily} AS d (day, district, community, cell, category, registered, closed, \
-                 closed_on_time, handled, reworked, dispatched, responded_on_time, evaluated, \
-                 resolved_for_resident, satisfied) \
-                 SELECT * FROM UNNEST($1::date[], $2::text[], $3::text[], $4::text[], $5::text[], \
-                 $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], \
-                 $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[]) \
-                 ON CONFLICT (day, district, community, cell, category) DO UPDATE SET \
-                 registered = d.registered + EXCLUDED.registered, closed = d.closed + EXCLUDED.closed, \
-                 closed_on_time = d.closed_on_time + EXCLUDED.closed_on_time, \
-                 handled = d.handled + EXCLUDED.handled, reworked = d.reworked + EXCLUDED.reworked, \
-                 dispatched = d.dispatched + EXCLUDED.dispatched, \
-                 responded_on_time = d.responded_on_time + EXCLUDED.responded_on_time, \
-                 evaluated = d.evaluated + EXCLUDED.evaluated, \
-                 resolved_for_resident = d.resolved_for_resident + EXCLUDED.resolved_for_resident, \
-                 satisfied = d.satisfied + EXCLUDED.satisfied"
-            );
-            let rows: [&(dyn ToSql + Sync); 15] = [
-                &day,
-                &district,
-                &community,
-                &cell,
-                &category,
-                &registered,
-                &closed,
-                &closed_on_time,
-                &handled,
-                &reworked,
-                &dispatched,
-                &responded_on_time,
-                &evaluated,
-                &resolved_for_resident,
-                &satisfied,
-            ];
-            execute(&transaction, &sql, &rows).await?;
+            let values: Vec<[i64; rollup::COUNTERS.len()]> =
+                changes.counts.values().map(|c| c.values()).collect();
+            // One array per counter, in table order.
+            let columns: Vec<Vec<i64>> = (0..rollup::COUNTERS.len())
+                .map(|n| values.iter().map(|row| row[n]).collect())
+                .collect();
+            let mut rows: Vec<&(dyn ToSql + Sync)> =
+                vec![&day, &district, &community, &cell, &category];
+            rows.extend(columns.iter().map(|column| column as &(dyn ToSql + Sync)));
+            execute(
+                &transaction,
+                &rollup::upsert_daily(IndicatorLevel::Cell, &self.table("indicator_daily")),
+                &rows,
+            )
+            .await?;
             for level in IndicatorLevel::ROLLUPS {
                 let table = self.table(level.daily_table());
                 execute(&transaction, &rollup::upsert_daily(level, &table), &rows).await?;
             }
             // A row can only come to (or start at) zero where a delta took something away
             // or added nothing.
-            let took_away = counts.iter().any(|c| {
-                let deltas = [
-                    c.registered,
-                    c.closed,
-                    c.closed_on_time,
-                    c.handled,
-                    c.reworked,
-                    c.dispatched,
-                    c.responded_on_time,
-                    c.evaluated,
-                    c.resolved_for_resident,
-                    c.satisfied,
-                ];
-                deltas.iter().any(|d| *d < 0) || deltas.iter().all(|d| *d == 0)
-            });
+            let took_away = values
+                .iter()
+                .any(|deltas| deltas.iter().any(|d| *d < 0) || deltas.iter().all(|d| *d == 0));
             if took_away {
                 for level in IndicatorLevel::ALL {
                     let sql = rollup::delete_empty_daily(level, &self.table(level.daily_table()));

@@ -231,6 +231,17 @@ async fn daily_indicators_show_closures_late_closures_and_rework() {
         closed > on_time && on_time > 0,
         "some closures were late: {total}"
     );
+    // This morning's cases are open within their limits (or past their acknowledgement
+    // only): registered, not yet due.
+    let due = total["due"].as_i64().unwrap();
+    assert!(
+        due >= closed && due < total["registered"].as_i64().unwrap(),
+        "{total}"
+    );
+    assert_eq!(
+        total["closure_rate"].as_f64(),
+        Some(((closed as f64 / due as f64) * 10_000.0).round() / 10_000.0)
+    );
     assert!(total["reworked"].as_i64().unwrap() > 0, "{total}");
     assert!(total["time_to_close_p50_seconds"].as_i64().unwrap() > 0);
     assert!(
@@ -250,19 +261,31 @@ async fn the_red_and_black_board_ranks_building_cells_by_on_time_closure() {
     let week = Week::realistic().await;
     let served = week.serve().await;
     let ranking =
-        get_ok(&served.url("/api/v1/ranking?from=2026-11-18&to=2026-11-24&min_cases=1&limit=3"))
+        get_ok(&served.url("/api/v1/ranking?from=2026-11-18&to=2026-11-24&min_due=1&limit=3"))
             .await;
     let red = ranking["red"].as_array().unwrap();
     let black = ranking["black"].as_array().unwrap();
-    assert_eq!(red.len(), 3);
-    assert_eq!(black.len(), 3);
-    assert!(ranking["ranked_cells"].as_u64().unwrap() >= 6);
-    let best = red[0]["on_time_closure_rate"].as_f64().unwrap();
-    let worst = black[0]["on_time_closure_rate"].as_f64().unwrap();
-    assert!(best > worst, "{ranking}");
-    assert!(red
-        .iter()
-        .all(|c| BUILDINGS.contains(&c["cell"].as_str().unwrap())));
+    let ranked = ranking["ranked_cells"].as_u64().unwrap();
+    assert!(ranked >= 6, "{ranking}");
+    assert_eq!(ranking["min_due"], 1);
+    assert_eq!(ranking["tier"], "building");
+    assert_eq!(red.len(), 3, "{ranking}");
+    assert!(!black.is_empty() && black.len() <= 3, "{ranking}");
+    let rate = |cell: &serde_json::Value| cell["on_time_closure_rate"].as_f64().unwrap();
+    // Every red cell is better than every black cell: no cell is on both lists.
+    let worst_red = red.iter().map(rate).fold(f64::INFINITY, f64::min);
+    let best_black = black.iter().map(rate).fold(f64::NEG_INFINITY, f64::max);
+    assert!(worst_red > best_black, "{ranking}");
+    for cell in red.iter().chain(black) {
+        assert!(BUILDINGS.contains(&cell["cell"].as_str().unwrap()));
+        assert!(cell["due"].as_i64().unwrap() >= 1);
+        assert!(cell["closed_on_time"].as_i64() <= cell["due"].as_i64());
+    }
+    // The default minimum (10 due cases) ranks none of the week's building cells, which
+    // have three or four cases each.
+    let default = get_ok(&served.url("/api/v1/ranking?from=2026-11-18&to=2026-11-24")).await;
+    assert_eq!(default["min_due"], 10);
+    assert_eq!(default["ranked_cells"], 0, "{default}");
 }
 
 #[tokio::test]

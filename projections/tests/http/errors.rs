@@ -30,7 +30,7 @@ const fn refused(
 async fn every_bad_request_is_refused_naming_the_parameter_and_the_reason() {
     let week = Week::new();
     let served = week.serve().await;
-    let cases: [(&str, Refusal); 24] = [
+    let cases: [(&str, Refusal); 26] = [
         // A parameter the endpoint does not take (a typo).
         (
             "/api/v1/cases?colour=red",
@@ -77,8 +77,13 @@ async fn every_bad_request_is_refused_naming_the_parameter_and_the_reason() {
             refused(400, "invalid_parameter", Some("group"), "expected one of"),
         ),
         (
-            "/api/v1/ranking?from=2026-11-01&to=2026-11-24&min_cases=-",
-            refused(400, "invalid_parameter", Some("min_cases"), "whole number"),
+            "/api/v1/ranking?from=2026-11-01&to=2026-11-24&min_due=-",
+            refused(400, "invalid_parameter", Some("min_due"), "whole number"),
+        ),
+        // The ranking's minimum counts due cases now; the old name is refused, not ignored.
+        (
+            "/api/v1/ranking?from=2026-11-01&to=2026-11-24&min_cases=1",
+            refused(400, "unknown_parameter", Some("min_cases"), "min_due"),
         ),
         // Bad dates and times.
         (
@@ -119,6 +124,15 @@ async fn every_bad_request_is_refused_naming_the_parameter_and_the_reason() {
         (
             "/api/v1/ranking?from=2026-11-01&to=2026-11-24&limit=101",
             refused(400, "invalid_parameter", Some("limit"), "1 to 100"),
+        ),
+        (
+            "/api/v1/ranking?from=2026-11-01&to=2026-11-24&min_due=0",
+            refused(
+                400,
+                "invalid_parameter",
+                Some("min_due"),
+                "at least 1, got 0",
+            ),
         ),
         (
             "/api/v1/indicators?from=2026-11-24&to=2026-11-01",

@@ -422,10 +422,16 @@ function drawOverdue(page) {
 async function drawRanking(now) {
   const to = localDay(now);
   const from = addDays(to, -29);
-  const ranking = await api(`/api/v1/ranking?from=${from}&to=${to}&min_cases=1&limit=5`);
-  const item = (cell) => `<li>${esc(nameOf(cell.community))} ${esc(cell.name)} <b>${percent(cell.on_time_closure_rate)}</b> <small>${cell.closed_on_time}/${cell.registered}</small></li>`;
-  $("ranking-red").innerHTML = ranking.red.map(item).join("") || `<li class="empty">—</li>`;
-  $("ranking-black").innerHTML = ranking.black.map(item).join("") || `<li class="empty">—</li>`;
+  // The API's default minimum of due cases: a rate over a case or two is not ranked.
+  const ranking = await api(`/api/v1/ranking?from=${from}&to=${to}&limit=5`);
+  const item = (cell) => `<li title="按期结案 ${cell.closed_on_time} / 应结案 ${cell.due}">${esc(nameOf(cell.community))} ${esc(cell.name)} <b>${percent(cell.on_time_closure_rate)}</b> <small>${cell.closed_on_time}/${cell.due}</small></li>`;
+  const none = `<li class="empty">无 none</li>`;
+  $("ranking-red").innerHTML = ranking.red.map(item).join("") || none;
+  $("ranking-black").innerHTML = ranking.black.map(item).join("") || none;
+  const note = $("ranking-note");
+  note.dataset.minDue = ranking.min_due;
+  note.textContent = `按期结案 / 应结案，${from} 至 ${to}；应结案 ≥ ${ranking.min_due} 件的楼栋网格参与排名：${ranking.ranked_cells} 个。` +
+    ` Cells with ≥ ${ranking.min_due} due cases ranked: ${ranking.ranked_cells}.`;
 }
 
 async function drawIndicators(now) {

@@ -1,0 +1,122 @@
+//! Read models of the previous release move to this one. `V3__indicators_as_defined` finds
+//! indicators computed under the old definitions (every registered case in its report day
+//! and building cell) and per-case states of another shape: it empties the indicators
+//! projection and moves its checkpoint to the start of the log, so the runner folds the log
+//! again under the new definitions. The other projections keep their rows and checkpoints.
+
+mod city;
+
+use city::City;
+use wangge_projections::fold::indicators::IndicatorsProjection;
+use wangge_projections::postgres::pool::parse_url;
+use wangge_projections::postgres::schema::migrate_to;
+use wangge_projections::query::{IndicatorGroup, IndicatorQuery};
+use wangge_projections::runner::{project_batch, ProjectionStore};
+use wangge_projections::{PostgresReadModels, ReadModels};
+use wangge_testkit::TestDatabase;
+
+#[tokio::test]
+async fn indicators_of_the_previous_release_are_folded_again_under_the_new_definitions() {
+    let database = TestDatabase::create().await;
+    let config = parse_url(&database.url()).expect("the test database's url");
+    migrate_to(&config, Some(2))
+        .await
+        .expect("the previous release's schema");
+    let client = database.connect().await;
+    // What the previous release left: old counters at every level, an old-shaped case
+    // state, and checkpoints part of the way through a log.
+    client
+        .batch_execute(
+            "INSERT INTO indicator_daily VALUES ('2026-11-24', '330106001', '330106001001', \
+             '330106001001001', 'drainage.blocked', 5, 2, 1, 2, 0, 5, 4, 0, 0, 0); \
+             INSERT INTO indicator_daily_by_community VALUES ('2026-11-24', '330106001', \
+             '330106001001', 'drainage.blocked', 5, 2, 1, 2, 0, 5, 4, 0, 0, 0); \
+             INSERT INTO indicator_daily_by_district VALUES ('2026-11-24', '330106001', \
+             'drainage.blocked', 5, 2, 1, 2, 0, 5, 4, 0, 0, 0); \
+             INSERT INTO indicator_durations VALUES ('2026-11-24', '330106001', '330106001001', \
+             '330106001001001', 'drainage.blocked', 'time_to_close', 30, 2); \
+             INSERT INTO indicator_cases VALUES ('01936b2e-9c1d-7c3f-8a55-5c3f00000001', \
+             '{\"contribution\": null}'); \
+             UPDATE projection_checkpoints SET position = 42, recorded_at = now();",
+        )
+        .await
+        .expect("the previous release's rows");
+
+    // This release starts: its migrations run.
+    let city = City::new();
+    let postgres = PostgresReadModels::connect(&database.url(), city.context.clone())
+        .await
+        .expect("the read models open and migrate");
+    let checkpoints: Vec<(String, i64)> = client
+        .query(
+            "SELECT projection, position FROM projection_checkpoints ORDER BY projection",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let expected: Vec<(String, i64)> = [
+        ("audit", 42),
+        ("cases", 42),
+        ("indicators", 0),
+        ("patrols", 42),
+    ]
+    .map(|(name, position)| (name.to_owned(), position))
+    .to_vec();
+    assert_eq!(checkpoints, expected);
+    for table in wangge_projections::postgres::schema::tables_of(IndicatorsProjection::NAME)
+        .expect("the indicators' tables")
+    {
+        let rows: i64 = client
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 0, "{table} is emptied");
+    }
+
+    // The runner starts from the beginning of the log and counts under the new rules: a
+    // case closed on time, and one open within its limit that is not due yet.
+    let (location, worker) = city.building(0);
+    let closed = city.dispatched_case(&location, &worker).await;
+    city.handle_to_closing(closed, &worker, true).await;
+    city.dispatched_case(&location, &worker).await;
+    let from = ProjectionStore::<IndicatorsProjection>::checkpoint(&*postgres)
+        .await
+        .unwrap();
+    assert_eq!(from, 0);
+    project_batch(
+        &IndicatorsProjection,
+        &*postgres,
+        from,
+        &city.commits().await,
+    )
+    .await
+    .expect("the indicators fold into the migrated tables");
+    let query = IndicatorQuery {
+        from: "2026-11-24".parse().unwrap(),
+        to: "2026-11-24".parse().unwrap(),
+        district: None,
+        community: None,
+        cell: None,
+        category: None,
+        group: Some(IndicatorGroup::District),
+    };
+    let rows = postgres.indicators(&query).await.unwrap();
+    assert_eq!(
+        rows,
+        city.read_models().await.indicators(&query).await.unwrap()
+    );
+    let counts = &rows[0].counts;
+    assert_eq!(
+        (
+            counts.registered,
+            counts.due,
+            counts.closed,
+            counts.closed_on_time
+        ),
+        (2, 1, 1, 1)
+    );
+}
