@@ -110,7 +110,9 @@ async fn a_deadline_across_the_year_end_is_provisional_until_the_next_schedule_i
     let mut grid_follower = GridFollower::new(grid_stream.clone(), grid.clone());
     grid_follower.catch_up().await.unwrap();
     tokio::spawn(grid_follower.run(std::future::pending()));
-    let grid_rejected = JetStreamRejectedStore::open(client.clone(), 1).await.unwrap();
+    let grid_rejected = JetStreamRejectedStore::open(client.clone(), 1)
+        .await
+        .unwrap();
     let grid_commands = Arc::new(GridCommandService::new(
         grid_stream,
         grid.clone(),
@@ -132,7 +134,9 @@ async fn a_deadline_across_the_year_end_is_provisional_until_the_next_schedule_i
     let mut follower = SlaFollower::new(stream.clone(), sla.clone());
     follower.catch_up().await.unwrap();
     tokio::spawn(follower.run(std::future::pending()));
-    let rejected = JetStreamRejectedStore::open(client.clone(), 1).await.unwrap();
+    let rejected = JetStreamRejectedStore::open(client.clone(), 1)
+        .await
+        .unwrap();
     let commands = Arc::new(SlaCommandService::new(
         stream,
         sla.clone(),
@@ -246,10 +250,13 @@ async fn a_deadline_across_the_year_end_is_provisional_until_the_next_schedule_i
         clock_2026.calendar.holidays_published_through,
         chrono::NaiveDate::from_ymd_opt(2026, 12, 31)
     );
-    let view = eventually("the read model to show the provisional deadline", async || {
-        let view = models.case(case).await.ok()??;
-        (view.sla.deadline == clock_2026.deadline).then_some(view)
-    })
+    let view = eventually(
+        "the read model to show the provisional deadline",
+        async || {
+            let view = models.case(case).await.ok()??;
+            (view.sla.deadline == clock_2026.deadline).then_some(view)
+        },
+    )
     .await;
     assert!(view.sla.provisional);
 
@@ -280,12 +287,9 @@ async fn a_deadline_across_the_year_end_is_provisional_until_the_next_schedule_i
     .await;
 
     // The operator publishes the 2027 schedule (a test calendar: New Year off Jan 1–3).
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/test-calendar-2027.json");
-    let published = wangge(
-        &["sla", "publish", file.to_str().unwrap()],
-        &server.url(),
-    );
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/test-calendar-2027.json");
+    let published = wangge(&["sla", "publish", file.to_str().unwrap()], &server.url());
     assert!(
         published.status.success(),
         "{}{}",
@@ -327,11 +331,15 @@ async fn a_deadline_across_the_year_end_is_provisional_until_the_next_schedule_i
 
     // The grid changes too: a new building cell and a worker's duty (the examples of the
     // grid command contract).
-    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/examples/grid/commands");
+    let examples =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/examples/grid/commands");
     let grid_position = grid.position();
     for example in ["grid.cell_added.json", "grid.worker_duty_changed.json"] {
         let command = examples.join(example);
-        let published = wangge(&["grid", "publish", command.to_str().unwrap()], &server.url());
+        let published = wangge(
+            &["grid", "publish", command.to_str().unwrap()],
+            &server.url(),
+        );
         assert!(
             published.status.success(),
             "{example}: {}{}",
@@ -339,7 +347,11 @@ async fn a_deadline_across_the_year_end_is_provisional_until_the_next_schedule_i
             text(&published.stderr)
         );
     }
-    assert_eq!(grid.position(), grid_position + 2, "both grid changes are live");
+    assert_eq!(
+        grid.position(),
+        grid_position + 2,
+        "both grid changes are live"
+    );
 
     // A full rebuild, after the calendar and the grid changed, equals the live read models
     // row by row: what the folds need was in the events.

@@ -507,7 +507,10 @@ async fn an_extension_in_the_old_unit_minutes_is_granted_in_working_minutes() {
     let CaseEvent::ExtensionGranted(extension) = &granted[0].event else {
         panic!("expected an extension, got {:?}", types(&granted));
     };
-    assert_eq!(extension.extension.unit, wangge_schemas::TimeUnit::WorkingMinutes);
+    assert_eq!(
+        extension.extension.unit,
+        wangge_schemas::TimeUnit::WorkingMinutes
+    );
     assert_eq!(extension.extension.amount, 90);
     // The grant moves the recorded deadline, on the same commit.
     let clock = granted
