@@ -278,6 +278,25 @@ async fn a_deadline_across_the_year_end_is_provisional_until_the_next_schedule_i
         metrics.contains("wangge_sla_calendar_expiring{calendar=\"cn\"} 1"),
         "{metrics}"
     );
+    let provisional_gauge = format!("wangge_sla_provisional_open_cases{{district=\"{DISTRICT}\"}}");
+    assert!(
+        metrics.contains(&format!("{provisional_gauge} 1\n")),
+        "{metrics}"
+    );
+    // The API lists the provisional case.
+    let listed: serde_json::Value = reqwest::get(format!("{api}/api/v1/cases?provisional=true"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed_ids: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["case_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed_ids, [case.to_string()], "{listed}");
 
     // The timers hold the case before the schedule comes (a revision is theirs to find).
     let head = log.head().await.unwrap();
@@ -327,6 +346,25 @@ async fn a_deadline_across_the_year_end_is_provisional_until_the_next_schedule_i
     assert_eq!(
         body["sla"]["deadline"],
         serde_json::json!(beijing(2027, 1, 5, 17, 30))
+    );
+    assert_eq!(body["sla"]["provisional"], serde_json::json!(false));
+    // Nothing provisional is left: not in the list, and the gauge drops to 0.
+    let listed: serde_json::Value = reqwest::get(format!("{api}/api/v1/cases?provisional=true"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"], serde_json::json!([]), "{listed}");
+    let metrics = reqwest::get(format!("{api}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!("{provisional_gauge} 0\n")),
+        "{metrics}"
     );
 
     // The grid changes too: a new building cell and a worker's duty (the examples of the

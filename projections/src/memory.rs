@@ -637,6 +637,19 @@ impl ReadModels for MemoryReadModels {
         Ok(tasks)
     }
 
+    async fn provisional_open_cases(&self) -> Result<BTreeMap<String, u64>, ReadError> {
+        let tables = self.read();
+        let mut counts = BTreeMap::new();
+        for row in tables.cases.values() {
+            if row.sla.provisional && row.summary.is_open() {
+                *counts
+                    .entry(row.summary.location.district.clone())
+                    .or_default() += 1;
+            }
+        }
+        Ok(counts)
+    }
+
     async fn checkpoints(&self) -> Result<Vec<Checkpoint>, ReadError> {
         let tables = self.read();
         Ok(crate::fold::PROJECTION_NAMES

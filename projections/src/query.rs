@@ -5,6 +5,8 @@
 //! and the reason, which the HTTP API turns into a 400). Answers are plain values too, with
 //! a fixed order, so the differential test can compare them whole.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -173,6 +175,10 @@ pub struct CaseQuery {
     pub category: Option<String>,
     pub intake: Option<IntakeKind>,
     pub assignee: Option<String>,
+    /// Only cases whose running step's deadline is provisional (`true`: counted past the
+    /// calendar's published holidays, to be revised when the next schedule is published),
+    /// or only those whose deadline is not (`false`).
+    pub provisional: Option<bool>,
     /// Reported at or after.
     pub reported_from: Option<DateTime<Utc>>,
     /// Reported before.
@@ -273,6 +279,8 @@ impl CaseFilter {
                     || (s.category.is_none() && s.reported_category == c)
             })
             && q.intake.is_none_or(|i| s.intake == Some(i))
+            && q.provisional
+                .is_none_or(|provisional| case.sla.provisional == provisional)
             && q.assignee
                 .as_deref()
                 .is_none_or(|a| s.assignee.as_deref() == Some(a))
@@ -802,6 +810,9 @@ pub trait ReadModels: Send + Sync + 'static {
     async fn ranking(&self, query: &RankingQuery) -> Result<Ranking, ReadError>;
     async fn patrol_coverage(&self, query: &PatrolQuery) -> Result<PatrolReport, ReadError>;
     async fn inbox(&self, worker_id: &str) -> Result<Vec<InboxTask>, ReadError>;
+    /// Open cases whose running step's deadline is provisional, per district (districts
+    /// with none left out).
+    async fn provisional_open_cases(&self) -> Result<BTreeMap<String, u64>, ReadError>;
     async fn checkpoints(&self) -> Result<Vec<Checkpoint>, ReadError>;
     /// Announces each commit of a projection (the dashboard's live updates).
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Progress>;

@@ -389,6 +389,13 @@ async fn compare_everything(
             ..Default::default()
         });
     }
+    for provisional in [true, false] {
+        queries.push(CaseQuery {
+            provisional: Some(provisional),
+            open: Some(true),
+            ..Default::default()
+        });
+    }
     queries.push(CaseQuery {
         limit: Some(0),
         ..Default::default()
@@ -658,5 +665,10 @@ async fn compare_everything(
             postgres.inbox(worker)
         );
     }
+    same!(
+        "provisional open cases",
+        memory.provisional_open_cases(),
+        postgres.provisional_open_cases()
+    );
     Ok(())
 }

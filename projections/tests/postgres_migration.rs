@@ -3,6 +3,8 @@
 //! and building cell) and per-case states of another shape: it empties the indicators
 //! projection and moves its checkpoint to the start of the log, so the runner folds the log
 //! again under the new definitions. The other projections keep their rows and checkpoints.
+//! `V4__provisional_deadlines` copies the provisional flag of each case's stored state into a
+//! column of its own.
 
 mod city;
 
@@ -118,5 +120,74 @@ async fn indicators_of_the_previous_release_are_folded_again_under_the_new_defin
             counts.closed_on_time
         ),
         (2, 1, 1, 1)
+    );
+}
+
+/// `V4__provisional_deadlines` copies each row's provisional flag out of its stored state
+/// into a column, so the open cases with a provisional deadline can be listed and counted
+/// without folding anything again.
+#[tokio::test]
+async fn provisional_deadlines_of_the_previous_release_are_found_in_the_stored_states() {
+    let database = TestDatabase::create().await;
+    let config = parse_url(&database.url()).expect("the test database's url");
+    migrate_to(&config, Some(3))
+        .await
+        .expect("the previous release's schema");
+    let client = database.connect().await;
+    let row = |id: &str, open: bool, provisional: &str| {
+        format!(
+            "INSERT INTO cases (case_id, list_at, district, community, building, cell, status, \
+             open, category, state) VALUES ('{id}', now(), '330106001', '330106001001', \
+             '330106001001001', '330106001001001', 'in_progress', {open}, 'drainage.blocked', \
+             '{{\"sla\": {{\"provisional\": {provisional}}}}}');"
+        )
+    };
+    client
+        .batch_execute(
+            &[
+                row("01936b2e-9c1d-7c3f-8a55-5c3f00000001", true, "true"),
+                row("01936b2e-9c1d-7c3f-8a55-5c3f00000002", true, "false"),
+                row("01936b2e-9c1d-7c3f-8a55-5c3f00000003", false, "true"),
+                // A state written before the flag existed reads as not provisional.
+                "INSERT INTO cases (case_id, list_at, district, community, building, cell, \
+                 status, open, category, state) VALUES ('01936b2e-9c1d-7c3f-8a55-5c3f00000004', \
+                 now(), '330106001', '330106001001', '330106001001001', '330106001001001', \
+                 'in_progress', true, 'drainage.blocked', '{\"sla\": {}}');"
+                    .to_owned(),
+            ]
+            .concat(),
+        )
+        .await
+        .expect("the previous release's rows");
+
+    let city = City::new();
+    let postgres = PostgresReadModels::connect(&database.url(), city.context.clone())
+        .await
+        .expect("the read models open and migrate");
+    let flagged: Vec<(String, bool)> = client
+        .query(
+            "SELECT case_id::text, provisional FROM cases ORDER BY case_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(
+        flagged,
+        [
+            ("01936b2e-9c1d-7c3f-8a55-5c3f00000001", true),
+            ("01936b2e-9c1d-7c3f-8a55-5c3f00000002", false),
+            ("01936b2e-9c1d-7c3f-8a55-5c3f00000003", true),
+            ("01936b2e-9c1d-7c3f-8a55-5c3f00000004", false),
+        ]
+        .map(|(id, provisional)| (id.to_owned(), provisional))
+    );
+    // Only the open one counts.
+    let counts = postgres.provisional_open_cases().await.unwrap();
+    assert_eq!(
+        counts.into_iter().collect::<Vec<_>>(),
+        [("330106001".to_owned(), 1)]
     );
 }

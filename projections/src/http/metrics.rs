@@ -29,6 +29,7 @@ const HEAD: &str = "wangge_log_head";
 const BEHIND: &str = "wangge_projection_behind";
 const CALENDAR_DAYS_LEFT: &str = "wangge_sla_calendar_days_left";
 const CALENDAR_EXPIRING: &str = "wangge_sla_calendar_expiring";
+const PROVISIONAL_OPEN: &str = "wangge_sla_provisional_open_cases";
 
 /// Request durations, in seconds: from well under a millisecond to a slow scan.
 const DURATION_BUCKETS: &[f64] = &[
@@ -83,6 +84,11 @@ impl HttpMetrics {
             metrics::describe_gauge!(
                 CALENDAR_EXPIRING,
                 "1 while a business calendar runs out within 45 days or has run out, else 0"
+            );
+            metrics::describe_gauge!(
+                PROVISIONAL_OPEN,
+                "open cases whose running step's deadline is provisional (counted past the \
+                 published calendar), by district"
             );
         });
         metrics
@@ -145,6 +151,7 @@ pub async fn scrape(State(state): State<ApiState>) -> Response {
         Err(error) => tracing::warn!(%error, "projection lag left out of the metrics"),
     }
     record_calendar_coverage(&state);
+    record_provisional_cases(&state).await;
     (
         [(
             header::CONTENT_TYPE,
@@ -153,6 +160,32 @@ pub async fn scrape(State(state): State<ApiState>) -> Response {
         state.metrics().render(),
     )
         .into_response()
+}
+
+/// Sets the provisional-deadline gauge of every district from the read models: 0 for a
+/// district with none (so a district whose deadlines were all revised drops back to 0
+/// instead of keeping its last count).
+async fn record_provisional_cases(state: &ApiState) {
+    let counts = match state.read_models().provisional_open_cases().await {
+        Ok(counts) => counts,
+        Err(error) => {
+            tracing::warn!(%error, "provisional deadlines left out of the metrics");
+            return;
+        }
+    };
+    let districts: Vec<String> = state
+        .grid()
+        .grid()
+        .districts()
+        .map(|district| district.code.clone())
+        .collect();
+    state.metrics().with(|| {
+        for district in districts.iter().chain(counts.keys()) {
+            let count = counts.get(district).copied().unwrap_or(0);
+            let labels = [("district", district.clone())];
+            metrics::gauge!(PROVISIONAL_OPEN, &labels).set(count as f64);
+        }
+    });
 }
 
 /// Sets the calendar gauges from the live SLA data at the API's clock: set at each scrape,

@@ -161,6 +161,7 @@ impl ReadModels for PostgresReadModels {
         sql.and_eq("category", q.category.clone());
         sql.and_eq("intake", q.intake.map(|i| name_of(&i)));
         sql.and_eq("assignee", q.assignee.clone());
+        sql.and_eq("provisional", q.provisional);
         if let Some(from) = q.reported_from {
             // list_at is reported_at where there is one, so the same bound on it adds
             // nothing to the answer but lets the list indexes stop at the range's end.
@@ -432,6 +433,19 @@ impl ReadModels for PostgresReadModels {
             .collect();
         answer::sort_inbox(&mut tasks);
         Ok(tasks)
+    }
+
+    async fn provisional_open_cases(&self) -> Result<BTreeMap<String, u64>, ReadError> {
+        // The partial index cases_provisional_open holds exactly these rows.
+        let sql = Sql::new(
+            "SELECT district, count(*) FROM cases WHERE provisional AND open GROUP BY district",
+        );
+        Ok(self
+            .rows(&sql)
+            .await?
+            .iter()
+            .map(|row| (row.get(0), position_of(row.get(1))))
+            .collect())
     }
 
     async fn checkpoints(&self) -> Result<Vec<Checkpoint>, ReadError> {

@@ -251,6 +251,7 @@ struct CaseColumns {
     light: Vec<Option<&'static str>>,
     step: Vec<Option<String>>,
     deadline: Vec<Option<DateTime<Utc>>>,
+    provisional: Vec<bool>,
     state: Vec<String>,
 }
 
@@ -274,6 +275,7 @@ impl CaseColumns {
             light: Vec::with_capacity(n),
             step: Vec::with_capacity(n),
             deadline: Vec::with_capacity(n),
+            provisional: Vec::with_capacity(n),
             state: Vec::with_capacity(n),
         };
         for row in rows {
@@ -300,6 +302,7 @@ impl CaseColumns {
             columns.light.push(row.sla.light.map(|l| l.as_str()));
             columns.step.push(row.sla.step.map(|step| name_of(&step)));
             columns.deadline.push(row.sla.deadline);
+            columns.provisional.push(row.sla.provisional);
             columns.state.push(json(row));
         }
         columns
@@ -331,22 +334,23 @@ impl ProjectionStore<CasesProjection> for PostgresStore {
             let c = CaseColumns::of(changes.rows.values());
             let sql = format!(
                 "INSERT INTO {} (case_id, reported_at, list_at, district, community, building, cell, \
-                 tier, status, open, category, intake, assignee, light, step, deadline, state) \
+                 tier, status, open, category, intake, assignee, light, step, deadline, provisional, state) \
                  SELECT u.case_id, u.reported_at, u.list_at, u.district, u.community, u.building, \
                  u.cell, u.tier, u.status, u.open, u.category, u.intake, u.assignee, u.light, u.step, \
-                 u.deadline, u.state::jsonb \
+                 u.deadline, u.provisional, u.state::jsonb \
                  FROM UNNEST($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], \
                  $6::text[], $7::text[], $8::text[], $9::text[], $10::bool[], $11::text[], $12::text[], \
-                 $13::text[], $14::text[], $15::text[], $16::timestamptz[], $17::text[]) \
+                 $13::text[], $14::text[], $15::text[], $16::timestamptz[], $17::bool[], $18::text[]) \
                  AS u(case_id, reported_at, list_at, district, community, building, cell, tier, status, \
-                 open, category, intake, assignee, light, step, deadline, state) \
+                 open, category, intake, assignee, light, step, deadline, provisional, state) \
                  ON CONFLICT (case_id) DO UPDATE SET reported_at = EXCLUDED.reported_at, \
                  list_at = EXCLUDED.list_at, district = EXCLUDED.district, \
                  community = EXCLUDED.community, building = EXCLUDED.building, cell = EXCLUDED.cell, \
                  tier = EXCLUDED.tier, status = EXCLUDED.status, open = EXCLUDED.open, \
                  category = EXCLUDED.category, intake = EXCLUDED.intake, \
                  assignee = EXCLUDED.assignee, light = EXCLUDED.light, step = EXCLUDED.step, \
-                 deadline = EXCLUDED.deadline, state = EXCLUDED.state",
+                 deadline = EXCLUDED.deadline, provisional = EXCLUDED.provisional, \
+                 state = EXCLUDED.state",
                 self.table("cases")
             );
             execute(
@@ -369,6 +373,7 @@ impl ProjectionStore<CasesProjection> for PostgresStore {
                     &c.light,
                     &c.step,
                     &c.deadline,
+                    &c.provisional,
                     &c.state,
                 ],
             )

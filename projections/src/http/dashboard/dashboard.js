@@ -200,6 +200,14 @@ function drawSlaBanner(sla) {
   }).join("");
 }
 
+// A deadline counted past the calendar's published holidays (on the weekly hours alone): the
+// engine revises it when the next year's schedule is published, so it is shown as provisional.
+function provisionalMark(sla) {
+  return sla.provisional
+    ? ` <span class="provisional" title="暂定：时限超出已发布的节假日安排，按每周工作时间计算，发布下一年安排后将重新计算 provisional: counted past the published holidays on the weekly hours; revised when the next schedule is published">暂定 provisional</span>`
+    : "";
+}
+
 function drawStatus(status) {
   $("now").textContent = local(status.now);
   $("head").textContent = status.head ?? "—";
@@ -333,7 +341,7 @@ async function drawBuilding(container) {
     .map((c) => `<tr class="clickable case-row" data-case="${esc(c.case_id)}" data-light="${c.sla.light ?? "none"}">` +
       `<td><span class="light" data-light="${c.sla.light ?? "none"}"></span>${esc(c.title)}</td>` +
       `<td>${esc(STATUS[c.status] ?? c.status)}</td><td>${esc(c.category ?? c.reported_category)}</td>` +
-      `<td>${esc(c.assignee ?? "—")}</td><td>${c.sla.step ? esc(STEP[c.sla.step] ?? c.sla.step) + " " + local(c.sla.deadline) : "—"}</td>` +
+      `<td>${esc(c.assignee ?? "—")}</td><td>${c.sla.step ? esc(STEP[c.sla.step] ?? c.sla.step) + " " + local(c.sla.deadline) + provisionalMark(c.sla) : "—"}</td>` +
       `<td>${local(c.reported_at)}</td></tr>`)
     .join("");
   container.innerHTML = `<h3>${esc(nameOf(view.building))} 的案件 <small>cases reported here</small></h3>` +
@@ -383,7 +391,7 @@ async function drawCase(container) {
     field("位置 where", `${esc(nameOf(s.location.community))} ${esc(nameOf(s.location.building))}`) +
     field("责任层级 tier", `${esc(TIER[s.tier] ?? "—")} ${esc(nameOf(s.cell))}`) +
     field("处理人 holder", esc(s.assignee ?? "—")) +
-    field("时限 deadline", s.sla.step ? `${esc(STEP[s.sla.step] ?? s.sla.step)} ${local(s.sla.deadline)}` : "—") +
+    field("时限 deadline", s.sla.step ? `${esc(STEP[s.sla.step] ?? s.sla.step)} ${local(s.sla.deadline)}${provisionalMark(s.sla)}` : "—") +
     field("上报 reported", local(s.reported_at)) +
     field("案件号 id", `<code>${esc(s.case_id)}</code>`) +
     `</div>` +
