@@ -478,6 +478,7 @@ fn report_request(case_id: CaseId, message_id: &str) -> CommandRequest {
         command: CaseCommand::Report {
             location: location(),
             report: CaseReported {
+                intake_clock: None,
                 title: "12栋3单元1-6门口下水道堵塞".into(),
                 description: "12栋3单元1-6门口下水道堵塞,污水外溢,请尽快处理。".into(),
                 reported_category: "drainage.blocked".into(),

@@ -236,6 +236,7 @@ pub(crate) fn report(case_id: CaseId, location: GridLocation, n: u64) -> Command
         command: CaseCommand::Report {
             location,
             report: CaseReported {
+                intake_clock: None,
                 title: "12栋3单元1-6门口下水道堵塞".into(),
                 description: "下水道堵塞,污水外溢,请尽快处理".into(),
                 reported_category: "drainage.blocked".into(),

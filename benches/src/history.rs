@@ -142,6 +142,7 @@ impl CityHistory {
             CaseCommand::Report {
                 location: location.clone(),
                 report: CaseReported {
+                    intake_clock: None,
                     title: title.into(),
                     description: format!("{title}。请尽快处理。"),
                     reported_category: category.into(),

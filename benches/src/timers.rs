@@ -278,6 +278,7 @@ fn open_case_commit(n: usize, location: &GridLocation) -> StoredCommit {
         CaseCommand::Report {
             location: location.clone(),
             report: CaseReported {
+                intake_clock: None,
                 title: "楼道灯坏了".into(),
                 description: "三楼楼道灯不亮,晚上回家很不方便".into(),
                 reported_category: "drainage.blocked".into(),
@@ -360,6 +361,7 @@ async fn breach_latency(
             CaseCommand::Report {
                 location: location.clone(),
                 report: CaseReported {
+                    intake_clock: None,
                     title: "井盖缺失".into(),
                     description: "路口井盖缺失,有安全隐患".into(),
                     reported_category: "facility.manhole_cover".into(),

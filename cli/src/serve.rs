@@ -19,7 +19,7 @@ use crate::{NatsArgs, ReferenceArgs};
 use wangge_engine::app::{CaseService, LiveSlaTerms, SystemClock};
 use wangge_engine::grid::{serve_grid_commands, GridCommandService, GridFollower, SharedGrid};
 use wangge_engine::intake::nats::serve_intake;
-use wangge_engine::intake::{IntakeService, JetStreamRejectedStore};
+use wangge_engine::intake::{ClaimedTimeBounds, IntakeService, JetStreamRejectedStore};
 use wangge_engine::runtime::dispatch_snapshot::dispatch_snapshot_store;
 use wangge_engine::runtime::dispatcher::Dispatcher;
 use wangge_engine::runtime::revisions::DeadlineRevisions;
@@ -78,6 +78,25 @@ pub struct ServeArgs {
     /// Neither read nor write the dispatcher's snapshot: fold the whole log at start-up.
     #[arg(long, env = "WANGGE_NO_DISPATCHER_SNAPSHOT")]
     no_dispatcher_snapshot: bool,
+    /// Intake refuses a report or evaluation whose claimed time (`reported_at`,
+    /// `evaluated_at`) is more than this many minutes ahead of the engine's clock
+    /// (`time_in_future`). Case clocks run from the engine's time of acceptance anyway.
+    #[arg(
+        long,
+        env = "WANGGE_INTAKE_MAX_MINUTES_AHEAD",
+        default_value_t = 5,
+        value_name = "MINUTES"
+    )]
+    intake_max_minutes_ahead: u32,
+    /// Intake flags a report whose claimed `reported_at` lies more than this many hours
+    /// before acceptance (`backdated` in the event): accepted, but worth a look.
+    #[arg(
+        long,
+        env = "WANGGE_INTAKE_FLAG_HOURS_BEHIND",
+        default_value_t = 24,
+        value_name = "HOURS"
+    )]
+    intake_flag_hours_behind: u32,
     /// Where the HTTP API, the dashboard and `/metrics` listen.
     #[arg(long, env = "WANGGE_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     http_listen: std::net::SocketAddr,
@@ -314,7 +333,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         });
     }
 
-    let service = Arc::new(IntakeService::new(cases, rejected, grid, categories));
+    let clock_bounds = ClaimedTimeBounds {
+        max_ahead: chrono::Duration::minutes(args.intake_max_minutes_ahead.into()),
+        flag_behind: chrono::Duration::hours(args.intake_flag_hours_behind.into()),
+    };
+    let service = Arc::new(
+        IntakeService::new(cases, rejected, grid, categories).with_clock_bounds(clock_bounds),
+    );
     eprintln!(
         "wangge instance {instance} serving intake on {} (wangge.intake.<kind>), grid commands (wangge.grid.commands) and sla commands (wangge.sla.commands){}; dashboard and api on http://{http_address}/; Ctrl-C to stop",
         args.nats.nats_url,

@@ -196,6 +196,7 @@ async fn a_deadline_across_the_year_end_is_provisional_until_the_next_schedule_i
     // accepted, dispatched and acknowledged at 10:00 on Wednesday 2026-12-30.
     let case = CaseId(uuid::Uuid::from_u128(0x2026_1230));
     let report = CaseReported {
+        intake_clock: None,
         title: "申请社会救助".to_owned(),
         description: "家中老人重病,申请临时救助".to_owned(),
         reported_category: "service.social_assistance".to_owned(),

@@ -10,6 +10,9 @@ use wangge_schemas::{
     SuspendReason, Tier, TimeLimit,
 };
 
+// A command lives for one decision and is never held in bulk: boxing the report (the large
+// variant) would cost an allocation per command and buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum CaseCommand {

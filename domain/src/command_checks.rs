@@ -2,8 +2,8 @@
 //! (`wangge.grid.commands`) and SLA commands (`wangge.sla.commands`) are both the event
 //! they ask for plus `schema_version`, `source`, `actor` and `occurred_at`, and are refused
 //! in the same words for the same faults — size, JSON syntax, a message that is not an
-//! object, an unknown top-level field, an unknown event type or version, a field of the
-//! wrong shape (named by its JSON path), text or lists too long.
+//! object, a control character anywhere in it, an unknown top-level field, an unknown event
+//! type or version, a field of the wrong shape (named by its JSON path), text or lists too long.
 //!
 //! Each check answers with a [`Refusal`]; the grid's and the SLA's rejection types take it
 //! with `From`, so their own codes stay theirs.
@@ -55,6 +55,10 @@ pub(crate) fn command_object(
     }
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| Refusal::whole("malformed_json", format!("message is not valid json: {e}")))?;
+    if let Some((field, c)) = crate::text::find_control_character(&value) {
+        let reason = crate::text::control_character_reason(&field, c);
+        return Err(Refusal::at("control_character", &field, reason));
+    }
     let Value::Object(object) = value else {
         return Err(Refusal::whole(
             "invalid_type",

@@ -18,8 +18,8 @@ use wangge_schemas::intake::{
     MAX_MESSAGE_BYTES, MAX_TITLE_CHARS,
 };
 use wangge_schemas::{
-    Actor, CaseId, CaseReported, Coordinates, GridLocation, IntakeKind, MediaRef, ReportDetails,
-    Resident, Source,
+    Actor, CaseId, CaseReported, Coordinates, GridLocation, IntakeClock, IntakeKind, MediaRef,
+    ReportDetails, Resident, Source,
 };
 
 use crate::grid::{CategoryCatalogue, GridDirectory};
@@ -69,6 +69,12 @@ pub enum RejectCode {
     AlreadyEvaluated,
     /// A message id the case already used for something else (its report, say).
     MessageIdReused,
+    /// A `reported_at` or `evaluated_at` later than the engine's clock allows (a few minutes
+    /// ahead, for clocks that drift): the sender's clock is wrong, or the message lies.
+    TimeInFuture,
+    /// A control character (U+0000 and the other C0 controls but tab, line feed and carriage
+    /// return; DEL; the C1 controls) in any field.
+    ControlCharacter,
 }
 
 impl RejectCode {
@@ -94,6 +100,8 @@ impl RejectCode {
             Self::CaseNotClosed => "case_not_closed",
             Self::AlreadyEvaluated => "already_evaluated",
             Self::MessageIdReused => "message_id_reused",
+            Self::TimeInFuture => "time_in_future",
+            Self::ControlCharacter => "control_character",
         }
     }
 }
@@ -125,6 +133,57 @@ pub struct ValidIntake {
 pub struct ReferenceData<'a> {
     pub grid: &'a GridDirectory,
     pub categories: &'a CategoryCatalogue,
+    /// The engine's time as the message is checked: the time of acceptance.
+    pub now: DateTime<Utc>,
+    pub clock_bounds: ClaimedTimeBounds,
+}
+
+/// How far a sender's claimed time may stray from the engine's before intake acts on it.
+///
+/// No sender's clock is trusted: a case's clocks run from the engine's time of acceptance,
+/// and the claim is kept beside it. A claim in the future beyond `max_ahead` is refused
+/// (`time_in_future`): nothing can be reported before it happens, and a year-3000 report
+/// would otherwise sort first forever. A claim further in the past than `flag_behind` is
+/// accepted and flagged (`backdated`): hotlines do enter calls late.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimedTimeBounds {
+    pub max_ahead: chrono::Duration,
+    pub flag_behind: chrono::Duration,
+}
+
+impl Default for ClaimedTimeBounds {
+    /// Five minutes of drift ahead; a day behind.
+    fn default() -> Self {
+        Self {
+            max_ahead: chrono::Duration::minutes(5),
+            flag_behind: chrono::Duration::hours(24),
+        }
+    }
+}
+
+impl ClaimedTimeBounds {
+    /// Refuses a claim too far ahead of `now`; otherwise says whether it is backdated.
+    pub fn check(
+        &self,
+        field: &str,
+        claimed: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, IntakeRejection> {
+        if claimed > now + self.max_ahead {
+            return Err(IntakeRejection::at(
+                RejectCode::TimeInFuture,
+                field,
+                format!(
+                    "`{field}` is {}, later than the engine's clock ({}) allows: at most {} \
+                     minutes ahead",
+                    claimed.to_rfc3339(),
+                    now.to_rfc3339(),
+                    self.max_ahead.num_minutes()
+                ),
+            ));
+        }
+        Ok(claimed < now - self.flag_behind)
+    }
 }
 
 /// A message that passed every check that needs no case.
@@ -150,7 +209,11 @@ pub fn check_intake(
         IntakeMessageKind::Case(kind) => validate_report(kind, value, reference)
             .map(|valid| CheckedIntake::Report(Box::new(valid))),
         IntakeMessageKind::Evaluation => {
-            evaluation::read_evaluation(value).map(CheckedIntake::Evaluation)
+            let evaluation = evaluation::read_evaluation(value)?;
+            reference
+                .clock_bounds
+                .check("evaluated_at", evaluation.evaluated_at, reference.now)?;
+            Ok(CheckedIntake::Evaluation(evaluation))
         }
     }
 }
@@ -196,6 +259,14 @@ fn read_envelope(
             format!("message is not valid json: {e}"),
         )
     })?;
+    if let Some((field, c)) = crate::text::find_control_character(&value) {
+        let reason = crate::text::control_character_reason(&field, c);
+        return Err(IntakeRejection::at(
+            RejectCode::ControlCharacter,
+            &field,
+            reason,
+        ));
+    }
     let Value::Object(object) = &value else {
         return Err(IntakeRejection::new(
             RejectCode::InvalidType,
@@ -224,9 +295,17 @@ fn validate_report(
         }
     };
     check_limits(&message)?;
+    let claimed = message.reported_at();
+    let backdated = reference
+        .clock_bounds
+        .check("reported_at", claimed, reference.now)?;
     let location = locate(&message, reference.grid)?;
     check_category(&message, reference.categories)?;
-    let request = report_request(&message, &location);
+    let clock = IntakeClock {
+        claimed_reported_at: claimed,
+        backdated,
+    };
+    let request = report_request(&message, &location, clock);
     Ok(ValidIntake {
         message,
         location,
@@ -549,10 +628,15 @@ fn closest_code<'c>(code: &str, allowed: &[&'c str]) -> Option<&'c str> {
 }
 
 /// The `Report` command a valid message becomes, on the case its source message names.
-fn report_request(message: &IntakeMessage, location: &GridLocation) -> CommandRequest {
-    let (report, actor, reported_at): (CaseReported, Actor, DateTime<Utc>) = match message {
+fn report_request(
+    message: &IntakeMessage,
+    location: &GridLocation,
+    clock: IntakeClock,
+) -> CommandRequest {
+    let (report, actor) = match message {
         IntakeMessage::ResidentReport(m) => (
             CaseReported {
+                intake_clock: None,
                 title: m.title.clone(),
                 description: m.description.clone(),
                 reported_category: m.category.clone(),
@@ -564,10 +648,10 @@ fn report_request(message: &IntakeMessage, location: &GridLocation) -> CommandRe
                 },
             },
             Actor::resident(&m.resident.id),
-            m.reported_at,
         ),
         IntakeMessage::PatrolFinding(m) => (
             CaseReported {
+                intake_clock: None,
                 title: m.title.clone(),
                 description: m.description.clone(),
                 reported_category: m.category.clone(),
@@ -580,10 +664,10 @@ fn report_request(message: &IntakeMessage, location: &GridLocation) -> CommandRe
                 },
             },
             Actor::grid_worker(&m.worker_id),
-            m.reported_at,
         ),
         IntakeMessage::ServiceRequest(m) => (
             CaseReported {
+                intake_clock: None,
                 title: m.title.clone(),
                 description: m.description.clone(),
                 reported_category: m.service.clone(),
@@ -595,8 +679,11 @@ fn report_request(message: &IntakeMessage, location: &GridLocation) -> CommandRe
                 },
             },
             Actor::resident(&m.resident.id),
-            m.reported_at,
         ),
+    };
+    let report = CaseReported {
+        intake_clock: Some(Box::new(clock)),
+        ..report
     };
     let source = message.source().clone();
     CommandRequest {
@@ -607,7 +694,8 @@ fn report_request(message: &IntakeMessage, location: &GridLocation) -> CommandRe
         },
         actor,
         source,
-        occurred_at: Some(reported_at),
+        // The engine's time of acceptance, not the sender's claim (kept in the report).
+        occurred_at: None,
         correlation_id: None,
         causation_id: None,
     }

@@ -55,6 +55,7 @@ pub mod stamp;
 pub mod state;
 pub mod status;
 pub mod tasks;
+pub mod text;
 
 pub use command::CaseCommand;
 pub use decide::decide;

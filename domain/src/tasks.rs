@@ -315,6 +315,7 @@ mod tests {
 
     fn reported() -> CaseEvent {
         CaseEvent::Reported(CaseReported {
+            intake_clock: None,
             title: "楼道灯坏了".to_owned(),
             description: "stairwell light of unit 2".to_owned(),
             reported_category: "municipal.lighting".to_owned(),

@@ -69,6 +69,7 @@ impl World {
             .expect("building in the sample city")
             .clone();
         let report = CaseReported {
+            intake_clock: None,
             title: "12栋3单元1-6门口下水道堵塞".into(),
             description: "下水道堵塞,污水外溢".into(),
             reported_category: category.into(),

@@ -55,6 +55,7 @@ impl City {
             .expect("building in the sample city")
             .clone();
         let report = CaseReported {
+            intake_clock: None,
             title: "12栋3单元门口下水道堵塞".into(),
             description: "下水道堵塞,污水外溢".into(),
             reported_category: "drainage.blocked".into(),

@@ -157,6 +157,7 @@ impl When {
 
 fn resident_report() -> CaseReported {
     CaseReported {
+        intake_clock: None,
         title: "12栋3单元1-6门口下水道堵塞".to_owned(),
         description: "drain blocked at building 12, unit 3".to_owned(),
         reported_category: "drainage".to_owned(),
@@ -175,6 +176,7 @@ fn resident_report() -> CaseReported {
 
 fn patrol_report(worker_id: &str) -> CaseReported {
     CaseReported {
+        intake_clock: None,
         title: "楼道灯坏了".to_owned(),
         description: "stairwell light broken on the 3rd floor".to_owned(),
         reported_category: "lighting".to_owned(),

@@ -224,6 +224,7 @@ impl Template {
                 CaseCommand::Report {
                     location: location(),
                     report: CaseReported {
+                        intake_clock: None,
                         title: "新起点A区路灯不亮".to_owned(),
                         description: "street lights out".to_owned(),
                         reported_category: "lighting".to_owned(),
@@ -654,6 +655,7 @@ fn any_worker() -> impl Strategy<Value = String> {
 fn any_event() -> impl Strategy<Value = CaseEvent> {
     let report = (any::<bool>(), any_worker()).prop_map(|(patrol, worker_id)| {
         CaseEvent::Reported(CaseReported {
+            intake_clock: None,
             title: "t".to_owned(),
             description: String::new(),
             reported_category: "c".to_owned(),

@@ -26,10 +26,15 @@ static CATEGORIES: LazyLock<CategoryCatalogue> = LazyLock::new(CategoryCatalogue
 const RESIDENT: &str = "wx-oU7x2kQ9dLr3";
 const WORKER: &str = "gw-0427";
 
+/// The engine's clock as the messages arrive: shortly after the last of them was sent.
+const NOW: &str = "2026-03-13T12:00:00+08:00";
+
 fn reference() -> ReferenceData<'static> {
     ReferenceData {
         grid: &GRID,
         categories: &CATEGORIES,
+        now: NOW.parse().expect("a time"),
+        clock_bounds: Default::default(),
     }
 }
 
@@ -72,6 +77,7 @@ impl Case {
             CaseCommand::Report {
                 location,
                 report: CaseReported {
+                    intake_clock: None,
                     title: "下水道堵塞".to_owned(),
                     description: String::new(),
                     reported_category: "drainage.blocked".to_owned(),
@@ -212,10 +218,8 @@ async fn the_reporting_resident_evaluating_a_closed_case_becomes_an_evaluate_com
     assert_eq!(request.case_id, case.id);
     assert_eq!(request.actor, Actor::resident(RESIDENT));
     assert_eq!(request.source, source("hotline-12345", "12345-hf-0071"));
-    assert_eq!(
-        request.occurred_at,
-        Some(Utc.with_ymd_and_hms(2026, 3, 13, 2, 2, 11).unwrap())
-    );
+    // Recorded at the engine's time of acceptance, not at the sender's `evaluated_at`.
+    assert_eq!(request.occurred_at, None);
     assert_eq!(
         request.command,
         CaseCommand::Evaluate {

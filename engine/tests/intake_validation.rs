@@ -9,12 +9,15 @@ use serde_json::{json, Value};
 use wangge_engine::domain::CaseCommand;
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
 use wangge_engine::intake::validate::ValidIntake;
-use wangge_engine::intake::{validate_intake, IntakeRejection, ReferenceData, RejectCode};
+use wangge_engine::intake::{
+    validate_intake, ClaimedTimeBounds, IntakeRejection, ReferenceData, RejectCode,
+};
 use wangge_schemas::intake::{
     MAX_DESCRIPTION_CHARS, MAX_MEDIA, MAX_MESSAGE_BYTES, MAX_TITLE_CHARS,
 };
 use wangge_schemas::{
-    Actor, CaseId, Channel, GridLocation, MediaKind, PatrolKind, ReportDetails, Resident, Source,
+    Actor, CaseId, Channel, GridLocation, IntakeClock, MediaKind, PatrolKind, ReportDetails,
+    Resident, Source,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -31,10 +34,15 @@ const DISTRICT: &str = "330106001";
 /// 学院北苑社区 6栋, another community of the same street.
 const OTHER_BUILDING: &str = "330106001002003";
 
+/// The engine's clock as the messages arrive: shortly after the last of them was sent.
+const NOW: &str = "2026-03-12T16:00:00+08:00";
+
 fn reference() -> ReferenceData<'static> {
     ReferenceData {
         grid: &GRID,
         categories: &CATEGORIES,
+        now: NOW.parse().expect("a time"),
+        clock_bounds: Default::default(),
     }
 }
 
@@ -226,10 +234,82 @@ fn a_resident_report_becomes_a_report_located_by_its_building_cell() {
         valid.request.case_id,
         CaseId::derived_from_source(&valid.request.source)
     );
-    // It happened when the resident reported it (08:15 in Hangzhou), not when it arrived.
+    // The case's clocks run from the engine's time of acceptance; the resident's own time
+    // (08:15 in Hangzhou) is kept beside it as their claim.
+    assert_eq!(valid.request.occurred_at, None);
     assert_eq!(
-        valid.request.occurred_at,
-        Some(Utc.with_ymd_and_hms(2026, 3, 12, 0, 15, 42).unwrap())
+        report.intake_clock,
+        Some(Box::new(IntakeClock {
+            claimed_reported_at: Utc.with_ymd_and_hms(2026, 3, 12, 0, 15, 42).unwrap(),
+            backdated: false,
+        }))
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// No sender's clock is trusted
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_report_dated_in_the_future_is_refused() {
+    let rejection = refused(&with(
+        resident_report(),
+        "/reported_at",
+        json!("2999-01-01T00:00:00Z"),
+    ));
+    assert_refusal(
+        &rejection,
+        RejectCode::TimeInFuture,
+        Some("reported_at"),
+        &["2999", "5 minutes ahead"],
+    );
+    // A few minutes of drift are allowed (NOW is 16:00 in Hangzhou).
+    accepted(&with(
+        resident_report(),
+        "/reported_at",
+        json!("2026-03-12T16:04:00+08:00"),
+    ));
+    let rejection = refused(&with(
+        resident_report(),
+        "/reported_at",
+        json!("2026-03-12T16:06:00+08:00"),
+    ));
+    assert_eq!(rejection.code, RejectCode::TimeInFuture);
+}
+
+#[test]
+fn a_report_dated_long_before_it_arrived_is_accepted_and_flagged_as_backdated() {
+    let valid = accepted(&with(
+        resident_report(),
+        "/reported_at",
+        json!("2026-03-10T09:00:00+08:00"),
+    ));
+    let (_, report) = report_of(&valid);
+    let clock = report.intake_clock.clone().expect("the claim is kept");
+    assert!(clock.backdated);
+    assert_eq!(
+        clock.claimed_reported_at,
+        Utc.with_ymd_and_hms(2026, 3, 10, 1, 0, 0).unwrap()
+    );
+    // Its clocks still start at acceptance.
+    assert_eq!(valid.request.occurred_at, None);
+}
+
+#[test]
+fn the_bounds_are_configurable() {
+    let strict = ClaimedTimeBounds {
+        max_ahead: chrono::Duration::zero(),
+        flag_behind: chrono::Duration::hours(1),
+    };
+    let now = Utc.with_ymd_and_hms(2026, 3, 12, 8, 0, 0).unwrap();
+    let field = "reported_at";
+    assert!(strict
+        .check(field, now + chrono::Duration::seconds(1), now)
+        .is_err());
+    assert_eq!(strict.check(field, now, now), Ok(false));
+    assert_eq!(
+        strict.check(field, now - chrono::Duration::minutes(61), now),
+        Ok(true)
     );
 }
 
@@ -349,6 +429,41 @@ fn an_empty_description_is_allowed_but_an_empty_title_is_not() {
     assert_eq!(
         refused(&with(patrol_finding(), "/title", json!(""))).code,
         RejectCode::EmptyText
+    );
+}
+
+#[test]
+fn a_control_character_in_any_field_is_refused_with_its_path() {
+    // U+0000 could not be stored by the read models; ESC could colour a terminal; none has a
+    // use in a report.
+    for (pointer, field, text) in [
+        ("/title", "title", "井盖\u{0}丢失"),
+        ("/description", "description", "\u{1b}[2J"),
+        ("/resident/name", "resident.name", "张\u{7f}三"),
+        ("/resident/id", "resident.id", "r-\u{85}"),
+        ("/source/message_id", "source.message_id", "m\u{8}"),
+    ] {
+        let rejection = refused(&with(resident_report(), pointer, json!(text)));
+        assert_refusal(
+            &rejection,
+            RejectCode::ControlCharacter,
+            Some(field),
+            &["control character", "U+"],
+        );
+    }
+    // Lines and tabs are text.
+    accepted(&with(
+        resident_report(),
+        "/description",
+        json!("第一行\r\n第二行\t缩进"),
+    ));
+    // So is the same character written as a JSON escape: it is still a control character.
+    let bytes = resident_report()
+        .to_string()
+        .replace("\"title\":\"", "\"title\":\"\\u0000");
+    assert_eq!(
+        refused_bytes(Some("resident_report"), bytes.as_bytes()).code,
+        RejectCode::ControlCharacter
     );
 }
 
@@ -938,6 +1053,7 @@ fn rejection_codes_are_the_stable_names_of_the_reply_contract() {
         (RejectCode::CaseNotClosed, "case_not_closed"),
         (RejectCode::AlreadyEvaluated, "already_evaluated"),
         (RejectCode::MessageIdReused, "message_id_reused"),
+        (RejectCode::ControlCharacter, "control_character"),
     ];
     for (code, name) in codes {
         assert_eq!(code.as_str(), name);

@@ -99,6 +99,7 @@ async fn report(
             command: CaseCommand::Report {
                 location,
                 report: CaseReported {
+                    intake_clock: None,
                     title: "楼道灯坏了".into(),
                     description: "三楼楼道灯不亮".into(),
                     reported_category: "drainage.blocked".into(),

@@ -76,6 +76,7 @@ fn history(facts: &[(DateTime<Utc>, CaseEvent)]) -> Vec<EventEnvelope> {
 
 fn reported() -> CaseEvent {
     CaseEvent::Reported(CaseReported {
+        intake_clock: None,
         title: "新起点A区路灯不亮".to_owned(),
         description: "street lights out in block A".to_owned(),
         reported_category: "lighting.street_light_out".to_owned(),

@@ -136,6 +136,7 @@ impl<L: EventLog + Clone> Engine<L> {
         let case_id = CaseId::new_v7();
         let location = self.grid.load().locate_building(BUILDING).unwrap().clone();
         let report = CaseReported {
+            intake_clock: None,
             title: "路口井盖缺失,有安全隐患".into(),
             description: "路口井盖缺失,有安全隐患".into(),
             reported_category: "facility.manhole_cover".into(),

@@ -105,6 +105,7 @@ async fn a_reopened_case_comes_back_to_the_timers_and_its_dispatch_can_breach_ag
         .unwrap()
         .clone();
     let report = CaseReported {
+        intake_clock: None,
         title: "楼道灯坏了".into(),
         description: "楼道灯坏了".into(),
         reported_category: "lighting.stairwell_light_out".into(),

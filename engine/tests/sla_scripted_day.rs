@@ -89,6 +89,7 @@ impl Day {
         let case_id = CaseId::new_v7();
         let location = self.grid.locate_building(building).unwrap().clone();
         let report = CaseReported {
+            intake_clock: None,
             title: "12栋3单元1-6门口下水道堵塞".into(),
             description: "下水道堵塞,污水外溢".into(),
             reported_category: "drainage.blocked".into(),

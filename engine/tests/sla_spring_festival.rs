@@ -43,6 +43,7 @@ async fn a_service_request_made_before_the_spring_festival_does_not_breach_durin
     let case = CaseId::new_v7();
     let location = grid.locate_building(BUILDING).unwrap().clone();
     let report = CaseReported {
+        intake_clock: None,
         title: "申请居住证明".into(),
         description: "办理居住证明,用于孩子入学".into(),
         reported_category: "service.residence_certificate".into(),

@@ -116,6 +116,7 @@ impl City {
             CaseCommand::Report {
                 location,
                 report: CaseReported {
+                    intake_clock: None,
                     title: "12栋3单元1-6门口下水道堵塞".into(),
                     description: "下水道堵塞,污水外溢".into(),
                     reported_category: "drainage.blocked".into(),
@@ -585,6 +586,7 @@ async fn with_instances_killed_and_restarted_from_snapshots_every_warning_and_br
             CaseCommand::Report {
                 location,
                 report: CaseReported {
+                    intake_clock: None,
                     title: "楼道灯坏了".into(),
                     description: "三楼楼道灯不亮".into(),
                     reported_category: "drainage.blocked".into(),

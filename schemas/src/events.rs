@@ -393,6 +393,25 @@ pub struct CaseReported {
     pub coordinates: Option<Coordinates>,
     /// What kind of intake this was, with the fields only that kind has.
     pub details: ReportDetails,
+    /// The sender's own time of the report, as it claimed it, beside the engine's: the
+    /// event's `occurred_at` is when intake accepted the report, and every SLA clock and
+    /// indicator cohort runs from that. `None` for reports made by the engine's own users
+    /// and in events written before intake kept the claim.
+    // Boxed: most reports in memory have none, and every event of every cached case pays
+    // for the width of the largest variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intake_clock: Option<Box<IntakeClock>>,
+}
+
+/// The time a sender claimed for its report, and whether intake flagged it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct IntakeClock {
+    /// The message's `reported_at`.
+    pub claimed_reported_at: DateTime<Utc>,
+    /// The claim lies further before acceptance than the intake's bound (24 hours unless
+    /// configured): a report entered late, or a sender whose clock is wrong.
+    #[serde(default)]
+    pub backdated: bool,
 }
 
 /// The part of a report that depends on how it came in.

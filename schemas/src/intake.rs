@@ -333,6 +333,15 @@ impl IntakeMessage {
             Self::ServiceRequest(m) => &m.source,
         }
     }
+
+    /// The sender's claimed time of the report.
+    pub fn reported_at(&self) -> DateTime<Utc> {
+        match self {
+            Self::ResidentReport(m) => m.reported_at,
+            Self::PatrolFinding(m) => m.reported_at,
+            Self::ServiceRequest(m) => m.reported_at,
+        }
+    }
 }
 
 /// The engine's answer to an intake message (the reply of request-reply).

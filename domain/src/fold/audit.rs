@@ -22,6 +22,13 @@ use super::cases::{summary_to_micros, to_micros};
 use super::summary::FieldChange;
 use super::{CaseSummary, Projection};
 
+/// Whether a text column holds `text` as a store can keep it. The hashed entry is exact;
+/// a column may hold U+FFFD where the text had U+0000, which PostgreSQL cannot store
+/// (`projections::postgres::text`), and that is not an alteration.
+fn same_column_text(text: &str, column: &str) -> bool {
+    text == column || (text.contains('\u{0}') && text.replace('\u{0}', "\u{FFFD}") == column)
+}
+
 /// The `prev_hash` of a case's first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -250,7 +257,7 @@ pub fn verify_trail(
                 && entry.sequence == record.sequence
                 && entry.event_id == record.event_id
                 && entry.event_type == record.event_type
-                && entry.actor.id == record.actor_id
+                && same_column_text(&entry.actor.id, &record.actor_id)
                 && entry.occurred_at == record.occurred_at
         });
         if !consistent || !matches_columns {

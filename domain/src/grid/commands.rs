@@ -36,6 +36,7 @@ pub struct GridRejection {
 pub const GRID_REJECT_CODES: &[&str] = &[
     "payload_too_large",
     "malformed_json",
+    "control_character",
     "invalid_type",
     "missing_field",
     "unknown_field",
@@ -308,4 +309,21 @@ pub fn rejection_of(event: &GridEvent, error: &GridError) -> GridRejection {
         }
     };
     GridRejection::at(code, &field, error.to_string())
+}
+
+#[cfg(test)]
+mod control_character_tests {
+    use super::*;
+
+    #[test]
+    fn a_grid_command_with_a_control_character_is_refused_with_its_path() {
+        let example = include_str!("../../../schemas/examples/grid/commands/grid.cell_added.json");
+        let mut command: serde_json::Value = serde_json::from_str(example).expect("the example");
+        command["payload"]["name"] = serde_json::json!("一号楼\u{0}");
+        let rejection = parse_grid_command(command.to_string().as_bytes())
+            .expect_err("a NUL in a cell name is refused");
+        assert_eq!(rejection.code, "control_character");
+        assert_eq!(rejection.field.as_deref(), Some("payload.name"));
+        assert!(rejection.reason.contains("U+0000"), "{}", rejection.reason);
+    }
 }

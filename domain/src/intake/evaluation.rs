@@ -151,7 +151,9 @@ fn command_of(message: &EvaluationV1) -> CommandRequest {
         },
         actor: Actor::resident(&message.resident.id),
         source: message.source.clone(),
-        occurred_at: Some(message.evaluated_at),
+        // The engine's time of acceptance; `evaluated_at` is the sender's claim, checked
+        // against it at intake.
+        occurred_at: None,
         correlation_id: None,
         causation_id: None,
     }

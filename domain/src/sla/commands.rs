@@ -39,6 +39,7 @@ pub struct SlaRejection {
 pub const SLA_REJECT_CODES: &[&str] = &[
     "payload_too_large",
     "malformed_json",
+    "control_character",
     "invalid_type",
     "missing_field",
     "unknown_field",

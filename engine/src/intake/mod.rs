@@ -17,7 +17,8 @@ pub use wangge_domain::intake as validate;
 pub use rejected::{JetStreamRejectedStore, MemoryRejectedStore, RejectedStore};
 pub use service::IntakeService;
 pub use validate::{
-    check_intake, validate_intake, CheckedIntake, IntakeRejection, ReferenceData, RejectCode,
+    check_intake, validate_intake, CheckedIntake, ClaimedTimeBounds, IntakeRejection,
+    ReferenceData, RejectCode,
 };
 
 pub use wangge_domain::intake::INTAKE_SUBJECT_PREFIX;

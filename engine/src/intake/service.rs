@@ -14,7 +14,9 @@ use crate::app::{CaseService, CommandError};
 use crate::grid::{CategoryCatalogue, SharedGrid};
 use crate::intake::evaluation::{evaluate, EvaluationRefusal};
 use crate::intake::rejected::{RejectedStore, Rejection};
-use crate::intake::validate::{check_intake, CheckedIntake, ReferenceData, ValidIntake};
+use crate::intake::validate::{
+    check_intake, CheckedIntake, ClaimedTimeBounds, ReferenceData, ValidIntake,
+};
 use crate::intake::INTAKE_SUBJECT_PREFIX;
 use crate::log::EventLog;
 
@@ -24,6 +26,7 @@ pub struct IntakeService<L, R> {
     /// The live grid; each message is checked against one snapshot of it.
     grid: SharedGrid,
     categories: Arc<CategoryCatalogue>,
+    clock_bounds: ClaimedTimeBounds,
 }
 
 /// One message as it arrived.
@@ -46,7 +49,15 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
             rejected,
             grid: grid.into(),
             categories,
+            clock_bounds: ClaimedTimeBounds::default(),
         }
+    }
+
+    /// How far a sender's claimed time may stray (default: 5 minutes ahead refused, a day
+    /// behind flagged).
+    pub fn with_clock_bounds(mut self, bounds: ClaimedTimeBounds) -> Self {
+        self.clock_bounds = bounds;
+        self
     }
 
     pub fn rejected_store(&self) -> &R {
@@ -69,6 +80,8 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
             let reference = ReferenceData {
                 grid: &grid,
                 categories: &self.categories,
+                now: self.cases.clock().now(),
+                clock_bounds: self.clock_bounds,
             };
             check_intake(subject_kind, &message.payload, reference)
         };

@@ -91,7 +91,7 @@ impl WorkerRejection {
 /// Checks a worker command's bytes and reads them, or says what is wrong and where.
 ///
 /// Codes: `payload_too_large`, `malformed_json`, `invalid_type`, `missing_field`,
-/// `unsupported_version`, `unknown_command`, `unknown_field`, `invalid_value`, `empty_text`,
+/// `unsupported_version`, `unknown_command`, `unknown_field`, `invalid_value`, `control_character`, `empty_text`,
 /// `text_too_long`, `too_many_items`.
 pub fn parse_worker_command(bytes: &[u8]) -> Result<WorkerCommandV1, WorkerRejection> {
     if bytes.len() > MAX_WORKER_MESSAGE_BYTES {
@@ -111,6 +111,14 @@ pub fn parse_worker_command(bytes: &[u8]) -> Result<WorkerCommandV1, WorkerRejec
             format!("message is not valid json: {e}"),
         )
     })?;
+    if let Some((field, c)) = wangge_domain::text::find_control_character(&value) {
+        let reason = wangge_domain::text::control_character_reason(&field, c);
+        return Err(WorkerRejection::new(
+            "control_character",
+            Some(&field),
+            reason,
+        ));
+    }
     read_legacy_minutes(&mut value);
     let Value::Object(object) = &value else {
         return Err(WorkerRejection::new(
@@ -841,6 +849,17 @@ mod tests {
 
     fn pair(code: &str, field: Option<&str>) -> (String, Option<String>) {
         (code.to_owned(), field.map(str::to_owned))
+    }
+
+    #[test]
+    fn a_control_character_anywhere_is_refused_with_its_path() {
+        assert_eq!(
+            refusal(message(json!({"type": "decline", "reason": "太远\u{0}"}))),
+            pair("control_character", Some("command.reason"))
+        );
+        let mut body = message(json!({"type": "acknowledge"}));
+        body["worker_id"] = json!("wang\u{1b}li");
+        assert_eq!(refusal(body), pair("control_character", Some("worker_id")));
     }
 
     #[test]

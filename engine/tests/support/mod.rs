@@ -39,6 +39,7 @@ pub fn source(system: &str, message_id: &str) -> Source {
 /// A resident's report of a broken street light.
 pub fn resident_report() -> CaseReported {
     CaseReported {
+        intake_clock: None,
         title: "Street light out".to_owned(),
         description: "The light at the east gate has been dark for three nights".to_owned(),
         reported_category: "municipal.lighting".to_owned(),
@@ -58,6 +59,7 @@ pub fn resident_report() -> CaseReported {
 /// A grid worker's patrol finding, fixed on the spot.
 pub fn patrol_finding(worker_id: &str) -> CaseReported {
     CaseReported {
+        intake_clock: None,
         title: "Blocked fire exit".to_owned(),
         description: "Bicycles in the stairwell of unit 2".to_owned(),
         reported_category: "safety.fire".to_owned(),

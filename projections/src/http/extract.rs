@@ -61,6 +61,14 @@ pub fn parse_query<T: DeserializeOwned + IntoParams>(query: &str) -> Result<T, A
         if !given.insert(key.clone().into_owned()) {
             return Err(ApiError::invalid(key, "given more than once"));
         }
+        // No parameter names a cell, worker or category with a control character in it;
+        // PostgreSQL could not even compare with a U+0000.
+        if value.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                key,
+                "must not contain control characters (U+0000 to U+001F, U+007F to U+009F)",
+            ));
+        }
         if !value.is_empty() {
             pairs.push((key.into_owned(), value.into_owned()));
         }

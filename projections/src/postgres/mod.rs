@@ -28,6 +28,7 @@ pub mod rebuild;
 pub mod rollup;
 pub mod schema;
 pub mod store;
+pub mod text;
 
 use std::sync::{Arc, Mutex};
 

@@ -21,6 +21,7 @@ use wangge_schemas::{CaseId, Tier};
 
 use super::pool::describe;
 use super::rollup::{self, IndicatorLevel};
+use super::text::{pg_json, pg_text, pg_text_opt};
 use crate::fold::audit::{AuditChanges, AuditHead, AuditProjection};
 use crate::fold::cases::{to_micros, CaseRow, CasesChanges, CasesProjection};
 use crate::fold::indicators::{IndicatorCase, IndicatorChanges, IndicatorsProjection};
@@ -29,6 +30,7 @@ use crate::fold::summary::name_of;
 use crate::fold::Projection;
 use crate::query::Progress;
 use crate::runner::{ProjectionStore, StoreError};
+use std::borrow::Cow;
 
 /// The channel every commit of a live table notifies (payload: a [`Progress`] as JSON).
 pub const NOTIFY_CHANNEL: &str = "wangge_projections";
@@ -212,8 +214,9 @@ pub(crate) fn position_of(value: i64) -> LogPosition {
     u64::try_from(value).unwrap_or(0)
 }
 
+/// JSON text for a `jsonb` column (U+0000 stored as U+FFFD: see [`super::text`]).
 fn json(value: &impl serde::Serialize) -> String {
-    serde_json::to_string(value).unwrap_or_default()
+    pg_json(value)
 }
 
 /// Runs one statement with array parameters.
@@ -285,20 +288,26 @@ impl CaseColumns {
             columns
                 .list_at
                 .push(s.reported_at.unwrap_or(DateTime::UNIX_EPOCH));
-            columns.district.push(s.location.district.clone());
-            columns.community.push(s.location.community.clone());
-            columns.building.push(s.location.building.clone());
-            columns.cell.push(s.cell.clone());
+            columns
+                .district
+                .push(pg_text(&s.location.district).into_owned());
+            columns
+                .community
+                .push(pg_text(&s.location.community).into_owned());
+            columns
+                .building
+                .push(pg_text(&s.location.building).into_owned());
+            columns.cell.push(pg_text(&s.cell).into_owned());
             columns.tier.push(s.tier.map(|t| name_of(&t)));
             columns.status.push(s.status.as_str());
             columns.open.push(s.is_open());
-            columns.category.push(
-                s.category
-                    .clone()
-                    .unwrap_or_else(|| s.reported_category.clone()),
-            );
+            columns
+                .category
+                .push(pg_text(s.category.as_deref().unwrap_or(&s.reported_category)).into_owned());
             columns.intake.push(s.intake.map(|i| name_of(&i)));
-            columns.assignee.push(s.assignee.clone());
+            columns
+                .assignee
+                .push(pg_text_opt(s.assignee.as_deref()).map(Cow::into_owned));
             columns.light.push(row.sla.light.map(|l| l.as_str()));
             columns.step.push(row.sla.step.map(|step| name_of(&step)));
             columns.deadline.push(row.sla.deadline);
@@ -393,9 +402,9 @@ impl ProjectionStore<CasesProjection> for PostgresStore {
                 Vec::with_capacity(n),
             );
             for (key, delta) in &changes.board {
-                district.push(key.district.as_str());
-                community.push(key.community.as_deref().unwrap_or(""));
-                cell.push(key.cell.as_str());
+                district.push(pg_text(&key.district));
+                community.push(pg_text(key.community.as_deref().unwrap_or("")));
+                cell.push(pg_text(&key.cell));
                 tier.push(tier_name(key.tier));
                 green.push(delta.green);
                 yellow.push(delta.yellow);
@@ -496,12 +505,16 @@ impl ProjectionStore<AuditProjection> for PostgresStore {
             let case_id: Vec<Uuid> = records.iter().map(|r| r.case_id.0).collect();
             let sequence: Vec<i64> = records.iter().map(|r| db_position(r.sequence)).collect();
             let event_id: Vec<Uuid> = records.iter().map(|r| r.event_id).collect();
-            let event_type: Vec<&str> = records.iter().map(|r| r.event_type.as_str()).collect();
-            let actor_id: Vec<&str> = records.iter().map(|r| r.actor_id.as_str()).collect();
+            let event_type: Vec<Cow<'_, str>> =
+                records.iter().map(|r| pg_text(&r.event_type)).collect();
+            let actor_id: Vec<Cow<'_, str>> =
+                records.iter().map(|r| pg_text(&r.actor_id)).collect();
             let occurred_at: Vec<DateTime<Utc>> = records.iter().map(|r| r.occurred_at).collect();
-            let entry_json: Vec<&str> = records.iter().map(|r| r.entry_json.as_str()).collect();
-            let prev_hash: Vec<&str> = records.iter().map(|r| r.prev_hash.as_str()).collect();
-            let hash: Vec<&str> = records.iter().map(|r| r.hash.as_str()).collect();
+            let entry_json: Vec<Cow<'_, str>> =
+                records.iter().map(|r| pg_text(&r.entry_json)).collect();
+            let prev_hash: Vec<Cow<'_, str>> =
+                records.iter().map(|r| pg_text(&r.prev_hash)).collect();
+            let hash: Vec<Cow<'_, str>> = records.iter().map(|r| pg_text(&r.hash)).collect();
             // An entry already there is left as it is: the chain is written once, and a row
             // somebody slipped in stays for `wangge audit verify` to find.
             let sql = format!(
@@ -533,7 +546,7 @@ impl ProjectionStore<AuditProjection> for PostgresStore {
             let heads = &changes.heads;
             let case_id: Vec<Uuid> = heads.keys().map(|c| c.0).collect();
             let sequence: Vec<i64> = heads.values().map(|h| db_position(h.sequence)).collect();
-            let hash: Vec<&str> = heads.values().map(|h| h.hash.as_str()).collect();
+            let hash: Vec<Cow<'_, str>> = heads.values().map(|h| pg_text(&h.hash)).collect();
             let summary: Vec<String> = heads.values().map(|h| json(&h.summary)).collect();
             let sql = format!(
                 "INSERT INTO {} (case_id, sequence, hash, summary) \
@@ -594,10 +607,10 @@ impl ProjectionStore<IndicatorsProjection> for PostgresStore {
         if !changes.counts.is_empty() {
             let keys: Vec<_> = changes.counts.keys().collect();
             let day: Vec<_> = keys.iter().map(|k| k.day).collect();
-            let district: Vec<&str> = keys.iter().map(|k| k.district.as_str()).collect();
-            let community: Vec<&str> = keys.iter().map(|k| k.community.as_str()).collect();
-            let cell: Vec<&str> = keys.iter().map(|k| k.cell.as_str()).collect();
-            let category: Vec<&str> = keys.iter().map(|k| k.category.as_str()).collect();
+            let district: Vec<Cow<'_, str>> = keys.iter().map(|k| pg_text(&k.district)).collect();
+            let community: Vec<Cow<'_, str>> = keys.iter().map(|k| pg_text(&k.community)).collect();
+            let cell: Vec<Cow<'_, str>> = keys.iter().map(|k| pg_text(&k.cell)).collect();
+            let category: Vec<Cow<'_, str>> = keys.iter().map(|k| pg_text(&k.category)).collect();
             let values: Vec<[i64; rollup::COUNTERS.len()]> =
                 changes.counts.values().map(|c| c.values()).collect();
             // One array per counter, in table order.
@@ -642,10 +655,10 @@ impl ProjectionStore<IndicatorsProjection> for PostgresStore {
             let (mut bucket, mut count) = (Vec::with_capacity(n), Vec::with_capacity(n));
             for ((key, which, b), delta) in &changes.durations {
                 day.push(key.day);
-                district.push(key.district.as_str());
-                community.push(key.community.as_str());
-                cell.push(key.cell.as_str());
-                category.push(key.category.as_str());
+                district.push(pg_text(&key.district));
+                community.push(pg_text(&key.community));
+                cell.push(pg_text(&key.cell));
+                category.push(pg_text(&key.category));
                 metric.push(which.as_str());
                 bucket.push(i16::try_from(*b).unwrap_or(i16::MAX));
                 count.push(*delta);
@@ -710,15 +723,16 @@ impl ProjectionStore<PatrolsProjection> for PostgresStore {
         if !changes.days.is_empty() {
             let keys: Vec<_> = changes.days.keys().collect();
             let days: Vec<_> = changes.days.values().collect();
-            let cell: Vec<&str> = keys.iter().map(|k| k.cell.as_str()).collect();
+            let cell: Vec<Cow<'_, str>> = keys.iter().map(|k| pg_text(&k.cell)).collect();
             let day: Vec<_> = keys.iter().map(|k| k.day).collect();
-            let district: Vec<&str> = days.iter().map(|d| d.district.as_str()).collect();
-            let community: Vec<&str> = days.iter().map(|d| d.community.as_str()).collect();
+            let district: Vec<Cow<'_, str>> = days.iter().map(|d| pg_text(&d.district)).collect();
+            let community: Vec<Cow<'_, str>> = days.iter().map(|d| pg_text(&d.community)).collect();
             let findings: Vec<i64> = days.iter().map(|d| d.findings).collect();
             let fixed: Vec<i64> = days.iter().map(|d| d.fixed_on_spot).collect();
             let first_at: Vec<DateTime<Utc>> = days.iter().map(|d| d.first_at).collect();
             let last_at: Vec<DateTime<Utc>> = days.iter().map(|d| d.last_at).collect();
-            let last_worker: Vec<&str> = days.iter().map(|d| d.last_worker.as_str()).collect();
+            let last_worker: Vec<Cow<'_, str>> =
+                days.iter().map(|d| pg_text(&d.last_worker)).collect();
             // The latest patrol wins; at the same instant, the smallest worker id
             // (`PatrolDay::merge`).
             let sql = format!(

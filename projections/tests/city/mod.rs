@@ -97,6 +97,7 @@ impl City {
     pub async fn resident_reports(&self, location: &GridLocation, category: &str) -> CaseId {
         let case_id = CaseId::new_v7();
         let report = CaseReported {
+            intake_clock: None,
             title: "12栋3单元1-6门口下水道堵塞".into(),
             description: "下水道堵塞,污水外溢".into(),
             reported_category: category.into(),
@@ -132,6 +133,7 @@ impl City {
     ) -> CaseId {
         let case_id = CaseId::new_v7();
         let report = CaseReported {
+            intake_clock: None,
             title: "楼道堆放杂物,堵塞消防通道".into(),
             description: "巡查发现".into(),
             reported_category: "fire_safety.corridor_blocked".into(),

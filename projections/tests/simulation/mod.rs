@@ -274,6 +274,7 @@ impl<L: EventLog + Clone> Simulation<L> {
         let command = CaseCommand::Report {
             location,
             report: CaseReported {
+                intake_clock: None,
                 title: format!("case {n}: {category}"),
                 description: "seen on the way".to_owned(),
                 reported_category: category,

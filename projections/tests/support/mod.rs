@@ -307,6 +307,7 @@ impl Week {
             .clone();
         self.messages += 1;
         let report = CaseReported {
+            intake_clock: None,
             title: title.into(),
             description: format!("{title}。请尽快处理。"),
             reported_category: category.into(),
@@ -333,6 +334,7 @@ impl Week {
         let worker = worker_of(building);
         let location = self.grid.locate_building(building).expect("known").clone();
         let report = CaseReported {
+            intake_clock: None,
             title: "楼道堆放杂物,已现场清理".into(),
             description: "日常巡查发现楼道堆物,已督促清理".into(),
             reported_category: "fire_safety.corridor_blocked".into(),

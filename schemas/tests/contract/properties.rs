@@ -156,6 +156,7 @@ fn case_event() -> impl Strategy<Value = CaseEvent> {
             .prop_map(
                 |(title, description, reported_category, media, coordinates, details)| {
                     CaseEvent::Reported(CaseReported {
+                        intake_clock: None,
                         title,
                         description,
                         reported_category,
