@@ -32,7 +32,8 @@
 //!
 //! **Architecture Invariant:** this crate cannot touch tokio, NATS, PostgreSQL, HTTP or the
 //! clock: its `Cargo.toml` has none of them (and chrono without its `clock` feature), which
-//! `cargo tree -p wangge-domain` shows and `engine/tests/architecture.rs` checks. Time
+//! `cargo tree -p wangge-domain` shows and `domain/tests/architecture.rs` checks (with a
+//! text scan of the sources as well: a workspace build unifies chrono's features). Time
 //! (`now`, `occurred_at`, `recorded_at`) and ids (event ids) are always passed in, so every
 //! decision can be replayed and tested exactly.
 

@@ -14,7 +14,8 @@
 //! - [`sla`]: SLA reference data at run time — the calendars and policies shared by every
 //!   component, the SLA stream, SLA commands and the warning that a calendar runs out.
 //! - [`tasks`]: grid workers' durable task inboxes and their request-reply commands.
-//! - [`nats`]: the request-reply server that intake and worker commands share.
+//! - [`nats`]: the request-reply server that intake, worker, grid and SLA commands share, and
+//!   opening and reading streams.
 //!
 //! The `wangge` command (crate `wangge`, folder `cli/`) and the read side (crate
 //! `wangge-projections`) build on this library.

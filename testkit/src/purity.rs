@@ -1,5 +1,6 @@
-//! The purity check of a pure core (the engine's domain, the projection folds), as text: a
-//! compiler cannot tell that a module performs no I/O and reads no clock, but its source can.
+//! The purity check of a pure core (the domain crate's sources), as text: a second line behind
+//! the dependency check of `domain/tests/architecture.rs`, which catches what Cargo's feature
+//! unification would let through in a workspace build (chrono's `clock`, uuid's `v7`).
 
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,7 @@
 //! running step's current deadline is recorded, yellow once its warning is, green otherwise
 //! (and for a step the policy does not time). The timers record warnings and breaches at
 //! their instants, so the board moves when they do, and the light of a case never depends on
-//! when somebody looks. The deadline is the one the engine recorded (`case.deadline_set`,
+//! when somebody looks. The deadline is the one the engine recorded (the envelope's `sla_clock`,
 //! `case.deadline_revised`), on every row, so "how late" is `now − deadline`; a deadline
 //! counted past the calendar's published holidays is marked provisional.
 

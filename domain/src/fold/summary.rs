@@ -1,7 +1,7 @@
 //! A case as supervisors see it: where it stands, who holds it, and when each step happened.
 //!
 //! [`CaseSummary::apply`] is a total fold over the case's events, like the aggregate's own
-//! (`wangge_engine::domain::apply`), and moves the status with the same transition function
+//! ([`crate::apply`]), and moves the status with the same transition function
 //! ([`CaseStatus::after`]), so a read model never disagrees with the aggregate about where a
 //! case stands.
 

@@ -1,8 +1,8 @@
 //! Which SLA policy and business calendar the engine computes a case's clocks under, now.
 //!
-//! Every command's commit carries the running step's clock as the engine computed it
-//! (`case.deadline_set`, see `wangge_domain::sla::deadlines`); this is where the terms of that
-//! computation come from. The policy is the one the category catalogue names for the case's
+//! Every command's commit carries the running step's clock as the engine computed it (the
+//! envelope's `sla_clock`, see `wangge_domain::sla::deadlines`); this is where the terms of
+//! that computation come from. The policy is the one the category catalogue names for the case's
 //! category (the accepted one once accepted, else the reported one), else the policy file's
 //! default. The calendar is the one the case's clocks were computed in before (a case keeps
 //! its calendar), else its district's, else the default. Both are looked up in the reference

@@ -10,7 +10,8 @@
 //! - Each commit lists, in a header, the positions of the case's earlier commits. A case is
 //!   loaded with one direct get of its subject's last message, then one round of pipelined
 //!   direct gets by position: two round trips whatever the stream's size, no consumer, and
-//!   served by any replica (see ARCHITECTURE.md for the measurements behind this choice).
+//!   served by any replica (the measurements behind this choice are in `benches/RESULTS.md`,
+//!   "How the load mechanism was chosen").
 //! - The whole log is read in order through an ordered consumer.
 
 use std::time::Duration;

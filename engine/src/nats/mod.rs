@@ -1,5 +1,5 @@
-//! NATS plumbing shared by the engine's request-reply fronts (intake, worker commands, grid
-//! commands) and its streams (opening them, reading them in order).
+//! NATS plumbing shared by the engine's request-reply fronts (intake, worker, grid and
+//! SLA commands) and its streams (opening them, reading them in order).
 
 pub mod ordered_reader;
 pub mod queue_server;
