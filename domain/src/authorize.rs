@@ -208,7 +208,7 @@ pub fn authorize(
             }
             Err(refuse(format!("a supervisor of cell {cell}")))
         }
-        C::RecordSlaWarning { .. } | C::RecordSlaBreach { .. } => {
+        C::RecordSlaWarning { .. } | C::RecordSlaBreach { .. } | C::RequestSupervision { .. } => {
             Err(refuse("the engine's own timers".to_owned()))
         }
     }

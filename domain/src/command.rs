@@ -141,6 +141,21 @@ pub enum CaseCommand {
         step: SlaStep,
         deadline: DateTime<Utc>,
     },
+    /// 督办: the district let `step` run past its own limit; refer the case to the district's
+    /// leadership for supervision. Oversight only: the case stays with its holder, at its
+    /// status, on its clock. Once per breached step and deadline (`step`, `overdue_since`).
+    /// The shell names the leadership as the grid has it now, so the event keeps it.
+    RequestSupervision {
+        district: String,
+        cell: String,
+        /// The supervision unit the district names; `None` when it names none.
+        unit: Option<String>,
+        leaders: Vec<String>,
+        contact: Option<String>,
+        step: SlaStep,
+        overdue_since: DateTime<Utc>,
+        reason: String,
+    },
     /// 作废: the case is void (a test, a prank, entered by mistake).
     Void {
         reason: String,
@@ -173,6 +188,7 @@ impl CaseCommand {
             Self::Escalate { .. } => "escalate",
             Self::RecordSlaWarning { .. } => "record_sla_warning",
             Self::RecordSlaBreach { .. } => "record_sla_breach",
+            Self::RequestSupervision { .. } => "request_supervision",
             Self::Void { .. } => "void",
         }
     }

@@ -10,7 +10,7 @@ use wangge_schemas::{
     CaseEvaluated, CaseEvent, CaseMerged, CaseReassigned, CaseRejected, CaseReopened, CaseReported,
     CaseResolved, CaseResumed, CaseSuspended, CaseVerified, CaseVoided, ClosureKind, CommentAdded,
     ExtensionGranted, GridLocation, HandlingStarted, ReportDetails, ReworkRequested, SlaBreached,
-    SlaWarning, Tier,
+    SlaWarning, SupervisionRequested, Tier,
 };
 
 use super::command::CaseCommand;
@@ -324,6 +324,30 @@ pub fn decide(
                 deadline: *deadline,
             })]
         }
+        C::RequestSupervision {
+            district,
+            cell,
+            unit,
+            leaders,
+            contact,
+            step,
+            overdue_since,
+            reason,
+        } => vec![request_supervision(
+            state,
+            SupervisionRequested {
+                district: district.clone(),
+                cell: cell.clone(),
+                unit: unit.clone(),
+                leaders: leaders.clone(),
+                contact: contact.clone(),
+                assignee: state.assignee.clone(),
+                step: *step,
+                overdue_since: *overdue_since,
+                reason: reason.clone(),
+            },
+            now,
+        )?],
         C::Void { reason } => {
             required("reason", reason)?;
             vec![CaseEvent::Voided(CaseVoided {
@@ -336,6 +360,72 @@ pub fn decide(
         "an accepted command records at least one fact"
     );
     Ok(events)
+}
+
+/// 督办: once per breached step and deadline, only for a case the district holds, only once
+/// the deadline has passed, naming at least one leader.
+fn request_supervision(
+    state: &CaseState,
+    request: SupervisionRequested,
+    now: DateTime<Utc>,
+) -> Result<CaseEvent, DomainError> {
+    // Checked first so that a repeated timer or a retry hears "already recorded".
+    if state
+        .supervision_requests
+        .contains(&(request.step, request.overdue_since))
+    {
+        return Err(DomainError::AlreadyRecorded {
+            kind: SlaRecordKind::Supervision,
+            step: request.step,
+            deadline: request.overdue_since,
+        });
+    }
+    if state.tier != Some(Tier::District) {
+        return Err(DomainError::NotAtDistrict { tier: state.tier });
+    }
+    required("district", &request.district)?;
+    required("cell", &request.cell)?;
+    required("reason", &request.reason)?;
+    optional("unit", &request.unit)?;
+    optional("contact", &request.contact)?;
+    if request.district != state.location.as_ref().map_or("", |l| l.district.as_str()) {
+        return Err(DomainError::InvalidField {
+            field: "district",
+            reason: format!(
+                "the case is in district {}, not {}",
+                state.location.as_ref().map_or("?", |l| l.district.as_str()),
+                request.district
+            ),
+        });
+    }
+    if state.cell.as_deref() != Some(request.cell.as_str()) {
+        return Err(DomainError::InvalidField {
+            field: "cell",
+            reason: format!(
+                "the case is held in cell {}, not {}",
+                state.cell.as_deref().unwrap_or("none"),
+                request.cell
+            ),
+        });
+    }
+    if request.leaders.is_empty() {
+        return Err(DomainError::InvalidField {
+            field: "leaders",
+            reason: "name at least one leader to supervise the case".to_owned(),
+        });
+    }
+    request
+        .leaders
+        .iter()
+        .try_for_each(|leader| required("leaders", leader))?;
+    if request.overdue_since > now {
+        return Err(DomainError::BreachBeforeDeadline {
+            step: request.step,
+            deadline: request.overdue_since,
+            now,
+        });
+    }
+    Ok(CaseEvent::SupervisionRequested(request))
 }
 
 fn report_case(

@@ -48,6 +48,11 @@ pub enum DomainError {
     },
     #[error("escalation must go up the grid, not from {} to {}", tier_name(*.from_tier), tier_name(*.to_tier))]
     NotAnEscalation { from_tier: Tier, to_tier: Tier },
+    #[error(
+        "supervision (督办) follows a breach of the district's own limit; the case is held at the {} tier",
+        .tier.map_or("building", tier_name)
+    )]
+    NotAtDistrict { tier: Option<Tier> },
 }
 
 impl DomainError {
@@ -64,6 +69,7 @@ impl DomainError {
             Self::NotPatrolReporter { .. } => "not_patrol_reporter",
             Self::BreachBeforeDeadline { .. } => "breach_before_deadline",
             Self::NotAnEscalation { .. } => "not_an_escalation",
+            Self::NotAtDistrict { .. } => "not_at_district",
         }
     }
 }
@@ -73,6 +79,8 @@ impl DomainError {
 pub enum SlaRecordKind {
     Warning,
     Breach,
+    /// A request for supervision (督办) of one breached step and deadline.
+    Supervision,
 }
 
 impl SlaRecordKind {
@@ -81,6 +89,7 @@ impl SlaRecordKind {
         match self {
             Self::Warning => "sla_warning",
             Self::Breach => "sla_breach",
+            Self::Supervision => "supervision_request",
         }
     }
 }

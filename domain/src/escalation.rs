@@ -6,6 +6,25 @@
 //! moves the case to the cell above (building → community → district), where the dispatcher
 //! routes it again. Pure: the timer, the case's history, the grid, the catalogue and the
 //! workers' loads in, a command (or nothing to do) out.
+//!
+//! # 督办: the rung above the district
+//!
+//! The district has no cell above it. When its own limit is breached — the `escalate_tier`
+//! rung at the district, or the `reassign_in_cell` rung when nobody else in the district cell
+//! can take the case — the case is referred to the district's leadership for supervision
+//! (`RequestSupervision` → `case.supervision_requested`), naming the unit and leaders the grid
+//! gives the district (its `supervision`), or the district cell's supervisor when it names
+//! none. The rules:
+//!
+//! - **The case stays with its holder.** 督办 is oversight: the district still handles the
+//!   case; nobody is reassigned, the status does not move.
+//! - **The SLA clock does not change.** The step runs on against the deadline it breached
+//!   (the board keeps it red) until the district finishes the step; no new limit is set.
+//! - **Once per breach.** A request is identified, like a breach, by its step and breached
+//!   deadline: the rest of that step's ladder has nothing more to do (a settled rung, looked
+//!   at once and not again), and a repeated timer or a retry is refused as already recorded.
+//!   A later step, or a new deadline of the step (an extension, a rework), that the district
+//!   again lets run out is a new breach and is referred again.
 
 use wangge_schemas::{CaseEvent, EventEnvelope, SlaStep};
 
@@ -62,19 +81,9 @@ pub fn command_for_timer(
         }
     }
     let Some(to_tier) = tier.parent() else {
-        // At the district already: no tier above it. The district cell's supervisor takes
-        // the case from whoever holds it (兜底, as routing does when nobody qualifies); a
-        // case nobody holds waits for the dispatcher, which routes it the same way.
-        let supervisor = grid.supervisor_of(&cell)?;
-        if state.assignee.as_deref()? == supervisor {
-            return None;
-        }
-        return Some(CaseCommand::Reassign {
-            to_worker: supervisor.to_owned(),
-            tier,
-            cell,
-            reason,
-        });
+        // At the district already: no tier above it, so the district's leadership is asked
+        // to supervise (督办), once per breach; the case stays where it is.
+        return supervision_request(timer, &state, grid, cell, reason);
     };
     let parent = grid.parent(&cell)?;
     debug_assert!(to_tier > tier);
@@ -82,6 +91,47 @@ pub fn command_for_timer(
         to_tier,
         cell: parent.code.clone(),
         reason,
+    })
+}
+
+/// 督办 for a case the district holds past its limit, naming the leadership as the grid has
+/// it now; `None` once requested for this breach (the rung is settled).
+fn supervision_request(
+    timer: &DueTimer,
+    state: &crate::CaseState,
+    grid: &GridState,
+    cell: String,
+    reason: String,
+) -> Option<CaseCommand> {
+    if state
+        .supervision_requests
+        .contains(&(timer.step, timer.deadline))
+    {
+        return None;
+    }
+    let district = state.location.as_ref()?.district.clone();
+    let (unit, leaders, contact) = match grid.supervision_of(&district) {
+        Some(named) => (
+            Some(named.unit.clone()),
+            named.leaders.clone(),
+            named.contact.clone(),
+        ),
+        // A district that names no supervision: its duty leader is asked, so the ladder
+        // still ends somewhere visible.
+        None => (None, vec![grid.supervisor_of(&district)?.to_owned()], None),
+    };
+    let referred_to = unit
+        .clone()
+        .unwrap_or_else(|| format!("the district duty leader {}", leaders[0]));
+    Some(CaseCommand::RequestSupervision {
+        district,
+        cell,
+        unit,
+        leaders,
+        contact,
+        step: timer.step,
+        overdue_since: timer.deadline,
+        reason: format!("{reason} at the district: referred to {referred_to} for supervision"),
     })
 }
 

@@ -35,7 +35,7 @@ pub(crate) fn permits(command: &CaseCommand, status: CaseStatus) -> bool {
         C::Comment { .. } => status != New,
         // Limits only exist once the case is accepted, and only while it is open.
         C::GrantExtension { .. } => !status.is_terminal() && !matches!(status, New | Reported),
-        C::RecordSlaWarning { .. } | C::RecordSlaBreach { .. } => {
+        C::RecordSlaWarning { .. } | C::RecordSlaBreach { .. } | C::RequestSupervision { .. } => {
             status != New && !status.is_terminal()
         }
         // A resolved case is voided by failing its verification first, never silently.

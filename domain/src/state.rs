@@ -57,6 +57,8 @@ pub struct CaseState {
     pub sla_warnings: BTreeSet<(SlaStep, DateTime<Utc>)>,
     /// SLA breaches already recorded, as (step, deadline).
     pub sla_breaches: BTreeSet<(SlaStep, DateTime<Utc>)>,
+    /// Supervision (督办) already requested, as (step, deadline breached): once per breach.
+    pub supervision_requests: BTreeSet<(SlaStep, DateTime<Utc>)>,
     /// The SLA fold of the case without terms: the running step's recorded clock, its
     /// limit, extensions and pauses, from which the engine computes the next clock.
     pub sla: SlaFacts,
@@ -165,6 +167,11 @@ pub fn apply(mut state: CaseState, envelope: &EventEnvelope) -> CaseState {
         }
         CaseEvent::SlaBreached(breach) => {
             state.sla_breaches.insert((breach.step, breach.deadline));
+        }
+        CaseEvent::SupervisionRequested(requested) => {
+            state
+                .supervision_requests
+                .insert((requested.step, requested.overdue_since));
         }
         // Only the status moves (deadlines are the SLA fold's business).
         CaseEvent::DeadlineRevised(_) => {}

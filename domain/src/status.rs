@@ -95,7 +95,8 @@ impl CaseStatus {
             | E::CommentAdded(_)
             | E::SlaWarning(_)
             | E::SlaBreached(_)
-            | E::DeadlineRevised(_) => self,
+            | E::DeadlineRevised(_)
+            | E::SupervisionRequested(_) => self,
         }
     }
 

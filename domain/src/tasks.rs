@@ -51,6 +51,7 @@ pub fn type_concerns_tasks(event_type: &str) -> bool {
             | "case.rejected"
             | "case.merged"
             | "case.reopened"
+            | "case.supervision_requested"
     )
 }
 
@@ -124,7 +125,9 @@ impl Details {
 /// - the task moves to a worker (dispatch, reassignment): `assigned` to them;
 /// - the task leaves a worker (reassignment, decline, escalation, closing, voiding,
 ///   rejection, merging): `withdrawn` to them, with the tier and cell it had;
-/// - verification failed: `rework_requested` to the worker who holds the task.
+/// - verification failed: `rework_requested` to the worker who holds the task;
+/// - supervision requested (督办): `supervised` to the worker who holds the task, which
+///   stays theirs.
 pub fn tasks_for_commit(earlier: &[EventEnvelope], commit: &[EventEnvelope]) -> Vec<TaskDelivery> {
     let mut state = CaseState::default();
     let mut holder = Holder::default();
@@ -200,6 +203,16 @@ pub fn tasks_for_commit(earlier: &[EventEnvelope], commit: &[EventEnvelope]) -> 
                 Details::of(&state, envelope),
                 next.since,
                 Some(rework.reason.clone()),
+            ));
+        } else if let (CaseEvent::SupervisionRequested(requested), Some(worker)) =
+            (&envelope.event, &next.worker)
+        {
+            deliveries.push(message(
+                TaskKind::Supervised,
+                worker,
+                Details::of(&state, envelope),
+                next.since,
+                Some(requested.reason.clone()),
             ));
         }
         holder = next;

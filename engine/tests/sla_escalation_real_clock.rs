@@ -11,7 +11,8 @@
 //!
 //! A manhole cover goes to its owner first (先属主后属地): the street's utilities department,
 //! at the district — the top tier, with nobody else there who handles manhole covers. The
-//! ladder must still do something there: the district's supervisor takes the case (兜底).
+//! ladder must still do something there: the case is referred to the street's leadership for
+//! supervision (督办), and stays with the utilities department.
 
 mod support;
 
@@ -39,7 +40,7 @@ const BUILDING: &str = "330106001001001";
 const COMMUNITY: &str = "330106001001";
 const DISTRICT: &str = "330106001";
 const UTILITIES: &str = "ds-330106001-utilities";
-const DISTRICT_SUPERVISOR: &str = "sup-330106001";
+const SUPERVISION_UNIT: &str = "翠苑街道党工委督查督办室";
 const COMMUNITY_STAFF: &str = "cs-330106001001-1";
 
 /// How long before the first rung falls due, after the timers start.
@@ -202,7 +203,7 @@ fn timeline(events: &[EventEnvelope]) -> Vec<String> {
         .collect()
 }
 
-/// The district case: the first rung gives it to the district's supervisor.
+/// The district case: the first rung refers it to the district's leadership (督办).
 async fn ignored_at_the_district<L: EventLog + Clone>(log: L) {
     let mut engine = Engine::new(log);
     let started = dispatched_at();
@@ -219,7 +220,14 @@ async fn ignored_at_the_district<L: EventLog + Clone>(log: L) {
             let events = engine.events(case_id).await;
             events
                 .iter()
-                .any(|e| matches!(e.event, CaseEvent::Reassigned(_) | CaseEvent::Escalated(_)))
+                .any(|e| {
+                    matches!(
+                        e.event,
+                        CaseEvent::Reassigned(_)
+                            | CaseEvent::Escalated(_)
+                            | CaseEvent::SupervisionRequested(_)
+                    )
+                })
                 .then_some(events)
         },
     )
@@ -231,31 +239,37 @@ async fn ignored_at_the_district<L: EventLog + Clone>(log: L) {
         vec![started + chrono::Duration::minutes(30)],
         "{whole:#?}"
     );
-    let moved = events
+    let supervised = events
         .iter()
         .find_map(|e| match &e.event {
-            CaseEvent::Reassigned(r) => Some((e.occurred_at, r.clone())),
+            CaseEvent::SupervisionRequested(r) => Some((e.occurred_at, r.clone())),
             _ => None,
         })
-        .unwrap_or_else(|| panic!("reassigned: {whole:#?}"));
-    assert_eq!(moved.0, rung_due, "{whole:#?}");
-    assert_eq!(moved.1.from_worker.as_deref(), Some(UTILITIES));
-    assert_eq!(moved.1.to_worker, DISTRICT_SUPERVISOR);
+        .unwrap_or_else(|| panic!("referred for supervision: {whole:#?}"));
+    assert_eq!(supervised.0, rung_due, "{whole:#?}");
+    assert_eq!(supervised.1.unit.as_deref(), Some(SUPERVISION_UNIT));
+    assert_eq!(supervised.1.assignee.as_deref(), Some(UTILITIES));
     assert_eq!(
-        (moved.1.tier, moved.1.cell.as_str()),
-        (Tier::District, DISTRICT)
+        (supervised.1.cell.as_str(), supervised.1.step),
+        (DISTRICT, SlaStep::Acknowledge)
+    );
+    // Oversight, not a transfer: nobody else got the case.
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e.event, CaseEvent::Reassigned(_) | CaseEvent::Escalated(_))),
+        "{whole:#?}"
     );
     engine.shut_down().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_manhole_cover_ignored_at_the_district_goes_to_the_district_supervisor_on_the_memory_log()
-{
+async fn a_manhole_cover_ignored_at_the_district_is_referred_for_supervision_on_the_memory_log() {
     ignored_at_the_district(MemoryLog::new()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_manhole_cover_ignored_at_the_district_goes_to_the_district_supervisor_on_jetstream() {
+async fn a_manhole_cover_ignored_at_the_district_is_referred_for_supervision_on_jetstream() {
     let server = NatsServer::start();
     ignored_at_the_district(jetstream_log(&server).await).await;
 }

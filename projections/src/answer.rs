@@ -43,8 +43,10 @@ pub fn in_board_scope(
     district: &str,
     community: Option<&str>,
     tier: Tier,
+    supervised: bool,
 ) -> bool {
-    query.district.as_deref().is_none_or(|d| d == district)
+    query.supervised.is_none_or(|wanted| wanted == supervised)
+        && query.district.as_deref().is_none_or(|d| d == district)
         && query
             .community
             .as_deref()
@@ -72,18 +74,36 @@ pub fn board_group(
 /// ordered by code and tier.
 pub fn board_rows(
     context: &FoldContext,
-    sums: BTreeMap<(String, Option<Tier>), LightCounts>,
+    sums: BTreeMap<(String, Option<Tier>), BoardSums>,
 ) -> Vec<BoardRow> {
     sums.into_iter()
-        .filter(|(_, counts)| counts.total() > 0)
-        .map(|((code, tier), counts)| BoardRow {
+        .filter(|(_, sums)| sums.counts.total() > 0)
+        .map(|((code, tier), sums)| BoardRow {
             name: cell_name(context, &code),
             code,
             tier,
-            light: worst_light(&counts),
-            counts,
+            light: worst_light(&sums.counts),
+            counts: sums.counts,
+            supervised: sums.supervised,
         })
         .collect()
+}
+
+/// One board group's open cases by light, and how many of them are under supervision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BoardSums {
+    pub counts: LightCounts,
+    pub supervised: i64,
+}
+
+impl BoardSums {
+    /// Adds one board entry's counts.
+    pub fn add(&mut self, counts: &LightCounts, supervised: bool) {
+        self.counts.merge(counts);
+        if supervised {
+            self.supervised += counts.total();
+        }
+    }
 }
 
 /// An open case past its deadline, as the overdue list shows it at `now`.

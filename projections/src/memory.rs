@@ -489,16 +489,18 @@ impl ReadModels for MemoryReadModels {
     async fn sla_board(&self, query: &BoardQuery) -> Result<Vec<BoardRow>, ReadError> {
         let group = query.group.unwrap_or_default();
         let tables = self.read();
-        let mut sums: BTreeMap<(String, Option<Tier>), LightCounts> = BTreeMap::new();
+        let mut sums: BTreeMap<(String, Option<Tier>), answer::BoardSums> = BTreeMap::new();
         for (key, counts) in &tables.board {
             let community = key.community.as_deref();
-            if !answer::in_board_scope(query, &key.district, community, key.tier) {
+            if !answer::in_board_scope(query, &key.district, community, key.tier, key.supervised) {
                 continue;
             }
             if let Some(group_key) =
                 answer::board_group(group, &key.district, community, &key.cell, key.tier)
             {
-                sums.entry(group_key).or_default().merge(counts);
+                sums.entry(group_key)
+                    .or_default()
+                    .add(counts, key.supervised);
             }
         }
         Ok(answer::board_rows(&self.context, sums))

@@ -179,6 +179,9 @@ pub struct CaseQuery {
     /// calendar's published holidays, to be revised when the next schedule is published),
     /// or only those whose deadline is not (`false`).
     pub provisional: Option<bool>,
+    /// Only cases referred for supervision (督办) after the district let them run past its
+    /// own limit (`true`), or only the others (`false`).
+    pub supervised: Option<bool>,
     /// Reported at or after.
     pub reported_from: Option<DateTime<Utc>>,
     /// Reported before.
@@ -284,6 +287,8 @@ impl CaseFilter {
             && q.assignee
                 .as_deref()
                 .is_none_or(|a| s.assignee.as_deref() == Some(a))
+            && q.supervised
+                .is_none_or(|wanted| s.is_supervised() == wanted)
             && q.reported_from
                 .is_none_or(|from| s.reported_at.is_some_and(|at| at >= from))
             && q.reported_to
@@ -354,6 +359,8 @@ pub struct BoardQuery {
     pub tier: Option<Tier>,
     /// `district`, `community` or `cell` (default).
     pub group: Option<BoardGroup>,
+    /// Only open cases under supervision (督办, `true`), or only the others (`false`).
+    pub supervised: Option<bool>,
 }
 
 impl BoardQuery {
@@ -378,6 +385,8 @@ pub struct BoardRow {
     pub counts: LightCounts,
     /// The worst light among the group's open cases.
     pub light: Light,
+    /// How many of the group's open cases (of every light) are under supervision (督办).
+    pub supervised: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]

@@ -69,6 +69,8 @@ pub enum CaseEvent {
     #[serde(rename = "case.deadline_revised")]
     /// Boxed: a recorded clock is the largest payload, and rare.
     DeadlineRevised(Box<DeadlineRevised>),
+    #[serde(rename = "case.supervision_requested")]
+    SupervisionRequested(SupervisionRequested),
 }
 
 /// `(event_type, current schema version)` for every event in the catalogue.
@@ -100,6 +102,7 @@ pub const EVENT_CATALOGUE: &[(&str, u16)] = &[
     ("case.sla_breached", 1),
     ("case.voided", 1),
     ("case.deadline_revised", 1),
+    ("case.supervision_requested", 1),
 ];
 
 /// The schema version a freshly written event of this type carries.
@@ -137,6 +140,7 @@ impl CaseEvent {
             Self::SlaBreached(_) => "case.sla_breached",
             Self::Voided(_) => "case.voided",
             Self::DeadlineRevised(_) => "case.deadline_revised",
+            Self::SupervisionRequested(_) => "case.supervision_requested",
         }
     }
 
@@ -688,6 +692,41 @@ pub struct SlaWarning {
 pub struct SlaBreached {
     pub step: SlaStep,
     pub deadline: DateTime<Utc>,
+}
+
+/// 督办: the district let a step run past its own limit, so the case is referred to the
+/// district's leadership for supervision. Oversight, not a transfer: the case stays with
+/// whoever holds it in the district, its status and its SLA clock are unchanged. Recorded
+/// once per breached step and deadline. The supervision unit and leaders are as the grid
+/// named them when the event was written, so a later change of leadership never rewrites
+/// who was asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SupervisionRequested {
+    /// The district whose limit was breached.
+    #[schemars(length(min = 1))]
+    pub district: String,
+    /// The cell that holds the case (the district cell).
+    #[schemars(length(min = 1))]
+    pub cell: String,
+    /// The supervision unit the grid names for the district (`区委督查室`); absent when the
+    /// district names none and its duty leader (`leaders`) is asked instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Person ids of the leaders asked to supervise, as the grid named them; at least one.
+    #[schemars(length(min = 1))]
+    pub leaders: Vec<String>,
+    /// How to reach the unit, as the grid named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+    /// The worker who holds the case and goes on handling it; absent while it waits for
+    /// dispatch in the district.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+    /// The step whose limit was breached.
+    pub step: SlaStep,
+    /// The breached deadline: overdue since then. With `step`, the identity of the request.
+    pub overdue_since: DateTime<Utc>,
+    pub reason: String,
 }
 
 /// 作废: the case is void (a test, a prank, entered by mistake). Terminal.

@@ -71,8 +71,36 @@ pub struct DistrictCell {
     /// The id of the business calendar its time limits count in.
     #[serde(default = "default_calendar")]
     pub calendar: String,
+    /// The leadership a case is referred to when the district's own limit is breached
+    /// (督办): the supervision unit and the leaders who answer for it. Districts only.
+    /// Absent: the district cell's `supervisor` is named instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervision: Option<DistrictSupervision>,
     pub communities: Vec<CommunityCell>,
 }
+
+/// Who supervises (督办) the cases a district lets run past its own limit: a unit of the
+/// district's leadership and the people in it. A case under supervision stays with the
+/// district's handler; the unit oversees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DistrictSupervision {
+    /// The supervision unit, e.g. `区委督查室` or `区网格化服务管理中心`.
+    #[schemars(length(min = 1, max = 100))]
+    pub unit: String,
+    /// Person ids of the leaders who answer for supervision (valid person ids, like a
+    /// supervisor's), at least one, the first the lead.
+    #[schemars(length(min = 1, max = 16))]
+    pub leaders: Vec<String>,
+    /// How to reach the unit (a duty phone), for display.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 100))]
+    pub contact: Option<String>,
+}
+
+/// Most leaders one district's supervision names.
+pub const MAX_SUPERVISION_LEADERS: usize = 16;
 
 /// The middle tier: a community or village (社区/村).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -219,6 +247,8 @@ pub enum GridEvent {
     WorkerSkillsChanged(WorkerSkillsChanged),
     #[serde(rename = "grid.worker_cells_changed")]
     WorkerCellsChanged(WorkerCellsChanged),
+    #[serde(rename = "grid.district_supervision_changed")]
+    DistrictSupervisionChanged(DistrictSupervisionChanged),
 }
 
 /// `(event_type, current schema version)` for every grid event.
@@ -228,6 +258,7 @@ pub const GRID_EVENT_CATALOGUE: &[(&str, u16)] = &[
     ("grid.worker_duty_changed", 1),
     ("grid.worker_skills_changed", 1),
     ("grid.worker_cells_changed", 1),
+    ("grid.district_supervision_changed", 1),
 ];
 
 /// The schema version a freshly written grid event of this type carries.
@@ -246,6 +277,7 @@ impl GridEvent {
             Self::WorkerDutyChanged(_) => "grid.worker_duty_changed",
             Self::WorkerSkillsChanged(_) => "grid.worker_skills_changed",
             Self::WorkerCellsChanged(_) => "grid.worker_cells_changed",
+            Self::DistrictSupervisionChanged(_) => "grid.district_supervision_changed",
         }
     }
 
@@ -305,6 +337,18 @@ pub struct WorkerCellsChanged {
     pub worker_id: String,
     #[schemars(length(min = 1))]
     pub cells: Vec<String>,
+}
+
+/// A district names (or renames) the leadership that supervises (督办) its overdue cases;
+/// it replaces whatever the district named before. A grid file's `supervision` on a
+/// district is loaded as this event, after the district's `grid.cell_added`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DistrictSupervisionChanged {
+    /// The district's code; only a district cell may name supervision.
+    #[schemars(length(min = 1))]
+    pub district: String,
+    pub supervision: DistrictSupervision,
 }
 
 /// The envelope a grid event travels in, on the grid stream (`WANGGE_GRID`, subject

@@ -252,6 +252,9 @@ pub enum TaskKind {
     Withdrawn,
     /// Verification failed (返工): the case is back with this worker for rework.
     ReworkRequested,
+    /// 督办: the district let the case run past its limit and its leadership now supervises
+    /// it; the case stays this worker's (`reason` names the unit and the breached step).
+    Supervised,
 }
 
 impl TaskKind {
@@ -260,6 +263,7 @@ impl TaskKind {
             Self::Assigned => "assigned",
             Self::Withdrawn => "withdrawn",
             Self::ReworkRequested => "rework_requested",
+            Self::Supervised => "supervised",
         }
     }
 }

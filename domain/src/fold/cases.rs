@@ -81,6 +81,9 @@ pub struct BoardKey {
     pub community: Option<String>,
     pub cell: String,
     pub tier: Tier,
+    /// Whether the case is under supervision (督办), so the board can show those alone.
+    #[serde(default)]
+    pub supervised: bool,
 }
 
 /// Open cases by light; as a change, how the counts move.
@@ -146,6 +149,7 @@ impl CaseRow {
             community: holder.community,
             cell: holder.cell,
             tier: holder.tier,
+            supervised: self.summary.is_supervised(),
         };
         Some((key, self.sla.light.unwrap_or(Light::Green)))
     }
@@ -171,6 +175,10 @@ pub(crate) fn summary_to_micros(summary: &mut CaseSummary) {
         &mut summary.last_event_at,
     ] {
         *at = at.map(to_micros);
+    }
+    if let Some(supervision) = summary.supervision.as_mut() {
+        supervision.since = to_micros(supervision.since);
+        supervision.overdue_since = to_micros(supervision.overdue_since);
     }
 }
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use wangge_schemas::{
     CaseEvent, CaseId, Channel, ClosureKind, EventEnvelope, GridLocation, IntakeKind, Priority,
-    ReportDetails, SuspendReason, Tier,
+    ReportDetails, SlaStep, SuspendReason, Tier,
 };
 
 /// One case, current state.
@@ -74,6 +74,42 @@ pub struct CaseSummary {
     // States stored before this field existed read it as unasked.
     #[serde(default)]
     pub resolved_for_resident: Option<bool>,
+    /// 督办: the case was referred to the district's leadership after the district let a
+    /// step run past its own limit; `None` if it never was. It stays once set (a closed case
+    /// that was supervised still was). The case itself stays with `assignee`.
+    // States stored before this field existed read it as never supervised.
+    #[serde(default)]
+    pub supervision: Option<CaseSupervision>,
+}
+
+/// A case's supervision (督办), as the events recorded it: since when, and the latest
+/// request's unit and leaders as the grid named them when it was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CaseSupervision {
+    /// When the case was first referred.
+    pub since: DateTime<Utc>,
+    /// The supervision unit of the latest request (`区委督查室`); `None` when the district
+    /// named none and its duty leader was asked.
+    pub unit: Option<String>,
+    /// Person ids of the leaders asked in the latest request.
+    pub leaders: Vec<String>,
+    pub contact: Option<String>,
+    /// The step whose breach led to the latest request, and its breached deadline.
+    pub step: SlaStep,
+    pub overdue_since: DateTime<Utc>,
+    /// How many breaches were referred (one per breached step and deadline).
+    pub requests: u32,
+}
+
+impl CaseSupervision {
+    /// Who was asked, as one line: the unit, else the leaders.
+    pub fn by(&self) -> String {
+        match &self.unit {
+            Some(unit) => unit.clone(),
+            None => self.leaders.join(", "),
+        }
+    }
 }
 
 /// Who answers for a case at a moment: the cell that holds it, its tier, and where that cell
@@ -138,7 +174,13 @@ impl CaseSummary {
             breaches: 0,
             satisfaction: None,
             resolved_for_resident: None,
+            supervision: None,
         }
+    }
+
+    /// Whether the case was ever referred for supervision (督办).
+    pub fn is_supervised(&self) -> bool {
+        self.supervision.is_some()
     }
 
     /// Who answers for the case now: the cell of its latest dispatch, reassignment or
@@ -250,6 +292,19 @@ impl CaseSummary {
             }
             E::SlaWarning(_) => self.warnings += 1,
             E::SlaBreached(_) => self.breaches += 1,
+            E::SupervisionRequested(requested) => {
+                let since = self.supervision.as_ref().map_or(at, |s| s.since.min(at));
+                let requests = self.supervision.as_ref().map_or(0, |s| s.requests);
+                self.supervision = Some(CaseSupervision {
+                    since,
+                    unit: requested.unit.clone(),
+                    leaders: requested.leaders.clone(),
+                    contact: requested.contact.clone(),
+                    step: requested.step,
+                    overdue_since: requested.overdue_since,
+                    requests: requests.saturating_add(1),
+                });
+            }
             E::Rejected(_)
             | E::Merged(_)
             | E::Resumed(_)
@@ -315,6 +370,11 @@ impl CaseSummary {
             "satisfaction",
             before.satisfaction.map(|s| s.to_string()),
             self.satisfaction.map(|s| s.to_string()),
+        );
+        compare(
+            "supervision",
+            before.supervision.as_ref().map(CaseSupervision::by),
+            self.supervision.as_ref().map(CaseSupervision::by),
         );
         changes
     }

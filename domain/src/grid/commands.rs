@@ -7,10 +7,10 @@
 //! sender has to fix is the one reported.
 
 use wangge_schemas::grid::{
-    current_grid_schema_version, CellAdded, GridCommand, GridEvent, WorkerCellsChanged,
-    WorkerDutyChanged, WorkerRegistered, WorkerSkillsChanged, GRID_COMMAND_FIELDS,
-    GRID_EVENT_CATALOGUE, MAX_GRID_COMMAND_BYTES, MAX_GRID_ID_CHARS, MAX_GRID_LIST_ITEMS,
-    MAX_GRID_NAME_CHARS,
+    current_grid_schema_version, CellAdded, DistrictSupervisionChanged, GridCommand, GridEvent,
+    WorkerCellsChanged, WorkerDutyChanged, WorkerRegistered, WorkerSkillsChanged,
+    GRID_COMMAND_FIELDS, GRID_EVENT_CATALOGUE, MAX_GRID_COMMAND_BYTES, MAX_GRID_ID_CHARS,
+    MAX_GRID_LIST_ITEMS, MAX_GRID_NAME_CHARS, MAX_SUPERVISION_LEADERS,
 };
 use wangge_schemas::worker::is_valid_worker_id;
 use wangge_schemas::{Actor, Source};
@@ -111,6 +111,11 @@ pub fn parse_grid_command(bytes: &[u8]) -> Result<GridCommand, GridRejection> {
         }
         "grid.worker_cells_changed" => {
             GridEvent::WorkerCellsChanged(typed_at::<WorkerCellsChanged>("payload", payload)?)
+        }
+        "grid.district_supervision_changed" => {
+            GridEvent::DistrictSupervisionChanged(typed_at::<DistrictSupervisionChanged>(
+                "payload", payload,
+            )?)
         }
         other => unreachable!("read_event_type lets only catalogued types through, not {other}"),
     };
@@ -233,6 +238,40 @@ fn check_limits(command: &GridCommand) -> Result<(), GridRejection> {
             check_person_id("payload.worker_id", &changed.worker_id)?;
             check_cells("payload.cells", &changed.cells)
         }
+        GridEvent::DistrictSupervisionChanged(changed) => {
+            check_cell_code("payload.district", &changed.district)?;
+            let supervision = &changed.supervision;
+            check_text(
+                "payload.supervision.unit",
+                &supervision.unit,
+                MAX_GRID_NAME_CHARS,
+                true,
+            )?;
+            if let Some(contact) = &supervision.contact {
+                check_text(
+                    "payload.supervision.contact",
+                    contact,
+                    MAX_GRID_NAME_CHARS,
+                    true,
+                )?;
+            }
+            if supervision.leaders.is_empty() {
+                return Err(GridRejection::at(
+                    "invalid_value",
+                    "payload.supervision.leaders",
+                    "name at least one leader (a person id) who answers for supervision",
+                ));
+            }
+            command_checks::check_list(
+                "payload.supervision.leaders",
+                supervision.leaders.len(),
+                MAX_SUPERVISION_LEADERS,
+            )?;
+            for (index, leader) in supervision.leaders.iter().enumerate() {
+                check_person_id(&format!("payload.supervision.leaders[{index}]"), leader)?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -257,6 +296,10 @@ pub fn rejection_of(event: &GridEvent, error: &GridError) -> GridRejection {
     let cells: &[String] = match event {
         GridEvent::WorkerRegistered(registered) => &registered.worker.cells,
         GridEvent::WorkerCellsChanged(changed) => &changed.cells,
+        _ => &[],
+    };
+    let leaders: &[String] = match event {
+        GridEvent::DistrictSupervisionChanged(changed) => &changed.supervision.leaders,
         _ => &[],
     };
     let skills: &[String] = match event {
@@ -292,6 +335,24 @@ pub fn rejection_of(event: &GridEvent, error: &GridError) -> GridRejection {
         GridError::CalendarOutsideDistrict { .. } => {
             ("invalid_value", "payload.calendar".to_owned())
         }
+        GridError::UnknownDistrict { .. } => ("unknown_cell", "payload.district".to_owned()),
+        GridError::SupervisionOutsideDistrict { .. } => {
+            ("invalid_value", "payload.district".to_owned())
+        }
+        GridError::EmptySupervisionField { field, .. } => {
+            ("empty_text", format!("payload.supervision.{field}"))
+        }
+        GridError::SupervisionWithoutLeaders { .. } => {
+            ("invalid_value", "payload.supervision.leaders".to_owned())
+        }
+        GridError::InvalidSupervisionLeader { leader, .. } => (
+            "invalid_id",
+            item("payload.supervision.leaders", leaders, leader, false),
+        ),
+        GridError::RepeatedSupervisionLeader { leader, .. } => (
+            "invalid_value",
+            item("payload.supervision.leaders", leaders, leader, true),
+        ),
         GridError::EmptyWorkerId => ("empty_text", "payload.worker.id".to_owned()),
         GridError::InvalidWorkerId { .. } => ("invalid_id", "payload.worker.id".to_owned()),
         GridError::EmptyWorkerName { .. } => ("empty_text", "payload.worker.name".to_owned()),

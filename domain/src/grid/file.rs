@@ -5,7 +5,9 @@
 //! The format is documented in `deploy/grid/README.md`; its JSON Schema is
 //! `schemas/json/grid/grid-file.json`.
 
-use wangge_schemas::grid::{CellAdded, GridEvent, GridFile, WorkerRegistered};
+use wangge_schemas::grid::{
+    CellAdded, DistrictSupervisionChanged, GridEvent, GridFile, WorkerRegistered,
+};
 use wangge_schemas::Tier;
 
 use super::state::GridState;
@@ -17,7 +19,7 @@ pub const SAMPLE_CITY_JSON: &str = include_str!("../../../deploy/grid/sample-cit
 pub const SAMPLE_CATEGORIES_JSON: &str = include_str!("../../../deploy/grid/categories.json");
 
 /// The events that build the grid a file describes: every cell, parents before children,
-/// in file order, then every worker.
+/// in file order (a district's supervision right after the district), then every worker.
 pub fn events_of_file(file: &GridFile) -> Vec<GridEvent> {
     let mut events = Vec::new();
     for district in &file.districts {
@@ -29,6 +31,14 @@ pub fn events_of_file(file: &GridFile) -> Vec<GridEvent> {
             supervisor: district.supervisor.clone(),
             calendar: Some(district.calendar.clone()),
         }));
+        if let Some(supervision) = &district.supervision {
+            events.push(GridEvent::DistrictSupervisionChanged(
+                DistrictSupervisionChanged {
+                    district: district.code.clone(),
+                    supervision: supervision.clone(),
+                },
+            ));
+        }
         for community in &district.communities {
             events.push(GridEvent::CellAdded(CellAdded {
                 tier: Tier::Community,

@@ -37,10 +37,10 @@ pub use live::LiveGrid;
 pub use skills::{skill_covers, skill_problem};
 pub use state::{tier_name, GridCell, GridError, GridState, Worker};
 pub use wangge_schemas::grid::{
-    BuildingCell, Category, CategoryFile, CellAdded, CommunityCell, DistrictCell, GridCommand,
-    GridEvent, GridEventEnvelope, GridFile, GridReply, GridWorker, RoutingRule, WorkerCellsChanged,
-    WorkerDutyChanged, WorkerRegistered, WorkerSkillsChanged, DEFAULT_CALENDAR,
-    GRID_COMMAND_SUBJECT,
+    BuildingCell, Category, CategoryFile, CellAdded, CommunityCell, DistrictCell,
+    DistrictSupervision, DistrictSupervisionChanged, GridCommand, GridEvent, GridEventEnvelope,
+    GridFile, GridReply, GridWorker, RoutingRule, WorkerCellsChanged, WorkerDutyChanged,
+    WorkerRegistered, WorkerSkillsChanged, DEFAULT_CALENDAR, GRID_COMMAND_SUBJECT,
 };
 
 /// The grid as intake and the CLI look it up: the state folded from the grid file and any

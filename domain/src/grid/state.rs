@@ -11,6 +11,8 @@
 //!   code starts with its parent's;
 //! - every cell has a supervisor, whose id is a valid worker id (the supervisor acts on cases
 //!   through worker commands); only districts name a business calendar;
+//! - only districts name supervision (督办): a unit that is not blank, one or more leaders
+//!   with valid, distinct person ids, and a contact that is not blank if given;
 //! - worker ids are unique and valid (1 to 64 ASCII letters, digits, `-` or `_`: an id names
 //!   the worker's task inbox subject); a worker covers at least one cell, every one of which
 //!   exists, and its skills are well formed (see [`super::skills`]).
@@ -20,8 +22,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use wangge_schemas::grid::{
-    CellAdded, GridEvent, GridWorker, WorkerCellsChanged, WorkerDutyChanged, WorkerSkillsChanged,
-    DEFAULT_CALENDAR,
+    CellAdded, DistrictSupervision, DistrictSupervisionChanged, GridEvent, GridWorker,
+    WorkerCellsChanged, WorkerDutyChanged, WorkerSkillsChanged, DEFAULT_CALENDAR,
 };
 use wangge_schemas::worker::is_valid_worker_id;
 use wangge_schemas::{GridLocation, Tier};
@@ -102,6 +104,23 @@ pub enum GridError {
         tier: Tier,
         calendar: String,
     },
+    #[error("{code} is not in the grid: supervision is named for a district")]
+    UnknownDistrict { code: String },
+    #[error(
+        "{} {code} cannot name supervision: only a district names the leadership that supervises its overdue cases (督办)",
+        tier_name(.tier)
+    )]
+    SupervisionOutsideDistrict { code: String, tier: Tier },
+    #[error("district {code} names supervision with an empty {field}")]
+    EmptySupervisionField { code: String, field: &'static str },
+    #[error("district {code} names supervision without leaders; name at least one person id")]
+    SupervisionWithoutLeaders { code: String },
+    #[error(
+        "district {code} names supervision leader `{leader}`, which is not a valid person id (1 to 64 ASCII letters, digits, `-` or `_`)"
+    )]
+    InvalidSupervisionLeader { code: String, leader: String },
+    #[error("district {code} names supervision leader {leader} twice")]
+    RepeatedSupervisionLeader { code: String, leader: String },
     #[error("a worker has an empty id")]
     EmptyWorkerId,
     #[error("worker id `{id}` is not 1 to 64 ASCII letters, digits, `-` or `_`")]
@@ -200,6 +219,8 @@ pub struct GridState {
     /// Ids of the workers covering each cell, sorted, so every choice among them is
     /// deterministic.
     workers_by_cell: HashMap<String, BTreeSet<String>>,
+    /// The supervision (督办) each district names, by district code.
+    supervision: HashMap<String, DistrictSupervision>,
 }
 
 impl GridState {
@@ -253,7 +274,62 @@ impl GridState {
                 self.known_worker_mut(worker_id)?.cells = cells.clone();
                 Ok(())
             }
+            GridEvent::DistrictSupervisionChanged(changed) => self.name_supervision(changed),
         }
+    }
+
+    fn name_supervision(&mut self, changed: &DistrictSupervisionChanged) -> Result<(), GridError> {
+        let DistrictSupervisionChanged {
+            district,
+            supervision,
+        } = changed;
+        let code = || district.clone();
+        let Some(cell) = self.cells.get(district) else {
+            return Err(GridError::UnknownDistrict { code: code() });
+        };
+        if cell.tier != Tier::District {
+            return Err(GridError::SupervisionOutsideDistrict {
+                code: code(),
+                tier: cell.tier,
+            });
+        }
+        if supervision.unit.trim().is_empty() {
+            return Err(GridError::EmptySupervisionField {
+                code: code(),
+                field: "unit",
+            });
+        }
+        if supervision
+            .contact
+            .as_deref()
+            .is_some_and(|contact| contact.trim().is_empty())
+        {
+            return Err(GridError::EmptySupervisionField {
+                code: code(),
+                field: "contact",
+            });
+        }
+        if supervision.leaders.is_empty() {
+            return Err(GridError::SupervisionWithoutLeaders { code: code() });
+        }
+        let mut seen = BTreeSet::new();
+        for leader in &supervision.leaders {
+            if !is_valid_worker_id(leader) {
+                return Err(GridError::InvalidSupervisionLeader {
+                    code: code(),
+                    leader: leader.clone(),
+                });
+            }
+            if !seen.insert(leader.as_str()) {
+                return Err(GridError::RepeatedSupervisionLeader {
+                    code: code(),
+                    leader: leader.clone(),
+                });
+            }
+        }
+        self.supervision
+            .insert(district.clone(), supervision.clone());
+        Ok(())
     }
 
     fn add_cell(&mut self, added: &CellAdded) -> Result<(), GridError> {
@@ -565,6 +641,11 @@ impl GridState {
             cell = self.cells.get(parent)?;
         }
         Some(cell.calendar.as_deref().unwrap_or(DEFAULT_CALENDAR))
+    }
+
+    /// The supervision (督办) a district names, if it names one.
+    pub fn supervision_of(&self, district: &str) -> Option<&DistrictSupervision> {
+        self.supervision.get(district)
     }
 
     /// The person who answers for a cell.

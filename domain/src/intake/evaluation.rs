@@ -132,7 +132,8 @@ pub fn rejection_for(error: &DomainError) -> IntakeRejection {
         | DomainError::AlreadyRecorded { .. }
         | DomainError::NotPatrolReporter { .. }
         | DomainError::BreachBeforeDeadline { .. }
-        | DomainError::NotAnEscalation { .. } => {
+        | DomainError::NotAnEscalation { .. }
+        | DomainError::NotAtDistrict { .. } => {
             IntakeRejection::new(RejectCode::InvalidValue, None, error.to_string())
         }
     }

@@ -430,7 +430,8 @@ impl<'a> SlaState<'a> {
                     self.stop(at);
                 }
             }
-            E::CommentAdded(_) | E::Evaluated(_) => {}
+            // 督办 is oversight: the step's clock runs on as it was.
+            E::CommentAdded(_) | E::Evaluated(_) | E::SupervisionRequested(_) => {}
             // Every other event moves the case to another status, which ends a suspension.
             E::Reported(_) => {
                 // A second report of a case changes nothing (the first one defined it).

@@ -6,7 +6,7 @@
 //! - Stream `WANGGE_TASKS`, subjects `wangge.tasks.<worker_id>`: one subject per worker
 //!   (worker ids are subject tokens, see
 //!   [`is_valid_worker_id`](wangge_schemas::worker::is_valid_worker_id)). Each message is
-//!   one JSON [`TaskMessage`]: `assigned`, `withdrawn` or `rework_requested`. File storage,
+//!   one JSON [`TaskMessage`]: `assigned`, `withdrawn`, `rework_requested` or `supervised`. File storage,
 //!   kept for [`TaskStreamConfig::max_age`] (30 days by default; the case log stays the
 //!   truth), created or updated idempotently by every engine instance and every reader.
 //! - Every task message is published with `Nats-Msg-Id` =

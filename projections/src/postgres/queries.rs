@@ -162,6 +162,7 @@ impl ReadModels for PostgresReadModels {
         sql.and_eq("intake", q.intake.map(|i| name_of(&i)));
         sql.and_eq("assignee", q.assignee.clone());
         sql.and_eq("provisional", q.provisional);
+        sql.and_eq("supervised", q.supervised);
         if let Some(from) = q.reported_from {
             // list_at is reported_at where there is one, so the same bound on it adds
             // nothing to the answer but lets the list indexes stop at the range's end.
@@ -216,9 +217,11 @@ impl ReadModels for PostgresReadModels {
             BoardGroup::Cell => ("cell", "tier"),
         };
         let mut sql = Sql::new(format!(
-            "SELECT {code}, {tier}, sum(green)::bigint, sum(yellow)::bigint, sum(red)::bigint \
+            "SELECT {code}, {tier}, sum(green)::bigint, sum(yellow)::bigint, sum(red)::bigint, \
+             (sum(green + yellow + red) FILTER (WHERE supervised))::bigint \
              FROM sla_board WHERE true"
         ));
+        sql.and_eq("supervised", query.supervised);
         sql.and_eq("district", query.district.clone());
         if let Some(community) = &query.community {
             // '' is how the table spells "held at the district": it matches no community.
@@ -230,7 +233,7 @@ impl ReadModels for PostgresReadModels {
         }
         sql.and_eq("tier", query.tier.map(tier_name));
         sql.push(" GROUP BY 1, 2");
-        let mut sums: BTreeMap<(String, Option<Tier>), LightCounts> = BTreeMap::new();
+        let mut sums: BTreeMap<(String, Option<Tier>), answer::BoardSums> = BTreeMap::new();
         for row in self.rows(&sql).await? {
             let tier = row
                 .get::<_, Option<String>>(1)
@@ -241,7 +244,10 @@ impl ReadModels for PostgresReadModels {
                 yellow: row.get(3),
                 red: row.get(4),
             };
-            sums.entry((row.get(0), tier)).or_default().merge(&counts);
+            let supervised: Option<i64> = row.get(5);
+            let group = sums.entry((row.get(0), tier)).or_default();
+            group.counts.merge(&counts);
+            group.supervised += supervised.unwrap_or(0);
         }
         Ok(answer::board_rows(&self.context, sums))
     }

@@ -248,6 +248,7 @@ struct CaseColumns {
     tier: Vec<Option<String>>,
     status: Vec<&'static str>,
     open: Vec<bool>,
+    supervised: Vec<bool>,
     category: Vec<String>,
     intake: Vec<Option<String>>,
     assignee: Vec<Option<String>>,
@@ -272,6 +273,7 @@ impl CaseColumns {
             tier: Vec::with_capacity(n),
             status: Vec::with_capacity(n),
             open: Vec::with_capacity(n),
+            supervised: Vec::with_capacity(n),
             category: Vec::with_capacity(n),
             intake: Vec::with_capacity(n),
             assignee: Vec::with_capacity(n),
@@ -301,6 +303,7 @@ impl CaseColumns {
             columns.tier.push(s.tier.map(|t| name_of(&t)));
             columns.status.push(s.status.as_str());
             columns.open.push(s.is_open());
+            columns.supervised.push(s.is_supervised());
             columns
                 .category
                 .push(pg_text(s.category.as_deref().unwrap_or(&s.reported_category)).into_owned());
@@ -343,15 +346,16 @@ impl ProjectionStore<CasesProjection> for PostgresStore {
             let c = CaseColumns::of(changes.rows.values());
             let sql = format!(
                 "INSERT INTO {} (case_id, reported_at, list_at, district, community, building, cell, \
-                 tier, status, open, category, intake, assignee, light, step, deadline, provisional, state) \
+                 tier, status, open, category, intake, assignee, light, step, deadline, provisional, state, \
+                 supervised) \
                  SELECT u.case_id, u.reported_at, u.list_at, u.district, u.community, u.building, \
                  u.cell, u.tier, u.status, u.open, u.category, u.intake, u.assignee, u.light, u.step, \
-                 u.deadline, u.provisional, u.state::jsonb \
+                 u.deadline, u.provisional, u.state::jsonb, u.supervised \
                  FROM UNNEST($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], \
                  $6::text[], $7::text[], $8::text[], $9::text[], $10::bool[], $11::text[], $12::text[], \
-                 $13::text[], $14::text[], $15::text[], $16::timestamptz[], $17::bool[], $18::text[]) \
+                 $13::text[], $14::text[], $15::text[], $16::timestamptz[], $17::bool[], $18::text[], $19::bool[]) \
                  AS u(case_id, reported_at, list_at, district, community, building, cell, tier, status, \
-                 open, category, intake, assignee, light, step, deadline, provisional, state) \
+                 open, category, intake, assignee, light, step, deadline, provisional, state, supervised) \
                  ON CONFLICT (case_id) DO UPDATE SET reported_at = EXCLUDED.reported_at, \
                  list_at = EXCLUDED.list_at, district = EXCLUDED.district, \
                  community = EXCLUDED.community, building = EXCLUDED.building, cell = EXCLUDED.cell, \
@@ -359,7 +363,7 @@ impl ProjectionStore<CasesProjection> for PostgresStore {
                  category = EXCLUDED.category, intake = EXCLUDED.intake, \
                  assignee = EXCLUDED.assignee, light = EXCLUDED.light, step = EXCLUDED.step, \
                  deadline = EXCLUDED.deadline, provisional = EXCLUDED.provisional, \
-                 state = EXCLUDED.state",
+                 state = EXCLUDED.state, supervised = EXCLUDED.supervised",
                 self.table("cases")
             );
             execute(
@@ -384,13 +388,15 @@ impl ProjectionStore<CasesProjection> for PostgresStore {
                     &c.deadline,
                     &c.provisional,
                     &c.state,
+                    &c.supervised,
                 ],
             )
             .await?;
         }
         if !changes.board.is_empty() {
             let n = changes.board.len();
-            let (mut district, mut community, mut cell, mut tier) = (
+            let (mut district, mut community, mut cell, mut tier, mut supervised) = (
+                Vec::with_capacity(n),
                 Vec::with_capacity(n),
                 Vec::with_capacity(n),
                 Vec::with_capacity(n),
@@ -406,32 +412,49 @@ impl ProjectionStore<CasesProjection> for PostgresStore {
                 community.push(pg_text(key.community.as_deref().unwrap_or("")));
                 cell.push(pg_text(&key.cell));
                 tier.push(tier_name(key.tier));
+                supervised.push(key.supervised);
                 green.push(delta.green);
                 yellow.push(delta.yellow);
                 red.push(delta.red);
             }
             let board = self.table("sla_board");
             let sql = format!(
-                "INSERT INTO {board} AS b (district, community, cell, tier, green, yellow, red) \
+                "INSERT INTO {board} AS b (district, community, cell, tier, green, yellow, red, \
+                 supervised) \
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], \
-                 $6::bigint[], $7::bigint[]) \
-                 ON CONFLICT (district, community, cell, tier) DO UPDATE SET \
+                 $6::bigint[], $7::bigint[], $8::bool[]) \
+                 ON CONFLICT (district, community, cell, tier, supervised) DO UPDATE SET \
                  green = b.green + EXCLUDED.green, yellow = b.yellow + EXCLUDED.yellow, \
                  red = b.red + EXCLUDED.red"
             );
             execute(
                 &transaction,
                 &sql,
-                &[&district, &community, &cell, &tier, &green, &yellow, &red],
+                &[
+                    &district,
+                    &community,
+                    &cell,
+                    &tier,
+                    &green,
+                    &yellow,
+                    &red,
+                    &supervised,
+                ],
             )
             .await?;
             let sql = format!(
-                "DELETE FROM {board} b USING UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) \
-                 AS k(district, community, cell, tier) \
+                "DELETE FROM {board} b USING UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+                 $5::bool[]) AS k(district, community, cell, tier, supervised) \
                  WHERE b.district = k.district AND b.community = k.community AND b.cell = k.cell \
-                 AND b.tier = k.tier AND b.green = 0 AND b.yellow = 0 AND b.red = 0"
+                 AND b.tier = k.tier AND b.supervised = k.supervised \
+                 AND b.green = 0 AND b.yellow = 0 AND b.red = 0"
             );
-            execute(&transaction, &sql, &[&district, &community, &cell, &tier]).await?;
+            execute(
+                &transaction,
+                &sql,
+                &[&district, &community, &cell, &tier, &supervised],
+            )
+            .await?;
         }
         self.finish(transaction, NAME, to).await
     }

@@ -335,6 +335,29 @@ fn case_event() -> impl Strategy<Value = CaseEvent> {
                 }))
             })
             .boxed(),
+        (
+            (cell_code(), prop::option::of(text())),
+            prop::collection::vec(identifier(), 1..4),
+            prop::option::of(text()),
+            prop::option::of(identifier()),
+            (sla_step(), timestamp(), text()),
+        )
+            .prop_map(
+                |((district, unit), leaders, contact, assignee, (step, overdue_since, reason))| {
+                    CaseEvent::SupervisionRequested(SupervisionRequested {
+                        cell: district.clone(),
+                        district,
+                        unit,
+                        leaders,
+                        contact,
+                        assignee,
+                        step,
+                        overdue_since,
+                        reason,
+                    })
+                },
+            )
+            .boxed(),
     ];
     Union::new(arms)
 }

@@ -247,7 +247,7 @@ pub fn example_cases() -> Vec<ExampleCase> {
         "workers/reply.json",
         Reader::WorkerReply,
     );
-    for kind in ["assigned", "withdrawn", "rework_requested"] {
+    for kind in ["assigned", "withdrawn", "rework_requested", "supervised"] {
         add(
             &format!("workers/task_{kind}.json"),
             "workers/task.v1.json",

@@ -24,6 +24,7 @@ const EVENT = {
   "case.closed": "结案 closed", "case.reopened": "重新打开 reopened", "case.evaluated": "评价 evaluated",
   "case.comment_added": "备注 comment", "case.escalated": "升级 escalated", "case.sla_warning": "预警 SLA warning",
   "case.sla_breached": "超时 SLA breach", "case.voided": "作废 voided",
+  "case.supervision_requested": "督办 supervision requested",
 };
 const LIGHT_ORDER = { none: 0, green: 1, yellow: 2, red: 3 };
 
@@ -218,12 +219,14 @@ function drawStatus(status) {
 }
 
 function drawTotals(districts) {
-  const sum = { green: 0, yellow: 0, red: 0 };
+  const sum = { green: 0, yellow: 0, red: 0, supervised: 0 };
   for (const row of districts) {
     sum.green += row.green;
     sum.yellow += row.yellow;
     sum.red += row.red;
+    sum.supervised += row.supervised ?? 0;
   }
+  $("total-supervised").textContent = sum.supervised;
   $("total-open").textContent = sum.green + sum.yellow + sum.red;
   $("total-green").textContent = sum.green;
   $("total-yellow").textContent = sum.yellow;
@@ -339,7 +342,7 @@ async function drawBuilding(container) {
   const page = await api(`/api/v1/cases?building=${encodeURIComponent(view.building)}&limit=100`);
   const rows = page.items
     .map((c) => `<tr class="clickable case-row" data-case="${esc(c.case_id)}" data-light="${c.sla.light ?? "none"}">` +
-      `<td><span class="light" data-light="${c.sla.light ?? "none"}"></span>${esc(c.title)}</td>` +
+      `<td><span class="light" data-light="${c.sla.light ?? "none"}"></span>${esc(c.title)}${supervisionBadge(c)}</td>` +
       `<td>${esc(STATUS[c.status] ?? c.status)}</td><td>${esc(c.category ?? c.reported_category)}</td>` +
       `<td>${esc(c.assignee ?? "—")}</td><td>${c.sla.step ? esc(STEP[c.sla.step] ?? c.sla.step) + " " + local(c.sla.deadline) + provisionalMark(c.sla) : "—"}</td>` +
       `<td>${local(c.reported_at)}</td></tr>`)
@@ -351,6 +354,14 @@ async function drawBuilding(container) {
   for (const row of container.querySelectorAll("tr[data-case]")) {
     row.onclick = () => openCase(row.dataset.case);
   }
+}
+
+/// The 督办 badge of a case under supervision: since when and by whom, on hover.
+function supervisionBadge(c) {
+  const s = c.supervision;
+  if (!s) return "";
+  const by = s.unit ?? s.leaders.join(", ");
+  return ` <span class="badge supervision" title="督办 since ${esc(local(s.since))}: ${esc(by)}">督办</span>`;
 }
 
 function openCase(caseId, location) {
@@ -384,13 +395,17 @@ async function drawCase(container) {
   const s = item;
   const field = (k, v) => `<div><span class="k">${k}</span> ${v}</div>`;
   container.innerHTML =
-    `<h3><span class="light" data-light="${s.sla.light ?? "none"}"></span>${esc(s.title)}</h3>` +
+    `<h3><span class="light" data-light="${s.sla.light ?? "none"}"></span>${esc(s.title)}${supervisionBadge(s)}</h3>` +
     `<div class="case-summary">` +
     field("状态 status", esc(STATUS[s.status] ?? s.status)) +
     field("类别 category", esc(s.category ?? s.reported_category)) +
     field("位置 where", `${esc(nameOf(s.location.community))} ${esc(nameOf(s.location.building))}`) +
     field("责任层级 tier", `${esc(TIER[s.tier] ?? "—")} ${esc(nameOf(s.cell))}`) +
     field("处理人 holder", esc(s.assignee ?? "—")) +
+    (s.supervision
+      ? field("督办 supervision", `${esc(s.supervision.unit ?? "—")} (${esc(s.supervision.leaders.join(", "))}) · ` +
+          `${local(s.supervision.since)} 起 since · ${esc(STEP[s.supervision.step] ?? s.supervision.step)} 超时 overdue since ${local(s.supervision.overdue_since)}`)
+      : "") +
     field("时限 deadline", s.sla.step ? `${esc(STEP[s.sla.step] ?? s.sla.step)} ${local(s.sla.deadline)}${provisionalMark(s.sla)}` : "—") +
     field("上报 reported", local(s.reported_at)) +
     field("案件号 id", `<code>${esc(s.case_id)}</code>`) +
