@@ -216,8 +216,7 @@ async fn a_server_older_than_2_12_is_refused_with_what_to_install() {
 
     let error = connect(&options(&[server.url()]))
         .await
-        .err()
-        .expect("an old server is refused");
+        .expect_err("an old server is refused");
 
     assert!(
         matches!(error, ConnectError::ServerTooOld { .. }),

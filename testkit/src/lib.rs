@@ -57,9 +57,7 @@ pub fn nats_server_binary() -> PathBuf {
 
 fn find_pinned_binary() -> PathBuf {
     let pinned = pinned_nats_server_version();
-    let install = format!(
-        "install it with `bash deploy/dev/install-nats-server.sh` (or `bash deploy/dev/ensure-services.sh`), or run the tests through `bash deploy/dev/test-all.sh`"
-    );
+    let install = "install it with `bash deploy/dev/install-nats-server.sh` (or `bash deploy/dev/ensure-services.sh`), or run the tests through `bash deploy/dev/test-all.sh`";
     let binary = match std::env::var_os("WANGGE_NATS_SERVER") {
         Some(path) => PathBuf::from(path),
         None => pinned_nats_server_path().unwrap_or_else(|| {
