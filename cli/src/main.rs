@@ -25,6 +25,8 @@ use tracing_subscriber::EnvFilter;
 
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory, GridStream, GridStreamConfig};
 use wangge_engine::log::{JetStreamLog, JetStreamLogConfig};
+use wangge_engine::nats::connect::redact_url;
+use wangge_engine::nats::{NatsConnectOptions, Secret};
 use wangge_engine::sla::{load_sla_dir, SlaReference, SlaStream, SlaStreamConfig};
 use wangge_projections::{FoldContext, PostgresReadModels};
 
@@ -68,24 +70,106 @@ enum Command {
     Audit(audit::AuditArgs),
 }
 
-/// Where NATS is and how the event stream is set up.
+/// Where NATS is, how to prove who we are, and how the event stream is set up.
 #[derive(Debug, Clone, Args)]
 pub struct NatsArgs {
-    /// NATS server URL.
-    #[arg(long, env = "WANGGE_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats_url: String,
+    /// NATS server URLs, comma-separated (nats://host:4222, tls://host:4222). A URL may carry
+    /// credentials (nats://user:password@host, nats://token@host); they are never shown.
+    #[arg(
+        long,
+        env = "WANGGE_NATS_URL",
+        default_value = "nats://127.0.0.1:4222",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub nats_url: Vec<String>,
+    #[command(flatten)]
+    pub auth: NatsAuthArgs,
     /// Replicas of the event and grid streams: 1 on one server, 3 on a cluster.
     #[arg(long, env = "WANGGE_STREAM_REPLICAS", default_value_t = 1)]
     pub replicas: usize,
 }
 
+/// How to prove who we are to NATS (one way at most) and how to trust its TLS certificate.
+/// Every subcommand that talks to NATS takes these; secrets are never printed.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NatsAuthArgs {
+    /// A NATS credentials file (.creds: user JWT and nkey seed).
+    #[arg(long, env = "WANGGE_NATS_CREDS", value_name = "FILE")]
+    pub nats_creds: Option<PathBuf>,
+    /// A file holding the user's nkey seed (SU...), for nkey users.
+    #[arg(long, env = "WANGGE_NATS_NKEY", value_name = "SEED_FILE")]
+    pub nats_nkey: Option<PathBuf>,
+    /// User name, with --nats-password.
+    #[arg(long, env = "WANGGE_NATS_USER", requires = "nats_password")]
+    pub nats_user: Option<String>,
+    /// Password, with --nats-user (prefer the environment variable: a flag shows in `ps`).
+    #[arg(
+        long,
+        env = "WANGGE_NATS_PASSWORD",
+        hide_env_values = true,
+        requires = "nats_user"
+    )]
+    pub nats_password: Option<Secret>,
+    /// Authentication token (prefer the environment variable: a flag shows in `ps`).
+    #[arg(long, env = "WANGGE_NATS_TOKEN", hide_env_values = true)]
+    pub nats_token: Option<Secret>,
+    /// PEM file of the CA that signed the server's certificate; connects with TLS.
+    #[arg(long, env = "WANGGE_NATS_TLS_CA", value_name = "PEM")]
+    pub nats_tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM), with --nats-tls-key, for servers that verify clients.
+    #[arg(
+        long,
+        env = "WANGGE_NATS_TLS_CERT",
+        value_name = "PEM",
+        requires = "nats_tls_key"
+    )]
+    pub nats_tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        env = "WANGGE_NATS_TLS_KEY",
+        value_name = "PEM",
+        requires = "nats_tls_cert"
+    )]
+    pub nats_tls_key: Option<PathBuf>,
+}
+
+impl NatsAuthArgs {
+    /// The connection options for these servers.
+    pub fn options(&self, servers: &[String]) -> NatsConnectOptions {
+        NatsConnectOptions {
+            servers: servers.to_vec(),
+            credentials_file: self.nats_creds.clone(),
+            nkey_seed_file: self.nats_nkey.clone(),
+            user: self.nats_user.clone(),
+            password: self.nats_password.clone(),
+            token: self.nats_token.clone(),
+            tls_ca_file: self.nats_tls_ca.clone(),
+            tls_cert_file: self.nats_tls_cert.clone(),
+            tls_key_file: self.nats_tls_key.clone(),
+            name: Some("wangge".to_owned()),
+        }
+    }
+
+    /// Connects (and refuses a server older than the engine needs).
+    pub async fn connect(&self, servers: &[String]) -> anyhow::Result<async_nats::Client> {
+        Ok(wangge_engine::nats::connect(&self.options(servers)).await?)
+    }
+}
+
 impl NatsArgs {
     pub async fn connect(&self) -> anyhow::Result<async_nats::Client> {
-        async_nats::ConnectOptions::new()
-            .name("wangge")
-            .connect(&self.nats_url)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot connect to nats at {}: {e}", self.nats_url))
+        self.auth.connect(&self.nats_url).await
+    }
+
+    /// The servers as they may be shown (credentials in URLs replaced).
+    pub fn shown_servers(&self) -> String {
+        self.nats_url
+            .iter()
+            .map(|url| redact_url(url))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     pub async fn open_log(&self, client: async_nats::Client) -> anyhow::Result<JetStreamLog> {

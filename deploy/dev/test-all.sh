@@ -3,7 +3,9 @@
 #
 #   bash deploy/dev/test-all.sh [extra cargo test args...]
 #
-# 1. makes sure nats-server and PostgreSQL are installed and running (ensure-services.sh),
+# 1. makes sure the pinned nats-server and PostgreSQL are installed and running
+#    (ensure-services.sh), and exports the pinned binary's path as WANGGE_NATS_SERVER: the
+#    integration tests start their own servers from exactly that binary,
 # 2. checks that a recent enough cargo (rustup's toolchain) is available,
 # 3. runs `cargo test --workspace --all-targets "$@"` from the repository root and exits with
 #    cargo's status. Nothing is printed after cargo's own output (CI reads its closing lines).
@@ -20,9 +22,10 @@ die() {
 
 bash "$here/ensure-services.sh"
 
-# Integration tests start their own nats-server from PATH (or /usr/sbin/nats-server); Debian does
-# not put /usr/sbin on a normal user's PATH.
-case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/sbin" ;; esac
+# Integration tests and benchmarks start their own nats-servers from the pinned binary, never
+# from PATH (where a system nats-server of another version may be).
+WANGGE_NATS_SERVER="$(bash "$here/install-nats-server.sh")" || die "could not install the pinned nats-server"
+export WANGGE_NATS_SERVER
 # rustup installs into ~/.cargo/bin, which a non-login shell (CI, cron, sudo) may not have on PATH.
 cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
 if [[ -x "$cargo_bin/cargo" ]]; then

@@ -505,7 +505,7 @@ mod jetstream_stream {
         let purge_subject = stream.purge().filter(log.config().case_subject(case)).await;
         let delete = stream.delete_message(stored.position).await;
 
-        // NATS 2.9 answers 10110 "stream purge not permitted", 10057 "message delete not permitted".
+        // The server answers 10110 "stream purge not permitted", 10057 "message delete not permitted".
         assert!(
             format!("{purge:?}").contains("purge not permitted"),
             "purge: {purge:?}"
@@ -745,12 +745,11 @@ mod jetstream_stream {
         assert_eq!(log.load(case).await.unwrap().last_position, stored.position);
     }
 
-    /// nats-server before 2.9.21 checks `Nats-Expected-Last-Subject-Sequence` on a
-    /// replicated stream only against what is already stored, not against publishes still
-    /// in flight, so several racers at one position can all win (nats-io/nats-server#4320,
-    /// fixed in 2.9.21). Run with `--ignored` against a fixed server.
+    /// A replicated stream must serialise `Nats-Expected-Last-Subject-Sequence` against
+    /// publishes still in flight, not only against what is stored: nats-server before 2.9.21
+    /// let several racers at one position all win (nats-io/nats-server#4320), which is one
+    /// reason the engine refuses servers older than 2.12.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    #[ignore = "fails on nats-server 2.9.10: replicated streams do not serialise expected-last-subject-sequence (nats-io/nats-server#4320)"]
     async fn on_a_cluster_of_three_racing_appends_still_have_exactly_one_winner() {
         let (_nodes, client) = cluster_of_three().await;
         let three = JetStreamLogConfig {

@@ -14,25 +14,79 @@ pub use postgres::{postgres_server_url, TestDatabase};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-/// Where to look for the server binary: `$NATS_SERVER_BIN`, then PATH, then Debian's path.
+/// The pin file of the project's nats-server (`deploy/dev/nats-server.pin`).
+const NATS_SERVER_PIN: &str = include_str!("../../deploy/dev/nats-server.pin");
+
+/// The nats-server version the project pins, e.g. `2.14.6`.
+pub fn pinned_nats_server_version() -> &'static str {
+    NATS_SERVER_PIN
+        .lines()
+        .find_map(|line| line.strip_prefix("NATS_SERVER_VERSION="))
+        .map(str::trim)
+        .expect("deploy/dev/nats-server.pin names NATS_SERVER_VERSION")
+}
+
+/// Where `deploy/dev/install-nats-server.sh` installs the pinned binary by default.
+pub fn pinned_nats_server_path() -> Option<PathBuf> {
+    let root = match std::env::var_os("WANGGE_NATS_SERVER_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))?;
+            cache.join("wangge").join("nats-server")
+        }
+    };
+    Some(root.join(pinned_nats_server_version()).join("nats-server"))
+}
+
+/// The project's pinned nats-server: `$WANGGE_NATS_SERVER` (set by `deploy/dev/test-all.sh`),
+/// else the install script's default path. Never a nats-server from PATH or `/usr/sbin`: a
+/// system server of another version would make the tests say nothing about the one we run.
+///
+/// Panics, saying what to run, when the binary is missing or is not the pinned version.
 pub fn nats_server_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("NATS_SERVER_BIN") {
-        return PathBuf::from(path);
+    static CHECKED: OnceLock<PathBuf> = OnceLock::new();
+    CHECKED.get_or_init(find_pinned_binary).clone()
+}
+
+fn find_pinned_binary() -> PathBuf {
+    let pinned = pinned_nats_server_version();
+    let install = "install it with `bash deploy/dev/install-nats-server.sh` (or `bash deploy/dev/ensure-services.sh`), or run the tests through `bash deploy/dev/test-all.sh`";
+    let binary = match std::env::var_os("WANGGE_NATS_SERVER") {
+        Some(path) => PathBuf::from(path),
+        None => pinned_nats_server_path().unwrap_or_else(|| {
+            panic!("the project's nats-server {pinned} cannot be found: neither WANGGE_NATS_SERVER nor HOME is set; {install}")
+        }),
+    };
+    if !binary.is_file() {
+        panic!(
+            "the project's nats-server {pinned} is not at {}; {install}",
+            binary.display()
+        );
     }
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("nats-server"))
-            .find(|p| p.is_file())
-    });
-    on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/nats-server"))
+    let said = Command::new(&binary)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} --version: {e}; {install}", binary.display()));
+    let said = String::from_utf8_lossy(&said.stdout).trim().to_owned();
+    if said != format!("nats-server: v{pinned}") {
+        panic!(
+            "{} says '{said}', the project pins nats-server {pinned}; {install}",
+            binary.display()
+        );
+    }
+    binary
 }
 
 /// A nats-server with JetStream that belongs to one test.
 pub struct NatsServer {
+    binary: PathBuf,
     child: Option<Child>,
     port: u16,
     store: TempDir,
@@ -47,12 +101,19 @@ impl NatsServer {
 
     /// Starts a fresh server with extra command-line arguments.
     pub fn start_with_args(extra_args: &[&str]) -> Self {
+        Self::start_binary(nats_server_binary(), extra_args)
+    }
+
+    /// Starts a fresh server from another binary than the pinned one (a test of how the
+    /// engine meets an older server), with extra command-line arguments.
+    pub fn start_binary(binary: PathBuf, extra_args: &[&str]) -> Self {
         let store = tempfile::Builder::new()
             .prefix("wangge-nats-")
             .tempdir()
             .expect("create a temporary store dir");
         let port = free_port();
         let mut server = Self {
+            binary,
             child: None,
             port,
             store,
@@ -102,10 +163,10 @@ impl NatsServer {
     }
 
     fn spawn(&mut self) {
-        let binary = nats_server_binary();
+        let binary = &self.binary;
         let log_file = self.store.path().join("server.log");
         let ready_before = ready_lines(&log_file);
-        let child = Command::new(&binary)
+        let child = Command::new(binary)
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(self.store.path().join("jetstream"))
             .arg("-l")
@@ -117,7 +178,7 @@ impl NatsServer {
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
-                    "cannot start {}: {e}; install it with `bash deploy/dev/ensure-services.sh` or set NATS_SERVER_BIN",
+                    "cannot start {}: {e}; install the project's nats-server with `bash deploy/dev/install-nats-server.sh`",
                     binary.display()
                 )
             });

@@ -61,9 +61,17 @@ pub struct DemoArgs {
     /// The local day simulated (a working day of the sample city's calendar).
     #[arg(long, default_value = "2026-11-24")]
     day: chrono::NaiveDate,
-    /// Run on this NATS server (JetStream) instead of the in-memory log.
-    #[arg(long, env = "WANGGE_DEMO_NATS_URL")]
-    nats_url: Option<String>,
+    /// Run on these NATS servers (JetStream; comma-separated URLs, e.g. the project's
+    /// development server nats://127.0.0.1:4223) instead of the in-memory log.
+    #[arg(
+        long,
+        env = "WANGGE_DEMO_NATS_URL",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    nats_url: Option<Vec<String>>,
+    #[command(flatten)]
+    nats_auth: crate::NatsAuthArgs,
     /// Keep the read models in PostgreSQL at this server (the run gets a database of its
     /// own, named after the URL's database and the run) instead of in memory.
     #[arg(long, env = "WANGGE_DEMO_POSTGRES_URL")]
@@ -94,10 +102,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             let reference = (grid, categories, sla);
             day(&args, &run, MemoryLog::new(), reference, what).await
         }
-        Some(url) => {
-            let client = async_nats::connect(&url)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot connect to nats at {url}: {e}"))?;
+        Some(urls) => {
+            let client = args.nats_auth.connect(&urls).await?;
+            let url = urls
+                .iter()
+                .map(|url| wangge_engine::nats::connect::redact_url(url))
+                .collect::<Vec<_>>()
+                .join(",");
             let config = JetStreamLogConfig {
                 stream_name: format!("WANGGE_DEMO_{run}"),
                 subject_prefix: format!("wangge.demo.{run}"),

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::{
     self,
-    context::PublishErrorKind,
     stream::{self, DiscardPolicy, RetentionPolicy, StorageType},
 };
 use tracing::{debug, info, warn};
@@ -174,12 +173,15 @@ impl GridStream {
                 position: ack.sequence,
                 duplicate: ack.duplicate,
             }),
-            Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
-                let actual = crate::nats::streams::actual_last_sequence(&error);
-                debug!(expected, actual, "grid append conflict");
-                Err(GridStreamError::Conflict { expected, actual })
-            }
-            Err(error) => Err(unavailable(error)),
+            Err(error) => match crate::nats::streams::subject_moved_on(&error) {
+                Some(actual) => {
+                    // A cluster may not say where the subject is: somewhere past `expected`.
+                    let actual = actual.unwrap_or(expected + 1);
+                    debug!(expected, actual, "grid append conflict");
+                    Err(GridStreamError::Conflict { expected, actual })
+                }
+                None => Err(unavailable(error)),
+            },
         }
     }
 

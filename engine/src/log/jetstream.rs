@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::{
     self,
-    context::PublishErrorKind,
     stream::{self, DirectGetErrorKind, DiscardPolicy, RetentionPolicy, StorageType},
 };
 use futures::stream::{BoxStream, StreamExt};
@@ -140,20 +139,10 @@ fn unavailable(error: impl std::fmt::Display) -> LogError {
     LogError::Unavailable(error.to_string())
 }
 
-/// The server says `wrong last sequence: N`; N is where the case really is.
-///
-/// The client renders that as `wrong last sequence: N (code 400, error code 10071)`, so the
-/// number is the first one after the description's colon, not the last one in the text.
-fn actual_sequence_from(error: &async_nats::jetstream::context::PublishError) -> LogPosition {
-    use std::error::Error;
-    let text = error.source().map(|s| s.to_string()).unwrap_or_default();
-    let description = text.split(" (code").next().unwrap_or_default();
-    description
-        .rsplit(|c: char| !c.is_ascii_digit())
-        .find(|part| !part.is_empty())
-        .and_then(|digits| digits.parse().ok())
-        .unwrap_or(0)
-}
+/// How long a refused append waits for the append in flight on a clustered stream to become
+/// readable, to learn where the case is: up to 50 × 20 ms.
+const IN_FLIGHT_TRIES: u32 = 50;
+const IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Most earlier positions a commit lists in [`HEADER_EARLIER_POSITIONS`]. A case with more
 /// commits than this (rare: a typical case has 10–30) is loaded by walking its subject.
@@ -197,7 +186,7 @@ impl JetStreamLog {
         }
         let ack = self
             .context
-            .send_publish(subject, message)
+            .send_publish(subject.clone(), message)
             .await
             .map_err(unavailable)?
             .await;
@@ -206,17 +195,75 @@ impl JetStreamLog {
                 position: ack.sequence,
                 duplicate: ack.duplicate,
             }),
-            Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
-                let actual = actual_sequence_from(&error);
-                debug!(case_id = %commit.case_id, expected, actual, "append conflict");
-                Err(LogError::Conflict {
-                    case_id: commit.case_id,
-                    expected,
-                    actual,
-                })
-            }
-            Err(error) => Err(unavailable(error)),
+            Err(error) => match crate::nats::streams::subject_moved_on(&error) {
+                Some(actual) => {
+                    self.refused_append(&subject, &commit, expected, actual)
+                        .await
+                }
+                None => Err(unavailable(error)),
+            },
         }
+    }
+
+    /// The server refused an append because the case is no longer at `expected`. That is a
+    /// conflict — unless what moved the case on is this very commit, stored by an earlier try
+    /// whose acknowledgement was lost. A single nats-server (2.11 and later) checks the
+    /// expected position before the duplicate window, so it cannot say so itself; the commit
+    /// that directly follows `expected` on the case's subject can: it carries this commit's
+    /// idempotency key as its `Nats-Msg-Id`. One direct get, only on a refusal.
+    async fn refused_append(
+        &self,
+        subject: &str,
+        commit: &Commit,
+        expected: LogPosition,
+        actual: Option<LogPosition>,
+    ) -> Result<Appended, LogError> {
+        // A clustered stream that refused because another append to the case is in flight
+        // does not say where the case is: wait (briefly) for that append to become readable.
+        let mut tries = 0;
+        let next = loop {
+            match self
+                .stream
+                .direct_get_next_for_subject(subject, Some(expected + 1))
+                .await
+            {
+                Ok(next) => break Some(next),
+                Err(_) if actual.is_none() && tries < IN_FLIGHT_TRIES => {
+                    tries += 1;
+                    tokio::time::sleep(IN_FLIGHT_WAIT).await;
+                }
+                Err(_) => break None,
+            }
+        };
+        if let Some(next) = &next {
+            let key = next
+                .headers
+                .get(async_nats::header::NATS_MESSAGE_ID)
+                .map(|value| value.as_str());
+            if key == Some(commit.idempotency_key.as_str()) {
+                debug!(case_id = %commit.case_id, position = next.sequence, "append was already stored");
+                return Ok(Appended {
+                    position: next.sequence,
+                    duplicate: true,
+                });
+            }
+        }
+        let actual = match (actual, next) {
+            (Some(actual), _) => actual,
+            (None, Some(next)) => self
+                .stream
+                .direct_get_last_for_subject(subject)
+                .await
+                .map_or(next.sequence, |last| last.sequence.max(next.sequence)),
+            // The append in flight failed after all: the case is still where we expected.
+            (None, None) => expected,
+        };
+        debug!(case_id = %commit.case_id, expected, actual, "append conflict");
+        Err(LogError::Conflict {
+            case_id: commit.case_id,
+            expected,
+            actual,
+        })
     }
 
     fn decode_commit(
@@ -297,8 +344,8 @@ impl JetStreamLog {
 }
 
 /// A case's events must number 1, 2, 3, … across commits. Optimistic concurrency guarantees
-/// it on a correct server; NATS 2.9 clusters before 2.9.21 could accept two appends at the
-/// same expected position (nats-server#4320), so a load checks rather than trusts.
+/// it for the engine's own appends; a writer outside the engine (a foreign publisher on a case
+/// subject) or a damaged store can break it, so a load checks rather than trusts.
 fn check_gapless(case_id: CaseId, history: &CaseHistory) -> Result<(), LogError> {
     for (index, event) in history.events.iter().enumerate() {
         let expected = index as u64 + 1;

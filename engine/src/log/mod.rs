@@ -1,7 +1,8 @@
 //! The event log: where a case's events are appended and read back.
 //!
 //! One command's events form one *commit*, stored as one message, so they become visible
-//! together or not at all (NATS 2.9 has no atomic multi-message publish). Every commit names
+//! together or not at all, whatever the server (atomic multi-message batches came only in
+//! NATS 2.12, and one message needs none). Every commit names
 //! the log position it expects to follow for its case: optimistic concurrency, including the
 //! very first commit of a case (expected position 0 = "the case must not exist yet").
 

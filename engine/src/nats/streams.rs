@@ -55,6 +55,25 @@ fn needs_update(current: &stream::Config, wanted: &stream::Config) -> bool {
         || current.description != wanted.description
 }
 
+/// Whether a publish was refused because its `Nats-Expected-Last-Subject-Sequence` no longer
+/// holds, and if so where the subject really is when the server says so.
+///
+/// A single server answers `wrong last sequence: N` (error code 10071). A clustered stream
+/// also refuses with the constant `wrong last sequence` (10164) while another append to the
+/// same subject is still in flight, without a position: the subject moved on, to where the
+/// caller must read. Both are a lost race, never an outage.
+pub fn subject_moved_on(error: &jetstream::context::PublishError) -> Option<Option<u64>> {
+    use async_nats::jetstream::ErrorCode;
+    use jetstream::context::PublishErrorKind;
+    if error.kind() == PublishErrorKind::WrongLastSequence {
+        return Some(Some(actual_last_sequence(error)));
+    }
+    let code = std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<async_nats::jetstream::Error>())
+        .map(|error| error.error_code())?;
+    (code == ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT).then_some(None)
+}
+
 /// Where a stream's subject really is after a conditional append was refused: the server
 /// says `wrong last sequence: N (code 400, error code 10071)`. 0 when it does not say.
 pub fn actual_last_sequence(error: &jetstream::context::PublishError) -> u64 {

@@ -102,28 +102,18 @@ pub struct PartitionLeases {
 impl PartitionLeases {
     pub async fn open(client: async_nats::Client, config: LeaseConfig) -> anyhow::Result<Self> {
         let context = jetstream::new(client);
-        // async-nats's `create_key_value` first asks for account limits in a form NATS 2.9 does
-        // not answer, so the bucket's stream is created here with the settings a KV bucket has.
-        context
-            .get_or_create_stream(jetstream::stream::Config {
-                name: format!("KV_{}", config.bucket),
-                description: Some(
-                    "Wangge: which engine instance acts on which partition of cases".into(),
-                ),
-                subjects: vec![format!("$KV.{}.>", config.bucket)],
-                max_messages_per_subject: 1,
+        let store = context
+            .create_or_update_key_value(kv::Config {
+                bucket: config.bucket.clone(),
+                description: "Wangge: which engine instance acts on which partition of cases"
+                    .into(),
+                history: 1,
                 max_age: config.ttl,
                 storage: jetstream::stream::StorageType::File,
                 num_replicas: config.replicas,
-                allow_rollup: true,
-                deny_delete: true,
-                allow_direct: true,
-                discard: jetstream::stream::DiscardPolicy::New,
-                duplicate_window: config.ttl.min(Duration::from_secs(120)),
                 ..Default::default()
             })
             .await?;
-        let store: kv::Store = context.get_key_value(&config.bucket).await?;
         Ok(Self {
             store,
             config,

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::{
     self,
-    context::PublishErrorKind,
     stream::{self, DiscardPolicy, RetentionPolicy, StorageType},
 };
 use tracing::{debug, info, warn};
@@ -21,7 +20,6 @@ use wangge_domain::sla::LiveSla;
 use wangge_schemas::sla::{decode_sla_event, SlaEventEnvelope};
 
 use super::shared::{ProcessedSlaMessage, SharedSla};
-use crate::nats::streams::actual_last_sequence;
 use crate::nats::OrderedReader;
 
 /// Header naming an SLA message's event type, for routers that do not parse the body.
@@ -175,12 +173,15 @@ impl SlaStream {
                 position: ack.sequence,
                 duplicate: ack.duplicate,
             }),
-            Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
-                let actual = actual_last_sequence(&error);
-                debug!(expected, actual, "sla append conflict");
-                Err(SlaStreamError::Conflict { expected, actual })
-            }
-            Err(error) => Err(unavailable(error)),
+            Err(error) => match crate::nats::streams::subject_moved_on(&error) {
+                Some(actual) => {
+                    // A cluster may not say where the subject is: somewhere past `expected`.
+                    let actual = actual.unwrap_or(expected + 1);
+                    debug!(expected, actual, "sla append conflict");
+                    Err(SlaStreamError::Conflict { expected, actual })
+                }
+                None => Err(unavailable(error)),
+            },
         }
     }
 

@@ -6,9 +6,9 @@
 //! One object (`timer-book`) in a JetStream object store bucket (`wangge_timers`): the
 //! client library cuts it into chunks, writes its description last (a roll-up, so a reader
 //! sees the old snapshot or the new one, never half of one), checks a SHA-256 digest on
-//! reading and purges the chunks of the snapshot it replaced. It needs nothing newer than
-//! NATS 2.9: a stream with roll-ups and direct gets, and an ordered push consumer to read.
-//! A stream of our own chunks would have to do all of that by hand.
+//! reading and purges the chunks of the snapshot it replaced: a stream with roll-ups and
+//! direct gets, and an ordered consumer to read. A stream of our own chunks would have to do
+//! all of that by hand.
 //!
 //! # Who writes it
 //!
