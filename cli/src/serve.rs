@@ -19,6 +19,7 @@ use crate::{NatsArgs, ReferenceArgs};
 use wangge_engine::app::{CaseService, LiveSlaTerms, SystemClock};
 use wangge_engine::grid::{serve_grid_commands, GridCommandService, GridFollower, SharedGrid};
 use wangge_engine::intake::nats::serve_intake;
+use wangge_engine::intake::rejected::RejectedLimits;
 use wangge_engine::intake::{ClaimedTimeBounds, IntakeService, JetStreamRejectedStore};
 use wangge_engine::runtime::dispatch_snapshot::dispatch_snapshot_store;
 use wangge_engine::runtime::dispatcher::Dispatcher;
@@ -97,6 +98,23 @@ pub struct ServeArgs {
         value_name = "HOURS"
     )]
     intake_flag_hours_behind: u32,
+    /// Days a refused message is kept in the rejected stream (it may hold a resident's
+    /// personal data).
+    #[arg(
+        long,
+        env = "WANGGE_REJECTED_MAX_AGE_DAYS",
+        default_value_t = 30,
+        value_name = "DAYS"
+    )]
+    rejected_max_age_days: u32,
+    /// The rejected stream's size; beyond it the oldest refused messages make room.
+    #[arg(
+        long,
+        env = "WANGGE_REJECTED_MAX_MB",
+        default_value_t = 256,
+        value_name = "MB"
+    )]
+    rejected_max_mb: u32,
     /// Where the HTTP API, the dashboard and `/metrics` listen.
     #[arg(long, env = "WANGGE_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     http_listen: std::net::SocketAddr,
@@ -112,7 +130,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let sla_files = args.reference.sla.load()?;
     let client = args.nats.connect().await?;
     let log = args.nats.open_log(client.clone()).await?;
-    let rejected = JetStreamRejectedStore::open(client.clone(), args.nats.replicas).await?;
+    let rejected_limits = RejectedLimits {
+        max_age: std::time::Duration::from_secs(u64::from(args.rejected_max_age_days) * 86_400),
+        max_bytes: i64::from(args.rejected_max_mb) * 1024 * 1024,
+        ..RejectedLimits::default()
+    };
+    let rejected = JetStreamRejectedStore::open_with_limits(
+        client.clone(),
+        args.nats.replicas,
+        rejected_limits,
+    )
+    .await?;
     let (districts, communities, buildings) = grid_file.counts();
     info!(
         city = grid_file.city(),

@@ -988,3 +988,118 @@ async fn two_engine_instances_share_the_load_and_handle_each_message_exactly_onc
     }
     assert_eq!(world.rejected_count().await, 0);
 }
+
+// ---------------------------------------------------------------------------------------
+// No sender can fill the store
+// ---------------------------------------------------------------------------------------
+
+/// A flood of 900 kB garbage costs a few kilobytes a message: what was refused is kept, cut
+/// to its first 4 KiB with its size as it arrived, and valid reports among the flood are
+/// accepted as usual.
+#[tokio::test]
+async fn a_flood_of_oversized_garbage_is_kept_cut_short_and_valid_reports_still_get_in() {
+    let world = World::start().await;
+    let garbage = Bytes::from(vec![b'x'; 900_000]);
+    let mut accepted = 0;
+    for n in 0..400 {
+        let reply = world
+            .request("wangge.intake.resident_report", &[], garbage.clone())
+            .await;
+        assert!(
+            matches!(&reply, IntakeReply::Rejected { code, .. } if code == "payload_too_large"),
+            "{reply:?}"
+        );
+        if n % 50 == 0 {
+            world.report(&resident_report(&format!("flood-{n}"))).await;
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 8);
+    assert_eq!(world.rejected_count().await, 400);
+    let context = async_nats::jetstream::new(world.sender.clone());
+    let mut stream = context
+        .get_stream(JetStreamRejectedStore::STREAM)
+        .await
+        .expect("the rejected stream");
+    let info = stream.info().await.expect("its info");
+    // 400 × 900 kB arrived; under 3 MB is kept.
+    assert!(
+        info.state.bytes < 3_000_000,
+        "{} bytes kept",
+        info.state.bytes
+    );
+    assert_eq!(
+        info.config.max_age,
+        Duration::from_secs(30 * 24 * 3600),
+        "kept 30 days"
+    );
+    assert!(info.config.max_bytes > 0, "the stream has a size limit");
+    let kept = world.raw_rejected(info.state.last_sequence).await;
+    assert_eq!(kept.payload.len(), 4096);
+    assert_eq!(
+        kept.headers
+            .get(wangge_engine::intake::rejected::HEADER_PAYLOAD_BYTES)
+            .map(|v| v.as_str().to_owned()),
+        Some("900000".to_owned())
+    );
+}
+
+/// Past its size the stream makes room by dropping its oldest entries, never by refusing
+/// the newest; and `wangge serve` brings a stream made without limits up to them.
+#[tokio::test]
+async fn the_rejected_stream_keeps_within_its_size_by_dropping_the_oldest() {
+    let server = NatsServer::start();
+    let client = server.connect().await;
+    // A stream as an earlier release made it: no size limit.
+    JetStreamRejectedStore::open(client.clone(), 1)
+        .await
+        .expect("open with the defaults");
+    let context = async_nats::jetstream::new(client.clone());
+    let mut config = context
+        .get_stream(JetStreamRejectedStore::STREAM)
+        .await
+        .unwrap()
+        .cached_info()
+        .config
+        .clone();
+    config.max_bytes = -1;
+    context.update_stream(&config).await.expect("unlimited");
+
+    let limits = wangge_engine::intake::rejected::RejectedLimits {
+        max_bytes: 1024 * 1024,
+        ..Default::default()
+    };
+    let store = JetStreamRejectedStore::open_with_limits(client.clone(), 1, limits)
+        .await
+        .expect("open with a 1 MiB limit");
+    let mut last = 0;
+    for n in 0..60 {
+        last = store
+            .keep(wangge_engine::intake::rejected::Rejection {
+                subject: "wangge.intake.resident_report".into(),
+                headers: Vec::new(),
+                payload: Bytes::from(vec![b'y'; 60_000]),
+                code: "malformed_json".into(),
+                field: None,
+                reason: format!("garbage {n}"),
+                rejected_at: chrono::Utc::now(),
+            })
+            .await
+            .expect("kept, never refused for room");
+    }
+    let info = context
+        .get_stream(JetStreamRejectedStore::STREAM)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(info.config.max_bytes, 1024 * 1024);
+    assert!(info.state.bytes <= 1024 * 1024, "{}", info.state.bytes);
+    assert!(info.state.first_sequence > 1, "the oldest made room");
+    assert_eq!(
+        store.get(last).await.expect("the newest").rejection.reason,
+        "garbage 59"
+    );
+}

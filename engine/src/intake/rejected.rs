@@ -30,13 +30,59 @@ pub const HEADER_REJECT_FIELD: &str = "Wangge-Reject-Field";
 pub const HEADER_REJECT_REASON: &str = "Wangge-Reject-Reason";
 pub const HEADER_ORIGINAL_SUBJECT: &str = "Wangge-Original-Subject";
 pub const HEADER_REJECTED_AT: &str = "Wangge-Rejected-At";
-const OUR_HEADERS: [&str; 5] = [
+/// On a message whose body was cut to [`RejectedLimits::kept_of_oversized`]: its size as it
+/// arrived, in bytes.
+pub const HEADER_PAYLOAD_BYTES: &str = "Wangge-Payload-Bytes";
+const OUR_HEADERS: [&str; 6] = [
     HEADER_REJECT_CODE,
     HEADER_REJECT_FIELD,
     HEADER_REJECT_REASON,
     HEADER_ORIGINAL_SUBJECT,
     HEADER_REJECTED_AT,
+    HEADER_PAYLOAD_BYTES,
 ];
+
+/// How much the rejected stream may hold, so that no sender can fill the store with what the
+/// engine refused: a flood of garbage costs a bounded amount of disk, never the room the
+/// event log needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RejectedLimits {
+    /// A kept message is removed after this long: refused reports hold residents' personal
+    /// data, which must not be kept longer than needed to deal with them.
+    pub max_age: Duration,
+    /// The stream's size on disk; beyond it the oldest kept messages make room for new ones
+    /// (discard old), so the newest refusals are always there to be seen.
+    pub max_bytes: i64,
+    /// A body larger than the largest message the engine accepts is kept only up to this
+    /// many bytes (enough to see what it was), with its full size in `Wangge-Payload-Bytes`.
+    pub kept_of_oversized: usize,
+}
+
+impl Default for RejectedLimits {
+    /// 30 days, 256 MiB, 4 KiB of an oversized body.
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            max_bytes: 256 * 1024 * 1024,
+            kept_of_oversized: 4 * 1024,
+        }
+    }
+}
+
+/// The largest body any command front accepts (an SLA command); a refused message up to
+/// this size is kept whole, so it can be replayed once its cause is fixed.
+pub const MAX_KEPT_WHOLE: usize = wangge_schemas::sla::MAX_SLA_COMMAND_BYTES;
+
+/// `payload` as the store keeps it: whole up to [`MAX_KEPT_WHOLE`], else its first
+/// `kept_of_oversized` bytes and its size as it arrived.
+pub fn kept_payload(payload: &Bytes, limits: &RejectedLimits) -> (Bytes, Option<usize>) {
+    if payload.len() <= MAX_KEPT_WHOLE {
+        (payload.clone(), None)
+    } else {
+        let kept = limits.kept_of_oversized.min(payload.len());
+        (payload.slice(..kept), Some(payload.len()))
+    }
+}
 /// A sender's own `Nats-*` header is kept under this prefix: stored as is, JetStream would
 /// act on it (`Nats-Msg-Id` would deduplicate two different refused messages into one,
 /// `Nats-Expected-*` would make keeping the message fail).
@@ -197,19 +243,40 @@ pub struct JetStreamRejectedStore {
     context: jetstream::Context,
     stream: stream::Stream,
     prefix: String,
+    limits: RejectedLimits,
 }
 
 impl JetStreamRejectedStore {
     pub const STREAM: &'static str = "WANGGE_REJECTED";
     pub const PREFIX: &'static str = "wangge.rejected";
 
-    /// Creates the stream if needed (idempotent; every instance calls it at start-up).
+    /// Opens the stream, creating it with the default limits if there is none; an existing
+    /// stream's limits are left as they are (what `wangge rejected` and tests use).
     pub async fn open(
         client: async_nats::Client,
         replicas: usize,
     ) -> Result<Self, RejectedStoreError> {
+        Self::open_inner(client, replicas, RejectedLimits::default(), false).await
+    }
+
+    /// Opens the stream and brings its limits up to `limits` (`wangge serve`: a stream made
+    /// by an earlier release had no limit but its age).
+    pub async fn open_with_limits(
+        client: async_nats::Client,
+        replicas: usize,
+        limits: RejectedLimits,
+    ) -> Result<Self, RejectedStoreError> {
+        Self::open_inner(client, replicas, limits, true).await
+    }
+
+    async fn open_inner(
+        client: async_nats::Client,
+        replicas: usize,
+        limits: RejectedLimits,
+        enforce_limits: bool,
+    ) -> Result<Self, RejectedStoreError> {
         let context = jetstream::new(client);
-        let stream = context
+        let mut stream = context
             .get_or_create_stream(stream::Config {
                 name: Self::STREAM.to_owned(),
                 description: Some(
@@ -219,17 +286,54 @@ impl JetStreamRejectedStore {
                 subjects: vec![format!("{}.>", Self::PREFIX)],
                 storage: StorageType::File,
                 num_replicas: replicas,
-                // Kept for a quarter; an operator deals with them long before.
-                max_age: Duration::from_secs(90 * 24 * 3600),
+                max_age: limits.max_age,
+                max_bytes: limits.max_bytes,
+                discard: stream::DiscardPolicy::Old,
+                max_message_size: max_message_size(),
                 allow_direct: true,
                 ..Default::default()
             })
             .await
             .map_err(unavailable)?;
+        // A stream made by an earlier release (or with other limits) gets these limits; its
+        // replicas and everything else stay as they are.
+        let mut config = stream.cached_info().config.clone();
+        let wanted = (
+            limits.max_age,
+            limits.max_bytes,
+            stream::DiscardPolicy::Old,
+            max_message_size(),
+        );
+        if enforce_limits
+            && (
+                config.max_age,
+                config.max_bytes,
+                config.discard,
+                config.max_message_size,
+            ) != wanted
+        {
+            (
+                config.max_age,
+                config.max_bytes,
+                config.discard,
+                config.max_message_size,
+            ) = wanted;
+            context.update_stream(&config).await.map_err(unavailable)?;
+            stream = context
+                .get_stream(Self::STREAM)
+                .await
+                .map_err(unavailable)?;
+            tracing::info!(
+                max_age_days = limits.max_age.as_secs() / 86_400,
+                max_bytes = limits.max_bytes,
+                "rejected stream limits brought up to date"
+            );
+        }
         Ok(Self {
             context,
             stream,
             prefix: Self::PREFIX.to_owned(),
+            limits,
         })
     }
 
@@ -283,6 +387,12 @@ impl JetStreamRejectedStore {
             last_replay,
         })
     }
+}
+
+/// Nothing larger is ever written (a cut body, our headers, the sender's): a backstop
+/// against a bug, not a policy.
+fn max_message_size() -> i32 {
+    i32::try_from(MAX_KEPT_WHOLE + 64 * 1024).unwrap_or(i32::MAX)
 }
 
 fn unavailable(error: impl std::fmt::Display) -> RejectedStoreError {
@@ -357,13 +467,13 @@ impl RejectedStore for JetStreamRejectedStore {
             HEADER_REJECTED_AT,
             rejection.rejected_at.to_rfc3339().as_str(),
         );
+        let (payload, arrived_bytes) = kept_payload(&rejection.payload, &self.limits);
+        if let Some(arrived_bytes) = arrived_bytes {
+            headers.insert(HEADER_PAYLOAD_BYTES, arrived_bytes.to_string().as_str());
+        }
         let ack = self
             .context
-            .publish_with_headers(
-                self.message_subject(&rejection.subject),
-                headers,
-                rejection.payload,
-            )
+            .publish_with_headers(self.message_subject(&rejection.subject), headers, payload)
             .await
             .map_err(unavailable)?
             .await
