@@ -17,10 +17,13 @@ use tracing::info;
 
 use crate::{NatsArgs, ReferenceArgs};
 use wangge_engine::app::{CaseService, LiveSlaTerms, SystemClock};
+use wangge_engine::grid::GridStreamConfig;
 use wangge_engine::grid::{serve_grid_commands, GridCommandService, GridFollower, SharedGrid};
 use wangge_engine::intake::nats::serve_intake;
 use wangge_engine::intake::rejected::RejectedLimits;
 use wangge_engine::intake::{ClaimedTimeBounds, IntakeService, JetStreamRejectedStore};
+use wangge_engine::log::JetStreamLogConfig;
+use wangge_engine::nats::{StreamGuard, StreamViolation};
 use wangge_engine::runtime::dispatch_snapshot::dispatch_snapshot_store;
 use wangge_engine::runtime::dispatcher::Dispatcher;
 use wangge_engine::runtime::revisions::DeadlineRevisions;
@@ -28,6 +31,7 @@ use wangge_engine::runtime::timers::{
     SnapshotConfig, SnapshotStore, SnapshotStoreConfig, TimerBook, TimerService,
 };
 use wangge_engine::runtime::{LeaseConfig, PartitionLeases};
+use wangge_engine::sla::SlaStreamConfig;
 use wangge_engine::sla::{
     serve_sla_commands, watch_calendar_coverage, SharedSla, SlaCommandService, SlaFollower,
     COVERAGE_CHECK_EVERY,
@@ -200,6 +204,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The live SLA data: the files, then every SLA event on the SLA stream, caught up before
     // anything computes a deadline, as for the grid.
     let sla_stream = args.nats.open_sla_stream(client.clone()).await?;
+
+    // The log defends itself: the streams keep the settings just put in place, and an
+    // append-only one keeps its first message; checked now and every 10 s, and the instance
+    // stops, loudly, rather than serve stale data.
+    let stream_guard = StreamGuard::baseline(
+        async_nats::jetstream::new(client.clone()),
+        &[
+            (JetStreamLogConfig::default().stream_name.as_str(), true),
+            (GridStreamConfig::default().stream_name.as_str(), true),
+            (SlaStreamConfig::default().stream_name.as_str(), true),
+            (JetStreamRejectedStore::STREAM, false),
+        ],
+    )
+    .await
+    .map_err(refuse_to_run)?;
+    let (guard_alarm, guard_alarmed) = tokio::sync::oneshot::channel::<Vec<StreamViolation>>();
+    let until = stopped();
+    background.spawn(async move {
+        if let Err(violations) = stream_guard.watch(StreamGuard::EVERY, until).await {
+            guard_alarm.send(violations).ok();
+        }
+    });
     let mut sla_follower = SlaFollower::new(sla_stream.clone(), sla.clone());
     let sla_position = sla_follower.catch_up().await?;
     info!(
@@ -377,18 +403,44 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             ", dispatching its partitions"
         }
     );
+    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let failed_in_shutdown = failed.clone();
     serve_intake(client.clone(), service, async move {
-        let signal = shutdown_signal().await;
-        info!(
-            signal,
-            "stopping: draining intake, finishing messages in hand"
-        );
+        tokio::select! {
+            signal = shutdown_signal() => info!(
+                signal,
+                "stopping: draining intake, finishing messages in hand"
+            ),
+            Ok(violations) = guard_alarmed => {
+                for violation in &violations {
+                    eprintln!("wangge: {violation}");
+                }
+                eprintln!(
+                    "wangge: stopping: the engine's streams were changed outside it; restore \
+                     them (from a backup if messages were lost) before starting again"
+                );
+                failed_in_shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
         stop.send(true).ok();
     })
     .await?;
     while background.join_next().await.is_some() {}
     client.flush().await.ok();
+    if failed.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `wangge serve` says when a stream it owns is wrong at start.
+fn refuse_to_run(violations: Vec<StreamViolation>) -> anyhow::Error {
+    let found: Vec<String> = violations.iter().map(ToString::to_string).collect();
+    anyhow::anyhow!(
+        "refusing to run: {}; restore the stream (from a backup if messages were lost) before \
+         starting again",
+        found.join("; ")
+    )
 }
 
 fn default_instance_name() -> String {

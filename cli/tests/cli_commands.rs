@@ -1285,3 +1285,48 @@ fn serve_refuses_an_invalid_sla_dir_naming_the_file_and_the_json_path() {
         run.stderr
     );
 }
+
+/// The log defends itself: when another client with administration rights shrinks the event
+/// log, a running engine stops with an error naming the stream and the setting, instead of
+/// serving cases the log no longer holds.
+#[test]
+fn serve_stops_loudly_when_its_event_log_is_changed_outside_it() {
+    let mut site = Site::new();
+    let mut engine = site.serve(&[]);
+    let deadline = Instant::now() + WAIT;
+    while !engine.log().contains("watching the engine's streams") {
+        engine.assert_running();
+        assert!(Instant::now() < deadline, "never started: {}", engine.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let client = async_nats::connect(site.url()).await.expect("connect");
+        let context = async_nats::jetstream::new(client);
+        let mut config = context
+            .get_stream("WANGGE_EVENTS")
+            .await
+            .expect("the event log")
+            .cached_info()
+            .config
+            .clone();
+        config.max_messages = 5;
+        config.discard = async_nats::jetstream::stream::DiscardPolicy::Old;
+        context.update_stream(&config).await.expect("the change");
+    });
+    // Checked every 10 s.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = engine.child.try_wait().expect("engine status") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running: {}", engine.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(1), "{}", engine.log());
+    let log = engine.log();
+    assert!(
+        log.contains("WANGGE_EVENTS") && log.contains("max_msgs") && log.contains("stopping"),
+        "{log}"
+    );
+}

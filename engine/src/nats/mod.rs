@@ -2,11 +2,13 @@
 //! SLA commands) and its streams (opening them, reading them in order).
 
 pub mod connect;
+pub mod guard;
 pub mod ordered_reader;
 pub mod queue_server;
 pub mod streams;
 
 pub use connect::{connect, NatsConnectOptions, Secret};
+pub use guard::{StreamGuard, StreamViolation};
 pub use ordered_reader::{OrderedReader, ReadMessage};
 pub use queue_server::{serve_queue, QueueServer};
 pub use streams::open_stream;
