@@ -19,6 +19,8 @@ use super::{board, cases, grid, live, progress, reports, sla, workers};
                        Every refusal is JSON: {\"status\":\"rejected\",\"code\",\"field\",\"reason\"}.",
         license(name = "Apache-2.0")
     ),
+    // Query enums the parameters refer to by name: defined here so every `$ref` resolves.
+    components(schemas(crate::query::BoardGroup, crate::query::IndicatorGroup)),
     tags(
         (name = "cases", description = "Cases: list, one case, history, audit trail"),
         (name = "sla", description = "SLA board, overdue list, and how far ahead the business calendars are published"),

@@ -75,3 +75,50 @@ async fn the_served_document_is_the_generated_one_and_every_documented_path_is_r
         .collect();
     assert!(parameters.contains(&"reported_from") && parameters.contains(&"cursor"));
 }
+
+/// Every `$ref` in the document points at something the document defines (it once referred to
+/// `BoardGroup` and `IndicatorGroup` without defining them), and every operation is complete.
+#[test]
+fn every_reference_in_the_document_resolves_and_every_operation_is_complete() {
+    let document: serde_json::Value = serde_json::from_str(&render(&openapi())).unwrap();
+    fn refs<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match value {
+            serde_json::Value::Object(fields) => {
+                for (key, field) in fields {
+                    match (key.as_str(), field) {
+                        ("$ref", serde_json::Value::String(target)) => out.push(target),
+                        _ => refs(field, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|item| refs(item, out)),
+            _ => {}
+        }
+    }
+    let mut targets = Vec::new();
+    refs(&document, &mut targets);
+    assert!(!targets.is_empty());
+    for target in targets {
+        let pointer = target
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("{target} is not a local reference"));
+        assert!(
+            document.pointer(pointer).is_some(),
+            "{target} is referred to but not defined"
+        );
+    }
+    let mut operation_ids = std::collections::BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap_or_default();
+            assert!(!id.is_empty(), "{method} {path} has no operationId");
+            assert!(operation_ids.insert(id.to_owned()), "{id} is used twice");
+            assert!(
+                operation["responses"]
+                    .as_object()
+                    .is_some_and(|r| !r.is_empty()),
+                "{method} {path} documents no response"
+            );
+        }
+    }
+}
