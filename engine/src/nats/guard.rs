@@ -67,68 +67,36 @@ impl OwnedSettings {
         }
     }
 
+    /// Each owned setting by the name the server's config uses, as text.
+    fn named(&self) -> [(&'static str, String); 13] {
+        [
+            ("subjects", format!("{:?}", self.subjects)),
+            ("num_replicas", self.replicas.to_string()),
+            ("max_age", format!("{:?}", self.max_age)),
+            ("max_msgs", self.max_msgs.to_string()),
+            ("max_bytes", self.max_bytes.to_string()),
+            (
+                "max_msgs_per_subject",
+                self.max_msgs_per_subject.to_string(),
+            ),
+            ("max_msg_size", self.max_message_size.to_string()),
+            ("discard", self.discard.clone()),
+            ("deny_delete", self.deny_delete.to_string()),
+            ("deny_purge", self.deny_purge.to_string()),
+            ("allow_rollup_hdrs", self.allow_rollup.to_string()),
+            ("sealed", self.sealed.to_string()),
+            ("storage", self.storage.clone()),
+        ]
+    }
+
     /// Each owned setting that differs: `(name, expected, found)`.
     fn differences(&self, found: &Self) -> Vec<(&'static str, String, String)> {
-        let mut out = Vec::new();
-        let mut compare = |name: &'static str, expected: String, actual: String| {
-            if expected != actual {
-                out.push((name, expected, actual));
-            }
-        };
-        compare(
-            "subjects",
-            format!("{:?}", self.subjects),
-            format!("{:?}", found.subjects),
-        );
-        compare(
-            "num_replicas",
-            self.replicas.to_string(),
-            found.replicas.to_string(),
-        );
-        compare(
-            "max_age",
-            format!("{:?}", self.max_age),
-            format!("{:?}", found.max_age),
-        );
-        compare(
-            "max_msgs",
-            self.max_msgs.to_string(),
-            found.max_msgs.to_string(),
-        );
-        compare(
-            "max_bytes",
-            self.max_bytes.to_string(),
-            found.max_bytes.to_string(),
-        );
-        compare(
-            "max_msgs_per_subject",
-            self.max_msgs_per_subject.to_string(),
-            found.max_msgs_per_subject.to_string(),
-        );
-        compare(
-            "max_msg_size",
-            self.max_message_size.to_string(),
-            found.max_message_size.to_string(),
-        );
-        compare("discard", self.discard.clone(), found.discard.clone());
-        compare(
-            "deny_delete",
-            self.deny_delete.to_string(),
-            found.deny_delete.to_string(),
-        );
-        compare(
-            "deny_purge",
-            self.deny_purge.to_string(),
-            found.deny_purge.to_string(),
-        );
-        compare(
-            "allow_rollup_hdrs",
-            self.allow_rollup.to_string(),
-            found.allow_rollup.to_string(),
-        );
-        compare("sealed", self.sealed.to_string(), found.sealed.to_string());
-        compare("storage", self.storage.clone(), found.storage.clone());
-        out
+        self.named()
+            .into_iter()
+            .zip(found.named())
+            .filter(|((_, expected), (_, actual))| expected != actual)
+            .map(|((name, expected), (_, actual))| (name, expected, actual))
+            .collect()
     }
 }
 
@@ -201,17 +169,12 @@ impl StreamGuard {
         let mut violations = Vec::new();
         for &(name, append_only) in streams {
             match context.get_stream(name).await {
-                Ok(mut stream) => match stream.info().await {
-                    Ok(info) => owned.push(OwnedStream {
-                        name: name.to_owned(),
-                        append_only,
-                        settings: OwnedSettings::of(&info.config),
-                    }),
-                    Err(e) => violations.push(StreamViolation::Missing {
-                        stream: name.to_owned(),
-                        reason: e.to_string(),
-                    }),
-                },
+                // Looking a stream up answers with its info: one request per stream.
+                Ok(stream) => owned.push(OwnedStream {
+                    name: name.to_owned(),
+                    append_only,
+                    settings: OwnedSettings::of(&stream.cached_info().config),
+                }),
                 Err(e) => violations.push(StreamViolation::Missing {
                     stream: name.to_owned(),
                     reason: e.to_string(),
@@ -234,7 +197,7 @@ impl StreamGuard {
         let mut violations = Vec::new();
         for owned in &self.streams {
             let info = match self.context.get_stream(&owned.name).await {
-                Ok(mut stream) => stream.info().await.cloned(),
+                Ok(stream) => stream.cached_info().clone(),
                 Err(e) if is_not_found(&e) => {
                     violations.push(StreamViolation::Missing {
                         stream: owned.name.clone(),
@@ -248,10 +211,6 @@ impl StreamGuard {
                     warn!(stream = %owned.name, error = %e, "stream check skipped this round");
                     continue;
                 }
-            };
-            let Ok(info) = info else {
-                warn!(stream = %owned.name, "stream info unavailable; checked next round");
-                continue;
             };
             for (setting, expected, found) in
                 owned.settings.differences(&OwnedSettings::of(&info.config))

@@ -528,16 +528,13 @@ impl ProjectionStore<AuditProjection> for PostgresStore {
             let case_id: Vec<Uuid> = records.iter().map(|r| r.case_id.0).collect();
             let sequence: Vec<i64> = records.iter().map(|r| db_position(r.sequence)).collect();
             let event_id: Vec<Uuid> = records.iter().map(|r| r.event_id).collect();
-            let event_type: Vec<Cow<'_, str>> =
-                records.iter().map(|r| pg_text(&r.event_type)).collect();
+            let event_type: Vec<&str> = records.iter().map(|r| r.event_type.as_str()).collect();
             let actor_id: Vec<Cow<'_, str>> =
                 records.iter().map(|r| pg_text(&r.actor_id)).collect();
             let occurred_at: Vec<DateTime<Utc>> = records.iter().map(|r| r.occurred_at).collect();
-            let entry_json: Vec<Cow<'_, str>> =
-                records.iter().map(|r| pg_text(&r.entry_json)).collect();
-            let prev_hash: Vec<Cow<'_, str>> =
-                records.iter().map(|r| pg_text(&r.prev_hash)).collect();
-            let hash: Vec<Cow<'_, str>> = records.iter().map(|r| pg_text(&r.hash)).collect();
+            let entry_json: Vec<&str> = records.iter().map(|r| r.entry_json.as_str()).collect();
+            let prev_hash: Vec<&str> = records.iter().map(|r| r.prev_hash.as_str()).collect();
+            let hash: Vec<&str> = records.iter().map(|r| r.hash.as_str()).collect();
             // An entry already there is left as it is: the chain is written once, and a row
             // somebody slipped in stays for `wangge audit verify` to find.
             let sql = format!(
@@ -569,7 +566,7 @@ impl ProjectionStore<AuditProjection> for PostgresStore {
             let heads = &changes.heads;
             let case_id: Vec<Uuid> = heads.keys().map(|c| c.0).collect();
             let sequence: Vec<i64> = heads.values().map(|h| db_position(h.sequence)).collect();
-            let hash: Vec<Cow<'_, str>> = heads.values().map(|h| pg_text(&h.hash)).collect();
+            let hash: Vec<&str> = heads.values().map(|h| h.hash.as_str()).collect();
             let summary: Vec<String> = heads.values().map(|h| json(&h.summary)).collect();
             let sql = format!(
                 "INSERT INTO {} (case_id, sequence, hash, summary) \

@@ -30,7 +30,26 @@ const fn refused(
 async fn every_bad_request_is_refused_naming_the_parameter_and_the_reason() {
     let week = Week::new();
     let served = week.serve().await;
-    let cases: [(&str, Refusal); 26] = [
+    let cases: [(&str, Refusal); 28] = [
+        // A control character in a value (PostgreSQL could not even compare with U+0000).
+        (
+            "/api/v1/cases?assignee=w%00x",
+            refused(
+                400,
+                "invalid_parameter",
+                Some("assignee"),
+                "control characters",
+            ),
+        ),
+        (
+            "/api/v1/cases?district=330106001%1B",
+            refused(
+                400,
+                "invalid_parameter",
+                Some("district"),
+                "control characters",
+            ),
+        ),
         // A parameter the endpoint does not take (a typo).
         (
             "/api/v1/cases?colour=red",
