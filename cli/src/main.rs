@@ -8,6 +8,7 @@ mod audit;
 mod case;
 mod demo;
 mod grid;
+mod nats_users;
 mod projections;
 mod publish;
 mod rejected;
@@ -68,6 +69,8 @@ enum Command {
     Projections(projections::ProjectionsArgs),
     /// The audit trail in PostgreSQL: verify its hash chains.
     Audit(audit::AuditArgs),
+    /// The NATS server's side: the users of the shipped accounts (deploy/nats/).
+    Nats(nats_users::NatsAdminArgs),
 }
 
 /// Where NATS is, how to prove who we are, and how the event stream is set up.
@@ -133,6 +136,10 @@ pub struct NatsAuthArgs {
         requires = "nats_tls_cert"
     )]
     pub nats_tls_key: Option<PathBuf>,
+    /// The prefix of this connection's reply subjects (default `_INBOX`). Users made by
+    /// `wangge nats users` may subscribe only to `_INBOX_<user>.>`: pass `_INBOX_<user>`.
+    #[arg(long, env = "WANGGE_NATS_INBOX_PREFIX", value_name = "PREFIX")]
+    pub nats_inbox_prefix: Option<String>,
 }
 
 impl NatsAuthArgs {
@@ -149,6 +156,7 @@ impl NatsAuthArgs {
             tls_cert_file: self.nats_tls_cert.clone(),
             tls_key_file: self.nats_tls_key.clone(),
             name: Some("wangge".to_owned()),
+            inbox_prefix: self.nats_inbox_prefix.clone(),
         }
     }
 
@@ -324,6 +332,7 @@ async fn main() -> ExitCode {
         Command::Sla(args) => sla::run(args).await,
         Command::Projections(args) => projections::run(args).await,
         Command::Audit(args) => audit::run(args).await,
+        Command::Nats(args) => nats_users::run(args).await,
     };
     match result {
         Ok(code) => code,

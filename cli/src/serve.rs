@@ -23,6 +23,10 @@ use wangge_engine::intake::nats::serve_intake;
 use wangge_engine::intake::rejected::RejectedLimits;
 use wangge_engine::intake::{ClaimedTimeBounds, IntakeService, JetStreamRejectedStore};
 use wangge_engine::log::JetStreamLogConfig;
+use wangge_engine::nats::identity::{
+    DEFAULT_GRID_ADMINS_ACCOUNT, DEFAULT_INTAKE_ACCOUNT, DEFAULT_WORKERS_ACCOUNT,
+};
+use wangge_engine::nats::{IdentityPolicy, PartyAccounts};
 use wangge_engine::nats::{StreamGuard, StreamViolation};
 use wangge_engine::runtime::dispatch_snapshot::dispatch_snapshot_store;
 use wangge_engine::runtime::dispatcher::Dispatcher;
@@ -38,7 +42,7 @@ use wangge_engine::sla::{
 };
 use wangge_engine::tasks::inbox::{TaskPublisher, TaskPublisherConfig, TaskStreamConfig};
 use wangge_engine::tasks::nats::serve_worker_commands;
-use wangge_engine::tasks::WorkerCommandService;
+use wangge_engine::tasks::{serve_worker_inbox, InboxService, WorkerCommandService};
 use wangge_projections::http::{serve_http, ApiState};
 use wangge_projections::postgres::{spawn_runners, ExclusiveRunnerConfig};
 use wangge_projections::runner::RunnerConfig;
@@ -119,6 +123,22 @@ pub struct ServeArgs {
         value_name = "MB"
     )]
     rejected_max_mb: u32,
+    /// Where a sender's identity comes from. `nats`: proven by the NATS server — workers,
+    /// intake systems and grid administrators in accounts of their own reaching the engine
+    /// through shared imports (deploy/nats/accounts.conf); a message without the server's
+    /// `Nats-Request-Info` is refused. `claimed`: named in the message itself, so anyone may
+    /// claim to be anyone — for a development server without accounts only.
+    #[arg(long, env = "WANGGE_IDENTITY", value_enum, default_value_t = IdentitySource::Nats)]
+    identity: IdentitySource,
+    /// The NATS account of grid workers and supervisors (`--identity nats`).
+    #[arg(long, env = "WANGGE_NATS_WORKERS_ACCOUNT", default_value = DEFAULT_WORKERS_ACCOUNT)]
+    workers_account: String,
+    /// The NATS account of intake systems (`--identity nats`).
+    #[arg(long, env = "WANGGE_NATS_INTAKE_ACCOUNT", default_value = DEFAULT_INTAKE_ACCOUNT)]
+    intake_account: String,
+    /// The NATS account of grid and SLA administrators (`--identity nats`).
+    #[arg(long, env = "WANGGE_NATS_GRID_ADMINS_ACCOUNT", default_value = DEFAULT_GRID_ADMINS_ACCOUNT)]
+    grid_admins_account: String,
     /// Where the HTTP API, the dashboard and `/metrics` listen.
     #[arg(long, env = "WANGGE_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     http_listen: std::net::SocketAddr,
@@ -128,7 +148,42 @@ pub struct ServeArgs {
     postgres_url: Option<String>,
 }
 
+/// Where the engine takes a sender's identity from (`--identity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IdentitySource {
+    /// Proven by the NATS server's accounts.
+    Nats,
+    /// Named in the message: development only.
+    Claimed,
+}
+
+impl ServeArgs {
+    fn identity_policy(&self) -> IdentityPolicy {
+        match self.identity {
+            IdentitySource::Nats => IdentityPolicy::Proven(PartyAccounts {
+                workers: self.workers_account.clone(),
+                intake: self.intake_account.clone(),
+                grid_admins: self.grid_admins_account.clone(),
+            }),
+            IdentitySource::Claimed => IdentityPolicy::Claimed,
+        }
+    }
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let identity = args.identity_policy();
+    match &identity {
+        IdentityPolicy::Claimed => {
+            tracing::warn!("--identity claimed: every message names its own sender and is believed; anyone who can publish may act as any worker, system or administrator. Development only.");
+            eprintln!("wangge: WARNING: --identity claimed — senders are not proven; do not run this way in production");
+        }
+        IdentityPolicy::Proven(accounts) => info!(
+            workers = %accounts.workers,
+            intake = %accounts.intake,
+            grid_admins = %accounts.grid_admins,
+            "senders proven by NATS (Nats-Request-Info of shared imports)"
+        ),
+    }
     let (grid_file, categories) = args.reference.load()?;
     // A bad SLA file stops the start here, naming the file, the JSON path and the reason.
     let sla_files = args.reference.sla.load()?;
@@ -188,12 +243,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     let mut background = tokio::task::JoinSet::new();
     background.spawn(follower.run(stopped()));
-    let grid_commands = Arc::new(GridCommandService::new(
-        grid_stream,
-        grid.clone(),
-        rejected.clone(),
-        Arc::new(SystemClock),
-    ));
+    let grid_commands = Arc::new(
+        GridCommandService::new(
+            grid_stream,
+            grid.clone(),
+            rejected.clone(),
+            Arc::new(SystemClock),
+        )
+        .with_identity(identity.clone()),
+    );
     let (grid_client, until) = (client.clone(), stopped());
     background.spawn(async move {
         if let Err(error) = serve_grid_commands(grid_client, grid_commands, until).await {
@@ -235,14 +293,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "live sla data ready"
     );
     background.spawn(sla_follower.run(stopped()));
-    let sla_commands = Arc::new(SlaCommandService::new(
-        sla_stream,
-        sla.clone(),
-        grid.clone(),
-        categories.clone(),
-        rejected.clone(),
-        Arc::new(SystemClock),
-    ));
+    let sla_commands = Arc::new(
+        SlaCommandService::new(
+            sla_stream,
+            sla.clone(),
+            grid.clone(),
+            categories.clone(),
+            rejected.clone(),
+            Arc::new(SystemClock),
+        )
+        .with_identity(identity.clone()),
+    );
     let (sla_client, until) = (client.clone(), stopped());
     background.spawn(async move {
         if let Err(error) = serve_sla_commands(sla_client, sla_commands, until).await {
@@ -348,11 +409,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 tracing::error!(%error, "dispatcher stopped");
             }
         });
-        let workers = Arc::new(WorkerCommandService::new(cases.clone(), grid.clone()));
+        let workers = Arc::new(
+            WorkerCommandService::new(cases.clone(), grid.clone()).with_identity(identity.clone()),
+        );
         let (worker_client, until) = (client.clone(), stopped());
         background.spawn(async move {
             if let Err(error) = serve_worker_commands(worker_client, workers, until).await {
                 tracing::error!(%error, "worker commands stopped");
+            }
+        });
+        let inbox = Arc::new(InboxService::new(
+            client.clone(),
+            TaskStreamConfig {
+                replicas: args.nats.replicas,
+                ..Default::default()
+            },
+            identity.clone(),
+        ));
+        let (inbox_client, until) = (client.clone(), stopped());
+        background.spawn(async move {
+            if let Err(error) = serve_worker_inbox(inbox_client, inbox, until).await {
+                tracing::error!(%error, "worker inbox stopped");
             }
         });
         let book = TimerBook::new(grid.clone(), categories.clone());
@@ -392,7 +469,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         flag_behind: chrono::Duration::hours(args.intake_flag_hours_behind.into()),
     };
     let service = Arc::new(
-        IntakeService::new(cases, rejected, grid, categories).with_clock_bounds(clock_bounds),
+        IntakeService::new(cases, rejected, grid, categories)
+            .with_clock_bounds(clock_bounds)
+            .with_identity(identity.clone()),
     );
     eprintln!(
         "wangge instance {instance} serving intake on {} (wangge.intake.<kind>), grid commands (wangge.grid.commands) and sla commands (wangge.sla.commands){}; dashboard and api on http://{http_address}/; Ctrl-C to stop",

@@ -13,11 +13,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use wangge_schemas::worker::WorkerReply;
+use wangge_schemas::worker::{
+    InboxReply, InboxRequestV1, WorkerReply, MAX_INBOX_FETCH, MAX_INBOX_WAIT_SECONDS,
+};
 
 use crate::request::{ask, read_message};
 use crate::NatsArgs;
-use wangge_engine::tasks::{open_tasks, TaskStreamConfig, WorkerInbox, WORKER_COMMAND_SUBJECT};
+use wangge_engine::tasks::{
+    open_tasks, TaskStreamConfig, WorkerInbox, WORKER_COMMAND_SUBJECT, WORKER_INBOX_SUBJECT,
+};
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
@@ -30,9 +34,17 @@ pub struct WorkerArgs {
 #[derive(Debug, Subcommand)]
 enum Action {
     /// Print the tasks waiting in a worker's inbox (JSON lines) and mark them received.
+    ///
+    /// Asks the engine's inbox service (`wangge.workers.inbox`), as a worker's own
+    /// connection does under the shipped NATS accounts; `--direct` reads the durable
+    /// consumer itself, which needs JetStream access in the engine's account.
     Inbox {
-        /// The worker's id (letters, digits, `-`, `_`).
-        worker_id: String,
+        /// The worker's id (letters, digits, `-`, `_`); under proven identities it may be left
+        /// out: the authenticated worker's own.
+        worker_id: Option<String>,
+        /// Read the JetStream consumer directly instead of asking the engine.
+        #[arg(long)]
+        direct: bool,
         /// Most tasks to print.
         #[arg(long, default_value_t = 100)]
         max: usize,
@@ -57,10 +69,23 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     match args.action {
         Action::Inbox {
             worker_id,
+            direct: true,
             max,
             wait,
             keep,
-        } => inbox(&args.nats, &worker_id, max, wait, keep).await,
+        } => {
+            let Some(worker_id) = worker_id else {
+                anyhow::bail!("`--direct` needs the worker id");
+            };
+            inbox(&args.nats, &worker_id, max, wait, keep).await
+        }
+        Action::Inbox {
+            worker_id,
+            direct: false,
+            max,
+            wait,
+            keep,
+        } => inbox_via_engine(&args.nats, worker_id, max, wait, keep).await,
         Action::Act { file, timeout } => act(&args.nats, file, timeout).await,
     }
 }
@@ -97,6 +122,67 @@ async fn inbox(
         if keep { " (kept waiting)" } else { "" }
     );
     client.flush().await.ok();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The inbox through the engine's service: fetch, print, then acknowledge what was printed
+/// (or, with `keep`, leave it to be delivered again once its acknowledgement time passes).
+async fn inbox_via_engine(
+    nats: &NatsArgs,
+    worker_id: Option<String>,
+    max: usize,
+    wait: u64,
+    keep: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = nats.connect().await?;
+    let request = InboxRequestV1 {
+        worker_id: worker_id.clone(),
+        max: max.min(MAX_INBOX_FETCH),
+        wait_seconds: wait.min(MAX_INBOX_WAIT_SECONDS),
+        ack: Vec::new(),
+    };
+    let timeout = request.wait_seconds + 10;
+    let reply: InboxReply = ask(
+        &client,
+        WORKER_INBOX_SUBJECT,
+        serde_json::to_vec(&request)?,
+        timeout,
+    )
+    .await?;
+    let tasks = match reply {
+        InboxReply::Tasks { tasks, .. } => tasks,
+        InboxReply::Rejected { .. } => {
+            println!("{}", serde_json::to_string_pretty(&reply)?);
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let mut messages = Vec::with_capacity(tasks.len());
+    for delivered in &tasks {
+        println!("{}", serde_json::to_string(&delivered.task)?);
+        messages.push(delivered.task.clone());
+    }
+    if !keep && !tasks.is_empty() {
+        let ack = InboxRequestV1 {
+            worker_id: worker_id.clone(),
+            max: 0,
+            wait_seconds: 0,
+            ack: tasks.iter().map(|t| t.receipt.clone()).collect(),
+        };
+        let reply: InboxReply =
+            ask(&client, WORKER_INBOX_SUBJECT, serde_json::to_vec(&ack)?, 10).await?;
+        if let InboxReply::Rejected { .. } = reply {
+            println!("{}", serde_json::to_string_pretty(&reply)?);
+            return Ok(ExitCode::from(2));
+        }
+    }
+    let open = open_tasks(&messages);
+    eprintln!(
+        "{}: {} task messages, {} of them open{}",
+        worker_id.as_deref().unwrap_or("inbox"),
+        messages.len(),
+        open.len(),
+        if keep { " (kept waiting)" } else { "" }
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -101,6 +101,7 @@ impl Site {
             "WANGGE_STREAM_REPLICAS",
             "WANGGE_SLA_DIR",
             "WANGGE_LOG",
+            "WANGGE_IDENTITY",
         ] {
             command.env_remove(var);
         }
@@ -150,7 +151,9 @@ impl Site {
         let url = self.url();
         let child = self
             .command()
+            // A development server without accounts: senders are named by their messages.
             .args(["serve", "--nats-url", &url, "--http-listen", "127.0.0.1:0"])
+            .args(["--identity", "claimed"])
             .args(extra)
             .env("WANGGE_LOG", "info")
             .stdin(Stdio::null())

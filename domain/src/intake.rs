@@ -115,7 +115,8 @@ impl IntakeRejection {
         }
     }
 
-    fn at(code: RejectCode, field: &str, reason: impl Into<String>) -> Self {
+    /// A refusal naming the field at fault.
+    pub fn at(code: RejectCode, field: &str, reason: impl Into<String>) -> Self {
         Self::new(code, Some(field), reason)
     }
 }

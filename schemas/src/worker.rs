@@ -177,6 +177,67 @@ impl WorkerCommand {
 }
 
 /// The engine's answer to a [`WorkerCommandV1`] (the reply of request-reply).
+/// Most tasks one inbox request returns.
+pub const MAX_INBOX_FETCH: usize = 100;
+/// Longest an inbox request waits for a first task, in seconds.
+pub const MAX_INBOX_WAIT_SECONDS: u64 = 20;
+
+/// A worker's request to `wangge.workers.inbox`: acknowledge the tasks received before
+/// (their `receipt`s), then fetch the next ones. For workers who reach the engine through
+/// their NATS account's import and have no JetStream access of their own: the engine reads
+/// the worker's durable inbox for them, and under proven identities only their own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Wangge worker inbox request")]
+pub struct InboxRequestV1 {
+    /// The worker whose inbox it is. Under proven identities it may be left out (the
+    /// authenticated worker's own) and must otherwise be that worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
+    /// Most tasks to return (0 to acknowledge only), at most [`MAX_INBOX_FETCH`].
+    #[serde(default = "default_inbox_fetch")]
+    pub max: usize,
+    /// Seconds to wait for a first task when none is waiting, at most
+    /// [`MAX_INBOX_WAIT_SECONDS`].
+    #[serde(default)]
+    pub wait_seconds: u64,
+    /// Receipts of tasks received: they are not delivered again. A task not acknowledged
+    /// within 30 seconds of its delivery is delivered again.
+    #[serde(default)]
+    #[schemars(length(max = MAX_INBOX_FETCH))]
+    pub ack: Vec<String>,
+}
+
+fn default_inbox_fetch() -> usize {
+    20
+}
+
+/// The engine's answer to an [`InboxRequestV1`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+#[schemars(title = "Wangge worker inbox reply")]
+pub enum InboxReply {
+    Tasks {
+        /// How many receipts were acknowledged.
+        acknowledged: usize,
+        tasks: Vec<DeliveredTask>,
+    },
+    Rejected {
+        code: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+        reason: String,
+    },
+}
+
+/// One task message from an inbox, with the receipt that acknowledges it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeliveredTask {
+    pub task: TaskMessage,
+    /// Opaque: send it back in `ack` once the task is safely received.
+    pub receipt: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 #[schemars(title = "Wangge worker reply")]

@@ -57,6 +57,10 @@ pub const GRID_REJECT_CODES: &[&str] = &[
     "invalid_skill",
     "contended",
     "unavailable",
+    // The sender, as NATS proved it, may not send this command.
+    "unauthenticated",
+    "forbidden",
+    "identity_mismatch",
 ];
 
 impl GridRejection {

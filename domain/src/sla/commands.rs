@@ -66,6 +66,10 @@ pub const SLA_REJECT_CODES: &[&str] = &[
     "published_through_backwards",
     "contended",
     "unavailable",
+    // The sender, as NATS proved it, may not send this command.
+    "unauthenticated",
+    "forbidden",
+    "identity_mismatch",
 ];
 
 impl SlaRejection {

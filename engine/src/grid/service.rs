@@ -30,7 +30,8 @@ use super::stream::{GridStream, GridStreamError};
 use crate::app::Clock;
 use crate::intake::rejected::{RejectedStore, Rejection};
 use crate::intake::service::IncomingMessage;
-use crate::nats::{serve_queue, QueueServer};
+use crate::nats::identity::may_change_reference_data;
+use crate::nats::{serve_queue, IdentityPolicy, QueueServer};
 
 /// The queue group all engine instances share.
 pub const GRID_QUEUE_GROUP: &str = "wangge-grid";
@@ -50,6 +51,7 @@ pub struct GridCommandService<R> {
     grid: SharedGrid,
     rejected: R,
     clock: Arc<dyn Clock>,
+    identity: IdentityPolicy,
 }
 
 impl<R: RejectedStore> GridCommandService<R> {
@@ -61,7 +63,15 @@ impl<R: RejectedStore> GridCommandService<R> {
             grid,
             rejected,
             clock,
+            identity: IdentityPolicy::Claimed,
         }
+    }
+
+    /// Where the sender's identity comes from: under [`IdentityPolicy::Proven`] only a grid
+    /// administrator NATS authenticated may send commands, and only as themselves.
+    pub fn with_identity(mut self, identity: IdentityPolicy) -> Self {
+        self.identity = identity;
+        self
     }
 
     pub fn rejected_store(&self) -> &R {
@@ -74,6 +84,18 @@ impl<R: RejectedStore> GridCommandService<R> {
             Ok(command) => command,
             Err(rejection) => return self.refuse(message, rejection).await,
         };
+        if let Err(refusal) = self
+            .identity
+            .sender(&message.headers)
+            .and_then(|sender| may_change_reference_data(&sender, &command.actor.id))
+        {
+            let rejection = GridRejection {
+                code: refusal.code,
+                field: refusal.field.map(str::to_owned),
+                reason: refusal.reason,
+            };
+            return self.refuse(message, rejection).await;
+        }
         let event_id = grid_event_id(&command.source);
         let event_type = command.event.event_type();
         for attempt in 1..=MAX_ATTEMPTS {

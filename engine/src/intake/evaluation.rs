@@ -11,7 +11,7 @@ use wangge_schemas::intake::EvaluationV1;
 
 use crate::app::{CaseService, CommandError, CommandOutcome};
 use crate::intake::validate::evaluation::{evaluation_request, rejection_for};
-use crate::intake::validate::IntakeRejection;
+use crate::intake::validate::{IntakeRejection, RejectCode};
 use crate::log::EventLog;
 
 /// How often an evaluation is checked again when its case changed before the commit. Cases
@@ -29,9 +29,13 @@ pub enum EvaluationRefusal {
 }
 
 /// Records `message` on its case, or says why not. Writes nothing when it refuses.
+///
+/// `proven_system` is the intake system NATS proved sent it, when the engine runs with
+/// proven identities: it must be the system that reported the case.
 pub async fn evaluate<L: EventLog>(
     cases: &CaseService<L>,
     message: &EvaluationV1,
+    proven_system: Option<&str>,
 ) -> Result<CommandOutcome, EvaluationRefusal> {
     let case_id = message.case_id;
     for attempt in 1..=MAX_ATTEMPTS {
@@ -40,6 +44,16 @@ pub async fn evaluate<L: EventLog>(
             .load(case_id)
             .await
             .map_err(|error| EvaluationRefusal::Engine(error.into()))?;
+        if let (Some(system), Some(first)) = (proven_system, history.events.first()) {
+            if first.source.system != system {
+                // Which system reported it is not repeated: the sender may be probing.
+                return Err(EvaluationRefusal::Rule(IntakeRejection::at(
+                    RejectCode::NotReporter,
+                    "source.system",
+                    format!("`{system}` did not report case {case_id}; a system may pass on evaluations only for the cases it reported"),
+                )));
+            }
+        }
         let request = evaluation_request(message, &history.events, cases.clock().now())
             .map_err(EvaluationRefusal::Rule)?;
         match cases.handle_after(request, &mut history).await {

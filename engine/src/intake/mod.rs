@@ -8,6 +8,7 @@
 //! - [`nats`]: the request-reply front on `wangge.intake.<kind>`.
 
 pub mod evaluation;
+pub mod identity;
 pub mod nats;
 pub mod rejected;
 pub mod service;

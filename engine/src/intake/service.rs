@@ -13,12 +13,14 @@ use wangge_schemas::intake::{EvaluationV1, IntakeReply};
 use crate::app::{CaseService, CommandError};
 use crate::grid::{CategoryCatalogue, SharedGrid};
 use crate::intake::evaluation::{evaluate, EvaluationRefusal};
+use crate::intake::identity::{may_evaluate, may_report};
 use crate::intake::rejected::{RejectedStore, Rejection};
 use crate::intake::validate::{
     check_intake, CheckedIntake, ClaimedTimeBounds, ReferenceData, ValidIntake,
 };
 use crate::intake::INTAKE_SUBJECT_PREFIX;
 use crate::log::EventLog;
+use crate::nats::{IdentityPolicy, IdentityRefusal};
 
 pub struct IntakeService<L, R> {
     cases: Arc<CaseService<L>>,
@@ -27,6 +29,7 @@ pub struct IntakeService<L, R> {
     grid: SharedGrid,
     categories: Arc<CategoryCatalogue>,
     clock_bounds: ClaimedTimeBounds,
+    identity: IdentityPolicy,
 }
 
 /// One message as it arrived.
@@ -50,7 +53,16 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
             grid: grid.into(),
             categories,
             clock_bounds: ClaimedTimeBounds::default(),
+            identity: IdentityPolicy::Claimed,
         }
+    }
+
+    /// Where a sender's identity comes from: under [`IdentityPolicy::Proven`] the event's
+    /// source is the system NATS authenticated ([`super::identity`]); by default the message
+    /// names it.
+    pub fn with_identity(mut self, identity: IdentityPolicy) -> Self {
+        self.identity = identity;
+        self
     }
 
     /// How far a sender's claimed time may stray (default: 5 minutes ahead refused, a day
@@ -85,11 +97,22 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
             };
             check_intake(subject_kind, &message.payload, reference)
         };
+        let sender = match self.identity.sender(&message.headers) {
+            Ok(sender) => sender,
+            Err(refusal) => return self.refuse_sender(message, refusal).await,
+        };
         match checked {
-            Ok(CheckedIntake::Report(valid)) => self.open_case(message, *valid).await,
-            Ok(CheckedIntake::Evaluation(evaluation)) => {
-                self.record_evaluation(message, &evaluation).await
-            }
+            Ok(CheckedIntake::Report(valid)) => match may_report(&sender, &valid.message) {
+                Ok(()) => self.open_case(message, *valid).await,
+                Err(refusal) => self.refuse_sender(message, refusal).await,
+            },
+            Ok(CheckedIntake::Evaluation(evaluation)) => match may_evaluate(&sender, &evaluation) {
+                Ok(system) => {
+                    self.record_evaluation(message, &evaluation, system.as_deref())
+                        .await
+                }
+                Err(refusal) => self.refuse_sender(message, refusal).await,
+            },
             Err(rejection) => {
                 self.refuse(
                     message,
@@ -135,8 +158,9 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
         &self,
         message: IncomingMessage,
         evaluation: &EvaluationV1,
+        proven_system: Option<&str>,
     ) -> IntakeReply {
-        match evaluate(&self.cases, evaluation).await {
+        match evaluate(&self.cases, evaluation, proven_system).await {
             Ok(outcome) => {
                 info!(
                     case_id = %outcome.case_id,
@@ -169,6 +193,18 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
                     .await
             }
         }
+    }
+
+    /// A sender NATS did not prove, or one that may not send this message: refused and kept
+    /// (the kept headers hold `Nats-Request-Info`, so the operator sees who it was).
+    async fn refuse_sender(
+        &self,
+        message: IncomingMessage,
+        refusal: IdentityRefusal,
+    ) -> IntakeReply {
+        let field = refusal.field.map(str::to_owned);
+        self.refuse(message, refusal.code, field, refusal.reason)
+            .await
     }
 
     async fn refuse(

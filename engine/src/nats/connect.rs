@@ -98,6 +98,10 @@ pub struct NatsConnectOptions {
     pub tls_key_file: Option<PathBuf>,
     /// The connection's name, shown in the server's monitoring (`connz`).
     pub name: Option<String>,
+    /// The prefix of reply subjects (default `_INBOX`). The shipped NATS accounts let each
+    /// worker, system and administrator subscribe only to `_INBOX_<user>.>`, so no one can
+    /// read the replies others get; such users connect with `_INBOX_<user>`.
+    pub inbox_prefix: Option<String>,
 }
 
 /// Why we are not connected. Every text is free of secrets.
@@ -410,6 +414,9 @@ async fn builder(
         None => async_nats::ConnectOptions::new(),
     };
     builder = builder.name(options.name.as_deref().unwrap_or("wangge"));
+    if let Some(prefix) = &options.inbox_prefix {
+        builder = builder.custom_inbox_prefix(prefix.clone());
+    }
     if let Some(path) = &options.nkey_seed_file {
         builder = builder.nkey(read_nkey_seed(path)?);
     }

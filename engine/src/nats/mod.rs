@@ -3,12 +3,14 @@
 
 pub mod connect;
 pub mod guard;
+pub mod identity;
 pub mod ordered_reader;
 pub mod queue_server;
 pub mod streams;
 
 pub use connect::{connect, NatsConnectOptions, Secret};
 pub use guard::{StreamGuard, StreamViolation};
+pub use identity::{IdentityPolicy, IdentityRefusal, Party, PartyAccounts, ProvenSender, Sender};
 pub use ordered_reader::{OrderedReader, ReadMessage};
 pub use queue_server::{serve_queue, QueueServer};
 pub use streams::open_stream;

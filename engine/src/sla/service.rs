@@ -31,7 +31,8 @@ use crate::app::Clock;
 use crate::grid::{CategoryCatalogue, SharedGrid};
 use crate::intake::rejected::{RejectedStore, Rejection};
 use crate::intake::service::IncomingMessage;
-use crate::nats::{serve_queue, QueueServer};
+use crate::nats::identity::may_change_reference_data;
+use crate::nats::{serve_queue, IdentityPolicy, QueueServer};
 
 /// The queue group all engine instances share.
 pub const SLA_QUEUE_GROUP: &str = "wangge-sla";
@@ -55,6 +56,7 @@ pub struct SlaCommandService<R> {
     categories: Arc<CategoryCatalogue>,
     rejected: R,
     clock: Arc<dyn Clock>,
+    identity: IdentityPolicy,
 }
 
 impl<R: RejectedStore> SlaCommandService<R> {
@@ -75,7 +77,15 @@ impl<R: RejectedStore> SlaCommandService<R> {
             categories,
             rejected,
             clock,
+            identity: IdentityPolicy::Claimed,
         }
+    }
+
+    /// Where the sender's identity comes from: under [`IdentityPolicy::Proven`] only a grid
+    /// administrator NATS authenticated may send commands, and only as themselves.
+    pub fn with_identity(mut self, identity: IdentityPolicy) -> Self {
+        self.identity = identity;
+        self
     }
 
     pub fn rejected_store(&self) -> &R {
@@ -88,6 +98,18 @@ impl<R: RejectedStore> SlaCommandService<R> {
             Ok(command) => command,
             Err(rejection) => return self.refuse(message, rejection).await,
         };
+        if let Err(refusal) = self
+            .identity
+            .sender(&message.headers)
+            .and_then(|sender| may_change_reference_data(&sender, &command.actor.id))
+        {
+            let rejection = SlaRejection {
+                code: refusal.code,
+                field: refusal.field.map(str::to_owned),
+                reason: refusal.reason,
+            };
+            return self.refuse(message, rejection).await;
+        }
         let event_id = sla_event_id(&command.source);
         let event_type = command.event.event_type();
         let published = command.event.published();

@@ -40,6 +40,7 @@ use crate::app::{CaseService, CommandError, CommandRequest};
 use crate::domain::authorize::{authorize, case_cell, reporting_resident};
 use crate::domain::{decide, replay, CaseCommand, CaseState, DomainError};
 use crate::log::EventLog;
+use crate::nats::{IdentityPolicy, IdentityRefusal, Party, Sender};
 
 /// The `system` of the [`Source`] of a worker's events is this prefix and the worker id
 /// (`worker:wang-li`): each worker's app is a publisher of its own, so two workers may
@@ -666,19 +667,54 @@ impl<T: SupervisorDirectory + ?Sized> SupervisorDirectory for Arc<T> {
 pub struct WorkerCommandService<L, D> {
     cases: Arc<CaseService<L>>,
     directory: D,
+    identity: IdentityPolicy,
 }
 
 impl<L: EventLog, D: SupervisorDirectory> WorkerCommandService<L, D> {
+    /// A service that takes the actor from the message ([`IdentityPolicy::Claimed`]); see
+    /// [`Self::with_identity`].
     pub fn new(cases: Arc<CaseService<L>>, directory: D) -> Self {
-        Self { cases, directory }
+        Self {
+            cases,
+            directory,
+            identity: IdentityPolicy::Claimed,
+        }
+    }
+
+    /// Where the sender's identity comes from. Under [`IdentityPolicy::Proven`] a worker may
+    /// act only as the grid id NATS authenticated, and a resident's verification is accepted
+    /// only from the intake system that reported the case.
+    pub fn with_identity(mut self, identity: IdentityPolicy) -> Self {
+        self.identity = identity;
+        self
     }
 
     pub fn cases(&self) -> &Arc<CaseService<L>> {
         &self.cases
     }
 
-    /// Handles one message and returns the reply for its sender. Every refusal writes nothing.
+    /// Handles one message that arrived without headers; see [`Self::process_message`].
     pub async fn process(&self, payload: &[u8]) -> WorkerReply {
+        self.process_message(&[], payload).await
+    }
+
+    /// Handles one message and returns the reply for its sender. Every refusal writes nothing.
+    pub async fn process_message(
+        &self,
+        headers: &[(String, String)],
+        payload: &[u8],
+    ) -> WorkerReply {
+        let sender = match self.identity.sender(headers) {
+            Ok(sender) => sender,
+            Err(refusal) => {
+                info!(
+                    code = refusal.code,
+                    "worker command refused before reading: sender not proven"
+                );
+                return WorkerRejection::new(refusal.code, refusal.field, refusal.reason)
+                    .into_reply();
+            }
+        };
         let message = match parse_worker_command(payload) {
             Ok(message) => message,
             Err(rejection) => {
@@ -686,7 +722,15 @@ impl<L: EventLog, D: SupervisorDirectory> WorkerCommandService<L, D> {
                 return rejection.into_reply();
             }
         };
-        let reply = self.execute(&message).await;
+        let speaking_system = match sender_may_send(&sender, &message) {
+            Ok(system) => system,
+            Err(refusal) => {
+                info!(code = refusal.code, worker_id = %message.worker_id, ?sender, "worker command refused: not the sender's to send");
+                return WorkerRejection::new(refusal.code, refusal.field, refusal.reason)
+                    .into_reply();
+            }
+        };
+        let reply = self.execute_for(&message, speaking_system.as_deref()).await;
         match &reply {
             WorkerReply::Accepted {
                 case_id,
@@ -702,8 +746,18 @@ impl<L: EventLog, D: SupervisorDirectory> WorkerCommandService<L, D> {
         reply
     }
 
-    /// Runs a parsed message against its case.
+    /// Runs a parsed message against its case, its sender taken as the message names it.
     pub async fn execute(&self, message: &WorkerCommandV1) -> WorkerReply {
+        self.execute_for(message, None).await
+    }
+
+    /// Runs a parsed message against its case. `speaking_system` is the intake system NATS
+    /// proved sent a resident's command: it must be the system that reported the case.
+    async fn execute_for(
+        &self,
+        message: &WorkerCommandV1,
+        speaking_system: Option<&str>,
+    ) -> WorkerReply {
         let case_id = message.case_id;
         for attempt in 1..=MAX_ATTEMPTS {
             let history = match self.cases.log().load(case_id).await {
@@ -725,6 +779,21 @@ impl<L: EventLog, D: SupervisorDirectory> WorkerCommandService<L, D> {
                     format!("no case {case_id}"),
                 )
                 .into_reply();
+            }
+            if let Some(system) = speaking_system {
+                let reported_by = history
+                    .events
+                    .first()
+                    .map(|first| first.source.system.as_str());
+                if reported_by != Some(system) {
+                    // Which system reported it is not repeated: the sender may be probing.
+                    return WorkerRejection::at(
+                        "not_reporter",
+                        "worker_id",
+                        format!("`{system}` did not report case {case_id}; a system may speak only for the residents of the cases it reported"),
+                    )
+                    .into_reply();
+                }
             }
             // A message already turned into events is answered from the case, before any
             // check that the case's later events could make fail (a retried decline).
@@ -791,6 +860,52 @@ impl<L: EventLog, D: SupervisorDirectory> WorkerCommandService<L, D> {
             format!("case {case_id} kept changing while the command was checked; retry"),
         )
         .into_reply()
+    }
+}
+
+/// Whether the proven `sender` may send `message`; for an intake system speaking for a
+/// resident, the system's name, which must be the case's reporting system.
+///
+/// - A worker acts only as themselves (`worker_id` = their NATS user) and never as a resident.
+/// - An intake system acts only for a resident (`acting_as: resident`): residents have no
+///   NATS identity of their own, the system that reported their case vouches for them.
+/// - A grid administrator does not act on cases.
+fn sender_may_send(
+    sender: &Sender,
+    message: &WorkerCommandV1,
+) -> Result<Option<String>, IdentityRefusal> {
+    match sender {
+        Sender::Claimed => Ok(None),
+        Sender::Proven(Party::Worker(user)) => {
+            if message.acting_as != ActingAs::GridWorker {
+                return Err(IdentityRefusal::mismatch(
+                    "acting_as",
+                    format!("`{user}` is a grid worker and may not act as a resident"),
+                ));
+            }
+            if message.worker_id != *user {
+                return Err(IdentityRefusal::mismatch(
+                    "worker_id",
+                    format!(
+                        "this connection is authenticated as `{user}`, who may act only as `{user}`, not as `{}`",
+                        message.worker_id
+                    ),
+                ));
+            }
+            Ok(None)
+        }
+        Sender::Proven(Party::IntakeSystem(system)) => {
+            if message.acting_as != ActingAs::Resident {
+                return Err(IdentityRefusal::mismatch(
+                    "acting_as",
+                    format!("`{system}` is an intake system and may act only for a resident (`acting_as: resident`)"),
+                ));
+            }
+            Ok(Some(system.clone()))
+        }
+        Sender::Proven(Party::GridAdmin(admin)) => Err(IdentityRefusal::forbidden(format!(
+            "`{admin}` is a grid administrator and may not act on cases"
+        ))),
     }
 }
 

@@ -598,6 +598,12 @@ impl InboxTask {
         self.message.double_ack().await.map_err(unavailable)
     }
 
+    /// The subject that acknowledges this delivery: a receipt a worker may send back
+    /// through the engine's inbox service ([`super::inbox_service`]).
+    pub fn receipt(&self) -> Option<&str> {
+        self.message.reply.as_deref()
+    }
+
     /// Hands the task back: the next fetch delivers it again.
     pub async fn release(&self) -> Result<(), TaskError> {
         self.message

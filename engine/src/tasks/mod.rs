@@ -13,6 +13,8 @@
 //! - [`commands`]: pure parsing of a [`WorkerCommandV1`](wangge_schemas::worker::WorkerCommandV1)
 //!   and its translation into a case command, and the service that authorizes and runs it.
 //! - [`nats`]: the request-reply front on [`WORKER_COMMAND_SUBJECT`].
+//! - [`inbox_service`]: the inbox as a request-reply service on `wangge.workers.inbox`,
+//!   for workers without JetStream access of their own (the shipped NATS accounts).
 //! - [`inbox`]: the durable task inbox — the publisher that turns case events into
 //!   [`TaskMessage`](wangge_schemas::worker::TaskMessage)s and the reader a worker's app uses.
 //!
@@ -21,6 +23,7 @@
 
 pub mod commands;
 pub mod inbox;
+pub mod inbox_service;
 pub mod nats;
 
 pub use commands::{
@@ -31,6 +34,9 @@ pub use inbox::{
     open_tasks, task_message_id, task_subject, tasks_for_commit, FastDelivery, InboxTask,
     TaskDelivery, TaskError, TaskFastPath, TaskPublisher, TaskPublisherConfig, TaskStreamConfig,
     WorkerInbox,
+};
+pub use inbox_service::{
+    serve_worker_inbox, InboxService, INBOX_QUEUE_GROUP, WORKER_INBOX_SUBJECT,
 };
 pub use nats::{serve_worker_commands, WORKER_QUEUE_GROUP};
 

@@ -43,7 +43,8 @@ pub async fn serve_worker_commands<L: EventLog, D: SupervisorDirectory>(
         move |message| {
             let service = service.clone();
             async move {
-                let reply = service.process(&message.payload).await;
+                let headers = crate::nats::headers_of(&message);
+                let reply = service.process_message(&headers, &message.payload).await;
                 if let WorkerReply::Rejected { code, .. } = &reply {
                     info!(code = %code, "refused a worker command");
                 }
