@@ -21,6 +21,7 @@ use wangge_engine::grid::GridStreamConfig;
 use wangge_engine::grid::{serve_grid_commands, GridCommandService, GridFollower, SharedGrid};
 use wangge_engine::intake::nats::serve_intake;
 use wangge_engine::intake::rejected::RejectedLimits;
+use wangge_engine::intake::throttle::{ThrottleLimits, ThrottledRejectedStore};
 use wangge_engine::intake::{ClaimedTimeBounds, IntakeService, JetStreamRejectedStore};
 use wangge_engine::log::JetStreamLogConfig;
 use wangge_engine::nats::identity::{
@@ -123,6 +124,24 @@ pub struct ServeArgs {
         value_name = "MB"
     )]
     rejected_max_mb: u32,
+    /// Refused messages kept per sender (the NATS account and user, or all unproven senders
+    /// together) per minute; beyond it they are counted and one in
+    /// `--rejected-sample-one-in` is kept, so one sender cannot fill the rejected stream.
+    #[arg(
+        long,
+        env = "WANGGE_REJECTED_PER_SENDER_PER_MINUTE",
+        default_value_t = 600,
+        value_name = "COUNT"
+    )]
+    rejected_per_sender_per_minute: u32,
+    /// Beyond a sender's budget, keep one refused message in this many.
+    #[arg(
+        long,
+        env = "WANGGE_REJECTED_SAMPLE_ONE_IN",
+        default_value_t = 100,
+        value_name = "N"
+    )]
+    rejected_sample_one_in: u32,
     /// Where a sender's identity comes from. `nats`: proven by the NATS server — workers,
     /// intake systems and grid administrators in accounts of their own reaching the engine
     /// through shared imports (deploy/nats/accounts.conf); a message without the server's
@@ -194,12 +213,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_bytes: i64::from(args.rejected_max_mb) * 1024 * 1024,
         ..RejectedLimits::default()
     };
-    let rejected = JetStreamRejectedStore::open_with_limits(
-        client.clone(),
-        args.nats.replicas,
-        rejected_limits,
-    )
-    .await?;
+    let rejected = ThrottledRejectedStore::new(
+        JetStreamRejectedStore::open_with_limits(
+            client.clone(),
+            args.nats.replicas,
+            rejected_limits,
+        )
+        .await?,
+        ThrottleLimits {
+            per_minute: args.rejected_per_sender_per_minute,
+            sample_one_in: args.rejected_sample_one_in,
+        },
+    );
     let (districts, communities, buildings) = grid_file.counts();
     info!(
         city = grid_file.city(),

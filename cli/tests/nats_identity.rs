@@ -540,3 +540,49 @@ async fn the_grid_changes_only_by_a_grid_administrator_under_their_own_name() {
     let reply = ask(&admin, "wangge.grid.commands", &change).await;
     assert_eq!(reply["status"], "accepted", "{reply}");
 }
+
+/// One sender's flood of garbage is counted and sampled beyond its budget (600 kept a minute
+/// by default, then one in 100): the rejected stream does not fill, another system's refused
+/// message is still kept for replay, and valid reports still get in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_sender_cannot_fill_the_rejected_stream_for_everyone_else() {
+    let site = Site::start();
+    let hotline = site.connect_as("hotline").await;
+    report_case(&hotline, "hotline", "hl-before", "resident-5").await;
+    let miniprogram = site.connect_as("miniprogram").await;
+
+    let mut kept_of_flood = 0;
+    let started = std::time::Instant::now();
+    for n in 0..2_000 {
+        let reply = ask(
+            &hotline,
+            "wangge.intake.resident_report",
+            &json!({"garbage": n}),
+        )
+        .await;
+        assert_eq!(reply["status"], "rejected", "{reply}");
+        if !reply["rejected_id"].is_null() {
+            kept_of_flood += 1;
+        }
+    }
+    // The budget, what it refilled while the flood lasted (10 a second), and a sample of the
+    // rest.
+    let refilled = (started.elapsed().as_secs_f64() * 10.0).ceil() as usize;
+    assert!(
+        (600..=600 + refilled + 2_000 / 100 + 1).contains(&kept_of_flood),
+        "{kept_of_flood} of the flood kept ({refilled} refilled)"
+    );
+    let refused = ask(
+        &miniprogram,
+        "wangge.intake.resident_report",
+        &json!({"oops": true}),
+    )
+    .await;
+    assert_eq!(refused["status"], "rejected", "{refused}");
+    assert!(
+        refused["rejected_id"].is_u64(),
+        "another sender's refusal is still kept: {refused}"
+    );
+    report_case(&miniprogram, "miniprogram", "mp-after", "resident-6").await;
+    report_case(&hotline, "hotline", "hl-after", "resident-5").await;
+}

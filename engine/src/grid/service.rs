@@ -183,6 +183,8 @@ impl<R: RejectedStore> GridCommandService<R> {
         };
         let rejected_id = match self.rejected.keep(kept).await {
             Ok(id) => Some(id),
+            // Over its sender's budget: counted and logged by the throttle.
+            Err(crate::intake::rejected::RejectedStoreError::NotKept(_)) => None,
             Err(error) => {
                 warn!(%error, code, "could not keep a refused grid command");
                 None

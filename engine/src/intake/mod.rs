@@ -12,6 +12,7 @@ pub mod identity;
 pub mod nats;
 pub mod rejected;
 pub mod service;
+pub mod throttle;
 /// The pure checks, kept in the domain crate (`wangge_domain::intake`).
 pub use wangge_domain::intake as validate;
 

@@ -153,6 +153,9 @@ pub enum RejectedStoreError {
     NotFound(u64),
     #[error("rejected message {id} is unreadable: {reason}")]
     Corrupt { id: u64, reason: String },
+    /// Not kept, on purpose: the sender is over its budget ([`super::throttle`]).
+    #[error("not kept: {0}")]
+    NotKept(String),
 }
 
 pub trait RejectedStore: Send + Sync + 'static {

@@ -227,6 +227,8 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
         };
         let rejected_id = match self.rejected.keep(rejection).await {
             Ok(id) => Some(id),
+            // Over its sender's budget: counted and logged by the throttle.
+            Err(crate::intake::rejected::RejectedStoreError::NotKept(_)) => None,
             Err(error) => {
                 warn!(%error, code, "could not keep a rejected message");
                 None
