@@ -136,8 +136,9 @@ pub struct NatsAuthArgs {
         requires = "nats_tls_cert"
     )]
     pub nats_tls_key: Option<PathBuf>,
-    /// The prefix of this connection's reply subjects (default `_INBOX`). Users made by
-    /// `wangge nats users` may subscribe only to `_INBOX_<user>.>`: pass `_INBOX_<user>`.
+    /// The prefix of this connection's reply subjects: `_INBOX_<user>` with `--nats-user`
+    /// (users made by `wangge nats users` may subscribe only to `_INBOX_<user>.>`), else
+    /// `_INBOX`.
     #[arg(long, env = "WANGGE_NATS_INBOX_PREFIX", value_name = "PREFIX")]
     pub nats_inbox_prefix: Option<String>,
 }
@@ -156,7 +157,11 @@ impl NatsAuthArgs {
             tls_cert_file: self.nats_tls_cert.clone(),
             tls_key_file: self.nats_tls_key.clone(),
             name: Some("wangge".to_owned()),
-            inbox_prefix: self.nats_inbox_prefix.clone(),
+            // Users made by `wangge nats users` read only their own replies.
+            inbox_prefix: self
+                .nats_inbox_prefix
+                .clone()
+                .or_else(|| self.nats_user.as_ref().map(|user| format!("_INBOX_{user}"))),
         }
     }
 

@@ -44,7 +44,7 @@ fn wangge(args: &[&str]) -> std::process::Output {
 
 /// A server with the shipped accounts, its users' passwords, and an engine serving it.
 struct Site {
-    _dir: TempDir,
+    dir: TempDir,
     server: NatsServer,
     passwords: HashMap<String, String>,
     engine: Child,
@@ -113,7 +113,7 @@ impl Site {
             .spawn()
             .expect("start wangge serve");
         Self {
-            _dir: dir,
+            dir,
             server,
             passwords,
             engine,
@@ -336,6 +336,37 @@ async fn workers_act_only_as_themselves_and_systems_only_for_their_own_residents
         history(&site, case_id).await.len(),
         before,
         "nothing was written"
+    );
+
+    // The same through `wangge worker`, as a worker runs it with their own user.
+    let url = site.server.url();
+    let as_b = |args: &[&str]| {
+        let mut command = Command::new(WANGGE);
+        for (name, _) in std::env::vars() {
+            if name.starts_with("WANGGE_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .args(["worker", "--nats-url", &url, "--nats-user", &worker_b])
+            .env("WANGGE_NATS_PASSWORD", &site.passwords[&worker_b])
+            .args(args)
+            .output()
+            .expect("run wangge worker")
+    };
+    let inbox = as_b(&["inbox"]);
+    assert!(inbox.status.success(), "{inbox:?}");
+    let message = site.dir.path().join("as-a.json");
+    std::fs::write(
+        &message,
+        command(&worker_a, case_id, "b-5", json!({"type": "start"})).to_string(),
+    )
+    .expect("write");
+    let act = as_b(&["act", message.to_str().expect("utf-8")]);
+    assert_eq!(act.status.code(), Some(2), "{act:?}");
+    assert!(
+        String::from_utf8_lossy(&act.stdout).contains("identity_mismatch"),
+        "{act:?}"
     );
 
     // Worker A reads their own task, and not B's inbox; then acknowledges the case.
