@@ -18,10 +18,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use wangge_engine::grid::GridDirectory;
-use wangge_engine::intake::INTAKE_SUBJECT_PREFIX;
-use wangge_engine::tasks::{WORKER_COMMAND_SUBJECT, WORKER_INBOX_SUBJECT};
-use wangge_schemas::grid::GRID_COMMAND_SUBJECT;
-use wangge_schemas::sla::SLA_COMMAND_SUBJECT;
+use wangge_engine::nats::accounts::{write_user, UserKind as Kind};
 
 use crate::ReferenceArgs;
 
@@ -73,67 +70,6 @@ pub async fn run(args: NatsAdminArgs) -> anyhow::Result<ExitCode> {
     let (grid, _) = args.reference.load()?;
     write_users(&args, &grid)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// What a user may publish and subscribe to.
-struct Permissions {
-    publish: Vec<String>,
-    subscribe: Vec<String>,
-}
-
-/// The kinds of user, each written to its own file, in its own account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Kind {
-    Engine,
-    Worker,
-    Intake,
-    GridAdmin,
-}
-
-impl Kind {
-    fn account(self) -> &'static str {
-        match self {
-            Kind::Engine => "WANGGE",
-            Kind::Worker => "WORKERS",
-            Kind::Intake => "INTAKE",
-            Kind::GridAdmin => "GRID_ADMINS",
-        }
-    }
-
-    fn file(self) -> &'static str {
-        match self {
-            Kind::Engine => "engine.conf",
-            Kind::Worker => "workers.conf",
-            Kind::Intake => "intake.conf",
-            Kind::GridAdmin => "grid-admins.conf",
-        }
-    }
-
-    /// `None`: unrestricted within its account (the engine alone).
-    fn permissions(self, user: &str) -> Option<Permissions> {
-        let own_replies = vec![format!("_INBOX_{user}.>")];
-        let publish = match self {
-            Kind::Engine => return None,
-            Kind::Worker => vec![
-                WORKER_COMMAND_SUBJECT.to_owned(),
-                WORKER_INBOX_SUBJECT.to_owned(),
-                format!("{INTAKE_SUBJECT_PREFIX}.patrol_finding"),
-            ],
-            Kind::Intake => vec![
-                format!("{INTAKE_SUBJECT_PREFIX}.>"),
-                // Residents' verifications, passed on by the system that reported the case.
-                WORKER_COMMAND_SUBJECT.to_owned(),
-            ],
-            Kind::GridAdmin => vec![
-                GRID_COMMAND_SUBJECT.to_owned(),
-                SLA_COMMAND_SUBJECT.to_owned(),
-            ],
-        };
-        Some(Permissions {
-            publish,
-            subscribe: own_replies,
-        })
-    }
 }
 
 /// Whether `name` can be a NATS user name here: it appears in subjects (`_INBOX_<name>`)
@@ -229,27 +165,6 @@ fn write_users(args: &UsersArgs, grid: &GridDirectory) -> anyhow::Result<()> {
         passwords_path.display()
     );
     Ok(())
-}
-
-fn write_user(out: &mut String, name: &str, hash: &str, permissions: Option<Permissions>) {
-    write!(out, "  {{ user: \"{name}\", password: \"{hash}\"").expect("string");
-    if let Some(permissions) = permissions {
-        let list = |subjects: &[String]| {
-            subjects
-                .iter()
-                .map(|s| format!("\"{s}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        write!(
-            out,
-            ", permissions: {{ publish: {{ allow: [{}] }}, subscribe: {{ allow: [{}] }} }}",
-            list(&permissions.publish),
-            list(&permissions.subscribe)
-        )
-        .expect("string");
-    }
-    out.push_str(" }\n");
 }
 
 /// 24 random letters and digits (≈ 143 bits).

@@ -1,6 +1,7 @@
 //! NATS plumbing shared by the engine's request-reply fronts (intake, worker, grid and
 //! SLA commands) and its streams (opening them, reading them in order).
 
+pub mod accounts;
 pub mod connect;
 pub mod guard;
 pub mod identity;
