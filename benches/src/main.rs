@@ -21,6 +21,7 @@ mod commit;
 mod dispatch;
 mod grid;
 mod history;
+mod intake;
 mod lag;
 mod report;
 mod restart;
@@ -62,6 +63,8 @@ enum Bench {
     Lag(lag::LagArgs),
     /// Dashboard API latency with a million cases in the PostgreSQL read models.
     Api(api::ApiArgs),
+    /// Intake round trips, open and with NATS accounts and proven senders, in one run.
+    Intake(intake::IntakeArgs),
 }
 
 #[tokio::main]
@@ -75,5 +78,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::CatchUp(args) => catchup::run(args).await,
         Bench::Lag(args) => lag::run(args).await,
         Bench::Api(args) => api::run(args).await,
+        Bench::Intake(args) => intake::run(args).await,
     }
 }

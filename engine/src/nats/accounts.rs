@@ -95,4 +95,3 @@ pub fn write_user(out: &mut String, name: &str, hash: &str, permissions: Option<
     }
     out.push_str(" }\n");
 }
-

@@ -1,0 +1,257 @@
+//! The intake benchmark: reports sent by request-reply on `wangge.intake.resident_report`,
+//! checked and committed by the engine's intake, open and secured in the same run.
+//!
+//! - **open**: a private nats-server without accounts, senders named by their messages
+//!   (`IdentityPolicy::Claimed`): the figures before issue 10.
+//! - **secured**: a private nats-server started from the shipped accounts
+//!   (`deploy/nats/accounts.conf`), the engine connected as its own user, the sender as an
+//!   intake system's user through the shared import, every sender proven from
+//!   `Nats-Request-Info` (`IdentityPolicy::Proven`).
+//!
+//! Each mode reports the throughput at a number of requests in flight and the round-trip
+//! latency (request sent → reply received) one at a time.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde_json::json;
+use tempfile::TempDir;
+use wangge_engine::app::{CaseService, SystemClock};
+use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
+use wangge_engine::intake::nats::serve_intake;
+use wangge_engine::intake::rejected::MemoryRejectedStore;
+use wangge_engine::intake::service::IntakeService;
+use wangge_engine::log::{JetStreamLog, JetStreamLogConfig};
+use wangge_engine::nats::accounts::{write_user, UserKind};
+use wangge_engine::nats::{IdentityPolicy, PartyAccounts};
+use wangge_testkit::NatsServer;
+
+use crate::report::{self, Row};
+
+#[derive(Debug, Args)]
+pub struct IntakeArgs {
+    /// Reports sent in each throughput phase.
+    #[arg(long, default_value_t = 20_000)]
+    reports: usize,
+    /// Requests in flight at once in the throughput phases.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Reports timed one at a time in each latency phase.
+    #[arg(long, default_value_t = 1_000)]
+    latency_samples: usize,
+}
+
+/// The intake system's user in the secured mode.
+const SYSTEM: &str = "bench-hotline";
+const ENGINE_USER: &str = "wangge-engine";
+
+pub async fn run(args: IntakeArgs) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    let mut rates = Vec::new();
+    for secured in [false, true] {
+        let mode = if secured { "secured" } else { "open" };
+        let site = Site::start(secured)?;
+        let (engine, sender) = site.clients().await?;
+        let log = JetStreamLog::open(engine.clone(), JetStreamLogConfig::default()).await?;
+        let cases = Arc::new(CaseService::new(log, Arc::new(SystemClock)));
+        let identity = if secured {
+            IdentityPolicy::Proven(PartyAccounts::default())
+        } else {
+            IdentityPolicy::Claimed
+        };
+        let service = Arc::new(
+            IntakeService::new(
+                cases,
+                MemoryRejectedStore::default(),
+                Arc::new(GridDirectory::sample_city()),
+                Arc::new(CategoryCatalogue::sample()),
+            )
+            .with_identity(identity),
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_intake(engine.clone(), service, async move {
+            stopped.await.ok();
+        }));
+        warm_up(&sender).await?;
+
+        let next = Arc::new(AtomicUsize::new(0));
+        let bar = report::progress(&format!("intake, {mode}"), args.reports as u64);
+        let started = Instant::now();
+        let mut workers = Vec::new();
+        for _ in 0..args.concurrency {
+            let sender = sender.clone();
+            let next = next.clone();
+            let bar = bar.clone();
+            let total = args.reports;
+            workers.push(tokio::spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= total {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    send_report(&sender, &format!("{mode}-{n}")).await?;
+                    bar.inc(1);
+                }
+            }));
+        }
+        for worker in workers {
+            worker.await??;
+        }
+        let rate = args.reports as f64 / started.elapsed().as_secs_f64();
+        bar.finish();
+        rates.push(rate);
+        rows.push(Row::new(
+            format!(
+                "intake, {mode}: reports accepted ({}, {} in flight)",
+                args.reports, args.concurrency
+            ),
+            format!("{rate:.0} reports/s"),
+            "",
+            None,
+        ));
+        let mut latency = report::histogram();
+        for n in 0..args.latency_samples {
+            let sent = Instant::now();
+            send_report(&sender, &format!("{mode}-latency-{n}")).await?;
+            report::record(&mut latency, sent.elapsed());
+        }
+        rows.push(Row::new(
+            format!("intake, {mode}: round trip one at a time, p50 / p99"),
+            format!(
+                "{:.2} / {:.2} ms",
+                report::millis(&latency, 0.5),
+                report::millis(&latency, 0.99)
+            ),
+            "",
+            None,
+        ));
+        stop.send(()).ok();
+        server.await??;
+    }
+    rows.push(Row::new(
+        "intake secured ÷ open (same run)",
+        format!("{:.0} %", rates[1] / rates[0] * 100.0),
+        "",
+        None,
+    ));
+    report::print_table(&rows);
+    Ok(())
+}
+
+/// A private server, open or with the shipped accounts and users of its own.
+struct Site {
+    server: NatsServer,
+    _dir: TempDir,
+    passwords: Option<(String, String)>,
+}
+
+impl Site {
+    fn start(secured: bool) -> anyhow::Result<Self> {
+        let dir = TempDir::new()?;
+        if !secured {
+            return Ok(Self {
+                server: NatsServer::start(),
+                _dir: dir,
+                passwords: None,
+            });
+        }
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        std::fs::copy(
+            repo.join("deploy/nats/accounts.conf"),
+            dir.path().join("accounts.conf"),
+        )
+        .context("copy the shipped accounts")?;
+        let users = dir.path().join("users");
+        std::fs::create_dir(&users)?;
+        let engine_password = uuid::Uuid::now_v7().simple().to_string();
+        let system_password = uuid::Uuid::now_v7().simple().to_string();
+        for (kind, entries) in [
+            (
+                UserKind::Engine,
+                vec![(ENGINE_USER, engine_password.as_str())],
+            ),
+            (UserKind::Intake, vec![(SYSTEM, system_password.as_str())]),
+            (UserKind::Worker, vec![]),
+            (UserKind::GridAdmin, vec![]),
+        ] {
+            let mut list = String::new();
+            for (name, password) in entries {
+                write_user(&mut list, name, password, kind.permissions(name));
+            }
+            std::fs::write(users.join(kind.file()), format!("users: [\n{list}]\n"))?;
+        }
+        let config = dir.path().join("server.conf");
+        std::fs::write(&config, "include \"accounts.conf\"\n")?;
+        let server = NatsServer::start_with_args(&["-c", config.to_str().context("utf-8")?]);
+        Ok(Self {
+            server,
+            _dir: dir,
+            passwords: Some((engine_password, system_password)),
+        })
+    }
+
+    /// The engine's connection and the sender's.
+    async fn clients(&self) -> anyhow::Result<(async_nats::Client, async_nats::Client)> {
+        let url = self.server.url();
+        Ok(match &self.passwords {
+            None => (
+                async_nats::connect(&url).await?,
+                async_nats::connect(&url).await?,
+            ),
+            Some((engine, system)) => (
+                async_nats::ConnectOptions::with_user_and_password(
+                    ENGINE_USER.into(),
+                    engine.clone(),
+                )
+                .connect(&url)
+                .await?,
+                async_nats::ConnectOptions::with_user_and_password(SYSTEM.into(), system.clone())
+                    .custom_inbox_prefix(format!("_INBOX_{SYSTEM}"))
+                    .connect(&url)
+                    .await?,
+            ),
+        })
+    }
+}
+
+/// Waits for intake to answer.
+async fn warm_up(sender: &async_nats::Client) -> anyhow::Result<()> {
+    for attempt in 0.. {
+        match send_report(sender, &format!("warm-up-{attempt}")).await {
+            Ok(()) => return Ok(()),
+            Err(_) if attempt < 100 => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(error) => return Err(error),
+        }
+    }
+    unreachable!()
+}
+
+async fn send_report(sender: &async_nats::Client, message_id: &str) -> anyhow::Result<()> {
+    let body = json!({
+        "kind": "resident_report",
+        "schema_version": 1,
+        "source": {"system": SYSTEM, "message_id": message_id},
+        "reported_at": chrono::Utc::now().to_rfc3339(),
+        "building": "330106001001001",
+        "channel": "mini_program",
+        "resident": {"id": format!("wx-{message_id}"), "name": "王阿姨", "phone": "13812345621"},
+        "title": "12栋3单元门口下水道堵塞",
+        "description": "下水道堵了两天,污水漫到楼道口。",
+        "category": "drainage.blocked"
+    });
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        sender.request("wangge.intake.resident_report", body.to_string().into()),
+    )
+    .await
+    .context("no reply within 10 s")??;
+    let reply: serde_json::Value = serde_json::from_slice(&reply.payload)?;
+    if reply["status"] != "accepted" {
+        bail!("intake refused a report: {reply}");
+    }
+    Ok(())
+}
