@@ -13,13 +13,13 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use wangge_schemas::intake::{
-    EvaluationV1, IntakeMessage, IntakeMessageKind, PatrolFindingV1, ResidentReportV1,
+    EvaluationV1, IntakeMessage, IntakeResident, IntakeMessageKind, PatrolFindingV1, ResidentReportV1,
     ServiceRequestV1, INTAKE_SCHEMA_VERSION, MAX_DESCRIPTION_CHARS, MAX_ID_CHARS, MAX_MEDIA,
     MAX_MESSAGE_BYTES, MAX_TITLE_CHARS,
 };
 use wangge_schemas::{
     Actor, CaseId, CaseReported, Coordinates, GridLocation, IntakeClock, IntakeKind, MediaRef,
-    ReportDetails, Resident, Source,
+    ReportDetails, Resident, ResidentContact, SealedContact, Source,
 };
 
 use crate::grid::{CategoryCatalogue, GridDirectory};
@@ -126,6 +126,32 @@ pub struct ValidIntake {
     pub message: IntakeMessage,
     pub location: GridLocation,
     pub request: CommandRequest,
+}
+
+impl ValidIntake {
+    /// The reporting resident's contact details as the sender gave them, with the sending
+    /// system and the resident's id (what their data key is named by), when there are any.
+    /// The request holds the resident's id only: encrypting needs a key and randomness,
+    /// which the shell has, so the shell seals these and puts them in with
+    /// [`ValidIntake::seal_reporter_contact`] before the event is written.
+    pub fn reporter_contact(&self) -> Option<(&str, &str, ResidentContact)> {
+        let (source, resident) = match &self.message {
+            IntakeMessage::ResidentReport(m) => (&m.source, &m.resident),
+            IntakeMessage::ServiceRequest(m) => (&m.source, &m.resident),
+            IntakeMessage::PatrolFinding(_) => return None,
+        };
+        let contact = resident.contact();
+        (!contact.is_empty()).then_some((source.system.as_str(), resident.id.as_str(), contact))
+    }
+
+    /// Puts the sealed contact into the report the request carries.
+    pub fn seal_reporter_contact(&mut self, sealed: SealedContact) {
+        if let CaseCommand::Report { report, .. } = &mut self.request.command {
+            if let Some(resident) = report.details.resident_mut() {
+                resident.contact = Some(sealed);
+            }
+        }
+    }
 }
 
 /// Everything validation looks things up in.
@@ -472,13 +498,46 @@ fn check_source(source: &Source) -> Result<(), IntakeRejection> {
     check_text("source.message_id", &source.message_id, MAX_ID_CHARS, true)
 }
 
-fn check_resident(resident: &Resident) -> Result<(), IntakeRejection> {
+fn check_resident(resident: &IntakeResident) -> Result<(), IntakeRejection> {
     check_text("resident.id", &resident.id, MAX_ID_CHARS, true)?;
     if let Some(name) = &resident.name {
         check_text("resident.name", name, 64, false)?;
     }
     if let Some(phone) = &resident.phone {
         check_text("resident.phone", phone, 32, false)?;
+    }
+    if let Some(id_number) = &resident.id_number {
+        check_id_number("resident.id_number", id_number)?;
+    }
+    Ok(())
+}
+
+/// A 居民身份证号码 (GB 11643-1999): 17 digits and a check digit, ISO 7064 MOD 11-2 over the
+/// first 17 (weights 2^(17-i) mod 11; a remainder r gives "10X98765432"[r]).
+pub fn check_id_number(field: &str, id_number: &str) -> Result<(), IntakeRejection> {
+    let bytes = id_number.as_bytes();
+    let shaped = bytes.len() == 18
+        && bytes[..17].iter().all(u8::is_ascii_digit)
+        && (bytes[17].is_ascii_digit() || bytes[17] == b'X');
+    if !shaped {
+        return Err(IntakeRejection::at(
+            RejectCode::InvalidValue,
+            field,
+            format!("`{field}` must be 17 digits and a check digit (0-9 or X)"),
+        ));
+    }
+    let sum: u32 = bytes[..17]
+        .iter()
+        .enumerate()
+        .map(|(i, digit)| u32::from(digit - b'0') * ((1u32 << (17 - i)) % 11))
+        .sum();
+    let expected = b"10X98765432"[(sum % 11) as usize];
+    if bytes[17] != expected {
+        return Err(IntakeRejection::at(
+            RejectCode::InvalidValue,
+            field,
+            format!("`{field}` has a wrong check digit"),
+        ));
     }
     Ok(())
 }
@@ -644,7 +703,9 @@ fn report_request(
                 coordinates: m.coordinates,
                 details: ReportDetails::ResidentReport {
                     channel: m.channel,
-                    resident: m.resident.clone(),
+                    // The id only: the shell seals the contact under the resident's key
+                    // before the event is written ([`ValidIntake::reporter_contact`]).
+                    resident: Resident::pseudonymous(&m.resident.id),
                 },
             },
             Actor::resident(&m.resident.id),
@@ -675,7 +736,9 @@ fn report_request(
                 coordinates: None,
                 details: ReportDetails::ServiceRequest {
                     channel: m.channel,
-                    resident: m.resident.clone(),
+                    // The id only: the shell seals the contact under the resident's key
+                    // before the event is written ([`ValidIntake::reporter_contact`]).
+                    resident: Resident::pseudonymous(&m.resident.id),
                 },
             },
             Actor::resident(&m.resident.id),
