@@ -58,8 +58,8 @@ impl Case {
                 channel: Channel::MiniProgram,
                 resident: Resident {
                     id: id.to_owned(),
-                    name: None,
-                    phone: None,
+                    contact: None,
+                    legacy_contact: None,
                 },
             },
             None => ReportDetails::PatrolFinding {
