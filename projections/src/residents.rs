@@ -422,6 +422,24 @@ impl ContactReveals {
             .collect())
     }
 
+    /// How many reports in the audit trail name `resident_id` with a plain contact written
+    /// before contacts were sealed: what an erasure cannot reach without rewriting the
+    /// stream. (The trail does not keep the sending system, so a resident id two systems
+    /// share is counted for both.)
+    pub async fn legacy_contact_reports(&self, resident_id: &str) -> Result<i64, ReadError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM audit_trail WHERE event_type = 'case.reported' \
+                 AND actor_id = $1 \
+                 AND (entry_json::jsonb #> '{payload,details,resident,legacy_contact}') IS NOT NULL",
+                &[&resident_id],
+            )
+            .await
+            .map_err(|e| ReadError::Unavailable(e.to_string()))?;
+        Ok(row.get(0))
+    }
+
     /// The sealed (or legacy plain) contact of the case's report, from its audit trail.
     async fn reporter_contact(
         &self,

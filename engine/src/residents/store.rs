@@ -118,8 +118,7 @@ pub trait ContactOpener: Send + Sync + 'static {
 }
 
 pub struct ResidentKeys {
-    kv: kv::Store,
-    stream: stream::Stream,
+    backend: Backend,
     ring: KeyRing,
     naming: OnceCell<DataKey>,
     cache: quick_cache::sync::Cache<String, (Instant, Arc<DataKey>)>,
@@ -200,13 +199,22 @@ impl ResidentKeys {
             .get_key_value(Self::BUCKET)
             .await
             .map_err(unavailable)?;
-        Ok(Self {
-            kv,
-            stream,
+        Ok(Self::with_backend(Backend::Kv { kv, stream }, ring))
+    }
+
+    /// Keys in this process's memory only, for the demo on its embedded in-memory log (whose
+    /// events live no longer than the process either).
+    pub fn in_memory(ring: KeyRing) -> Self {
+        Self::with_backend(Backend::Memory(std::sync::Mutex::default()), ring)
+    }
+
+    fn with_backend(backend: Backend, ring: KeyRing) -> Self {
+        Self {
+            backend,
             ring,
             naming: OnceCell::new(),
             cache: quick_cache::sync::Cache::new(CACHE_CAPACITY),
-        })
+        }
     }
 
     pub fn kek_id(&self) -> &str {
@@ -294,7 +302,7 @@ impl ResidentKeys {
     ) -> Result<Erasure, KeyStoreError> {
         let key_id = self.resident_key_id(system, resident_id).await?;
         let entry = entry_of(&key_id).expect("a resident key id names an entry");
-        let destroyed = self.destroy_entry(&entry).await?;
+        let destroyed = self.backend.destroy(&entry).await?;
         self.cache.remove(&key_id);
         let erasure = Erasure {
             resident_key: key_id.clone(),
@@ -303,22 +311,16 @@ impl ResidentKeys {
             key_revisions_destroyed: destroyed,
         };
         let record = serde_json::to_vec(&erasure).expect("an erasure serializes");
-        self.kv
-            .put(erasure_entry(&key_id), record.into())
-            .await
-            .map_err(unavailable)?;
+        self.backend
+            .put(&erasure_entry(&key_id), record.into())
+            .await?;
         info!(resident_key = %key_id, ordered_by, destroyed, "resident erased: data key destroyed");
         Ok(erasure)
     }
 
     /// The erasure of the resident whose key is `key_id`, if they were erased.
     pub async fn erasure(&self, key_id: &str) -> Result<Option<Erasure>, KeyStoreError> {
-        let Some(bytes) = self
-            .kv
-            .get(erasure_entry(key_id))
-            .await
-            .map_err(unavailable)?
-        else {
+        let Some((bytes, _)) = self.backend.get(&erasure_entry(key_id)).await? else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes)
@@ -332,14 +334,7 @@ impl ResidentKeys {
     /// Destroys the day keys of days before `oldest_kept`: rejected messages of those days
     /// are past the rejected stream's retention, and so is what they held. Returns how many.
     pub async fn sweep_day_keys(&self, oldest_kept: NaiveDate) -> Result<usize, KeyStoreError> {
-        let keys: Vec<String> = self
-            .kv
-            .keys()
-            .await
-            .map_err(unavailable)?
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
+        let keys = self.backend.keys().await?;
         let mut destroyed = 0;
         for entry in keys {
             let Some(day) = entry
@@ -349,7 +344,7 @@ impl ResidentKeys {
                 continue;
             };
             if day < oldest_kept {
-                self.destroy_entry(&entry).await?;
+                self.backend.destroy(&entry).await?;
                 self.cache.remove(&Self::day_key_id(day));
                 destroyed += 1;
                 info!(%day, "rejected messages' day key destroyed: past the retention");
@@ -361,26 +356,16 @@ impl ResidentKeys {
     /// Rewraps every data key (and the naming key) not wrapped by the current KEK with it.
     /// The old KEK must be in the ring until this has finished.
     pub async fn rewrap(&self) -> Result<RewrapReport, KeyStoreError> {
-        let keys: Vec<String> = self
-            .kv
-            .keys()
-            .await
-            .map_err(unavailable)?
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
+        let keys = self.backend.keys().await?;
         let mut report = RewrapReport::default();
         for entry in keys {
             if entry.starts_with("erased.") {
                 continue;
             }
-            let Some(found) = self.kv.entry(&entry).await.map_err(unavailable)? else {
+            let Some((value, revision)) = self.backend.get(&entry).await? else {
                 continue;
             };
-            if found.operation != kv::Operation::Put {
-                continue;
-            }
-            let stored: WrappedKey = serde_json::from_slice(&found.value).map_err(|e| {
+            let stored: WrappedKey = serde_json::from_slice(&value).map_err(|e| {
                 KeyStoreError::Corrupt {
                     key_id: entry.clone(),
                     reason: e.to_string(),
@@ -392,16 +377,7 @@ impl ResidentKeys {
             }
             let key = self.unwrap(&entry, &stored)?;
             let rewrapped = self.wrap(&entry, &key, stored.created_at);
-            // Conditional on the revision read: a concurrent erasure wins.
-            self.kv
-                .update(&entry, rewrapped, found.revision)
-                .await
-                .map_err(unavailable)?;
-            // The old revision is gone by the bucket's one-revision limit; erase its bytes
-            // too, so the old KEK cannot open them from a copy of the store.
-            if let Err(error) = self.stream.delete_message(found.revision).await {
-                warn!(%error, entry, "old revision of a rewrapped key not erased");
-            }
+            self.backend.replace(&entry, rewrapped, revision).await?;
             report.rewrapped += 1;
         }
         info!(rewrapped = report.rewrapped, kek = %self.ring.current().id(), "data keys rewrapped");
@@ -490,7 +466,7 @@ impl ResidentKeys {
     }
 
     async fn read(&self, entry: &str) -> Result<Option<DataKey>, KeyStoreError> {
-        let Some(bytes) = self.kv.get(entry).await.map_err(unavailable)? else {
+        let Some((bytes, _)) = self.backend.get(entry).await? else {
             return Ok(None);
         };
         let stored: WrappedKey =
@@ -508,11 +484,11 @@ impl ResidentKeys {
             return Ok(key);
         }
         let key = sealing::random_key();
-        match self.kv.create(entry, self.wrap(entry, &key, Utc::now())).await {
-            Ok(_) => Ok(key),
+        match self.backend.create(entry, self.wrap(entry, &key, Utc::now())).await {
+            Ok(()) => Ok(key),
             Err(error) => match self.read(entry).await? {
                 Some(winner) => Ok(winner),
-                None => Err(unavailable(error)),
+                None => Err(error),
             },
         }
     }
@@ -549,17 +525,118 @@ impl ResidentKeys {
         plain.as_slice().try_into().map_err(|_| corrupt())
     }
 
-    /// Deletes every stored revision of `entry` with the stream's message-delete API (which
-    /// overwrites the bytes). Returns how many there were.
-    async fn destroy_entry(&self, entry: &str) -> Result<usize, KeyStoreError> {
-        let subject = format!("$KV.{}.{entry}", Self::BUCKET);
+}
+
+/// Where the wrapped keys are: the KV bucket, or (the demo) this process's memory.
+enum Backend {
+    Kv {
+        kv: kv::Store,
+        stream: stream::Stream,
+    },
+    Memory(std::sync::Mutex<std::collections::BTreeMap<String, (Bytes, u64)>>),
+}
+
+impl Backend {
+    fn memory(
+        map: &std::sync::Mutex<std::collections::BTreeMap<String, (Bytes, u64)>>,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, (Bytes, u64)>> {
+        map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The entry's value and revision.
+    async fn get(&self, entry: &str) -> Result<Option<(Bytes, u64)>, KeyStoreError> {
+        match self {
+            Self::Kv { kv, .. } => Ok(kv
+                .entry(entry)
+                .await
+                .map_err(unavailable)?
+                .filter(|found| found.operation == kv::Operation::Put)
+                .map(|found| (found.value, found.revision))),
+            Self::Memory(map) => Ok(Self::memory(map).get(entry).cloned()),
+        }
+    }
+
+    /// Creates the entry; an error when it exists (or the store failed).
+    async fn create(&self, entry: &str, value: Bytes) -> Result<(), KeyStoreError> {
+        match self {
+            Self::Kv { kv, .. } => kv.create(entry, value).await.map(|_| ()).map_err(unavailable),
+            Self::Memory(map) => {
+                let mut map = Self::memory(map);
+                if map.contains_key(entry) {
+                    return Err(KeyStoreError::Unavailable(format!("`{entry}` exists")));
+                }
+                map.insert(entry.to_owned(), (value, 1));
+                Ok(())
+            }
+        }
+    }
+
+    async fn put(&self, entry: &str, value: Bytes) -> Result<(), KeyStoreError> {
+        match self {
+            Self::Kv { kv, .. } => kv.put(entry, value).await.map(|_| ()).map_err(unavailable),
+            Self::Memory(map) => {
+                let mut map = Self::memory(map);
+                let revision = map.get(entry).map_or(1, |(_, r)| r + 1);
+                map.insert(entry.to_owned(), (value, revision));
+                Ok(())
+            }
+        }
+    }
+
+    /// Replaces the entry if it is still at `revision` (a concurrent erasure wins), and
+    /// erases the replaced revision's bytes so the old KEK cannot open them from a copy of
+    /// the store.
+    async fn replace(&self, entry: &str, value: Bytes, revision: u64) -> Result<(), KeyStoreError> {
+        match self {
+            Self::Kv { kv, stream } => {
+                kv.update(entry, value, revision)
+                    .await
+                    .map_err(unavailable)?;
+                if let Err(error) = stream.delete_message(revision).await {
+                    warn!(%error, entry, "old revision of a rewrapped key not erased");
+                }
+                Ok(())
+            }
+            Self::Memory(map) => {
+                let mut map = Self::memory(map);
+                if map.get(entry).map(|(_, r)| *r) != Some(revision) {
+                    return Err(KeyStoreError::Unavailable(format!("`{entry}` changed")));
+                }
+                map.insert(entry.to_owned(), (value, revision + 1));
+                Ok(())
+            }
+        }
+    }
+
+    async fn keys(&self) -> Result<Vec<String>, KeyStoreError> {
+        match self {
+            Self::Kv { kv, .. } => kv
+                .keys()
+                .await
+                .map_err(unavailable)?
+                .try_collect()
+                .await
+                .map_err(unavailable),
+            Self::Memory(map) => Ok(Self::memory(map).keys().cloned().collect()),
+        }
+    }
+
+    /// Deletes every stored revision of `entry` with the stream's message-delete API, which
+    /// overwrites the bytes in the store files. Returns how many there were.
+    async fn destroy(&self, entry: &str) -> Result<usize, KeyStoreError> {
+        let (kv_stream, subject) = match self {
+            Self::Kv { stream, .. } => (stream, format!("$KV.{}.{entry}", ResidentKeys::BUCKET)),
+            Self::Memory(map) => {
+                return Ok(usize::from(Self::memory(map).remove(entry).is_some()));
+            }
+        };
         let mut destroyed = 0;
         // One revision a key, but a rewrap in flight may briefly leave two: loop until the
         // subject holds nothing.
         loop {
-            match self.stream.get_last_raw_message_by_subject(&subject).await {
+            match kv_stream.get_last_raw_message_by_subject(&subject).await {
                 Ok(message) => {
-                    self.stream
+                    kv_stream
                         .delete_message(message.sequence)
                         .await
                         .map_err(unavailable)?;
