@@ -315,6 +315,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .clone()
             .map(|keys| keys as Arc<dyn wangge_engine::residents::ContactOpener>),
     );
+    // Another instance's (or `wangge residents erase`'s) erasure reaches this cache at once.
+    if let Some(keys) = &resident_keys {
+        let (keys, until) = (keys.clone(), stopped());
+        background.spawn(async move {
+            if let Err(error) = keys.watch_erasures(until).await {
+                tracing::warn!(%error, "erasure watch stopped: cached keys now expire by age only");
+            }
+        });
+    }
     // Refused bodies sealed under a day's key: the key goes once the stream's retention
     // has passed, checked at start and every hour.
     if resident_keys.is_some() {

@@ -17,7 +17,9 @@
 //! stream is made with `deny_delete: false` for that; a KV purge would only mark it).
 //!
 //! Unwrapped keys are cached in memory (bounded, [`CACHE_TTL`]): an erasure clears this
-//! instance's cache at once, and another instance's within the TTL.
+//! instance's cache at once; other instances watch the bucket's `erased.*` entries
+//! ([`ResidentKeys::watch_erasures`]) and drop the key when one appears, and the TTL bounds
+//! how long a missed notice could keep a key in memory.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -316,6 +318,32 @@ impl ResidentKeys {
             .await?;
         info!(resident_key = %key_id, ordered_by, destroyed, "resident erased: data key destroyed");
         Ok(erasure)
+    }
+
+    /// Drops a resident's key from this instance's cache as soon as any instance (or `wangge
+    /// residents erase`) records their erasure; the cache's TTL is the backstop while the
+    /// watch reconnects. Runs until `until` resolves.
+    pub async fn watch_erasures(
+        self: Arc<Self>,
+        until: impl std::future::Future<Output = ()>,
+    ) -> Result<(), KeyStoreError> {
+        let Backend::Kv { kv, .. } = &self.backend else {
+            return Ok(());
+        };
+        let mut updates = kv.watch("erased.>").await.map_err(unavailable)?;
+        let watch = async {
+            while let Some(entry) = updates.try_next().await.map_err(unavailable)? {
+                if let Some(hash) = entry.key.strip_prefix("erased.") {
+                    self.cache.remove(&format!("rk-{hash}"));
+                    info!(resident_key = %format!("rk-{hash}"), "erasure seen: cached key dropped");
+                }
+            }
+            Ok(())
+        };
+        tokio::select! {
+            result = watch => result,
+            () = until => Ok(()),
+        }
     }
 
     /// The erasure of the resident whose key is `key_id`, if they were erased.
