@@ -195,6 +195,8 @@ fn unreadable_body(body: &KeptBody) -> Option<&'static str> {
         KeptBody::Plain | KeptBody::Opened => None,
         KeptBody::Erased => Some("unreadable: the resident it names was erased"),
         KeptBody::Expired => Some("unreadable: its day key outlived the stream's retention"),
-        KeptBody::Locked => Some("sealed: give --kek-file (or WANGGE_KEK_FILE / WANGGE_KEK) to open it"),
+        KeptBody::Locked => {
+            Some("sealed: give --kek-file (or WANGGE_KEK_FILE / WANGGE_KEK) to open it")
+        }
     }
 }

@@ -154,8 +154,8 @@ pub async fn run(args: ResidentsArgs) -> anyhow::Result<ExitCode> {
                 erasure.erased_at.to_rfc3339()
             );
             if let Some(url) = postgres_url {
-                let models = crate::connect_read_models(&url, ReferenceArgs::bundled_context()?)
-                    .await?;
+                let models =
+                    crate::connect_read_models(&url, ReferenceArgs::bundled_context()?).await?;
                 let legacy = ContactReveals::new(models, None)
                     .legacy_contact_reports(&resident_id)
                     .await?;
@@ -255,7 +255,9 @@ pub async fn run(args: ResidentsArgs) -> anyhow::Result<ExitCode> {
                     r.resident_key.as_deref().unwrap_or("-"),
                     r.outcome,
                     r.reason,
-                    r.refusal.map(|why| format!("  ({why})")).unwrap_or_default()
+                    r.refusal
+                        .map(|why| format!("  ({why})"))
+                        .unwrap_or_default()
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -285,7 +287,11 @@ pub async fn run(args: ResidentsArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot create {}", path.display()))?;
             let kek = Kek::generate();
             writeln!(file, "{}", kek.to_base64())?;
-            println!("new key-encryption key {} written to {}", kek.id(), path.display());
+            println!(
+                "new key-encryption key {} written to {}",
+                kek.id(),
+                path.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -445,7 +445,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_ahead: chrono::Duration::minutes(args.intake_max_minutes_ahead.into()),
         flag_behind: chrono::Duration::hours(args.intake_flag_hours_behind.into()),
     };
-    let service = IntakeService::new(cases, rejected, grid, categories).with_clock_bounds(clock_bounds);
+    let service =
+        IntakeService::new(cases, rejected, grid, categories).with_clock_bounds(clock_bounds);
     let service = Arc::new(match resident_keys {
         Some(keys) => service.with_resident_keys(keys),
         None => service,

@@ -52,7 +52,10 @@ impl Engine {
 
     fn assert_running(&mut self) {
         if let Some(status) = self.child.try_wait().expect("engine status") {
-            panic!("`wangge serve` exited with {status}; its log:\n{}", self.log());
+            panic!(
+                "`wangge serve` exited with {status}; its log:\n{}",
+                self.log()
+            );
         }
     }
 }
@@ -116,8 +119,19 @@ impl Site {
         let log = self.dir.path().join("serve.log");
         let child = self
             .command()
-            .args(["serve", "--nats-url", &self.nats(), "--http-listen", "127.0.0.1:0"])
-            .args(["--postgres-url", &self.database.url(), "--kek-file", self.kek()])
+            .args([
+                "serve",
+                "--nats-url",
+                &self.nats(),
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .args([
+                "--postgres-url",
+                &self.database.url(),
+                "--kek-file",
+                self.kek(),
+            ])
             .env("WANGGE_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -152,9 +166,21 @@ impl Site {
 
     fn reveal(&self, case_id: CaseId, requester: &str, role: &str) -> Run {
         self.run(&[
-            "residents", "reveal", &case_id.to_string(), "--as", requester, "--role", role,
-            "--reason", "回访核实处理结果", "--nats-url", &self.nats(), "--kek-file", self.kek(),
-            "--postgres-url", &self.database.url(),
+            "residents",
+            "reveal",
+            &case_id.to_string(),
+            "--as",
+            requester,
+            "--role",
+            role,
+            "--reason",
+            "回访核实处理结果",
+            "--nats-url",
+            &self.nats(),
+            "--kek-file",
+            self.kek(),
+            "--postgres-url",
+            &self.database.url(),
         ])
     }
 
@@ -187,17 +213,26 @@ impl Site {
     /// contact.
     fn assert_no_plaintext_anywhere(&self, when: &str) {
         let dump = self.pg_dump();
-        assert!(dump.contains("contact_reveals"), "the dump covers the reveals table");
+        assert!(
+            dump.contains("contact_reveals"),
+            "the dump covers the reveals table"
+        );
         for secret in [NAME, PHONE, ID_NUMBER, REFUSED_PHONE, STRAY_PHONE] {
             let files = self.store_files_containing(secret.as_bytes());
-            assert!(files.is_empty(), "{when}: `{secret}` in NATS store files {files:?}");
+            assert!(
+                files.is_empty(),
+                "{when}: `{secret}` in NATS store files {files:?}"
+            );
             assert!(!dump.contains(secret), "{when}: `{secret}` in the pg_dump");
         }
     }
 }
 
 fn walk(dir: &Path, visit: &mut dyn FnMut(&Path)) {
-    for entry in std::fs::read_dir(dir).expect("read a store directory").flatten() {
+    for entry in std::fs::read_dir(dir)
+        .expect("read a store directory")
+        .flatten()
+    {
         let path = entry.path();
         if path.is_dir() {
             walk(&path, visit);
@@ -215,7 +250,10 @@ fn http_address(engine: &mut Engine) -> String {
         if let Some(rest) = log.split("dashboard and api on http://").nth(1) {
             return rest.split('/').next().expect("an address").to_owned();
         }
-        assert!(Instant::now() < deadline, "serve never printed its address:\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "serve never printed its address:\n{log}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -223,10 +261,15 @@ fn http_address(engine: &mut Engine) -> String {
 fn http_get(address: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).expect("connect to the api");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
-        .expect("send the request");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
     let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read the response");
+    stream
+        .read_to_string(&mut response)
+        .expect("read the response");
     let status = response
         .split_whitespace()
         .nth(1)
@@ -250,11 +293,17 @@ fn history(address: &str, case_id: CaseId, events: usize) -> Value {
         let (status, body) = http_get(address, &format!("/api/v1/cases/{case_id}/history"));
         if status == 200 {
             let history: Value = serde_json::from_str(&body).expect("json");
-            if history["events"].as_array().is_some_and(|e| e.len() >= events) {
+            if history["events"]
+                .as_array()
+                .is_some_and(|e| e.len() >= events)
+            {
                 return history;
             }
         }
-        assert!(Instant::now() < deadline, "the case's history never reached the api: {status} {body}");
+        assert!(
+            Instant::now() < deadline,
+            "the case's history never reached the api: {status} {body}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -283,7 +332,13 @@ async fn wrapped_resident_keys(server: &NatsServer) -> Vec<String> {
         .get_key_value("WANGGE_RESIDENT_KEYS")
         .await
         .expect("the resident key bucket");
-    let keys: Vec<String> = kv.keys().await.expect("keys").try_collect().await.expect("keys");
+    let keys: Vec<String> = kv
+        .keys()
+        .await
+        .expect("keys")
+        .try_collect()
+        .await
+        .expect("keys");
     let mut wrapped = Vec::new();
     for key in keys.iter().filter(|k| k.starts_with("resident.")) {
         if let Some(value) = kv.get(key).await.expect("get") {
@@ -315,29 +370,57 @@ async fn an_erased_residents_contact_is_in_no_byte_of_the_store_nor_the_read_mod
         std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     }
     let refused = site.run(&[
-        "residents", "rewrap", "--nats-url", &site.nats(), "--kek-file", loose.to_str().expect("path"),
+        "residents",
+        "rewrap",
+        "--nats-url",
+        &site.nats(),
+        "--kek-file",
+        loose.to_str().expect("path"),
     ]);
     assert_eq!(refused.code, 1);
-    assert!(refused.stderr.contains("others may read it") && refused.stderr.contains("chmod 600"), "{refused:?}");
+    assert!(
+        refused.stderr.contains("others may read it") && refused.stderr.contains("chmod 600"),
+        "{refused:?}"
+    );
     let key_text = std::fs::read_to_string(&site.kek).expect("key");
-    assert!(!refused.stderr.contains(key_text.trim()), "the key is never printed");
+    assert!(
+        !refused.stderr.contains(key_text.trim()),
+        "the key is never printed"
+    );
 
     let mut engine = site.serve();
     let address = http_address(&mut engine);
 
     // A report, a refused report naming the resident, and a refused message naming nobody.
-    let accepted = site.publish(&mut engine, "report.json", report("mp-pii-1", "drainage.blocked", PHONE).to_string().as_bytes());
+    let accepted = site.publish(
+        &mut engine,
+        "report.json",
+        report("mp-pii-1", "drainage.blocked", PHONE)
+            .to_string()
+            .as_bytes(),
+    );
     assert_eq!(accepted.code, 0, "{accepted:?}");
     let case_id = CaseId::derived_from_source(&Source {
         system: "miniprogram".into(),
         message_id: "mp-pii-1".into(),
     });
-    let refused_named = site.publish(&mut engine, "refused.json", report("mp-pii-2", "no.such_category", REFUSED_PHONE).to_string().as_bytes());
+    let refused_named = site.publish(
+        &mut engine,
+        "refused.json",
+        report("mp-pii-2", "no.such_category", REFUSED_PHONE)
+            .to_string()
+            .as_bytes(),
+    );
     assert_eq!(refused_named.code, 2, "{refused_named:?}");
-    let named_id: u64 = serde_json::from_str::<Value>(&refused_named.stdout).expect("reply")["rejected_id"]
+    let named_id: u64 = serde_json::from_str::<Value>(&refused_named.stdout).expect("reply")
+        ["rejected_id"]
         .as_u64()
         .expect("kept");
-    let stray = site.publish(&mut engine, "stray.txt", format!("call me on {STRAY_PHONE}").as_bytes());
+    let stray = site.publish(
+        &mut engine,
+        "stray.txt",
+        format!("call me on {STRAY_PHONE}").as_bytes(),
+    );
     assert_eq!(stray.code, 2, "{stray:?}");
     let stray_id: u64 = serde_json::from_str::<Value>(&stray.stdout).expect("reply")["rejected_id"]
         .as_u64()
@@ -357,10 +440,16 @@ async fn an_erased_residents_contact_is_in_no_byte_of_the_store_nor_the_read_mod
     let revealed = site.reveal(case_id, "auditor-li", "auditor");
     assert_eq!(revealed.code, 0, "{revealed:?}");
     let contact: Value = serde_json::from_str(&revealed.stdout).expect("the contact");
-    assert_eq!((contact["name"].as_str(), contact["phone"].as_str()), (Some(NAME), Some(PHONE)));
+    assert_eq!(
+        (contact["name"].as_str(), contact["phone"].as_str()),
+        (Some(NAME), Some(PHONE))
+    );
     let not_theirs = site.reveal(case_id, "gw-no-such-worker", "grid_worker");
     assert_eq!(not_theirs.code, 3, "{not_theirs:?}");
-    assert!(not_theirs.stderr.contains("not the grid worker assigned"), "{not_theirs:?}");
+    assert!(
+        not_theirs.stderr.contains("not the grid worker assigned"),
+        "{not_theirs:?}"
+    );
 
     // The operator opens refused bodies with the KEK; without it they stay sealed.
     let kek = site.kek().to_owned();
@@ -376,27 +465,56 @@ async fn an_erased_residents_contact_is_in_no_byte_of_the_store_nor_the_read_mod
     };
     assert!(show(named_id, true).stdout.contains(REFUSED_PHONE));
     assert!(show(stray_id, true).stdout.contains(STRAY_PHONE));
-    assert!(show(stray_id, true).stdout.contains("Wangge-Sealed-Key") == false);
-    assert!(show(named_id, false).stdout.contains("sealed: give --kek-file"));
+    // Our sealing headers are ours: the operator sees the sender's headers only.
+    assert!(!show(stray_id, true).stdout.contains("Wangge-Sealed-Key"));
+    assert!(show(named_id, false)
+        .stdout
+        .contains("sealed: give --kek-file"));
 
     site.assert_no_plaintext_anywhere("before erasure");
     let wrapped = wrapped_resident_keys(&site.server).await;
     assert_eq!(wrapped.len(), 1, "one resident, one data key");
-    assert_eq!(site.store_files_containing(wrapped[0].as_bytes()).len(), 1, "the wrapped key is on disk");
+    assert_eq!(
+        site.store_files_containing(wrapped[0].as_bytes()).len(),
+        1,
+        "the wrapped key is on disk"
+    );
 
     // Erase.
     let erased = site.run(&[
-        "residents", "erase", "miniprogram", RESIDENT, "--by", "dpo-zhang", "--nats-url", &site.nats(),
-        "--kek-file", site.kek(), "--postgres-url", &site.database.url(),
+        "residents",
+        "erase",
+        "miniprogram",
+        RESIDENT,
+        "--by",
+        "dpo-zhang",
+        "--nats-url",
+        &site.nats(),
+        "--kek-file",
+        site.kek(),
+        "--postgres-url",
+        &site.database.url(),
     ]);
     assert_eq!(erased.code, 0, "{erased:?}");
     assert!(erased.stdout.contains("resident erased: rk-"), "{erased:?}");
     assert!(erased.stdout.contains("ordered by dpo-zhang"), "{erased:?}");
-    assert!(erased.stdout.contains("no report written before contacts were sealed"), "{erased:?}");
-    assert!(!erased.stdout.contains(RESIDENT), "the erasure names the resident by keyed hash only");
+    assert!(
+        erased
+            .stdout
+            .contains("no report written before contacts were sealed"),
+        "{erased:?}"
+    );
+    assert!(
+        !erased.stdout.contains(RESIDENT),
+        "the erasure names the resident by keyed hash only"
+    );
 
     // The key's bytes are gone from every store file; no plaintext appeared anywhere.
-    assert!(site.store_files_containing(wrapped[0].as_bytes()).is_empty(), "the wrapped key was overwritten");
+    assert!(
+        site.store_files_containing(wrapped[0].as_bytes())
+            .is_empty(),
+        "the wrapped key was overwritten"
+    );
     site.assert_no_plaintext_anywhere("after erasure");
 
     // Nothing can read the contact any more: the reveal says so, the API shows 已删除, and
@@ -407,18 +525,32 @@ async fn an_erased_residents_contact_is_in_no_byte_of_the_store_nor_the_read_mod
     let deadline = Instant::now() + WAIT;
     let after = loop {
         // The serving instance hears of the erasure through its watch on the bucket.
-        let after = history(&address, case_id, before["events"].as_array().map_or(1, Vec::len));
+        let after = history(
+            &address,
+            case_id,
+            before["events"].as_array().map_or(1, Vec::len),
+        );
         if after["events"][0]["payload"]["details"]["resident"]["contact"] == "已删除" {
             break after;
         }
-        assert!(Instant::now() < deadline, "the api never showed the erasure");
+        assert!(
+            Instant::now() < deadline,
+            "the api never showed the erasure"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    assert!(show(named_id, true).stdout.contains("the resident it names was erased"));
+    assert!(show(named_id, true)
+        .stdout
+        .contains("the resident it names was erased"));
     assert!(show(stray_id, true).stdout.contains(STRAY_PHONE));
 
     // The case's facts are intact: the same events with the same hashes, the same case.
-    for (old, new) in before["events"].as_array().expect("events").iter().zip(after["events"].as_array().expect("events")) {
+    for (old, new) in before["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .zip(after["events"].as_array().expect("events"))
+    {
         assert_eq!(old["event_id"], new["event_id"]);
         assert_eq!(old["event_type"], new["event_type"]);
         assert_eq!(old["changes"], new["changes"]);
@@ -433,7 +565,14 @@ async fn an_erased_residents_contact_is_in_no_byte_of_the_store_nor_the_read_mod
     assert!(verified.stderr.contains("intact"), "{verified:?}");
 
     // Every reveal is on record, the refused one and the one after erasure included.
-    let reveals = site.run(&["residents", "reveals", "--postgres-url", &site.database.url(), "--case", &case_id.to_string()]);
+    let reveals = site.run(&[
+        "residents",
+        "reveals",
+        "--postgres-url",
+        &site.database.url(),
+        "--case",
+        &case_id.to_string(),
+    ]);
     assert_eq!(reveals.code, 0, "{reveals:?}");
     let lines: Vec<&str> = reveals.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{reveals:?}");

@@ -13,9 +13,9 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use wangge_schemas::intake::{
-    EvaluationV1, IntakeMessage, IntakeResident, IntakeMessageKind, PatrolFindingV1, ResidentReportV1,
-    ServiceRequestV1, INTAKE_SCHEMA_VERSION, MAX_DESCRIPTION_CHARS, MAX_ID_CHARS, MAX_MEDIA,
-    MAX_MESSAGE_BYTES, MAX_TITLE_CHARS,
+    EvaluationV1, IntakeMessage, IntakeMessageKind, IntakeResident, PatrolFindingV1,
+    ResidentReportV1, ServiceRequestV1, INTAKE_SCHEMA_VERSION, MAX_DESCRIPTION_CHARS, MAX_ID_CHARS,
+    MAX_MEDIA, MAX_MESSAGE_BYTES, MAX_TITLE_CHARS,
 };
 use wangge_schemas::{
     Actor, CaseId, CaseReported, Coordinates, GridLocation, IntakeClock, IntakeKind, MediaRef,
@@ -148,7 +148,7 @@ impl ValidIntake {
     pub fn seal_reporter_contact(&mut self, sealed: SealedContact) {
         if let CaseCommand::Report { report, .. } = &mut self.request.command {
             if let Some(resident) = report.details.resident_mut() {
-                resident.contact = Some(sealed);
+                resident.contact = Some(Box::new(sealed));
             }
         }
     }
@@ -219,8 +219,9 @@ pub enum CheckedIntake {
     /// size of an evaluation).
     Report(Box<ValidIntake>),
     /// An evaluation, to be checked against the history of the case it names next
-    /// ([`evaluation::evaluation_request`]).
-    Evaluation(EvaluationV1),
+    /// ([`evaluation::evaluation_request`]). Boxed too: with the resident's contact fields
+    /// it is the larger of the two.
+    Evaluation(Box<EvaluationV1>),
 }
 
 /// Checks one intake message of any kind. `subject_kind` is the kind named by the subject the
@@ -239,7 +240,7 @@ pub fn check_intake(
             reference
                 .clock_bounds
                 .check("evaluated_at", evaluation.evaluated_at, reference.now)?;
-            Ok(CheckedIntake::Evaluation(evaluation))
+            Ok(CheckedIntake::Evaluation(Box::new(evaluation)))
         }
     }
 }

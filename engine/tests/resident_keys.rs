@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeZone, Utc};
-use wangge_engine::residents::{Kek, KeyRing, Opened, ResidentKeys};
 use wangge_engine::residents::{ContactOpener, KekError, KeyStoreError};
+use wangge_engine::residents::{Kek, KeyRing, Opened, ResidentKeys};
 use wangge_schemas::{CaseId, ResidentContact};
 use wangge_testkit::NatsServer;
 
@@ -116,7 +116,10 @@ async fn an_erased_residents_contacts_and_bytes_can_never_be_opened_again() {
     // The other instance heard of it through its watch: its cached key is gone.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while other.open_contact(case, &sealed).await.expect("answer") != Opened::Erased {
-        assert!(std::time::Instant::now() < deadline, "the watch never dropped the key");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watch never dropped the key"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     watcher.abort();
@@ -163,7 +166,10 @@ async fn rotating_the_kek_rewraps_every_key_and_the_old_kek_is_needed_until_then
         Opened::Plain(contact())
     );
     assert_eq!(
-        after.resident_key_id("miniprogram", "wx-4").await.expect("id"),
+        after
+            .resident_key_id("miniprogram", "wx-4")
+            .await
+            .expect("id"),
         sealed.key_id,
         "rotation renames nothing"
     );
@@ -177,7 +183,10 @@ async fn day_keys_older_than_the_retention_are_destroyed() {
     let old = ResidentKeys::day_key_id(day(1));
     let recent = ResidentKeys::day_key_id(day(20));
     let old_bytes = store.seal_bytes(&old, b"13700001111").await.expect("seal");
-    let recent_bytes = store.seal_bytes(&recent, b"13700002222").await.expect("seal");
+    let recent_bytes = store
+        .seal_bytes(&recent, b"13700002222")
+        .await
+        .expect("seal");
 
     assert_eq!(store.sweep_day_keys(day(2)).await.expect("sweep"), 1);
     assert_eq!(
@@ -216,5 +225,8 @@ fn a_kek_must_be_32_base64_bytes_in_a_file_only_its_owner_reads() {
     assert!(short.to_string().contains("5 bytes, not 32"), "{short}");
     let junk = Kek::from_base64("not base64!", "in WANGGE_KEK").expect_err("junk");
     assert!(junk.to_string().contains("not valid base64"), "{junk}");
-    assert!(!junk.to_string().contains("not base64!"), "the key text is never shown");
+    assert!(
+        !junk.to_string().contains("not base64!"),
+        "the key text is never shown"
+    );
 }

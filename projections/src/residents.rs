@@ -27,9 +27,9 @@ use wangge_schemas::{CaseId, ResidentContact, SealedContact};
 
 use crate::fold::CaseSummary;
 use crate::query::{
-    AuditTrail, BoardQuery, BoardRow, CaseQuery, CaseView, Checkpoint, InboxTask,
-    IndicatorQuery, IndicatorRow, OverdueCase, OverdueQuery, Page, PatrolQuery, PatrolReport,
-    Progress, Ranking, RankingQuery, ReadError, ReadModels,
+    AuditTrail, BoardQuery, BoardRow, CaseQuery, CaseView, Checkpoint, InboxTask, IndicatorQuery,
+    IndicatorRow, OverdueCase, OverdueQuery, Page, PatrolQuery, PatrolReport, Progress, Ranking,
+    RankingQuery, ReadError, ReadModels,
 };
 use crate::PostgresReadModels;
 
@@ -65,7 +65,11 @@ fn masked_value(contact: &ResidentContact) -> Value {
 
 /// Masks the resident in one event payload in place (a `case.reported`'s
 /// `details.resident`); other payloads are left as they are.
-pub async fn mask_payload(opener: Option<&dyn ContactOpener>, case_id: CaseId, payload: &mut Value) {
+pub async fn mask_payload(
+    opener: Option<&dyn ContactOpener>,
+    case_id: CaseId,
+    payload: &mut Value,
+) {
     let Some(resident) = payload
         .get_mut("details")
         .and_then(|details| details.get_mut("resident"))
@@ -179,9 +183,14 @@ impl RequesterRole {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::GridWorker, Self::Supervisor, Self::Auditor, Self::Other]
-            .into_iter()
-            .find(|role| role.as_str() == text)
+        [
+            Self::GridWorker,
+            Self::Supervisor,
+            Self::Auditor,
+            Self::Other,
+        ]
+        .into_iter()
+        .find(|role| role.as_str() == text)
     }
 }
 

@@ -30,28 +30,46 @@ fn verdict(case: &CaseSummary, requester: &str, role: RequesterRole) -> Result<(
 
 #[test]
 fn the_assigned_worker_sees_the_contact_while_the_case_is_open() {
-    assert_eq!(verdict(&case(CaseStatus::InProgress), "gw-1", RequesterRole::GridWorker), Ok(()));
+    assert_eq!(
+        verdict(
+            &case(CaseStatus::InProgress),
+            "gw-1",
+            RequesterRole::GridWorker
+        ),
+        Ok(())
+    );
 }
 
 #[test]
 fn the_assigned_worker_no_longer_sees_it_once_the_case_is_closed() {
-    let refusal = verdict(&case(CaseStatus::Closed), "gw-1", RequesterRole::GridWorker)
-        .expect_err("closed");
+    let refusal =
+        verdict(&case(CaseStatus::Closed), "gw-1", RequesterRole::GridWorker).expect_err("closed");
     assert!(refusal.contains("closed"), "{refusal}");
 }
 
 #[test]
 fn another_worker_does_not_see_it() {
-    let refusal = verdict(&case(CaseStatus::InProgress), "gw-2", RequesterRole::GridWorker)
-        .expect_err("not theirs");
-    assert!(refusal.contains("not the grid worker assigned"), "{refusal}");
+    let refusal = verdict(
+        &case(CaseStatus::InProgress),
+        "gw-2",
+        RequesterRole::GridWorker,
+    )
+    .expect_err("not theirs");
+    assert!(
+        refusal.contains("not the grid worker assigned"),
+        "{refusal}"
+    );
 }
 
 #[test]
 fn supervisors_of_the_building_its_community_and_its_district_see_it() {
     for supervisor in ["sup-330106001001001", "sup-330106001001", "sup-330106001"] {
         assert_eq!(
-            verdict(&case(CaseStatus::Closed), supervisor, RequesterRole::Supervisor),
+            verdict(
+                &case(CaseStatus::Closed),
+                supervisor,
+                RequesterRole::Supervisor
+            ),
             Ok(()),
             "{supervisor}"
         );
@@ -60,13 +78,27 @@ fn supervisors_of_the_building_its_community_and_its_district_see_it() {
 
 #[test]
 fn a_supervisor_elsewhere_does_not_see_it() {
-    let refusal = verdict(&case(CaseStatus::InProgress), "sup-330106002001001", RequesterRole::Supervisor)
-        .expect_err("another district's building");
-    assert!(refusal.contains("supervises neither cell 330106001001001"), "{refusal}");
+    let refusal = verdict(
+        &case(CaseStatus::InProgress),
+        "sup-330106002001001",
+        RequesterRole::Supervisor,
+    )
+    .expect_err("another district's building");
+    assert!(
+        refusal.contains("supervises neither cell 330106001001001"),
+        "{refusal}"
+    );
 }
 
 #[test]
 fn an_auditor_sees_it_and_nobody_else_does() {
-    assert_eq!(verdict(&case(CaseStatus::Closed), "auditor-li", RequesterRole::Auditor), Ok(()));
+    assert_eq!(
+        verdict(
+            &case(CaseStatus::Closed),
+            "auditor-li",
+            RequesterRole::Auditor
+        ),
+        Ok(())
+    );
     assert!(verdict(&case(CaseStatus::InProgress), "gw-1", RequesterRole::Other).is_err());
 }

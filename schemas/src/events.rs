@@ -382,12 +382,13 @@ pub struct Resident {
     #[schemars(length(min = 1, max = 128))]
     pub id: String,
     /// Name, phone and ID number, sealed; absent when the sender gave none.
+    // Boxed (both): every cached event pays for the width of the largest payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub contact: Option<SealedContact>,
+    pub contact: Option<Box<SealedContact>>,
     /// Plain contact details from an event written before contacts were sealed (version 1);
     /// never written now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub legacy_contact: Option<ResidentContact>,
+    pub legacy_contact: Option<Box<ResidentContact>>,
 }
 
 impl Resident {

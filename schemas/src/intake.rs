@@ -16,9 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::envelope::{CaseId, Source};
-use crate::events::{
-    Channel, Coordinates, IntakeKind, MediaRef, PatrolKind, SatisfactionLevel,
-};
+use crate::events::{Channel, Coordinates, IntakeKind, MediaRef, PatrolKind, SatisfactionLevel};
 
 /// Largest intake message accepted, in bytes of JSON.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;

@@ -294,14 +294,18 @@ impl JetStreamRejectedStore {
         let Some(keys) = &self.keys else {
             return Ok(0);
         };
-        let retention = chrono::Duration::from_std(self.limits.max_age)
-            .unwrap_or(chrono::Duration::days(30));
+        let retention =
+            chrono::Duration::from_std(self.limits.max_age).unwrap_or(chrono::Duration::days(30));
         let oldest_kept = (now - retention).date_naive() - chrono::Duration::days(1);
         keys.sweep_day_keys(oldest_kept).await.map_err(unavailable)
     }
 
     /// The key a body is sealed under: its resident's when it names one, else the day's.
-    async fn sealing_key(&self, keys: &ResidentKeys, rejection: &Rejection) -> Result<String, RejectedStoreError> {
+    async fn sealing_key(
+        &self,
+        keys: &ResidentKeys,
+        rejection: &Rejection,
+    ) -> Result<String, RejectedStoreError> {
         if let Some((system, resident_id)) = named_resident(&rejection.payload) {
             return keys
                 .resident_key_id(&system, &resident_id)
@@ -461,7 +465,10 @@ impl JetStreamRejectedStore {
         headers: &HeaderMap,
         rejection: &mut Rejection,
     ) -> Result<KeptBody, RejectedStoreError> {
-        let Some(key_id) = headers.get(HEADER_SEALED_KEY).map(|v| v.as_str().to_owned()) else {
+        let Some(key_id) = headers
+            .get(HEADER_SEALED_KEY)
+            .map(|v| v.as_str().to_owned())
+        else {
             return Ok(KeptBody::Plain);
         };
         let sealed = std::mem::take(&mut rejection.payload);

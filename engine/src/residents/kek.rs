@@ -44,7 +44,9 @@ pub struct Kek {
 
 impl std::fmt::Debug for Kek {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kek").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Kek")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 

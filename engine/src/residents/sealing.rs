@@ -73,7 +73,18 @@ mod tests {
             open(&key, b"rk-1|case-1", &sealed.nonce, &sealed.ciphertext).as_deref(),
             Some(&b"13812341234"[..])
         );
-        assert_eq!(open(&key, b"rk-1|case-2", &sealed.nonce, &sealed.ciphertext), None);
-        assert_eq!(open(&random_key(), b"rk-1|case-1", &sealed.nonce, &sealed.ciphertext), None);
+        assert_eq!(
+            open(&key, b"rk-1|case-2", &sealed.nonce, &sealed.ciphertext),
+            None
+        );
+        assert_eq!(
+            open(
+                &random_key(),
+                b"rk-1|case-1",
+                &sealed.nonce,
+                &sealed.ciphertext
+            ),
+            None
+        );
     }
 }

@@ -393,12 +393,11 @@ impl ResidentKeys {
             let Some((value, revision)) = self.backend.get(&entry).await? else {
                 continue;
             };
-            let stored: WrappedKey = serde_json::from_slice(&value).map_err(|e| {
-                KeyStoreError::Corrupt {
+            let stored: WrappedKey =
+                serde_json::from_slice(&value).map_err(|e| KeyStoreError::Corrupt {
                     key_id: entry.clone(),
                     reason: e.to_string(),
-                }
-            })?;
+                })?;
             if stored.kek == self.ring.current().id() {
                 report.already_current += 1;
                 continue;
@@ -512,7 +511,11 @@ impl ResidentKeys {
             return Ok(key);
         }
         let key = sealing::random_key();
-        match self.backend.create(entry, self.wrap(entry, &key, Utc::now())).await {
+        match self
+            .backend
+            .create(entry, self.wrap(entry, &key, Utc::now()))
+            .await
+        {
             Ok(()) => Ok(key),
             Err(error) => match self.read(entry).await? {
                 Some(winner) => Ok(winner),
@@ -549,13 +552,15 @@ impl ResidentKeys {
         };
         let nonce = STANDARD.decode(&stored.nonce).map_err(|_| corrupt())?;
         let wrapped = STANDARD.decode(&stored.wrapped).map_err(|_| corrupt())?;
-        let plain = sealing::open(kek.key(), &wrap_aad(entry), &nonce, &wrapped).ok_or_else(corrupt)?;
+        let plain =
+            sealing::open(kek.key(), &wrap_aad(entry), &nonce, &wrapped).ok_or_else(corrupt)?;
         plain.as_slice().try_into().map_err(|_| corrupt())
     }
-
 }
 
 /// Where the wrapped keys are: the KV bucket, or (the demo) this process's memory.
+// One per process, made once: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Backend {
     Kv {
         kv: kv::Store,
@@ -587,7 +592,11 @@ impl Backend {
     /// Creates the entry; an error when it exists (or the store failed).
     async fn create(&self, entry: &str, value: Bytes) -> Result<(), KeyStoreError> {
         match self {
-            Self::Kv { kv, .. } => kv.create(entry, value).await.map(|_| ()).map_err(unavailable),
+            Self::Kv { kv, .. } => kv
+                .create(entry, value)
+                .await
+                .map(|_| ())
+                .map_err(unavailable),
             Self::Memory(map) => {
                 let mut map = Self::memory(map);
                 if map.contains_key(entry) {
@@ -670,9 +679,7 @@ impl Backend {
                         .map_err(unavailable)?;
                     destroyed += 1;
                 }
-                Err(error)
-                    if error.kind() == stream::LastRawMessageErrorKind::NoMessageFound =>
-                {
+                Err(error) if error.kind() == stream::LastRawMessageErrorKind::NoMessageFound => {
                     return Ok(destroyed)
                 }
                 Err(error) => return Err(unavailable(error)),
@@ -706,7 +713,12 @@ impl ContactOpener for ResidentKeys {
             Some(key) => key,
             None => return self.gone(&sealed.key_id).await,
         };
-        match sealing::open(&key, &contact_aad(&sealed.key_id, case_id), &nonce, &ciphertext) {
+        match sealing::open(
+            &key,
+            &contact_aad(&sealed.key_id, case_id),
+            &nonce,
+            &ciphertext,
+        ) {
             Some(plain) => serde_json::from_slice(&plain)
                 .map(Opened::Plain)
                 .map_err(|e| corrupt(&format!("the sealed contact is not a contact: {e}"))),
