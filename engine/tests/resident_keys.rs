@@ -230,3 +230,35 @@ fn a_kek_must_be_32_base64_bytes_in_a_file_only_its_owner_reads() {
         "the key text is never shown"
     );
 }
+
+#[tokio::test]
+async fn looking_up_a_residents_key_never_makes_one() {
+    let server = NatsServer::start();
+    let store = keys(&server, KeyRing::new(Kek::generate())).await;
+    assert_eq!(
+        store
+            .existing_resident_key_id("spam", "made-up-1")
+            .await
+            .expect("lookup"),
+        None
+    );
+    let sealed = store
+        .seal_contact("miniprogram", "wx-5", CaseId::new_v7(), &contact())
+        .await
+        .expect("seal");
+    assert_eq!(
+        store
+            .existing_resident_key_id("miniprogram", "wx-5")
+            .await
+            .expect("lookup"),
+        Some(sealed.key_id)
+    );
+    assert_eq!(
+        store
+            .existing_resident_key_id("spam", "made-up-1")
+            .await
+            .expect("lookup"),
+        None,
+        "the first lookup made nothing"
+    );
+}

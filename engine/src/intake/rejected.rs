@@ -7,6 +7,10 @@
 //! `sla_commands`; body = original bytes, headers = original headers plus
 //! `Wangge-Reject-*`; a sender's own `Nats-*` headers are stored as `Wangge-Sender-Nats-*` so
 //! JetStream does not act on them), and each replay's outcome at `wangge.rejected.replay.<id>`.
+//!
+//! With the resident key store (`with_resident_keys`), bodies are kept sealed (they may hold
+//! residents' personal data): under the resident's key or the day's key, named in
+//! `Wangge-Sealed-Key`; see `docs/design/personal-data.md`.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -281,8 +285,8 @@ pub struct JetStreamRejectedStore {
 
 impl JetStreamRejectedStore {
     /// Seals every kept body: under the resident's own key when the body names a resident
-    /// (`source.system` and `resident.id`), so their erasure makes it unreadable, otherwise
-    /// under the day's key, destroyed once the stream's retention has passed.
+    /// (`source.system` and `resident.id`) who has one, so their erasure makes it unreadable,
+    /// otherwise under the day's key, destroyed once the stream's retention has passed.
     pub fn with_resident_keys(mut self, keys: Arc<ResidentKeys>) -> Self {
         self.keys = Some(keys);
         self
@@ -306,11 +310,17 @@ impl JetStreamRejectedStore {
         keys: &ResidentKeys,
         rejection: &Rejection,
     ) -> Result<String, RejectedStoreError> {
+        // The resident's key only if they have one already (an accepted report made it):
+        // a refused message never creates keys, so no flood can grow the bucket. A resident
+        // without one is covered by the day's key, gone within the retention.
         if let Some((system, resident_id)) = named_resident(&rejection.payload) {
-            return keys
-                .resident_key_id(&system, &resident_id)
+            if let Some(key_id) = keys
+                .existing_resident_key_id(&system, &resident_id)
                 .await
-                .map_err(unavailable);
+                .map_err(unavailable)?
+            {
+                return Ok(key_id);
+            }
         }
         Ok(ResidentKeys::day_key_id(rejection.rejected_at.date_naive()))
     }

@@ -241,6 +241,17 @@ impl ResidentKeys {
         Ok(format!("rk-{}", &hash[..32]))
     }
 
+    /// The id of the resident's data key if they have one (never creates it): a refused
+    /// message must not make keys, or a flood of made-up residents would grow the bucket.
+    pub async fn existing_resident_key_id(
+        &self,
+        system: &str,
+        resident_id: &str,
+    ) -> Result<Option<String>, KeyStoreError> {
+        let key_id = self.resident_key_id(system, resident_id).await?;
+        Ok(self.existing_key(&key_id).await?.map(|_| key_id))
+    }
+
     /// Seals a resident's contact for the report of `case_id`, creating the resident's key
     /// if they have none.
     pub async fn seal_contact(
