@@ -492,8 +492,8 @@ fn report_request(case_id: CaseId, message_id: &str) -> CommandRequest {
                     channel: Channel::MiniProgram,
                     resident: Resident {
                         id: "resident-20931".into(),
-                        name: None,
-                        phone: None,
+                        contact: None,
+                        legacy_contact: None,
                     },
                 },
             },

@@ -246,8 +246,8 @@ pub(crate) fn report(case_id: CaseId, location: GridLocation, n: u64) -> Command
                     channel: Channel::MiniProgram,
                     resident: Resident {
                         id: format!("r-{n}"),
-                        name: None,
-                        phone: None,
+                        contact: None,
+                        legacy_contact: None,
                     },
                 },
             },

@@ -152,8 +152,8 @@ impl CityHistory {
                         channel: Channel::MiniProgram,
                         resident: Resident {
                             id: resident.clone(),
-                            name: None,
-                            phone: None,
+                            contact: None,
+                            legacy_contact: None,
                         },
                     },
                 },

@@ -288,8 +288,8 @@ fn open_case_commit(n: usize, location: &GridLocation) -> StoredCommit {
                     channel: Channel::MiniProgram,
                     resident: Resident {
                         id: format!("r-{n}"),
-                        name: None,
-                        phone: None,
+                        contact: None,
+                        legacy_contact: None,
                     },
                 },
             },
@@ -371,8 +371,8 @@ async fn breach_latency(
                         channel: Channel::Hotline12345,
                         resident: Resident {
                             id: format!("r-{n}"),
-                            name: None,
-                            phone: None,
+                            contact: None,
+                            legacy_contact: None,
                         },
                     },
                 },

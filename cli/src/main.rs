@@ -13,6 +13,7 @@ mod projections;
 mod publish;
 mod rejected;
 mod request;
+mod residents;
 mod serve;
 mod sla;
 mod worker;
@@ -71,6 +72,9 @@ enum Command {
     Audit(audit::AuditArgs),
     /// The NATS server's side: the users of the shipped accounts (deploy/nats/).
     Nats(nats_users::NatsAdminArgs),
+    /// Residents' personal data: erase a resident, reveal a reporter's contact (recorded),
+    /// list reveals, rotate the key-encryption key.
+    Residents(residents::ResidentsArgs),
 }
 
 /// Where NATS is, how to prove who we are, and how the event stream is set up.
@@ -264,6 +268,15 @@ impl ReferenceArgs {
 }
 
 impl ReferenceArgs {
+    /// The bundled grid and categories, for commands that need the read models but no
+    /// answer that depends on the grid.
+    pub fn bundled_context() -> anyhow::Result<FoldContext> {
+        Ok(FoldContext::new(
+            Arc::new(GridDirectory::sample_city()),
+            Arc::new(CategoryCatalogue::sample()),
+        ))
+    }
+
     /// What the read side answers with: the grid and the categories.
     pub fn fold_context(&self) -> anyhow::Result<FoldContext> {
         let (grid, categories) = self.load()?;
@@ -338,6 +351,7 @@ async fn main() -> ExitCode {
         Command::Projections(args) => projections::run(args).await,
         Command::Audit(args) => audit::run(args).await,
         Command::Nats(args) => nats_users::run(args).await,
+        Command::Residents(args) => residents::run(args).await,
     };
     match result {
         Ok(code) => code,

@@ -10,13 +10,16 @@ use wangge_schemas::intake::IntakeReply;
 use wangge_schemas::sla::{SlaReply, SLA_COMMAND_SUBJECT};
 
 use crate::NatsArgs;
-use wangge_engine::intake::rejected::{RejectedEntry, ReplayRecord, ReplayReply};
+use wangge_engine::intake::rejected::{KeptBody, RejectedEntry, ReplayRecord, ReplayReply};
 use wangge_engine::intake::{JetStreamRejectedStore, RejectedStore};
 
 #[derive(Debug, Args)]
 pub struct RejectedArgs {
     #[command(flatten)]
     nats: NatsArgs,
+    /// Opens the kept bodies, which are sealed (residents' personal data).
+    #[command(flatten)]
+    kek: crate::residents::KekArgs,
     #[command(subcommand)]
     action: Action,
 }
@@ -45,6 +48,11 @@ enum Action {
 pub async fn run(args: RejectedArgs) -> anyhow::Result<ExitCode> {
     let client = args.nats.connect().await?;
     let store = JetStreamRejectedStore::open(client.clone(), args.nats.replicas).await?;
+    let store = if args.kek.given() {
+        store.with_resident_keys(args.kek.open(client.clone(), args.nats.replicas).await?)
+    } else {
+        store
+    };
     match args.action {
         Action::List { from, limit } => {
             let entries = store.list(from, limit).await?;
@@ -63,6 +71,9 @@ pub async fn run(args: RejectedArgs) -> anyhow::Result<ExitCode> {
         }
         Action::Replay { id, timeout } => {
             let entry = store.get(id).await?;
+            if let Some(why) = unreadable_body(&entry.body) {
+                anyhow::bail!("rejected message {id} cannot be replayed: {why}");
+            }
             let mut headers = async_nats::HeaderMap::new();
             for (name, value) in &entry.rejection.headers {
                 headers.append(name.as_str(), value.as_str());
@@ -169,6 +180,23 @@ fn print_entry(entry: &RejectedEntry) {
     for (name, value) in &r.headers {
         println!("  {name}: {value}");
     }
-    println!("body ({} bytes):", r.payload.len());
-    println!("{}", String::from_utf8_lossy(&r.payload));
+    match unreadable_body(&entry.body) {
+        Some(why) => println!("body: {why}"),
+        None => {
+            println!("body ({} bytes):", r.payload.len());
+            println!("{}", String::from_utf8_lossy(&r.payload));
+        }
+    }
+}
+
+/// Why a kept body cannot be shown, if it cannot.
+fn unreadable_body(body: &KeptBody) -> Option<&'static str> {
+    match body {
+        KeptBody::Plain | KeptBody::Opened => None,
+        KeptBody::Erased => Some("unreadable: the resident it names was erased"),
+        KeptBody::Expired => Some("unreadable: its day key outlived the stream's retention"),
+        KeptBody::Locked => {
+            Some("sealed: give --kek-file (or WANGGE_KEK_FILE / WANGGE_KEK) to open it")
+        }
+    }
 }

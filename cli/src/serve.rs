@@ -165,6 +165,11 @@ pub struct ServeArgs {
     /// projection runners (each projection active on one instance at a time).
     #[arg(long, env = "WANGGE_POSTGRES_URL")]
     postgres_url: Option<String>,
+    /// The key-encryption key that wraps residents' data keys (`--kek-file`,
+    /// `WANGGE_KEK_FILE` or `WANGGE_KEK`). Without one, reports are accepted without their
+    /// contact details (never written in plain text) and contacts show as `[encrypted]`.
+    #[command(flatten)]
+    kek: crate::residents::KekArgs,
 }
 
 /// Where the engine takes a sender's identity from (`--identity`).
@@ -213,13 +218,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_bytes: i64::from(args.rejected_max_mb) * 1024 * 1024,
         ..RejectedLimits::default()
     };
+    let rejected = JetStreamRejectedStore::open_with_limits(
+        client.clone(),
+        args.nats.replicas,
+        rejected_limits,
+    )
+    .await?;
+    // Residents' data keys: contacts sealed at intake, refused bodies sealed, contacts
+    // masked on the read side. The KEK is checked before anything is served.
+    let resident_keys = if args.kek.given() {
+        let keys = args.kek.open(client.clone(), args.nats.replicas).await?;
+        info!(kek = keys.kek_id(), "resident key store ready");
+        Some(keys)
+    } else {
+        tracing::warn!("no key-encryption key (--kek-file, WANGGE_KEK_FILE or WANGGE_KEK): residents' contact details are not kept");
+        None
+    };
+    let rejected = match &resident_keys {
+        Some(keys) => rejected.with_resident_keys(keys.clone()),
+        None => rejected,
+    };
+    // One sender's flood cannot fill the store for everyone else.
     let rejected = ThrottledRejectedStore::new(
-        JetStreamRejectedStore::open_with_limits(
-            client.clone(),
-            args.nats.replicas,
-            rejected_limits,
-        )
-        .await?,
+        rejected,
         ThrottleLimits {
             per_minute: args.rejected_per_sender_per_minute,
             sample_one_in: args.rejected_sample_one_in,
@@ -375,6 +396,41 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             models
         }
     };
+    // Everything served shows residents' contacts masked (or `[encrypted]` without a KEK).
+    let read_models: Arc<dyn ReadModels> = wangge_projections::residents::MaskedReadModels::new(
+        read_models,
+        resident_keys
+            .clone()
+            .map(|keys| keys as Arc<dyn wangge_engine::residents::ContactOpener>),
+    );
+    // Another instance's (or `wangge residents erase`'s) erasure reaches this cache at once.
+    if let Some(keys) = &resident_keys {
+        let (keys, until) = (keys.clone(), stopped());
+        background.spawn(async move {
+            if let Err(error) = keys.watch_erasures(until).await {
+                tracing::warn!(%error, "erasure watch stopped: cached keys now expire by age only");
+            }
+        });
+    }
+    // Refused bodies sealed under a day's key: the key goes once the stream's retention
+    // has passed, checked at start and every hour.
+    if resident_keys.is_some() {
+        let (sweeper, until) = (rejected.inner().clone(), stopped());
+        background.spawn(async move {
+            let sweep = async {
+                loop {
+                    if let Err(error) = sweeper.sweep_day_keys(chrono::Utc::now()).await {
+                        tracing::warn!(%error, "rejected messages' day keys not swept");
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                }
+            };
+            tokio::select! {
+                () = sweep => {}
+                () = until => {}
+            }
+        });
+    }
     let api = ApiState::new(
         read_models,
         grid.clone(),
@@ -493,11 +549,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_ahead: chrono::Duration::minutes(args.intake_max_minutes_ahead.into()),
         flag_behind: chrono::Duration::hours(args.intake_flag_hours_behind.into()),
     };
-    let service = Arc::new(
-        IntakeService::new(cases, rejected, grid, categories)
-            .with_clock_bounds(clock_bounds)
-            .with_identity(identity.clone()),
-    );
+    let service = IntakeService::new(cases, rejected, grid, categories)
+        .with_clock_bounds(clock_bounds)
+        .with_identity(identity.clone());
+    let service = Arc::new(match resident_keys {
+        Some(keys) => service.with_resident_keys(keys),
+        None => service,
+    });
     eprintln!(
         "wangge instance {instance} serving intake on {} (wangge.intake.<kind>), grid commands (wangge.grid.commands) and sla commands (wangge.sla.commands){}; dashboard and api on http://{http_address}/; Ctrl-C to stop",
         args.nats.shown_servers(),

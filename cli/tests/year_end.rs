@@ -206,8 +206,8 @@ async fn a_deadline_across_the_year_end_is_provisional_until_the_next_schedule_i
             channel: Channel::InPerson,
             resident: Resident {
                 id: "resident-1230".to_owned(),
-                name: None,
-                phone: None,
+                contact: None,
+                legacy_contact: None,
             },
         },
     };

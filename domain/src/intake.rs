@@ -13,13 +13,13 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use wangge_schemas::intake::{
-    EvaluationV1, IntakeMessage, IntakeMessageKind, PatrolFindingV1, ResidentReportV1,
-    ServiceRequestV1, INTAKE_SCHEMA_VERSION, MAX_DESCRIPTION_CHARS, MAX_ID_CHARS, MAX_MEDIA,
-    MAX_MESSAGE_BYTES, MAX_TITLE_CHARS,
+    EvaluationV1, IntakeMessage, IntakeMessageKind, IntakeResident, PatrolFindingV1,
+    ResidentReportV1, ServiceRequestV1, INTAKE_SCHEMA_VERSION, MAX_DESCRIPTION_CHARS, MAX_ID_CHARS,
+    MAX_MEDIA, MAX_MESSAGE_BYTES, MAX_TITLE_CHARS,
 };
 use wangge_schemas::{
     Actor, CaseId, CaseReported, Coordinates, GridLocation, IntakeClock, IntakeKind, MediaRef,
-    ReportDetails, Resident, Source,
+    ReportDetails, Resident, ResidentContact, SealedContact, Source,
 };
 
 use crate::grid::{CategoryCatalogue, GridDirectory};
@@ -129,6 +129,32 @@ pub struct ValidIntake {
     pub request: CommandRequest,
 }
 
+impl ValidIntake {
+    /// The reporting resident's contact details as the sender gave them, with the sending
+    /// system and the resident's id (what their data key is named by), when there are any.
+    /// The request holds the resident's id only: encrypting needs a key and randomness,
+    /// which the shell has, so the shell seals these and puts them in with
+    /// [`ValidIntake::seal_reporter_contact`] before the event is written.
+    pub fn reporter_contact(&self) -> Option<(&str, &str, ResidentContact)> {
+        let (source, resident) = match &self.message {
+            IntakeMessage::ResidentReport(m) => (&m.source, &m.resident),
+            IntakeMessage::ServiceRequest(m) => (&m.source, &m.resident),
+            IntakeMessage::PatrolFinding(_) => return None,
+        };
+        let contact = resident.contact();
+        (!contact.is_empty()).then_some((source.system.as_str(), resident.id.as_str(), contact))
+    }
+
+    /// Puts the sealed contact into the report the request carries.
+    pub fn seal_reporter_contact(&mut self, sealed: SealedContact) {
+        if let CaseCommand::Report { report, .. } = &mut self.request.command {
+            if let Some(resident) = report.details.resident_mut() {
+                resident.contact = Some(Box::new(sealed));
+            }
+        }
+    }
+}
+
 /// Everything validation looks things up in.
 #[derive(Debug, Clone, Copy)]
 pub struct ReferenceData<'a> {
@@ -194,8 +220,9 @@ pub enum CheckedIntake {
     /// size of an evaluation).
     Report(Box<ValidIntake>),
     /// An evaluation, to be checked against the history of the case it names next
-    /// ([`evaluation::evaluation_request`]).
-    Evaluation(EvaluationV1),
+    /// ([`evaluation::evaluation_request`]). Boxed too: with the resident's contact fields
+    /// it is the larger of the two.
+    Evaluation(Box<EvaluationV1>),
 }
 
 /// Checks one intake message of any kind. `subject_kind` is the kind named by the subject the
@@ -214,7 +241,7 @@ pub fn check_intake(
             reference
                 .clock_bounds
                 .check("evaluated_at", evaluation.evaluated_at, reference.now)?;
-            Ok(CheckedIntake::Evaluation(evaluation))
+            Ok(CheckedIntake::Evaluation(Box::new(evaluation)))
         }
     }
 }
@@ -473,13 +500,46 @@ fn check_source(source: &Source) -> Result<(), IntakeRejection> {
     check_text("source.message_id", &source.message_id, MAX_ID_CHARS, true)
 }
 
-fn check_resident(resident: &Resident) -> Result<(), IntakeRejection> {
+fn check_resident(resident: &IntakeResident) -> Result<(), IntakeRejection> {
     check_text("resident.id", &resident.id, MAX_ID_CHARS, true)?;
     if let Some(name) = &resident.name {
         check_text("resident.name", name, 64, false)?;
     }
     if let Some(phone) = &resident.phone {
         check_text("resident.phone", phone, 32, false)?;
+    }
+    if let Some(id_number) = &resident.id_number {
+        check_id_number("resident.id_number", id_number)?;
+    }
+    Ok(())
+}
+
+/// A 居民身份证号码 (GB 11643-1999): 17 digits and a check digit, ISO 7064 MOD 11-2 over the
+/// first 17 (weights 2^(17-i) mod 11; a remainder r gives "10X98765432"[r]).
+pub fn check_id_number(field: &str, id_number: &str) -> Result<(), IntakeRejection> {
+    let bytes = id_number.as_bytes();
+    let shaped = bytes.len() == 18
+        && bytes[..17].iter().all(u8::is_ascii_digit)
+        && (bytes[17].is_ascii_digit() || bytes[17] == b'X');
+    if !shaped {
+        return Err(IntakeRejection::at(
+            RejectCode::InvalidValue,
+            field,
+            format!("`{field}` must be 17 digits and a check digit (0-9 or X)"),
+        ));
+    }
+    let sum: u32 = bytes[..17]
+        .iter()
+        .enumerate()
+        .map(|(i, digit)| u32::from(digit - b'0') * ((1u32 << (17 - i)) % 11))
+        .sum();
+    let expected = b"10X98765432"[(sum % 11) as usize];
+    if bytes[17] != expected {
+        return Err(IntakeRejection::at(
+            RejectCode::InvalidValue,
+            field,
+            format!("`{field}` has a wrong check digit"),
+        ));
     }
     Ok(())
 }
@@ -645,7 +705,9 @@ fn report_request(
                 coordinates: m.coordinates,
                 details: ReportDetails::ResidentReport {
                     channel: m.channel,
-                    resident: m.resident.clone(),
+                    // The id only: the shell seals the contact under the resident's key
+                    // before the event is written ([`ValidIntake::reporter_contact`]).
+                    resident: Resident::pseudonymous(&m.resident.id),
                 },
             },
             Actor::resident(&m.resident.id),
@@ -676,7 +738,9 @@ fn report_request(
                 coordinates: None,
                 details: ReportDetails::ServiceRequest {
                     channel: m.channel,
-                    resident: m.resident.clone(),
+                    // The id only: the shell seals the contact under the resident's key
+                    // before the event is written ([`ValidIntake::reporter_contact`]).
+                    resident: Resident::pseudonymous(&m.resident.id),
                 },
             },
             Actor::resident(&m.resident.id),

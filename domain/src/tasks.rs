@@ -338,8 +338,8 @@ mod tests {
                 channel: Channel::MiniProgram,
                 resident: Resident {
                     id: "r-1".to_owned(),
-                    name: None,
-                    phone: None,
+                    contact: None,
+                    legacy_contact: None,
                 },
             },
         })

@@ -77,8 +77,8 @@ impl Case {
                     channel: Channel::Hotline12345,
                     resident: Resident {
                         id: "r-1".into(),
-                        name: None,
-                        phone: None,
+                        contact: None,
+                        legacy_contact: None,
                     },
                 },
             }),

@@ -26,6 +26,7 @@ pub mod grid;
 pub mod intake;
 pub mod log;
 pub mod nats;
+pub mod residents;
 pub mod runtime;
 pub mod sla;
 pub mod tasks;

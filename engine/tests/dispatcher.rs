@@ -94,8 +94,8 @@ impl World {
             channel: Channel::MiniProgram,
             resident: Resident {
                 id: "r-1".into(),
-                name: None,
-                phone: None,
+                contact: None,
+                legacy_contact: None,
             },
         };
         self.report(building, category, details).await

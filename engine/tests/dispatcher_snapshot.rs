@@ -65,8 +65,8 @@ impl City {
                 channel: Channel::MiniProgram,
                 resident: Resident {
                     id: "r-1".into(),
-                    name: None,
-                    phone: None,
+                    contact: None,
+                    legacy_contact: None,
                 },
             },
         };

@@ -167,8 +167,8 @@ fn resident_report() -> CaseReported {
             channel: Channel::MiniProgram,
             resident: Resident {
                 id: "r-1001".to_owned(),
-                name: None,
-                phone: None,
+                contact: None,
+                legacy_contact: None,
             },
         },
     }
@@ -674,8 +674,8 @@ fn a_report_must_say_who_reported_it() {
         channel: Channel::Kiosk,
         resident: Resident {
             id: String::new(),
-            name: None,
-            phone: None,
+            contact: None,
+            legacy_contact: None,
         },
     };
     given_no_case()

@@ -216,8 +216,8 @@ impl Template {
                         channel: Channel::Hotline12345,
                         resident: Resident {
                             id: "r-1".to_owned(),
-                            name: None,
-                            phone: None,
+                            contact: None,
+                            legacy_contact: None,
                         },
                     },
                 };
@@ -672,8 +672,8 @@ fn any_event() -> impl Strategy<Value = CaseEvent> {
                     channel: Channel::Kiosk,
                     resident: Resident {
                         id: worker_id,
-                        name: None,
-                        phone: None,
+                        contact: None,
+                        legacy_contact: None,
                     },
                 }
             },

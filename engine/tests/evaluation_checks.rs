@@ -58,8 +58,8 @@ impl Case {
                 channel: Channel::MiniProgram,
                 resident: Resident {
                     id: id.to_owned(),
-                    name: None,
-                    phone: None,
+                    contact: None,
+                    legacy_contact: None,
                 },
             },
             None => ReportDetails::PatrolFinding {
@@ -173,7 +173,7 @@ fn read(message: &Value) -> EvaluationV1 {
         message.to_string().as_bytes(),
         reference(),
     ) {
-        Ok(CheckedIntake::Evaluation(evaluation)) => evaluation,
+        Ok(CheckedIntake::Evaluation(evaluation)) => *evaluation,
         Ok(CheckedIntake::Report(_)) => panic!("an evaluation was read as a report"),
         Err(rejection) => panic!("the message was refused: {rejection:?}"),
     }

@@ -17,7 +17,7 @@ use wangge_schemas::intake::{
 };
 use wangge_schemas::{
     Actor, CaseId, Channel, GridLocation, IntakeClock, MediaKind, PatrolKind, ReportDetails,
-    Resident, Source,
+    Resident, ResidentContact, Source,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -218,12 +218,21 @@ fn a_resident_report_becomes_a_report_located_by_its_building_cell() {
         report.details,
         ReportDetails::ResidentReport {
             channel: Channel::MiniProgram,
-            resident: Resident {
-                id: "wx-oU7x2kQ9dLr3".into(),
+            // The id only: the contact goes to the shell to be sealed, never in plain.
+            resident: Resident::pseudonymous("wx-oU7x2kQ9dLr3"),
+        }
+    );
+    assert_eq!(
+        valid.reporter_contact(),
+        Some((
+            "miniprogram",
+            "wx-oU7x2kQ9dLr3",
+            ResidentContact {
                 name: Some("王阿姨".into()),
                 phone: Some("138****5621".into()),
-            },
-        }
+                id_number: None,
+            }
+        ))
     );
     assert_eq!(valid.request.actor, Actor::resident("wx-oU7x2kQ9dLr3"));
     assert_eq!(
@@ -354,12 +363,12 @@ fn a_service_request_becomes_a_report_filed_under_the_requested_service() {
         report.details,
         ReportDetails::ServiceRequest {
             channel: Channel::Kiosk,
-            resident: Resident {
-                id: "sbk-A27731904".into(),
-                name: Some("李大爷".into()),
-                phone: None
-            },
+            resident: Resident::pseudonymous("sbk-A27731904"),
         }
+    );
+    assert_eq!(
+        valid.reporter_contact().map(|(_, _, contact)| contact.name),
+        Some(Some("李大爷".into()))
     );
     assert_eq!(valid.request.actor, Actor::resident("sbk-A27731904"));
     assert_eq!(
@@ -842,6 +851,37 @@ fn a_resident_name_over_its_limit_is_refused_with_its_path() {
         Some("resident.name"),
         &["65 characters", "limit is 64"],
     );
+}
+
+/// An ID number (身份证号) is optional; one that is sent must have its shape and its check
+/// digit right (GB 11643), and goes to be sealed with the rest of the contact.
+#[test]
+fn a_resident_id_number_must_be_well_formed_and_is_sealed_with_the_contact() {
+    let with_id_number = |id_number: &str| {
+        let mut message = resident_report();
+        message["resident"]["id_number"] = json!(id_number);
+        message
+    };
+    let valid = accepted(&with_id_number("11010519491231002X"));
+    assert_eq!(
+        valid
+            .reporter_contact()
+            .and_then(|(_, _, contact)| contact.id_number),
+        Some("11010519491231002X".to_owned())
+    );
+    for (bad, words) in [
+        ("110105194912310021", "wrong check digit"),
+        ("11010519491231002x", "17 digits and a check digit"),
+        ("1101051949123100", "17 digits and a check digit"),
+    ] {
+        let rejection = refused(&with_id_number(bad));
+        assert_refusal(
+            &rejection,
+            RejectCode::InvalidValue,
+            Some("resident.id_number"),
+            &[words],
+        );
+    }
 }
 
 #[test]

@@ -109,8 +109,8 @@ async fn report(
                         channel: Channel::MiniProgram,
                         resident: Resident {
                             id: format!("r-{n}"),
-                            name: None,
-                            phone: None,
+                            contact: None,
+                            legacy_contact: None,
                         },
                     },
                 },

@@ -86,8 +86,8 @@ fn reported() -> CaseEvent {
             channel: Channel::MiniProgram,
             resident: Resident {
                 id: "resident-1".to_owned(),
-                name: None,
-                phone: None,
+                contact: None,
+                legacy_contact: None,
             },
         },
     })

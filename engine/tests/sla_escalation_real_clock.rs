@@ -147,8 +147,8 @@ impl<L: EventLog + Clone> Engine<L> {
                 channel: Channel::Hotline12345,
                 resident: Resident {
                     id: "r-1".into(),
-                    name: None,
-                    phone: None,
+                    contact: None,
+                    legacy_contact: None,
                 },
             },
         };

@@ -115,8 +115,8 @@ async fn a_reopened_case_comes_back_to_the_timers_and_its_dispatch_can_breach_ag
             channel: Channel::MiniProgram,
             resident: Resident {
                 id: "r-1".into(),
-                name: None,
-                phone: None,
+                contact: None,
+                legacy_contact: None,
             },
         },
     };

@@ -99,8 +99,8 @@ impl Day {
                 channel: Channel::Hotline12345,
                 resident: Resident {
                     id: "r-77".into(),
-                    name: None,
-                    phone: None,
+                    contact: None,
+                    legacy_contact: None,
                 },
             },
         };

@@ -53,8 +53,8 @@ async fn a_service_request_made_before_the_spring_festival_does_not_breach_durin
             channel: Channel::MiniProgram,
             resident: Resident {
                 id: "r-0213".into(),
-                name: None,
-                phone: None,
+                contact: None,
+                legacy_contact: None,
             },
         },
     };

@@ -124,8 +124,8 @@ impl City {
                 channel: Channel::Hotline12345,
                 resident: Resident {
                     id: "r-1".into(),
-                    name: None,
-                    phone: None,
+                    contact: None,
+                    legacy_contact: None,
                 },
             },
         };

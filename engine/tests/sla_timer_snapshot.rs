@@ -126,8 +126,8 @@ impl City {
                         channel: Channel::Hotline12345,
                         resident: Resident {
                             id: format!("r-{n}"),
-                            name: None,
-                            phone: None,
+                            contact: None,
+                            legacy_contact: None,
                         },
                     },
                 },
@@ -596,8 +596,8 @@ async fn with_instances_killed_and_restarted_from_snapshots_every_warning_and_br
                         channel: Channel::MiniProgram,
                         resident: Resident {
                             id: format!("r-{n}"),
-                            name: None,
-                            phone: None,
+                            contact: None,
+                            legacy_contact: None,
                         },
                     },
                 },

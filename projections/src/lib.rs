@@ -21,6 +21,7 @@ pub mod lag;
 pub mod memory;
 pub mod postgres;
 pub mod query;
+pub mod residents;
 pub mod runner;
 
 pub use fold::{FoldContext, PROJECTION_NAMES};

@@ -15,7 +15,9 @@ use wangge_projections::fold::patrols::PatrolsProjection;
 use wangge_projections::query::CaseQuery;
 use wangge_projections::runner::{project_batch, ProjectionStore};
 use wangge_projections::{PostgresReadModels, ReadModels};
-use wangge_schemas::{Actor, CaseId, CaseReported, Channel, Priority, ReportDetails, Resident};
+use wangge_schemas::{
+    Actor, CaseId, CaseReported, Channel, Priority, ReportDetails, Resident, ResidentContact,
+};
 use wangge_testkit::TestDatabase;
 
 const HOSTILE_RESIDENT: &str = "resident-\u{0}-1";
@@ -36,8 +38,13 @@ async fn every_projection_folds_a_case_whose_texts_hold_u0000_into_postgresql() 
             channel: Channel::MiniProgram,
             resident: Resident {
                 id: HOSTILE_RESIDENT.into(),
-                name: Some("王\u{0}".into()),
-                phone: Some("138\u{0}".into()),
+                contact: None,
+                // An event written before contacts were sealed held them in plain text.
+                legacy_contact: Some(Box::new(ResidentContact {
+                    name: Some("王\u{0}".into()),
+                    phone: Some("138\u{0}".into()),
+                    id_number: None,
+                })),
             },
         },
     };

@@ -75,7 +75,9 @@ pub enum CaseEvent {
 
 /// `(event_type, current schema version)` for every event in the catalogue.
 pub const EVENT_CATALOGUE: &[(&str, u16)] = &[
-    ("case.reported", 1),
+    // v2: the resident's name and phone are sealed in `contact` (v1 held them in plain
+    // text; they are upcast into `legacy_contact`).
+    ("case.reported", 2),
     ("case.accepted", 1),
     ("case.rejected", 1),
     ("case.merged", 1),
@@ -366,18 +368,79 @@ pub enum PatrolKind {
     Daily,
 }
 
-/// Contact details of a resident, as the publishing system knows them.
+/// A resident as a case's events hold them: the pseudonymous account id the sending system
+/// gave (never a phone number: senders must not use one as the id, since the id stays in
+/// the log when the contact is erased), and the contact details sealed under the resident's
+/// own data key, so that destroying the key erases them (crypto-shredding, PIPL Art. 47).
+///
+/// Since version 2 of `case.reported`. Version 1 held `name` and `phone` in plain text; they
+/// are upcast into `legacy_contact`, which the engine never writes and erasure cannot reach
+/// without rewriting the stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Resident {
     #[schemars(length(min = 1, max = 128))]
     pub id: String,
+    /// Name, phone and ID number, sealed; absent when the sender gave none.
+    // Boxed (both): every cached event pays for the width of the largest payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Box<SealedContact>>,
+    /// Plain contact details from an event written before contacts were sealed (version 1);
+    /// never written now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_contact: Option<Box<ResidentContact>>,
+}
+
+impl Resident {
+    /// A resident known by id only.
+    pub fn pseudonymous(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            contact: None,
+            legacy_contact: None,
+        }
+    }
+}
+
+/// A resident's contact details in plain text: what a sender publishes and what a sealed
+/// contact holds inside. Only ever in intake messages, in memory, and (sealed) in events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResidentContact {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
     pub phone: Option<String>,
+    /// 居民身份证号码: 18 characters, 17 digits and a check digit (0-9 or X).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 18, max = 18))]
+    pub id_number: Option<String>,
+}
+
+impl ResidentContact {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.phone.is_none() && self.id_number.is_none()
+    }
+}
+
+/// Contact details sealed with XChaCha20-Poly1305 under the resident's data key. The
+/// associated data binds the ciphertext to the key and the case, so it cannot be moved to
+/// another resident or case. Opening it needs the engine's key store (and so its key-
+/// encryption key); once the resident is erased, nothing can.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SealedContact {
+    /// The resident's data key: a keyed hash of the sending system and the resident id,
+    /// which reveals neither.
+    #[schemars(length(min = 1, max = 128))]
+    pub key_id: String,
+    /// 24 bytes, base64 (standard alphabet, padded).
+    pub nonce: String,
+    /// The JSON of a `ResidentContact`, sealed, base64 (standard alphabet, padded).
+    pub ciphertext: String,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -439,6 +502,25 @@ pub enum ReportDetails {
 }
 
 impl ReportDetails {
+    /// The reporting resident, for the kinds a resident reports.
+    pub fn resident(&self) -> Option<&Resident> {
+        match self {
+            Self::ResidentReport { resident, .. } | Self::ServiceRequest { resident, .. } => {
+                Some(resident)
+            }
+            Self::PatrolFinding { .. } => None,
+        }
+    }
+
+    pub fn resident_mut(&mut self) -> Option<&mut Resident> {
+        match self {
+            Self::ResidentReport { resident, .. } | Self::ServiceRequest { resident, .. } => {
+                Some(resident)
+            }
+            Self::PatrolFinding { .. } => None,
+        }
+    }
+
     pub fn intake_kind(&self) -> IntakeKind {
         match self {
             Self::ResidentReport { .. } => IntakeKind::ResidentReport,

@@ -24,7 +24,7 @@ use crate::intake::{
 use crate::sla::{
     CalendarFile, PolicyFile, SlaCommand, SlaEventEnvelope, SlaReply, SLA_EVENT_CATALOGUE,
 };
-use crate::upcast::{CaseResolvedV1, ExtensionGrantedV1};
+use crate::upcast::{CaseReportedV1, CaseResolvedV1, ExtensionGrantedV1};
 use crate::worker::{TaskMessage, WorkerCommandV1, WorkerReply};
 
 /// The dialect of every generated schema.
@@ -221,6 +221,11 @@ fn legacy_payloads(generator: &mut SchemaGenerator) -> Vec<(&'static str, u16, S
             "case.extension_granted",
             1,
             generator.subschema_for::<ExtensionGrantedV1>(),
+        ),
+        (
+            "case.reported",
+            1,
+            generator.subschema_for::<CaseReportedV1>(),
         ),
     ]
 }

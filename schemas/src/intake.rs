@@ -16,9 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::envelope::{CaseId, Source};
-use crate::events::{
-    Channel, Coordinates, IntakeKind, MediaRef, PatrolKind, Resident, SatisfactionLevel,
-};
+use crate::events::{Channel, Coordinates, IntakeKind, MediaRef, PatrolKind, SatisfactionLevel};
 
 /// Largest intake message accepted, in bytes of JSON.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -37,6 +35,38 @@ pub const MAX_COMMENT_CHARS: usize = MAX_DESCRIPTION_CHARS;
 /// The intake schema version this engine reads.
 pub const INTAKE_SCHEMA_VERSION: u16 = 1;
 
+/// The resident as a sender publishes them: the pseudonymous account id of the sending
+/// system — never a phone number: the id stays in the event log after the resident's
+/// contact details are erased — and their contact details, which the engine seals under
+/// the resident's own key before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeResident {
+    #[schemars(length(min = 1, max = 128))]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub phone: Option<String>,
+    /// 居民身份证号码: 17 digits and a check digit (0-9 or X), checked (GB 11643).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{17}[0-9X]$"))]
+    pub id_number: Option<String>,
+}
+
+impl IntakeResident {
+    /// The contact details, without the id.
+    pub fn contact(&self) -> crate::events::ResidentContact {
+        crate::events::ResidentContact {
+            name: self.name.clone(),
+            phone: self.phone.clone(),
+            id_number: self.id_number.clone(),
+        }
+    }
+}
+
 /// A resident's report of a problem (随手拍, 12345, WeChat group, kiosk).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -52,7 +82,7 @@ pub struct ResidentReportV1 {
     /// The building cell code the report is located in.
     pub building: String,
     pub channel: Channel,
-    pub resident: Resident,
+    pub resident: IntakeResident,
     #[schemars(length(min = 1, max = MAX_TITLE_CHARS))]
     pub title: String,
     #[schemars(length(max = MAX_DESCRIPTION_CHARS))]
@@ -108,7 +138,7 @@ pub struct ServiceRequestV1 {
     pub reported_at: DateTime<Utc>,
     pub building: String,
     pub channel: Channel,
-    pub resident: Resident,
+    pub resident: IntakeResident,
     /// The service's category code, e.g. `service.residence_certificate`.
     pub service: String,
     #[schemars(length(min = 1, max = MAX_TITLE_CHARS))]
@@ -143,7 +173,7 @@ pub struct EvaluationV1 {
     /// The case evaluated: the `case_id` of the accepted reply to its report.
     pub case_id: CaseId,
     /// The resident evaluating: the one who reported the case.
-    pub resident: Resident,
+    pub resident: IntakeResident,
     /// How the evaluation came; the hotline acting for the resident sends `hotline12345`.
     pub channel: Channel,
     pub satisfaction: Satisfaction,

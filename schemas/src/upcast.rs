@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::envelope::EventEnvelope;
-use crate::events::{current_schema_version, MediaKind, MediaRef};
+use crate::events::{
+    current_schema_version, Channel, Coordinates, IntakeClock, MediaKind, MediaRef, PatrolKind,
+};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -55,6 +57,11 @@ pub const UPCASTERS: &[Upcaster] = &[
         event_type: "case.extension_granted",
         from_version: 1,
         upcast: extension_granted_v1_to_v2,
+    },
+    Upcaster {
+        event_type: "case.reported",
+        from_version: 1,
+        upcast: reported_v1_to_v2,
     },
 ];
 
@@ -143,6 +150,93 @@ fn extension_granted_v1_to_v2(payload: &mut Map<String, Value>) -> Result<(), De
                 ),
             })
         }
+    }
+    Ok(())
+}
+
+/// A resident as version 1 of `case.reported` held them: name and phone in plain text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResidentV1 {
+    #[schemars(length(min = 1, max = 128))]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub phone: Option<String>,
+}
+
+/// `ReportDetails` of version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "intake", rename_all = "snake_case")]
+pub enum ReportDetailsV1 {
+    ResidentReport {
+        channel: Channel,
+        resident: ResidentV1,
+    },
+    PatrolFinding {
+        worker_id: String,
+        patrol_kind: PatrolKind,
+        fixed_on_spot: bool,
+    },
+    ServiceRequest {
+        channel: Channel,
+        resident: ResidentV1,
+    },
+}
+
+/// `case.reported` version 1: the resident's contact in plain text. Kept to document (and
+/// generate the schema of) what engines before sealed contacts wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CaseReportedV1 {
+    pub title: String,
+    pub description: String,
+    pub reported_category: String,
+    #[serde(default)]
+    pub media: Vec<MediaRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinates: Option<Coordinates>,
+    pub details: ReportDetailsV1,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intake_clock: Option<Box<IntakeClock>>,
+}
+
+/// v1 → v2: a resident's plain `name` and `phone` move into `legacy_contact`, which says
+/// what they are: readable, and beyond erasure without rewriting the stream. A patrol
+/// finding has no resident and is left as it is.
+fn reported_v1_to_v2(payload: &mut Map<String, Value>) -> Result<(), DecodeError> {
+    let Some(resident) = payload
+        .get_mut("details")
+        .and_then(Value::as_object_mut)
+        .and_then(|details| details.get_mut("resident"))
+    else {
+        return Ok(());
+    };
+    let Value::Object(resident) = resident else {
+        return Err(DecodeError::Invalid {
+            path: "$.payload.details.resident".to_owned(),
+            reason: format!("expected an object in a version 1 payload, got {resident}"),
+        });
+    };
+    let mut legacy = Map::new();
+    for field in ["name", "phone"] {
+        match resident.remove(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(text)) => {
+                legacy.insert(field.to_owned(), Value::String(text));
+            }
+            Some(other) => {
+                return Err(DecodeError::Invalid {
+                    path: format!("$.payload.details.resident.{field}"),
+                    reason: format!("expected a string in a version 1 payload, got {other}"),
+                })
+            }
+        }
+    }
+    if !legacy.is_empty() {
+        resident.insert("legacy_contact".to_owned(), Value::Object(legacy));
     }
     Ok(())
 }

@@ -32,6 +32,7 @@ use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
 use wangge_engine::intake::service::IncomingMessage;
 use wangge_engine::intake::{IntakeService, MemoryRejectedStore};
 use wangge_engine::log::{EventLog, JetStreamLogConfig, MemoryLog};
+use wangge_engine::residents::{Kek, KeyRing, ResidentKeys};
 use wangge_engine::runtime::dispatcher::Dispatcher;
 use wangge_engine::runtime::timers::{TimerBook, TimerService};
 use wangge_engine::runtime::Ownership;
@@ -141,12 +142,16 @@ async fn day<L: EventLog + Clone>(
         )),
     );
     let rejected = MemoryRejectedStore::default();
+    // Residents' contacts sealed as in `wangge serve`, under an ephemeral KEK and keys kept
+    // in memory: they live exactly as long as the demo's day.
+    let resident_keys = Arc::new(ResidentKeys::in_memory(KeyRing::new(Kek::generate())));
     let intake = IntakeService::new(
         cases.clone(),
         rejected.clone(),
         grid.clone(),
         categories.clone(),
-    );
+    )
+    .with_resident_keys(resident_keys.clone());
     let workers = WorkerCommandService::new(cases.clone(), grid.clone());
     let context = FoldContext::new(grid.clone(), categories.clone());
     let (districts, communities, buildings) = grid.counts();
@@ -229,8 +234,12 @@ async fn day<L: EventLog + Clone>(
     // The dashboard, on the simulated clock, while the day runs.
     let listener = dashboard_listener(args.http_listen).await?;
     let address = listener.local_addr()?;
-    let api = ApiState::new(
+    let masked: Arc<dyn ReadModels> = wangge_projections::residents::MaskedReadModels::new(
         models.clone(),
+        Some(resident_keys.clone() as Arc<dyn wangge_engine::residents::ContactOpener>),
+    );
+    let api = ApiState::new(
+        masked,
         grid.clone(),
         Arc::new(clock.clone()),
         Arc::new(log.clone()),

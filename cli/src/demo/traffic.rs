@@ -75,7 +75,8 @@ pub struct Message {
 /// A resident's report or service request from somewhere in the city.
 pub fn resident_message(dice: &mut Dice, n: u64, building: &str, now: DateTime<Utc>) -> Message {
     let message_id = format!("msg-{n:06}");
-    let resident = format!("resident-{}", dice.below(50_000));
+    let resident_number = dice.below(50_000);
+    let resident = format!("resident-{resident_number}");
     let (kind, body) = if dice.chance(78) {
         let (title, category) = *dice.pick(RESIDENT_REPORTS);
         let (system, channel) = *dice.pick(&[
@@ -91,7 +92,8 @@ pub fn resident_message(dice: &mut Dice, n: u64, building: &str, now: DateTime<U
                 "kind": "resident_report", "schema_version": 1,
                 "source": {"system": system, "message_id": message_id},
                 "reported_at": now, "building": building, "channel": channel,
-                "resident": {"id": resident},
+                // A made-up mobile number (sealed at intake; the dashboard shows it masked).
+                "resident": {"id": resident, "phone": format!("138{:08}", resident_number * 1999)},
                 "title": title, "description": format!("{title}。请尽快处理。"), "category": category,
                 "media": [{"kind": "photo", "url": format!("oss://wangge-demo/{message_id}.jpg")}]
             }),

@@ -7,6 +7,10 @@
 //! `sla_commands`; body = original bytes, headers = original headers plus
 //! `Wangge-Reject-*`; a sender's own `Nats-*` headers are stored as `Wangge-Sender-Nats-*` so
 //! JetStream does not act on them), and each replay's outcome at `wangge.rejected.replay.<id>`.
+//!
+//! With the resident key store (`with_resident_keys`), bodies are kept sealed (they may hold
+//! residents' personal data): under the resident's key or the day's key, named in
+//! `Wangge-Sealed-Key`; see `docs/design/personal-data.md`.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -24,6 +28,11 @@ use wangge_schemas::grid::GridReply;
 use wangge_schemas::intake::IntakeReply;
 use wangge_schemas::sla::SlaReply;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
+use crate::residents::{Opened, ResidentKeys};
+
 /// Headers added to a kept message; everything else is the sender's own.
 pub const HEADER_REJECT_CODE: &str = "Wangge-Reject-Code";
 pub const HEADER_REJECT_FIELD: &str = "Wangge-Reject-Field";
@@ -33,7 +42,13 @@ pub const HEADER_REJECTED_AT: &str = "Wangge-Rejected-At";
 /// On a message whose body was cut to [`RejectedLimits::kept_of_oversized`]: its size as it
 /// arrived, in bytes.
 pub const HEADER_PAYLOAD_BYTES: &str = "Wangge-Payload-Bytes";
-const OUR_HEADERS: [&str; 6] = [
+/// On a body kept sealed: the key it is sealed under (a resident's `rk-…`, or the day's
+/// `day-YYYY-MM-DD`), and the nonce (base64).
+pub const HEADER_SEALED_KEY: &str = "Wangge-Sealed-Key";
+pub const HEADER_SEALED_NONCE: &str = "Wangge-Sealed-Nonce";
+const OUR_HEADERS: [&str; 8] = [
+    HEADER_SEALED_KEY,
+    HEADER_SEALED_NONCE,
     HEADER_REJECT_CODE,
     HEADER_REJECT_FIELD,
     HEADER_REJECT_REASON,
@@ -113,6 +128,24 @@ pub struct RejectedEntry {
     pub rejection: Rejection,
     /// The outcome of the latest replay, if the message was replayed.
     pub last_replay: Option<ReplayRecord>,
+    /// Whether the body was kept sealed, and whether it could be opened.
+    pub body: KeptBody,
+}
+
+/// How a kept body reads. Only [`KeptBody::Plain`] and [`KeptBody::Opened`] have the
+/// message's bytes in `rejection.payload`; otherwise it is empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeptBody {
+    /// Kept as it arrived (a store without a key store: memory, or before sealing).
+    Plain,
+    /// Kept sealed and opened with the key store.
+    Opened,
+    /// Kept sealed under a resident's key, and the resident was erased.
+    Erased,
+    /// Kept sealed under a day's key that outlived the stream's retention.
+    Expired,
+    /// Kept sealed; this reader has no key-encryption key to open it.
+    Locked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +235,7 @@ impl RejectedStore for MemoryRejectedStore {
             id,
             rejection,
             last_replay: None,
+            body: KeptBody::Plain,
         });
         Ok(id)
     }
@@ -247,9 +281,52 @@ pub struct JetStreamRejectedStore {
     stream: stream::Stream,
     prefix: String,
     limits: RejectedLimits,
+    /// Seals every kept body (and opens it for `wangge rejected`); without it, bodies are
+    /// kept as they arrived.
+    keys: Option<Arc<ResidentKeys>>,
 }
 
 impl JetStreamRejectedStore {
+    /// Seals every kept body: under the resident's own key when the body names a resident
+    /// (`source.system` and `resident.id`) who has one, so their erasure makes it unreadable,
+    /// otherwise under the day's key, destroyed once the stream's retention has passed.
+    pub fn with_resident_keys(mut self, keys: Arc<ResidentKeys>) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// Destroys the day keys no kept message can need any more: of days before the
+    /// retention (plus the day now running). Returns how many were destroyed.
+    pub async fn sweep_day_keys(&self, now: DateTime<Utc>) -> Result<usize, RejectedStoreError> {
+        let Some(keys) = &self.keys else {
+            return Ok(0);
+        };
+        let retention =
+            chrono::Duration::from_std(self.limits.max_age).unwrap_or(chrono::Duration::days(30));
+        let oldest_kept = (now - retention).date_naive() - chrono::Duration::days(1);
+        keys.sweep_day_keys(oldest_kept).await.map_err(unavailable)
+    }
+
+    /// The key a body is sealed under: its resident's when it names one, else the day's.
+    async fn sealing_key(
+        &self,
+        keys: &ResidentKeys,
+        rejection: &Rejection,
+    ) -> Result<String, RejectedStoreError> {
+        // The resident's key only if they have one already (an accepted report made it):
+        // a refused message never creates keys, so no flood can grow the bucket. A resident
+        // without one is covered by the day's key, gone within the retention.
+        if let Some((system, resident_id)) = named_resident(&rejection.payload) {
+            if let Some(key_id) = keys
+                .existing_resident_key_id(&system, &resident_id)
+                .await
+                .map_err(unavailable)?
+            {
+                return Ok(key_id);
+            }
+        }
+        Ok(ResidentKeys::day_key_id(rejection.rejected_at.date_naive()))
+    }
     pub const STREAM: &'static str = "WANGGE_REJECTED";
     pub const PREFIX: &'static str = "wangge.rejected";
 
@@ -337,6 +414,7 @@ impl JetStreamRejectedStore {
             stream,
             prefix: Self::PREFIX.to_owned(),
             limits,
+            keys: None,
         })
     }
 
@@ -381,14 +459,56 @@ impl JetStreamRejectedStore {
         message: jetstream::message::StreamMessage,
     ) -> Result<RejectedEntry, RejectedStoreError> {
         let id = message.sequence;
-        let rejection = rejection_from(&message.headers, message.payload.clone())
+        let mut rejection = rejection_from(&message.headers, message.payload.clone())
             .map_err(|reason| RejectedStoreError::Corrupt { id, reason })?;
+        let body = self.open_body(id, &message.headers, &mut rejection).await?;
         let last_replay = self.last_replay(id).await?;
         Ok(RejectedEntry {
             id,
             rejection,
             last_replay,
+            body,
         })
+    }
+
+    /// Opens a sealed body in place (an unreadable one becomes empty).
+    async fn open_body(
+        &self,
+        id: u64,
+        headers: &HeaderMap,
+        rejection: &mut Rejection,
+    ) -> Result<KeptBody, RejectedStoreError> {
+        let Some(key_id) = headers
+            .get(HEADER_SEALED_KEY)
+            .map(|v| v.as_str().to_owned())
+        else {
+            return Ok(KeptBody::Plain);
+        };
+        let sealed = std::mem::take(&mut rejection.payload);
+        let Some(keys) = &self.keys else {
+            return Ok(KeptBody::Locked);
+        };
+        let nonce = headers
+            .get(HEADER_SEALED_NONCE)
+            .and_then(|v| STANDARD.decode(v.as_str()).ok())
+            .ok_or_else(|| RejectedStoreError::Corrupt {
+                id,
+                reason: "sealed body without a readable Wangge-Sealed-Nonce header".to_owned(),
+            })?;
+        match keys
+            .open_bytes(&key_id, &nonce, &sealed)
+            .await
+            .map_err(|e| RejectedStoreError::Corrupt {
+                id,
+                reason: e.to_string(),
+            })? {
+            Opened::Plain(plain) => {
+                rejection.payload = Bytes::from(plain);
+                Ok(KeptBody::Opened)
+            }
+            Opened::Erased => Ok(KeptBody::Erased),
+            Opened::Expired => Ok(KeptBody::Expired),
+        }
     }
 }
 
@@ -437,6 +557,21 @@ fn rejection_from(headers: &HeaderMap, payload: Bytes) -> Result<Rejection, Stri
     })
 }
 
+/// The resident a refused body names, as far as it can be read: a JSON object with
+/// `source.system` and `resident.id` strings (any intake kind that has a resident).
+fn named_resident(payload: &[u8]) -> Option<(String, String)> {
+    let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let text = |v: &serde_json::Value| {
+        v.as_str()
+            .filter(|t| !t.trim().is_empty() && t.chars().count() <= 128)
+            .map(str::to_owned)
+    };
+    Some((
+        text(value.get("source")?.get("system")?)?,
+        text(value.get("resident")?.get("id")?)?,
+    ))
+}
+
 /// Header values cannot hold line breaks; reasons are single-line by construction, but a
 /// sender's field path could contain anything.
 fn header_safe(text: &str) -> String {
@@ -470,9 +605,19 @@ impl RejectedStore for JetStreamRejectedStore {
             HEADER_REJECTED_AT,
             rejection.rejected_at.to_rfc3339().as_str(),
         );
-        let (payload, arrived_bytes) = kept_payload(&rejection.payload, &self.limits);
+        let (mut payload, arrived_bytes) = kept_payload(&rejection.payload, &self.limits);
         if let Some(arrived_bytes) = arrived_bytes {
             headers.insert(HEADER_PAYLOAD_BYTES, arrived_bytes.to_string().as_str());
+        }
+        if let Some(keys) = &self.keys {
+            let key_id = self.sealing_key(keys, &rejection).await?;
+            let sealed = keys
+                .seal_bytes(&key_id, &payload)
+                .await
+                .map_err(unavailable)?;
+            headers.insert(HEADER_SEALED_KEY, key_id.as_str());
+            headers.insert(HEADER_SEALED_NONCE, STANDARD.encode(sealed.nonce).as_str());
+            payload = Bytes::from(sealed.ciphertext);
         }
         let ack = self
             .context

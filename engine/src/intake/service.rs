@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use wangge_schemas::intake::{EvaluationV1, IntakeReply};
 
 use crate::app::{CaseService, CommandError};
@@ -21,6 +21,7 @@ use crate::intake::validate::{
 use crate::intake::INTAKE_SUBJECT_PREFIX;
 use crate::log::EventLog;
 use crate::nats::{IdentityPolicy, IdentityRefusal};
+use crate::residents::{KeyStoreError, ResidentKeys};
 
 pub struct IntakeService<L, R> {
     cases: Arc<CaseService<L>>,
@@ -30,6 +31,9 @@ pub struct IntakeService<L, R> {
     categories: Arc<CategoryCatalogue>,
     clock_bounds: ClaimedTimeBounds,
     identity: IdentityPolicy,
+    /// Seals residents' contact details before a report is written; without it, a report's
+    /// contact details are left out of the event (never written in plain text).
+    resident_keys: Option<Arc<ResidentKeys>>,
 }
 
 /// One message as it arrived.
@@ -54,6 +58,7 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
             categories,
             clock_bounds: ClaimedTimeBounds::default(),
             identity: IdentityPolicy::Claimed,
+            resident_keys: None,
         }
     }
 
@@ -62,6 +67,12 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
     /// names it.
     pub fn with_identity(mut self, identity: IdentityPolicy) -> Self {
         self.identity = identity;
+        self
+    }
+
+    /// Seals each reporting resident's contact details under their own data key.
+    pub fn with_resident_keys(mut self, keys: Arc<ResidentKeys>) -> Self {
+        self.resident_keys = Some(keys);
         self
     }
 
@@ -126,7 +137,13 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
     }
 
     /// A report, patrol finding or service request: its case is opened (or, retried, found).
-    async fn open_case(&self, message: IncomingMessage, valid: ValidIntake) -> IntakeReply {
+    async fn open_case(&self, message: IncomingMessage, mut valid: ValidIntake) -> IntakeReply {
+        if let Err(error) = self.seal_contact(&mut valid).await {
+            warn!(%error, "a reporter's contact could not be sealed");
+            return self
+                .refuse(message, "key_store_unavailable", None, error.to_string())
+                .await;
+        }
         match self.cases.handle(valid.request).await {
             Ok(outcome) => {
                 info!(case_id = %outcome.case_id, sequence = outcome.sequence, duplicate = outcome.duplicate, kind = valid.message.kind().as_str(), "intake accepted");
@@ -150,6 +167,23 @@ impl<L: EventLog, R: RejectedStore> IntakeService<L, R> {
                     .await
             }
         }
+    }
+
+    /// The seam between the pure check and the log: the checked request holds the
+    /// resident's id only, and the contact the sender gave goes in sealed, or not at all.
+    async fn seal_contact(&self, valid: &mut ValidIntake) -> Result<(), KeyStoreError> {
+        let Some((system, resident_id, contact)) = valid.reporter_contact() else {
+            return Ok(());
+        };
+        let Some(keys) = &self.resident_keys else {
+            debug!("no resident key store: the reporter's contact details are not kept");
+            return Ok(());
+        };
+        let sealed = keys
+            .seal_contact(system, resident_id, valid.request.case_id, &contact)
+            .await?;
+        valid.seal_reporter_contact(sealed);
+        Ok(())
     }
 
     /// An evaluation: recorded on its case (or, retried, found there), or refused by the

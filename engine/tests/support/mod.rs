@@ -49,8 +49,8 @@ pub fn resident_report() -> CaseReported {
             channel: Channel::MiniProgram,
             resident: Resident {
                 id: "resident-1".to_owned(),
-                name: None,
-                phone: None,
+                contact: None,
+                legacy_contact: None,
             },
         },
     }

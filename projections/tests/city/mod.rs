@@ -107,8 +107,8 @@ impl City {
                 channel: Channel::MiniProgram,
                 resident: Resident {
                     id: "resident-1".into(),
-                    name: None,
-                    phone: None,
+                    contact: None,
+                    legacy_contact: None,
                 },
             },
         };

@@ -252,8 +252,8 @@ impl<L: EventLog + Clone> Simulation<L> {
         let n = self.cases.len();
         let resident = Resident {
             id: format!("resident-{}", n % 7),
-            name: None,
-            phone: None,
+            contact: None,
+            legacy_contact: None,
         };
         let details = match kind {
             IntakeKind::ResidentReport => ReportDetails::ResidentReport {

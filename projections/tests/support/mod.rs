@@ -317,8 +317,8 @@ impl Week {
                 channel: Channel::Hotline12345,
                 resident: Resident {
                     id: format!("r-{}", 1000 + self.messages),
-                    name: None,
-                    phone: None,
+                    contact: None,
+                    legacy_contact: None,
                 },
             },
         };

@@ -135,6 +135,38 @@ fn old_extension_example_is_upcast_to_version_two_in_working_minutes() {
     );
 }
 
+/// A report written before contacts were sealed keeps its plain name and phone readable,
+/// as a legacy contact that erasure cannot reach; nothing is sealed.
+#[test]
+fn old_reported_example_is_upcast_with_its_plain_contact_as_legacy() {
+    let old = example("events/case.reported.v1.json");
+    let name = old["payload"]["details"]["resident"]["name"].clone();
+    let envelope = decode_event(old).expect("version 1 decodes");
+    assert_eq!(envelope.schema_version, 2);
+    let CaseEvent::Reported(reported) = envelope.event else {
+        panic!("expected case.reported");
+    };
+    let resident = reported.details.resident().expect("a resident's report");
+    assert_eq!(resident.contact, None);
+    let legacy = resident.legacy_contact.as_ref().expect("legacy contact");
+    assert_eq!(legacy.name.as_deref(), name.as_str());
+    assert_eq!(legacy.phone.as_deref(), Some("138****5621"));
+}
+
+/// The current report example holds no plain contact: only the sealed one.
+#[test]
+fn reported_example_holds_its_contact_sealed_only() {
+    let reported = example("events/case.reported.json");
+    let resident = &reported["payload"]["details"]["resident"];
+    assert!(resident.get("name").is_none() && resident.get("phone").is_none());
+    let envelope = decode_event(reported).expect("decodes");
+    let CaseEvent::Reported(reported) = envelope.event else {
+        panic!("expected case.reported");
+    };
+    let resident = reported.details.resident().expect("a resident's report");
+    assert!(resident.contact.is_some() && resident.legacy_contact.is_none());
+}
+
 #[test]
 fn a_dispatch_carries_the_acknowledge_clock_the_engine_computed() {
     let dispatched = decode_event(example("events/case.dispatched.json")).expect("decodes");

@@ -103,10 +103,29 @@ fn media() -> impl Strategy<Value = Vec<MediaRef>> {
 fn resident() -> impl Strategy<Value = Resident> {
     (
         "[a-zA-Z0-9-]{1,128}",
+        proptest::option::of((
+            "rk-[0-9a-f]{32}",
+            "[A-Za-z0-9+/]{32}",
+            "[A-Za-z0-9+/]{8,64}",
+        )),
         proptest::option::of("[\\u4e00-\\u9fa5]{1,8}"),
-        proptest::option::of("1[0-9]{2}\\*{4}[0-9]{4}"),
     )
-        .prop_map(|(id, name, phone)| Resident { id, name, phone })
+        .prop_map(|(id, sealed, legacy_name)| Resident {
+            id,
+            contact: sealed.map(|(key_id, nonce, ciphertext)| {
+                Box::new(SealedContact {
+                    key_id,
+                    nonce,
+                    ciphertext,
+                })
+            }),
+            legacy_contact: legacy_name.map(|name| {
+                Box::new(ResidentContact {
+                    name: Some(name),
+                    ..ResidentContact::default()
+                })
+            }),
+        })
 }
 
 fn report_details() -> impl Strategy<Value = ReportDetails> {

@@ -195,6 +195,11 @@ pub fn example_cases() -> Vec<ExampleCase> {
         Reader::Event,
     );
     add(
+        "events/case.reported.v1.json",
+        "events/case.reported.v1.json",
+        Reader::Event,
+    );
+    add(
         "intake/resident_report.json",
         "intake/resident_report.v1.json",
         Reader::ResidentReport,

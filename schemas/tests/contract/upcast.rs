@@ -214,3 +214,36 @@ fn decode_from_bytes_matches_decode_from_value() {
     let bytes = serde_json::to_vec(&event).expect("serializes");
     assert_eq!(decode_event_slice(&bytes), decode_event(event));
 }
+
+/// A version 1 report's plain contact is kept readable as a legacy contact, and the result
+/// satisfies the version 2 schema; a malformed one is refused, not dropped.
+#[test]
+fn reported_v1_plain_contact_becomes_a_legacy_contact_and_satisfies_version_two() {
+    let mut event = example("events/case.reported.v1.json");
+    upcast_in_place(&mut event).expect("upcasts");
+    let resident = &event["payload"]["details"]["resident"];
+    assert!(resident.get("name").is_none() && resident.get("phone").is_none());
+    assert_eq!(resident["legacy_contact"]["name"], "王阿姨");
+    assert_valid("events/case.reported.v2.json", &event, "the upcast event");
+
+    let mut patrol = example("events/case.reported.v1.json");
+    patrol["payload"]["details"] = json!({
+        "intake": "patrol_finding", "worker_id": "gw-0311", "patrol_kind": "daily",
+        "fixed_on_spot": false
+    });
+    let before = patrol["payload"].clone();
+    upcast_in_place(&mut patrol).expect("a patrol finding upcasts");
+    assert_eq!(
+        patrol["payload"], before,
+        "a patrol finding has no resident to change"
+    );
+
+    let mut malformed = example("events/case.reported.v1.json");
+    malformed["payload"]["details"]["resident"]["phone"] = json!(13812341234_u64);
+    match decode_event(malformed) {
+        Err(DecodeError::Invalid { path, .. }) => {
+            assert_eq!(path, "$.payload.details.resident.phone")
+        }
+        other => panic!("expected an invalid phone, got {other:?}"),
+    }
+}
