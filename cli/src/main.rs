@@ -12,6 +12,7 @@ mod projections;
 mod publish;
 mod rejected;
 mod request;
+mod seal;
 mod serve;
 mod sla;
 mod worker;
@@ -66,8 +67,10 @@ enum Command {
     Sla(sla::SlaArgs),
     /// The read models in PostgreSQL: run the projections, their status and lag, rebuild one.
     Projections(projections::ProjectionsArgs),
-    /// The audit trail in PostgreSQL: verify its hash chains.
+    /// The audit trail in PostgreSQL: verify its hash chains and the engine's seals.
     Audit(audit::AuditArgs),
+    /// The engine's seal keys: make one, show a key's public half for the keyring.
+    Seal(seal::SealArgs),
 }
 
 /// Where NATS is, how to prove who we are, and how the event stream is set up.
@@ -324,6 +327,7 @@ async fn main() -> ExitCode {
         Command::Sla(args) => sla::run(args).await,
         Command::Projections(args) => projections::run(args).await,
         Command::Audit(args) => audit::run(args).await,
+        Command::Seal(args) => seal::run(args),
     };
     match result {
         Ok(code) => code,
