@@ -44,7 +44,11 @@ pub fn run(args: SealArgs) -> anyhow::Result<ExitCode> {
         Action::Keygen { out } => {
             let key = SealKey::generate();
             key.write_new(&out)?;
-            eprintln!("seal key {} written to {} (mode 0600)", key.key_id(), out.display());
+            eprintln!(
+                "seal key {} written to {} (mode 0600)",
+                key.key_id(),
+                out.display()
+            );
             key
         }
         Action::Public { key } => key.load()?,

@@ -234,8 +234,7 @@ async fn audit_verify_names_each_event_appended_outside_the_engine_with_its_nats
     let forged_other_key =
         forge_voided(&log, &forger, other_key, ForgedSeal::OtherKey(&stranger)).await;
     let forged_unsealed = forge_voided(&log, &forger, unsealed, ForgedSeal::Without).await;
-    let forged_copied =
-        forge_voided(&log, &forger, copied, ForgedSeal::CopiedFromLastCommit).await;
+    let forged_copied = forge_voided(&log, &forger, copied, ForgedSeal::CopiedFromLastCommit).await;
     let forged_claiming = forge_voided(
         &log,
         &forger,
@@ -278,7 +277,9 @@ async fn audit_verify_names_each_event_appended_outside_the_engine_with_its_nats
     let named = |case: CaseId, event: &EventEnvelope, why: &str| {
         let start = format!("case {case} entry 3 (event {}): forged: ", event.event_id);
         assert!(
-            lines.iter().any(|l| l.starts_with(&start) && l.contains(why)),
+            lines
+                .iter()
+                .any(|l| l.starts_with(&start) && l.contains(why)),
             "expected `{start}… {why}` in:\n{stdout}"
         );
     };

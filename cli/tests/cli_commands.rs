@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use wangge_schemas::intake::IntakeReply;
-use wangge_schemas::{CaseId, Source};
 use wangge_engine::domain::seal::Keyring;
 use wangge_engine::log::SealKey;
+use wangge_schemas::intake::IntakeReply;
+use wangge_schemas::{CaseId, Source};
 use wangge_testkit::NatsServer;
 
 // ---------------------------------------------------------------------------------------
@@ -1430,7 +1430,11 @@ fn seal_keygen_writes_a_private_key_and_prints_its_keyring_line() {
     let run = site.run(&["seal", "keygen", "--out", path_str(&out)]);
 
     assert_eq!(run.code, 0, "{run:?}");
-    let mode = std::fs::metadata(&out).expect("key written").permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&out)
+        .expect("key written")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     let key = SealKey::load(&out).expect("the key loads back");
     assert_eq!(run.stdout.trim(), key.keyring_line());

@@ -56,7 +56,8 @@ pub struct SealedFacts<'a> {
 /// The bytes an Ed25519 seal signs: fixed-width fields after a domain tag, so that no two
 /// different facts give the same message.
 pub fn seal_message(facts: &SealedFacts<'_>) -> Vec<u8> {
-    let mut message = Vec::with_capacity(SEAL_DOMAIN.len() + 16 + 8 + 8 + 4 + 16 * facts.event_ids.len() + 64);
+    let mut message =
+        Vec::with_capacity(SEAL_DOMAIN.len() + 16 + 8 + 8 + 4 + 16 * facts.event_ids.len() + 64);
     message.extend_from_slice(SEAL_DOMAIN);
     message.extend_from_slice(facts.case_id.0.as_bytes());
     message.extend_from_slice(&facts.first_sequence.to_be_bytes());
@@ -120,12 +121,13 @@ impl CommitSeal {
         let signature = base64::engine::general_purpose::STANDARD
             .decode(signature.trim())
             .map_err(|e| format!("{HEADER_SEAL} signature is not base64: {e}"))?;
-        let signature: [u8; SIGNATURE_LENGTH] = signature.try_into().map_err(|bytes: Vec<u8>| {
-            format!(
-                "{HEADER_SEAL} signature has {} bytes, not {SIGNATURE_LENGTH}",
-                bytes.len()
-            )
-        })?;
+        let signature: [u8; SIGNATURE_LENGTH] =
+            signature.try_into().map_err(|bytes: Vec<u8>| {
+                format!(
+                    "{HEADER_SEAL} signature has {} bytes, not {SIGNATURE_LENGTH}",
+                    bytes.len()
+                )
+            })?;
         let link = link.ok_or_else(|| format!("{HEADER_SEAL_LINK} is missing"))?;
         let link = parse_link(link)?;
         Ok(Self {
@@ -143,8 +145,8 @@ impl CommitSeal {
 
 /// Parses a [`HEADER_SEAL_LINK`] value (64 hex digits).
 pub fn parse_link(text: &str) -> Result<SealLink, String> {
-    let bytes = hex::decode(text.trim())
-        .map_err(|e| format!("{HEADER_SEAL_LINK} is not hex: {e}"))?;
+    let bytes =
+        hex::decode(text.trim()).map_err(|e| format!("{HEADER_SEAL_LINK} is not hex: {e}"))?;
     bytes
         .try_into()
         .map_err(|bytes: Vec<u8>| format!("{HEADER_SEAL_LINK} has {} bytes, not 32", bytes.len()))
@@ -164,7 +166,9 @@ pub fn next_link_after(seal_header: Option<&str>) -> SealLink {
 pub enum SealFault {
     #[error("seal by unknown key {key_id} (not in the keyring)")]
     UnknownKey { key_id: String },
-    #[error("broken link: the seal links to {found}, but the case's previous commit gives {expected}")]
+    #[error(
+        "broken link: the seal links to {found}, but the case's previous commit gives {expected}"
+    )]
     BrokenLink { found: String, expected: String },
     #[error("bad signature: key {key_id} did not seal these events and payload")]
     BadSignature { key_id: String },
@@ -201,9 +205,7 @@ impl Keyring {
             let mut fields = content.split_whitespace();
             let (Some(key_id), Some(public), None) = (fields.next(), fields.next(), fields.next())
             else {
-                return Err(refuse(
-                    "expected `<key id> <base64 public key>`".to_owned(),
-                ));
+                return Err(refuse("expected `<key id> <base64 public key>`".to_owned()));
             };
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(public)

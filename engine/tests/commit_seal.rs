@@ -144,7 +144,9 @@ fn a_seal_holds_for_the_commit_it_was_made_on_and_for_nothing_else() {
     ));
     // Another engine's keyring does not know the key at all.
     assert_eq!(
-        SealKey::generate().keyring().verify(&seal, &facts, &GENESIS_LINK),
+        SealKey::generate()
+            .keyring()
+            .verify(&seal, &facts, &GENESIS_LINK),
         Err(SealFault::UnknownKey {
             key_id: key.key_id().to_owned()
         })
@@ -224,11 +226,10 @@ fn a_seal_key_file_is_refused_when_missing_open_to_others_or_malformed() {
         b"-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEA\n-----END PRIVATE KEY-----\n",
     );
     let error = SealKey::load(&not_ed25519).unwrap_err();
-    assert!(
-        matches!(error, SealKeyError::Malformed { .. }),
-        "{error}"
-    );
-    assert!(error.to_string().contains("not an Ed25519 PKCS#8 private key"));
+    assert!(matches!(error, SealKeyError::Malformed { .. }), "{error}");
+    assert!(error
+        .to_string()
+        .contains("not an Ed25519 PKCS#8 private key"));
 
     let directory = SealKey::load(dir.path()).unwrap_err();
     assert!(matches!(directory, SealKeyError::Unreadable { .. }));
@@ -247,7 +248,10 @@ fn a_seed_file_and_a_pem_file_of_one_key_seal_alike_and_neither_is_ever_shown() 
     assert_eq!(mode, 0o600, "a new key is readable by its owner only");
     let from_pem = SealKey::load(&pem).unwrap();
     assert_eq!(from_pem.key_id(), from_seed.key_id());
-    assert_eq!(from_pem.verifying_key(), SealKey::from_seed(&seed_bytes).verifying_key());
+    assert_eq!(
+        from_pem.verifying_key(),
+        SealKey::from_seed(&seed_bytes).verifying_key()
+    );
 
     // A new key is never written over an old one.
     assert!(matches!(
@@ -269,7 +273,10 @@ fn a_seed_file_and_a_pem_file_of_one_key_seal_alike_and_neither_is_ever_shown() 
 async fn a_case_sealed_by_key_one_then_key_two_verifies_with_both_public_keys() {
     let (key_one, key_two) = (Arc::new(SealKey::generate()), Arc::new(SealKey::generate()));
     let log = MemoryLog::new();
-    let before = CaseService::new(log.clone().with_seal_key(key_one.clone()), Arc::new(SystemClock));
+    let before = CaseService::new(
+        log.clone().with_seal_key(key_one.clone()),
+        Arc::new(SystemClock),
+    );
     let case_id = CaseId::new_v7();
     before
         .handle(request(case_id, report_command(), "report"))
@@ -280,7 +287,10 @@ async fn a_case_sealed_by_key_one_then_key_two_verifies_with_both_public_keys() 
         .await
         .unwrap();
     // The engines restart with key two; key one's public key stays in the keyring.
-    let after = CaseService::new(log.clone().with_seal_key(key_two.clone()), Arc::new(SystemClock));
+    let after = CaseService::new(
+        log.clone().with_seal_key(key_two.clone()),
+        Arc::new(SystemClock),
+    );
     after
         .handle(request(case_id, comment("after the rotation"), "c2"))
         .await
@@ -288,11 +298,16 @@ async fn a_case_sealed_by_key_one_then_key_two_verifies_with_both_public_keys() 
     let commits = read_all(&log).await;
     assert_eq!(commits.len(), 3);
 
-    assert_eq!(seal_problems(&commits, &policy(&[&key_one, &key_two])), vec![]);
+    assert_eq!(
+        seal_problems(&commits, &policy(&[&key_one, &key_two])),
+        vec![]
+    );
 
     let without_key_one = seal_problems(&commits, &policy(&[&key_two]));
-    let named: Vec<(u64, AuditProblemKind)> =
-        without_key_one.iter().map(|p| (p.sequence, p.kind.clone())).collect();
+    let named: Vec<(u64, AuditProblemKind)> = without_key_one
+        .iter()
+        .map(|p| (p.sequence, p.kind.clone()))
+        .collect();
     assert_eq!(
         named,
         vec![(1, AuditProblemKind::Forged), (2, AuditProblemKind::Forged)],
@@ -311,7 +326,10 @@ async fn an_unsealed_commit_after_a_sealed_one_is_a_forgery_and_a_log_before_sea
     let sealed = unsealed.clone().with_seal_key(key.clone());
     // A case from before sealing: its first commit is unsealed, the engine's later ones are.
     let old_case = CaseId::new_v7();
-    let old = unsealed.append(commit(old_case, 0, 1, "old"), 0).await.unwrap();
+    let old = unsealed
+        .append(commit(old_case, 0, 1, "old"), 0)
+        .await
+        .unwrap();
     let engine = CaseService::new(sealed, Arc::new(SystemClock));
     engine
         .handle(request(old_case, comment("after the upgrade"), "c1"))
@@ -396,6 +414,9 @@ async fn every_commit_the_engine_appends_to_jetstream_is_sealed_and_chained() {
 
     let commits = read_all(&log).await;
     assert_eq!(commits.len(), 10);
-    assert!(commits.iter().all(|c| c.seal.is_some()), "every commit sealed");
+    assert!(
+        commits.iter().all(|c| c.seal.is_some()),
+        "every commit sealed"
+    );
     assert_eq!(seal_problems(&commits, &policy(&[&key])), vec![]);
 }

@@ -310,7 +310,11 @@ pub fn verify_case_trail(
     head: Option<&AuditHead>,
     seals: Option<&SealPolicy>,
 ) -> Vec<AuditProblem> {
-    let mut problems = verify_trail(case_id, records, head.map(|h| (h.sequence, h.hash.as_str())));
+    let mut problems = verify_trail(
+        case_id,
+        records,
+        head.map(|h| (h.sequence, h.hash.as_str())),
+    );
     if let Some(policy) = seals {
         problems.extend(verify_seals(case_id, records, policy));
         // Stable: for one entry, the chain's finding comes before the seal's.

@@ -414,7 +414,11 @@ pub struct SealPolicy {
 /// policy's keyring and the chain of seal links. Returns one problem per entry whose commit
 /// is forged or unsealed, in sequence order; entries missing from the trail are
 /// [`verify_trail`]'s to report.
-pub fn verify_seals(case_id: CaseId, records: &[AuditRecord], policy: &SealPolicy) -> Vec<AuditProblem> {
+pub fn verify_seals(
+    case_id: CaseId,
+    records: &[AuditRecord],
+    policy: &SealPolicy,
+) -> Vec<AuditProblem> {
     let mut records: Vec<&AuditRecord> = records.iter().collect();
     records.sort_by_key(|r| r.sequence);
     let mut problems = Vec::new();
@@ -470,10 +474,13 @@ pub fn verify_seals(case_id: CaseId, records: &[AuditRecord], policy: &SealPolic
             .collect();
         index += commit.len();
         sealed_before = true;
-        let link_expected = std::mem::replace(&mut expected_link, next_link_after(Some(&seal.seal)));
+        let link_expected =
+            std::mem::replace(&mut expected_link, next_link_after(Some(&seal.seal)));
         let complete = commit.first().map(|r| r.sequence) == Some(seal.first_sequence)
             && commit.len() as u64 == seal.last_sequence.saturating_sub(seal.first_sequence) + 1
-            && commit.windows(2).all(|w| w[1].sequence == w[0].sequence + 1);
+            && commit
+                .windows(2)
+                .all(|w| w[1].sequence == w[0].sequence + 1);
         if !complete {
             // Entries of the commit are missing or misplaced: the hash chain check names them.
             continue;
@@ -501,7 +508,9 @@ fn check_entry_seal(
     let payload_sha256: [u8; 32] = hex::decode(&seal.payload_sha256)
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
-        .ok_or_else(|| "malformed seal: the stored payload digest is not 32 bytes of hex".to_owned())?;
+        .ok_or_else(|| {
+            "malformed seal: the stored payload digest is not 32 bytes of hex".to_owned()
+        })?;
     let event_ids: Vec<Uuid> = commit.iter().map(|r| r.event_id).collect();
     let facts = SealedFacts {
         case_id,

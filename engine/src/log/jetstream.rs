@@ -245,9 +245,7 @@ impl JetStreamLog {
             Ok(ack) => Ok(Appended {
                 position: ack.sequence,
                 duplicate: ack.duplicate,
-                next_seal_link: seal
-                    .filter(|_| !ack.duplicate)
-                    .map(|seal| seal.next_link()),
+                next_seal_link: seal.filter(|_| !ack.duplicate).map(|seal| seal.next_link()),
             }),
             Err(error) => match crate::nats::streams::subject_moved_on(&error) {
                 Some(actual) => {

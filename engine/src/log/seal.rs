@@ -123,13 +123,12 @@ impl SealKey {
 
     /// Writes this key as PKCS#8 PEM to a new file, mode 0600. Never overwrites a file.
     pub fn write_new(&self, path: &Path) -> Result<(), SealKeyError> {
-        let pem = self
-            .signing
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|error| SealKeyError::Unwritable {
+        let pem = self.signing.to_pkcs8_pem(LineEnding::LF).map_err(|error| {
+            SealKeyError::Unwritable {
                 path: path.to_path_buf(),
                 reason: error.to_string(),
-            })?;
+            }
+        })?;
         let mut options = OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]

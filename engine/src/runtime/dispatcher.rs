@@ -31,8 +31,8 @@ use wangge_schemas::{Actor, CaseEvent, CaseId, Source};
 
 use crate::app::{CaseService, CommandError, CommandRequest};
 use crate::domain::routing::{route, RouteDecision, RouteRequest};
-use crate::domain::{CaseCommand, CaseState, CaseStatus};
 use crate::domain::seal::next_link_after;
+use crate::domain::{CaseCommand, CaseState, CaseStatus};
 use crate::grid::{CategoryCatalogue, SharedGrid};
 use crate::log::{CaseHistory, EventLog, LogPosition, StoredCommit};
 use crate::runtime::dispatch_snapshot::DispatchSnapshot;

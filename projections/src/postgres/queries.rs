@@ -499,7 +499,11 @@ fn entry_seal(row: &tokio_postgres::Row) -> Option<EntrySeal> {
     let seal: Option<String> = row.get(11);
     let first: Option<i64> = row.get(9);
     let last: Option<i64> = row.get(10);
-    let sequence = |value: Option<i64>| value.and_then(|v| u64::try_from(v).ok()).unwrap_or(u64::MAX);
+    let sequence = |value: Option<i64>| {
+        value
+            .and_then(|v| u64::try_from(v).ok())
+            .unwrap_or(u64::MAX)
+    };
     Some(EntrySeal {
         seal: seal?,
         first_sequence: sequence(first),
