@@ -449,11 +449,10 @@ pub fn verify_seals(
                     "no seal after a sealed commit of the case: the engine seals every commit"
                         .to_owned(),
                 );
-            } else if !policy
-                .allow_unsealed_before
-                .zip(position)
-                .is_some_and(|(allowed, position)| position < allowed)
-            {
+            } else if !matches!(
+                (policy.allow_unsealed_before, position),
+                (Some(allowed), Some(position)) if position < allowed
+            ) {
                 report(
                     record,
                     AuditProblemKind::Unsealed,
