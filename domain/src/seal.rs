@@ -112,27 +112,12 @@ impl CommitSeal {
 
     /// Reads a seal back from its two header values; the reason names what is wrong.
     pub fn parse(seal: &str, link: Option<&str>) -> Result<Self, String> {
-        let (key_id, signature) = seal
-            .split_once(':')
-            .ok_or_else(|| format!("{HEADER_SEAL} is not `<key id>:<signature>`"))?;
-        if key_id.is_empty() {
-            return Err(format!("{HEADER_SEAL} names no key id"));
-        }
-        let signature = base64::engine::general_purpose::STANDARD
-            .decode(signature.trim())
-            .map_err(|e| format!("{HEADER_SEAL} signature is not base64: {e}"))?;
-        let signature: [u8; SIGNATURE_LENGTH] =
-            signature.try_into().map_err(|bytes: Vec<u8>| {
-                format!(
-                    "{HEADER_SEAL} signature has {} bytes, not {SIGNATURE_LENGTH}",
-                    bytes.len()
-                )
-            })?;
+        let (key_id, signature) = parse_seal_header(seal)?;
         let link = link.ok_or_else(|| format!("{HEADER_SEAL_LINK} is missing"))?;
         let link = parse_link(link)?;
         Ok(Self {
             key_id: key_id.to_owned(),
-            signature: Signature::from_bytes(&signature),
+            signature,
             link,
         })
     }
@@ -141,6 +126,26 @@ impl CommitSeal {
     pub fn next_link(&self) -> SealLink {
         Sha256::digest(self.signature.to_bytes()).into()
     }
+}
+
+/// Parses a [`HEADER_SEAL`] value: the key id and the signature.
+fn parse_seal_header(seal: &str) -> Result<(&str, Signature), String> {
+    let (key_id, signature) = seal
+        .split_once(':')
+        .ok_or_else(|| format!("{HEADER_SEAL} is not `<key id>:<signature>`"))?;
+    if key_id.is_empty() {
+        return Err(format!("{HEADER_SEAL} names no key id"));
+    }
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(signature.trim())
+        .map_err(|e| format!("{HEADER_SEAL} signature is not base64: {e}"))?;
+    let signature: [u8; SIGNATURE_LENGTH] = signature.try_into().map_err(|bytes: Vec<u8>| {
+        format!(
+            "{HEADER_SEAL} signature has {} bytes, not {SIGNATURE_LENGTH}",
+            bytes.len()
+        )
+    })?;
+    Ok((key_id, Signature::from_bytes(&signature)))
 }
 
 /// Parses a [`HEADER_SEAL_LINK`] value (64 hex digits).
@@ -157,8 +162,10 @@ pub fn parse_link(text: &str) -> Result<SealLink, String> {
 /// (checking) both follow this one rule, so they agree on every chain, forged links included.
 pub fn next_link_after(seal_header: Option<&str>) -> SealLink {
     seal_header
-        .and_then(|seal| CommitSeal::parse(seal, Some(&hex::encode(GENESIS_LINK))).ok())
-        .map_or(GENESIS_LINK, |seal| seal.next_link())
+        .and_then(|seal| parse_seal_header(seal).ok())
+        .map_or(GENESIS_LINK, |(_, signature)| {
+            Sha256::digest(signature.to_bytes()).into()
+        })
 }
 
 /// Why a seal does not hold.
@@ -279,5 +286,35 @@ impl Keyring {
             .map_err(|_| SealFault::BadSignature {
                 key_id: seal.key_id.clone(),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_seal_header_is_refused_with_what_is_wrong() {
+        let signature = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
+        let link = hex::encode([1u8; 32]);
+        let refused = |seal: &str, link: Option<&str>| CommitSeal::parse(seal, link).unwrap_err();
+        assert!(refused("no-colon", Some(&link)).contains("is not `<key id>:<signature>`"));
+        assert!(refused(&format!(":{signature}"), Some(&link)).contains("names no key id"));
+        assert!(refused("k:***", Some(&link)).contains("not base64"));
+        assert!(refused("k:AAAA", Some(&link)).contains("has 3 bytes, not 64"));
+        assert!(refused(&format!("k:{signature}"), None).contains("Wangge-Seal-Link is missing"));
+        assert!(refused(&format!("k:{signature}"), Some("abcd")).contains("has 2 bytes, not 32"));
+        let seal = CommitSeal::parse(&format!("k:{signature}"), Some(&link)).unwrap();
+        assert_eq!((seal.key_id.as_str(), seal.link), ("k", [1u8; 32]));
+    }
+
+    #[test]
+    fn the_link_after_a_commit_is_its_signatures_digest_or_genesis_when_it_has_none() {
+        let signature = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
+        let header = format!("k:{signature}");
+        let expected: SealLink = Sha256::digest([7u8; 64]).into();
+        assert_eq!(next_link_after(Some(&header)), expected);
+        assert_eq!(next_link_after(None), GENESIS_LINK);
+        assert_eq!(next_link_after(Some("damaged")), GENESIS_LINK);
     }
 }
