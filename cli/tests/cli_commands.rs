@@ -1284,12 +1284,15 @@ fn serve_refuses_an_invalid_sla_dir_naming_the_file_and_the_json_path() {
     calendars["calendars"][0]["holidays"][2]["to"] = json!("2026-03-01");
     std::fs::write(dir.join("calendars.json"), calendars.to_string()).expect("write");
     let url = site.url();
+    let seal_key = site.seal_key();
     let run = site.run(&[
         "serve",
         "--nats-url",
         &url,
         "--http-listen",
         "127.0.0.1:0",
+        "--seal-key",
+        &seal_key,
         "--sla-dir",
         path_str(&dir),
     ]);
