@@ -245,7 +245,9 @@ impl JetStreamLog {
             Ok(ack) => Ok(Appended {
                 position: ack.sequence,
                 duplicate: ack.duplicate,
-                next_seal_link: seal.filter(|_| !ack.duplicate).map(|seal| seal.next_link()),
+                // An unsealed commit is followed by the genesis link, as the rule says.
+                next_seal_link: (!ack.duplicate)
+                    .then(|| seal.map_or(GENESIS_LINK, |seal| seal.next_link())),
             }),
             Err(error) => match crate::nats::streams::subject_moved_on(&error) {
                 Some(actual) => {

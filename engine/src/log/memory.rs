@@ -126,7 +126,10 @@ impl EventLog for MemoryLog {
                 .and_then(|indices| indices.last())
                 .map(|&index| &inner.commits[index]);
             let seal = self.seal(&commit, previous);
-            let next_seal_link = seal.as_ref().map(|seal| next_link_after(Some(&seal.seal)));
+            // An unsealed commit is followed by the genesis link, as the rule says.
+            let next_seal_link = Some(next_link_after(
+                seal.as_ref().map(|seal| seal.seal.as_str()),
+            ));
             let index = inner.commits.len();
             let position = index as LogPosition + 1;
             inner.by_case.entry(commit.case_id).or_default().push(index);

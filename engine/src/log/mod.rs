@@ -32,8 +32,8 @@ pub struct Appended {
     pub position: LogPosition,
     /// True when the log had this commit already (same idempotency key) and wrote nothing.
     pub duplicate: bool,
-    /// The seal link the case's next commit signs, when this log seals and wrote the commit
-    /// (so a cached case appends again without reading its last commit back).
+    /// The seal link the case's next commit signs (`None` for a duplicate, which wrote
+    /// nothing), so a cached case appends again without reading its last commit back.
     pub next_seal_link: Option<wangge_domain::seal::SealLink>,
 }
 
