@@ -378,6 +378,44 @@ async fn an_unsealed_commit_after_a_sealed_one_is_a_forgery_and_a_log_before_sea
     );
 }
 
+#[tokio::test]
+async fn a_sealed_commit_that_repeats_events_of_the_case_cannot_slip_its_new_event_in() {
+    // The projection enters only the events a case does not have yet, so a commit holding
+    // sequences 2..=3 on a case at 2 adds only event 3: its seal covers what the trail does
+    // not fully hold, and the entry is named, whoever sealed it.
+    let key = Arc::new(SealKey::generate());
+    let log = MemoryLog::new();
+    let engine = CaseService::new(
+        log.clone().with_seal_key(key.clone()),
+        Arc::new(SystemClock),
+    );
+    let case_id = CaseId::new_v7();
+    engine
+        .handle(request(case_id, report_command(), "report"))
+        .await
+        .unwrap();
+    engine
+        .handle(request(case_id, comment("on site"), "c1"))
+        .await
+        .unwrap();
+    let forger = log.clone().with_seal_key(Arc::new(SealKey::generate()));
+    let history = log.load(case_id).await.unwrap();
+    forger
+        .append(commit(case_id, 1, 2, "overlap"), history.last_position)
+        .await
+        .unwrap();
+    let commits = read_all(&log).await;
+
+    let problems = seal_problems(&commits, &policy(&[&key]));
+
+    let named: Vec<(u64, AuditProblemKind)> = problems
+        .iter()
+        .map(|p| (p.sequence, p.kind.clone()))
+        .collect();
+    assert_eq!(named, vec![(3, AuditProblemKind::Forged)], "{problems:?}");
+    assert!(problems[0].detail.contains("covers events 2..=3"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_commit_the_engine_appends_to_jetstream_is_sealed_and_chained() {
     let server = NatsServer::start();

@@ -481,7 +481,23 @@ pub fn verify_seals(
                 .windows(2)
                 .all(|w| w[1].sequence == w[0].sequence + 1);
         if !complete {
-            // Entries of the commit are missing or misplaced: the hash chain check names them.
+            // The seal covers events the trail does not hold all of: entries were removed
+            // (the hash chain check names them too), or the commit repeated events the case
+            // already had, which the engine never writes. Either way the seal cannot vouch
+            // for these entries, and staying silent would let an overlapping commit through.
+            let held: Vec<String> = commit.iter().map(|r| r.sequence.to_string()).collect();
+            for record in &commit {
+                report(
+                    record,
+                    AuditProblemKind::Forged,
+                    format!(
+                        "its commit's seal covers events {}..={}, but the trail holds only {} of them (a commit repeating events of the case, or entries removed)",
+                        seal.first_sequence,
+                        seal.last_sequence,
+                        held.join(",")
+                    ),
+                );
+            }
             continue;
         }
         let fault = check_entry_seal(case_id, seal, &commit, &policy.keyring, &link_expected);

@@ -13,6 +13,11 @@
 //!   served by any replica (the measurements behind this choice are in `benches/RESULTS.md`,
 //!   "How the load mechanism was chosen").
 //! - The whole log is read in order through an ordered consumer.
+//! - Given a seal key, every commit carries the engine's seal in `Wangge-Seal` and
+//!   `Wangge-Seal-Link` (`crate::domain::seal`): signed over the payload bytes published,
+//!   linked to the case's previous commit (known from the load or the last append, otherwise
+//!   one direct get of the commit at the expected position). Readers hand the headers and
+//!   the payload's SHA-256 on (`StoredCommit::seal`); nothing here trusts them.
 
 use std::time::Duration;
 
