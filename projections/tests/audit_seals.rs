@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use wangge_engine::app::{CaseService, CommandRequest, SystemClock};
+use wangge_engine::domain::commit::StoredSeal;
 use wangge_engine::domain::seal::Keyring;
 use wangge_engine::domain::{replay, stamp, CaseCommand, EventMeta};
 use wangge_engine::log::{Commit, EventLog, MemoryLog, SealKey, StoredCommit};
@@ -167,4 +168,37 @@ async fn the_postgres_read_models_name_an_event_slipped_in_without_the_engines_k
         .await
         .unwrap();
     the_forgery_is_named_and_the_genuine_case_is_intact(&*models, forged, genuine).await;
+}
+
+/// Seal headers come from whoever wrote the commit: one holding U+0000 (which PostgreSQL
+/// cannot store in text) is stored without stalling the projection, and named as forged.
+#[tokio::test]
+async fn a_seal_header_holding_a_nul_is_stored_and_named_never_stalling_the_projection() {
+    let key = Arc::new(SealKey::generate());
+    let (mut commits, forged, genuine) = a_log_with_a_forgery(key.clone()).await;
+    let last = commits.last_mut().unwrap();
+    assert_eq!(last.case_id, forged);
+    last.seal = Some(StoredSeal {
+        seal: "engine\u{0}:AAAA".to_owned(),
+        link: Some("\u{0}".to_owned()),
+        payload_sha256: [0; 32],
+    });
+    let database = TestDatabase::create().await;
+    let models = PostgresReadModels::connect(&database.url(), context_checking(&key))
+        .await
+        .unwrap();
+    project_batch(&AuditProjection, &*models, 0, &commits)
+        .await
+        .expect("the batch is written");
+    let trail = models.audit_trail(forged).await.unwrap().unwrap();
+    assert_eq!(trail.problems.len(), 1, "{:?}", trail.problems);
+    assert_eq!(trail.problems[0].kind, AuditProblemKind::Forged);
+    assert!(trail.problems[0].detail.contains("malformed seal"));
+    assert!(models
+        .audit_trail(genuine)
+        .await
+        .unwrap()
+        .unwrap()
+        .problems
+        .is_empty());
 }
