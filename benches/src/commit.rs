@@ -68,7 +68,10 @@ pub async fn run(args: CommitArgs) -> anyhow::Result<()> {
     let client = async_nats::connect(&url)
         .await
         .with_context(|| format!("connect to {url}"))?;
-    let log = JetStreamLog::open(client.clone(), JetStreamLogConfig::default()).await?;
+    let log = JetStreamLog::open(client.clone(), JetStreamLogConfig::default())
+        .await?
+        // Sealed as `wangge serve` seals: one Ed25519 signature per commit in the figures.
+        .with_seal_key(Arc::new(wangge_engine::log::SealKey::generate()));
     let service = Arc::new(CaseService::new(log.clone(), Arc::new(SystemClock)));
     let mut rows = Vec::new();
 

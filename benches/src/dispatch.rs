@@ -45,7 +45,10 @@ pub struct DispatchArgs {
 pub async fn run(args: DispatchArgs) -> anyhow::Result<()> {
     let server = NatsServer::start();
     let client = async_nats::connect(server.url()).await.context("connect")?;
-    let log = JetStreamLog::open(client.clone(), JetStreamLogConfig::default()).await?;
+    let log = JetStreamLog::open(client.clone(), JetStreamLogConfig::default())
+        .await?
+        // Sealed as `wangge serve` seals: one Ed25519 signature per commit in the figures.
+        .with_seal_key(Arc::new(wangge_engine::log::SealKey::generate()));
     let cases = Arc::new(CaseService::new(log.clone(), Arc::new(SystemClock)));
     let grid = Arc::new(GridDirectory::sample_city());
     let categories = Arc::new(CategoryCatalogue::sample());

@@ -115,6 +115,9 @@ impl CityHistory {
                     position,
                     case_id: events[0].case_id,
                     events,
+                    // A synthetic log, never appended by an engine: unsealed, like a log
+                    // written before sealing.
+                    seal: None,
                 }
             })
             .collect()

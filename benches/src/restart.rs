@@ -43,7 +43,10 @@ pub async fn run(args: RestartArgs) -> anyhow::Result<()> {
     let grid = Arc::new(GridDirectory::sample_city());
     let categories = Arc::new(CategoryCatalogue::sample());
     let nats = Nats::start(None).await?;
-    let log = JetStreamLog::open(nats.client.clone(), JetStreamLogConfig::default()).await?;
+    let log = JetStreamLog::open(nats.client.clone(), JetStreamLogConfig::default())
+        .await?
+        // Sealed as `wangge serve` seals: one Ed25519 signature per commit in the figures.
+        .with_seal_key(Arc::new(wangge_engine::log::SealKey::generate()));
     let year = chrono::Duration::days(365);
     let spacing =
         chrono::Duration::milliseconds((year.num_milliseconds() / args.cases.max(1) as i64).max(1));

@@ -157,7 +157,10 @@ pub async fn run(args: TimerArgs) -> anyhow::Result<()> {
     let client = async_nats::connect(&url)
         .await
         .with_context(|| format!("connect to {url}"))?;
-    let log = JetStreamLog::open(client.clone(), JetStreamLogConfig::default()).await?;
+    let log = JetStreamLog::open(client.clone(), JetStreamLogConfig::default())
+        .await?
+        // Sealed as `wangge serve` seals: one Ed25519 signature per commit in the figures.
+        .with_seal_key(Arc::new(wangge_engine::log::SealKey::generate()));
     crate::setup::write_commits(&client, &log, &commits, "timers: write the log").await?;
     drop(commits);
     let cases = Arc::new(CaseService::new(log.clone(), Arc::new(SystemClock)));
@@ -325,6 +328,7 @@ fn open_case_commit(n: usize, location: &GridLocation) -> StoredCommit {
         position: n as u64 + 1,
         case_id,
         events,
+        seal: None,
     }
 }
 

@@ -14,6 +14,7 @@ mod publish;
 mod rejected;
 mod request;
 mod residents;
+mod seal;
 mod serve;
 mod sla;
 mod worker;
@@ -68,13 +69,15 @@ enum Command {
     Sla(sla::SlaArgs),
     /// The read models in PostgreSQL: run the projections, their status and lag, rebuild one.
     Projections(projections::ProjectionsArgs),
-    /// The audit trail in PostgreSQL: verify its hash chains.
+    /// The audit trail in PostgreSQL: verify its hash chains and the engine's seals.
     Audit(audit::AuditArgs),
     /// The NATS server's side: the users of the shipped accounts (deploy/nats/).
     Nats(nats_users::NatsAdminArgs),
     /// Residents' personal data: erase a resident, reveal a reporter's contact (recorded),
     /// list reveals, rotate the key-encryption key.
     Residents(residents::ResidentsArgs),
+    /// The engine's seal keys: make one, show a key's public half for the keyring.
+    Seal(seal::SealArgs),
 }
 
 /// Where NATS is, how to prove who we are, and how the event stream is set up.
@@ -352,6 +355,7 @@ async fn main() -> ExitCode {
         Command::Audit(args) => audit::run(args).await,
         Command::Nats(args) => nats_users::run(args).await,
         Command::Residents(args) => residents::run(args).await,
+        Command::Seal(args) => seal::run(args),
     };
     match result {
         Ok(code) => code,

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use clap::Args;
 use tracing::info;
 
+use crate::seal::{engine_policy, SealKeyArgs};
 use crate::{NatsArgs, ReferenceArgs};
 use wangge_engine::app::{CaseService, LiveSlaTerms, SystemClock};
 use wangge_engine::grid::GridStreamConfig;
@@ -165,6 +166,17 @@ pub struct ServeArgs {
     /// projection runners (each projection active on one instance at a time).
     #[arg(long, env = "WANGGE_POSTGRES_URL")]
     postgres_url: Option<String>,
+    /// The key every commit is sealed with (required: the engine never appends unsealed).
+    #[command(flatten)]
+    seal: SealKeyArgs,
+    /// Earlier engines' public seal keys, for the audit trails the API serves (this
+    /// engine's own key is always accepted): the keyring `wangge audit verify` reads.
+    #[arg(long, env = "WANGGE_SEAL_PUBLIC_KEYS_FILE", value_name = "FILE")]
+    seal_public_keys: Option<std::path::PathBuf>,
+    /// Accept unsealed commits below this log position in the audit trails the API serves
+    /// (a log written before sealing; as `wangge audit verify --allow-unsealed-before`).
+    #[arg(long, env = "WANGGE_ALLOW_UNSEALED_BEFORE", value_name = "POSITION")]
+    allow_unsealed_before: Option<u64>,
     /// The key-encryption key that wraps residents' data keys (`--kek-file`,
     /// `WANGGE_KEK_FILE` or `WANGGE_KEK`). Without one, reports are accepted without their
     /// contact details (never written in plain text) and contacts show as `[encrypted]`.
@@ -211,8 +223,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (grid_file, categories) = args.reference.load()?;
     // A bad SLA file stops the start here, naming the file, the JSON path and the reason.
     let sla_files = args.reference.sla.load()?;
+    // The seal key before anything else: an engine that cannot seal must not append.
+    let seal_key = Arc::new(args.seal.load()?);
+    let seal_policy = engine_policy(
+        &seal_key,
+        args.seal_public_keys.as_deref(),
+        args.allow_unsealed_before,
+    )?;
+    info!(key_id = seal_key.key_id(), "commits are sealed");
     let client = args.nats.connect().await?;
-    let log = args.nats.open_log(client.clone()).await?;
+    let log = args
+        .nats
+        .open_log(client.clone())
+        .await?
+        .with_seal_key(seal_key);
     let rejected_limits = RejectedLimits {
         max_age: std::time::Duration::from_secs(u64::from(args.rejected_max_age_days) * 86_400),
         max_bytes: i64::from(args.rejected_max_mb) * 1024 * 1024,
@@ -370,7 +394,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The read models: in PostgreSQL (the projection runners below keep them), or in memory,
     // following the log from its start (nothing survives a restart: they are folded again).
     // The read side sees the live grid too: a cell added at run time shows on the board.
-    let context = FoldContext::new(grid.clone(), categories.clone());
+    let context = FoldContext::new(grid.clone(), categories.clone()).with_seal_policy(seal_policy);
     let read_models: Arc<dyn ReadModels> = match &args.postgres_url {
         Some(url) => {
             let models = crate::connect_read_models(url, context).await?;

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tempfile::TempDir;
+use wangge_engine::domain::seal::Keyring;
+use wangge_engine::log::SealKey;
 use wangge_schemas::intake::IntakeReply;
 use wangge_schemas::{CaseId, Source};
 use wangge_testkit::NatsServer;
@@ -80,11 +82,21 @@ struct Site {
 
 impl Site {
     fn new() -> Self {
+        let dir = tempfile::tempdir().expect("scratch dir");
+        // The engine seals every commit: its key, written as `wangge seal keygen` writes one.
+        SealKey::generate()
+            .write_new(&dir.path().join("seal.pem"))
+            .expect("write the engine's seal key");
         Self {
             server: NatsServer::start(),
-            dir: tempfile::tempdir().expect("scratch dir"),
+            dir,
             engines_started: 0,
         }
+    }
+
+    /// The engine's seal key file.
+    fn seal_key(&self) -> String {
+        path_str(&self.dir.path().join("seal.pem")).to_owned()
     }
 
     fn url(&self) -> String {
@@ -102,6 +114,8 @@ impl Site {
             "WANGGE_SLA_DIR",
             "WANGGE_LOG",
             "WANGGE_IDENTITY",
+            "WANGGE_SEAL_KEY_FILE",
+            "WANGGE_SEAL_PUBLIC_KEYS_FILE",
         ] {
             command.env_remove(var);
         }
@@ -149,11 +163,13 @@ impl Site {
             .path()
             .join(format!("serve-{}.log", self.engines_started));
         let url = self.url();
+        let seal_key = self.seal_key();
         let child = self
             .command()
             // A development server without accounts: senders are named by their messages.
             .args(["serve", "--nats-url", &url, "--http-listen", "127.0.0.1:0"])
             .args(["--identity", "claimed"])
+            .args(["--seal-key", &seal_key])
             .args(extra)
             .env("WANGGE_LOG", "info")
             .stdin(Stdio::null())
@@ -1271,12 +1287,15 @@ fn serve_refuses_an_invalid_sla_dir_naming_the_file_and_the_json_path() {
     calendars["calendars"][0]["holidays"][2]["to"] = json!("2026-03-01");
     std::fs::write(dir.join("calendars.json"), calendars.to_string()).expect("write");
     let url = site.url();
+    let seal_key = site.seal_key();
     let run = site.run(&[
         "serve",
         "--nats-url",
         &url,
         "--http-listen",
         "127.0.0.1:0",
+        "--seal-key",
+        &seal_key,
         "--sla-dir",
         path_str(&dir),
     ]);
@@ -1332,4 +1351,112 @@ fn serve_stops_loudly_when_its_event_log_is_changed_outside_it() {
         log.contains("WANGGE_EVENTS") && log.contains("max_msgs") && log.contains("stopping"),
         "{log}"
     );
+}
+
+/// The engine never appends unsealed: `wangge serve` refuses to start without a usable seal
+/// key, naming the file and the reason, and never showing any byte of the key.
+#[test]
+fn serve_refuses_a_seal_key_that_is_missing_open_to_others_or_malformed() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new();
+    let url = site.url();
+    let serve_with = |key: &Path| {
+        site.run(&[
+            "serve",
+            "--nats-url",
+            &url,
+            "--http-listen",
+            "127.0.0.1:0",
+            "--seal-key",
+            path_str(key),
+        ])
+    };
+    let pem = std::fs::read_to_string(site.seal_key()).expect("the key file");
+    let secret_body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let shows_no_key = |run: &Run| {
+        !run.stderr.contains(&secret_body)
+            && !run.stdout.contains(&secret_body)
+            && !run.stderr.contains("PRIVATE KEY")
+    };
+
+    let missing = site.dir.path().join("nowhere.pem");
+    let run = serve_with(&missing);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("nowhere.pem: missing") && run.stderr.contains("wangge seal keygen"),
+        "{}",
+        run.stderr
+    );
+
+    let shared = site.dir.path().join("shared.pem");
+    std::fs::copy(site.seal_key(), &shared).expect("copy the key");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let run = serve_with(&shared);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("shared.pem: mode 0640") && run.stderr.contains("chmod 600"),
+        "{}",
+        run.stderr
+    );
+    assert!(shows_no_key(&run), "{}", run.stderr);
+
+    let short = site.write("short.seed", &[7u8; 31]);
+    std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let run = serve_with(&short);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("short.seed: malformed: 31 bytes"),
+        "{}",
+        run.stderr
+    );
+
+    let damaged = site.write(
+        "damaged.pem",
+        pem.replace(&secret_body[..12], "AAAAAAAAAAAA").as_bytes(),
+    );
+    std::fs::set_permissions(&damaged, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let run = serve_with(&damaged);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("damaged.pem: malformed"),
+        "{}",
+        run.stderr
+    );
+    assert!(shows_no_key(&run), "{}", run.stderr);
+}
+
+/// `wangge seal keygen` writes a key only its owner can read, prints the line the verifiers'
+/// keyring needs (and nothing of the private key), and never writes over an existing key.
+#[test]
+fn seal_keygen_writes_a_private_key_and_prints_its_keyring_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new();
+    let out = site.dir.path().join("engine-2027.pem");
+
+    let run = site.run(&["seal", "keygen", "--out", path_str(&out)]);
+
+    assert_eq!(run.code, 0, "{run:?}");
+    let mode = std::fs::metadata(&out)
+        .expect("key written")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let key = SealKey::load(&out).expect("the key loads back");
+    assert_eq!(run.stdout.trim(), key.keyring_line());
+    let keyring = Keyring::parse(&run.stdout).expect("the printed line is a keyring");
+    assert_eq!(keyring.key_ids().collect::<Vec<_>>(), vec![key.key_id()]);
+    assert!(run.stderr.contains(key.key_id()), "{}", run.stderr);
+    let pem = std::fs::read_to_string(&out).expect("key file");
+    let secret_body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(!run.stdout.contains(&secret_body) && !run.stderr.contains(&secret_body));
+
+    // `seal public` prints the same line from the file; keygen never overwrites it.
+    let public = site.run(&["seal", "public", "--seal-key", path_str(&out)]);
+    assert_eq!(public.code, 0, "{public:?}");
+    assert_eq!(public.stdout, run.stdout);
+    let again = site.run(&["seal", "keygen", "--out", path_str(&out)]);
+    assert_eq!(again.code, 1, "{again:?}");
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    assert_eq!(std::fs::read_to_string(&out).expect("key file"), pem);
 }

@@ -71,6 +71,20 @@ fn the_demo_runs_a_day_on_the_embedded_default_and_reports_its_indicators() {
         rates.iter().all(|rate| rate.ends_with('%')),
         "解决率 and 满意率 of the city: {city}"
     );
+    // Every commit of the day is sealed with the run's own key, and every trail verifies.
+    let log_line = stdout
+        .lines()
+        .find(|l| l.starts_with("event log: "))
+        .expect("the event log line");
+    let commits = log_line.split_whitespace().nth(2).unwrap();
+    assert!(
+        log_line.contains(&format!("{commits} commits ({commits} sealed)")),
+        "{log_line}"
+    );
+    assert!(
+        stdout.contains("against the run's seal key, 0 problems"),
+        "{stdout}"
+    );
 }
 
 /// The seed fixes what arrives and how each person reacts to each event; the engine's own

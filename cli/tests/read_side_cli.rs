@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
-use wangge_engine::log::{Commit, EventLog, JetStreamLog, JetStreamLogConfig};
+use wangge_engine::log::{Commit, EventLog, JetStreamLog, JetStreamLogConfig, SealKey};
 use wangge_projections::fold::audit::AuditProjection;
 use wangge_projections::postgres::schema::all_tables;
 use wangge_projections::query::ReadModels;
@@ -58,7 +58,20 @@ async fn audit_verify_names_the_case_and_the_entry_altered_removed_or_inserted()
     project_batch(&AuditProjection, &*models, 0, &commits)
         .await
         .unwrap();
-    let env = [("WANGGE_POSTGRES_URL", database.url())];
+    // The simulated day's log was written without seals, like a log from before sealing:
+    // accepted below the position after its last commit, against a keyring of one key.
+    let keys = tempfile::tempdir().unwrap();
+    let keyring = keys.path().join("keyring");
+    std::fs::write(&keyring, SealKey::generate().keyring_line()).unwrap();
+    let after_the_day = commits.last().map_or(1, |c| c.position + 1);
+    let env = [
+        ("WANGGE_POSTGRES_URL", database.url()),
+        (
+            "WANGGE_SEAL_PUBLIC_KEYS_FILE",
+            keyring.to_str().unwrap().to_owned(),
+        ),
+        ("WANGGE_ALLOW_UNSEALED_BEFORE", after_the_day.to_string()),
+    ];
 
     let intact = wangge(&["audit", "verify"], &env);
     assert!(intact.status.success(), "{}", text(&intact.stderr));

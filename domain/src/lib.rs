@@ -28,7 +28,8 @@
 //!   the audit trail, indicators, patrol coverage);
 //! - [`intake`]: an intake message's bytes checked and turned into a report command;
 //! - [`commit`] and [`request`]: the values the shell hands in (commits as the log stores
-//!   them, a command with its envelope data).
+//!   them, a command with its envelope data); [`seal`]: what the engine's signature on a
+//!   commit covers, and checking it with public keys only.
 //!
 //! **Architecture Invariant:** this crate cannot touch tokio, NATS, PostgreSQL, HTTP or the
 //! clock: its `Cargo.toml` has none of them (and chrono without its `clock` feature), which
@@ -51,6 +52,7 @@ pub mod loads;
 pub mod request;
 pub mod routing;
 mod rules;
+pub mod seal;
 pub mod sla;
 pub mod stamp;
 pub mod state;

@@ -292,7 +292,8 @@ async fn a_commit_whose_ack_was_lost_is_recognised_by_its_key_after_the_server_r
         retried,
         Appended {
             position: 1,
-            duplicate: true
+            duplicate: true,
+            next_seal_link: None,
         }
     );
     assert_eq!(log.load(case).await.unwrap().events, report.events);

@@ -250,7 +250,8 @@ async fn the_same_commit_appended_twice_is_stored_once<L: EventLog>(log: L) {
         second,
         Appended {
             position: first.position,
-            duplicate: true
+            duplicate: true,
+            next_seal_link: None,
         }
     );
     assert_eq!(log.head().await.unwrap(), first.position);
@@ -273,7 +274,8 @@ async fn a_retried_commit_is_a_duplicate_even_after_the_case_moved_on<L: EventLo
         retry,
         Appended {
             position: first.position,
-            duplicate: true
+            duplicate: true,
+            next_seal_link: None,
         }
     );
     assert_eq!(log.load(case).await.unwrap().events.len(), 2);
@@ -334,6 +336,7 @@ async fn reading_from_a_position_returns_every_commit_in_log_order_then_follows_
             position: *position,
             case_id: c.case_id,
             events: c.events.clone(),
+            seal: None,
         })
         .collect();
     assert_eq!(
@@ -367,7 +370,8 @@ async fn reading_from_a_position_returns_every_commit_in_log_order_then_follows_
         StoredCommit {
             position: later_at,
             case_id: cases[0],
-            events: later.events
+            events: later.events,
+            seal: None,
         }
     );
 }

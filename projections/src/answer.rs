@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use wangge_engine::domain::CaseStatus;
 use wangge_schemas::{CaseId, Tier};
 
-use crate::fold::audit::{verify_trail, AuditHead, AuditRecord};
+use crate::fold::audit::{
+    verify_seals, verify_trail, AuditHead, AuditProblem, AuditRecord, SealPolicy,
+};
 use crate::fold::cases::{Light, LightCounts};
 use crate::fold::indicators::IndicatorKey;
 use crate::fold::FoldContext;
@@ -300,6 +302,27 @@ pub fn inbox_task(case: &CaseView) -> InboxTask {
     }
 }
 
+/// Everything wrong with a case's stored trail: its hash chain against the head the
+/// projection recorded, then (with a policy) every entry's seal; in sequence order.
+pub fn verify_case_trail(
+    case_id: CaseId,
+    records: &[AuditRecord],
+    head: Option<&AuditHead>,
+    seals: Option<&SealPolicy>,
+) -> Vec<AuditProblem> {
+    let mut problems = verify_trail(
+        case_id,
+        records,
+        head.map(|h| (h.sequence, h.hash.as_str())),
+    );
+    if let Some(policy) = seals {
+        problems.extend(verify_seals(case_id, records, policy));
+        // Stable: for one entry, the chain's finding comes before the seal's.
+        problems.sort_by_key(|p| p.sequence);
+    }
+    problems
+}
+
 /// Whether a case belongs in its assignee's inbox.
 pub fn is_in_inbox(case: &CaseView, worker_id: &str) -> bool {
     case.summary.is_open()
@@ -320,18 +343,15 @@ pub fn sort_inbox(tasks: &mut [InboxTask]) {
 }
 
 /// A case's trail as served: the entries parsed from their hashed text, and what
-/// verification found.
+/// verification found (the seals too, when a policy is configured).
 pub fn audit_trail(
     case_id: CaseId,
     mut records: Vec<AuditRecord>,
     head: Option<&AuditHead>,
+    seals: Option<&SealPolicy>,
 ) -> AuditTrail {
     records.sort_by_key(|r| r.sequence);
-    let problems = verify_trail(
-        case_id,
-        &records,
-        head.map(|h| (h.sequence, h.hash.as_str())),
-    );
+    let problems = verify_case_trail(case_id, &records, head, seals);
     let entries = records
         .into_iter()
         .filter_map(|record| {

@@ -483,7 +483,12 @@ impl ReadModels for MemoryReadModels {
         if records.is_empty() && head.is_none() {
             return Ok(None);
         }
-        Ok(Some(answer::audit_trail(case_id, records, head)))
+        Ok(Some(answer::audit_trail(
+            case_id,
+            records,
+            head,
+            self.context.seal_policy(),
+        )))
     }
 
     async fn sla_board(&self, query: &BoardQuery) -> Result<Vec<BoardRow>, ReadError> {

@@ -31,7 +31,7 @@ use wangge_engine::app::{CaseService, Clock, LiveSlaTerms, ManualClock};
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
 use wangge_engine::intake::service::IncomingMessage;
 use wangge_engine::intake::{IntakeService, MemoryRejectedStore};
-use wangge_engine::log::{EventLog, JetStreamLogConfig, MemoryLog};
+use wangge_engine::log::{EventLog, JetStreamLogConfig, MemoryLog, SealKey};
 use wangge_engine::residents::{Kek, KeyRing, ResidentKeys};
 use wangge_engine::runtime::dispatcher::Dispatcher;
 use wangge_engine::runtime::timers::{TimerBook, TimerService};
@@ -97,11 +97,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let sla = args.reference.sla.load()?;
     // Runs on servers get streams and databases of their own, so runs never mix.
     let run = Utc::now().format("%Y%m%d%H%M%S").to_string();
+    // Like `wangge serve`, the demo seals every commit: with a key of its own, made for this
+    // run and forgotten after it; its audit trails are verified against it.
+    let seal_key = Arc::new(SealKey::generate());
     match args.nats_url.clone() {
         None => {
             let what = "embedded in-memory log";
             let reference = (grid, categories, sla);
-            day(&args, &run, MemoryLog::new(), reference, what).await
+            let log = MemoryLog::new().with_seal_key(seal_key.clone());
+            day(&args, &run, log, reference, what, &seal_key).await
         }
         Some(urls) => {
             let client = args.nats_auth.connect(&urls).await?;
@@ -115,9 +119,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 subject_prefix: format!("wangge.demo.{run}"),
                 ..Default::default()
             };
-            let log = wangge_engine::log::JetStreamLog::open(client, config).await?;
+            let log = wangge_engine::log::JetStreamLog::open(client, config)
+                .await?
+                .with_seal_key(seal_key.clone());
             let what = format!("JetStream at {url}, stream WANGGE_DEMO_{run}");
-            day(&args, &run, log, (grid, categories, sla), &what).await
+            day(&args, &run, log, (grid, categories, sla), &what, &seal_key).await
         }
     }
 }
@@ -131,6 +137,7 @@ async fn day<L: EventLog + Clone>(
     log: L,
     (grid, categories, sla_data): Reference,
     what: &str,
+    seal_key: &SealKey,
 ) -> anyhow::Result<ExitCode> {
     let start = local_start(args.day)?;
     let clock = ManualClock::starting_at(start);
@@ -153,7 +160,8 @@ async fn day<L: EventLog + Clone>(
     )
     .with_resident_keys(resident_keys.clone());
     let workers = WorkerCommandService::new(cases.clone(), grid.clone());
-    let context = FoldContext::new(grid.clone(), categories.clone());
+    let context = FoldContext::new(grid.clone(), categories.clone())
+        .with_seal_policy(crate::seal::engine_policy(seal_key, None, None)?);
     let (districts, communities, buildings) = grid.counts();
     println!(
         "wangge demo: {} — {districts} districts, {communities} communities, {buildings} building cells, {} grid workers; {what}",

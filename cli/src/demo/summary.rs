@@ -286,14 +286,32 @@ pub async fn print<L: EventLog>(
     let mut events = 0u64;
     let mut commits = log.read_from(1);
     let mut count = 0u64;
+    let mut sealed = 0u64;
+    let mut cases = std::collections::BTreeSet::new();
     while let Some(commit) = commits.next().await {
         let commit = commit?;
         events += commit.events.len() as u64;
         count += 1;
+        sealed += u64::from(commit.seal.is_some());
+        cases.insert(commit.case_id);
         if commit.position >= head {
             break;
         }
     }
-    println!("\nevent log: {count} commits, {events} events");
+    println!("\nevent log: {count} commits ({sealed} sealed), {events} events");
+    // Every case's audit trail, its hash chain and its seals checked against the run's key.
+    let mut problems = 0usize;
+    for case_id in &cases {
+        if let Some(trail) = models.audit_trail(*case_id).await? {
+            for problem in &trail.problems {
+                println!("  audit: {problem}");
+            }
+            problems += trail.problems.len();
+        }
+    }
+    println!(
+        "audit trails: {} cases verified against the run's seal key, {problems} problems",
+        cases.len()
+    );
     Ok(())
 }

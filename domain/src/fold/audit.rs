@@ -10,8 +10,18 @@
 //! inserted: an altered entry no longer matches its own hash (or, re-hashed, no longer
 //! matches the link the next entry holds); a removed one leaves a gap in the sequences or
 //! ends the trail before the head the projection recorded; an inserted one lies beyond it.
+//!
+//! The hash chain is computed here, when the projection reads the log, so by itself it
+//! vouches only for what happened after: an event another writer slipped into the log is
+//! chained in like any other. Each entry therefore also keeps its commit's seal, made by the
+//! engine when it appended ([`crate::seal`]), and [`verify_seals`] checks every entry's seal
+//! against a keyring of public keys: an event without a seal, with a seal by an unknown key,
+//! a bad signature or a broken link is named as forged (or, before any sealed commit of its
+//! case, as unsealed: a log written before sealing, accepted only below a log position the
+//! verifier names).
 
 use crate::commit::StoredCommit;
+use crate::seal::{next_link_after, CommitSeal, Keyring, SealLink, SealedFacts, GENESIS_LINK};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -69,6 +79,23 @@ pub struct AuditRecord {
     pub entry_json: String,
     pub prev_hash: String,
     pub hash: String,
+    /// The seal of the commit the event came in; `None` when the commit had none.
+    pub seal: Option<EntrySeal>,
+}
+
+/// An entry's commit seal as stored beside it (not hashed: the seal vouches for itself).
+/// The same on every entry of one commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntrySeal {
+    /// The commit's events: sequences `first_sequence..=last_sequence` of the case.
+    pub first_sequence: u64,
+    pub last_sequence: u64,
+    /// The `Wangge-Seal` header as read: `<key id>:<base64 signature>`.
+    pub seal: String,
+    /// The `Wangge-Seal-Link` header as read, hex.
+    pub link: Option<String>,
+    /// SHA-256 of the commit's payload bytes as the projection read them, hex.
+    pub payload_sha256: String,
 }
 
 impl AuditRecord {
@@ -121,9 +148,16 @@ impl Projection for AuditProjection {
         commit: &StoredCommit,
         changes: &mut AuditChanges,
     ) {
-        let Some(first) = commit.events.first() else {
+        let (Some(first), Some(last)) = (commit.events.first(), commit.events.last()) else {
             return;
         };
+        let seal = commit.seal.as_ref().map(|seal| EntrySeal {
+            first_sequence: first.sequence,
+            last_sequence: last.sequence,
+            seal: seal.seal.clone(),
+            link: seal.link.clone(),
+            payload_sha256: hex::encode(seal.payload_sha256),
+        });
         let head = state.get_or_insert_with(|| AuditHead {
             sequence: 0,
             hash: GENESIS_HASH.to_owned(),
@@ -170,6 +204,7 @@ impl Projection for AuditProjection {
                 entry_json,
                 prev_hash: std::mem::replace(&mut head.hash, hash.clone()),
                 hash,
+                seal: seal.clone(),
             });
             head.sequence = event.sequence;
         }
@@ -191,6 +226,12 @@ pub enum AuditProblemKind {
     Removed,
     /// An entry that is not part of the chain the projection wrote.
     Inserted,
+    /// The event's commit has no seal, before any sealed commit of its case: written before
+    /// sealing existed (or forged); accepted below the position the verifier allows.
+    Unsealed,
+    /// The event's commit was not sealed by the engine: no seal after a sealed commit, a seal
+    /// by an unknown key, a bad signature or a broken link. Slipped into the log.
+    Forged,
 }
 
 /// One finding of [`verify_trail`], naming the case and the entry.
@@ -213,6 +254,8 @@ impl std::fmt::Display for AuditProblem {
             AuditProblemKind::Altered => "altered",
             AuditProblemKind::Removed => "removed",
             AuditProblemKind::Inserted => "inserted",
+            AuditProblemKind::Unsealed => "unsealed",
+            AuditProblemKind::Forged => "forged",
         };
         write!(f, "case {} entry {}", self.case_id, self.sequence)?;
         if let Some(through) = self.through_sequence {
@@ -355,4 +398,144 @@ pub fn verify_trail(
         _ => {}
     }
     problems
+}
+
+/// How seals are checked: the public keys seals are accepted from, and the log position
+/// below which commits written before sealing are accepted without a seal.
+#[derive(Debug, Clone, Default)]
+pub struct SealPolicy {
+    pub keyring: Keyring,
+    /// Unsealed commits at positions below this, before any sealed commit of their case,
+    /// are accepted (a log written before sealing); `None` accepts none.
+    pub allow_unsealed_before: Option<u64>,
+}
+
+/// Checks every entry's commit seal of a case's trail (`records` in any order) against the
+/// policy's keyring and the chain of seal links. Returns one problem per entry whose commit
+/// is forged or unsealed, in sequence order; entries missing from the trail are
+/// [`verify_trail`]'s to report.
+pub fn verify_seals(
+    case_id: CaseId,
+    records: &[AuditRecord],
+    policy: &SealPolicy,
+) -> Vec<AuditProblem> {
+    let mut records: Vec<&AuditRecord> = records.iter().collect();
+    records.sort_by_key(|r| r.sequence);
+    let mut problems = Vec::new();
+    let mut report = |record: &AuditRecord, kind, detail: String| {
+        problems.push(AuditProblem {
+            case_id,
+            kind,
+            sequence: record.sequence,
+            through_sequence: None,
+            event_id: Some(record.event_id),
+            detail,
+        });
+    };
+    // The link the next sealed commit must sign, and whether the case has had a sealed
+    // commit (after one, an unsealed commit is always a forgery: the engine seals them all).
+    let mut expected_link: SealLink = GENESIS_LINK;
+    let mut sealed_before = false;
+    let mut index = 0;
+    while index < records.len() {
+        let record = records[index];
+        let Some(seal) = &record.seal else {
+            index += 1;
+            let position = record.entry().map(|entry| entry.position).ok();
+            if sealed_before {
+                report(
+                    record,
+                    AuditProblemKind::Forged,
+                    "no seal after a sealed commit of the case: the engine seals every commit"
+                        .to_owned(),
+                );
+            } else if !matches!(
+                (policy.allow_unsealed_before, position),
+                (Some(allowed), Some(position)) if position < allowed
+            ) {
+                report(
+                    record,
+                    AuditProblemKind::Unsealed,
+                    format!(
+                        "no seal at log position {}: written before sealing, or forged (a log written before sealing is accepted with --allow-unsealed-before <first sealed position>)",
+                        position.map_or_else(|| "unknown".to_owned(), |p| p.to_string())
+                    ),
+                );
+            }
+            expected_link = GENESIS_LINK;
+            continue;
+        };
+        // The commit's entries: those stored with this same seal.
+        let commit: Vec<&AuditRecord> = records[index..]
+            .iter()
+            .take_while(|r| r.seal.as_ref() == Some(seal))
+            .copied()
+            .collect();
+        index += commit.len();
+        sealed_before = true;
+        let link_expected =
+            std::mem::replace(&mut expected_link, next_link_after(Some(&seal.seal)));
+        let complete = commit.first().map(|r| r.sequence) == Some(seal.first_sequence)
+            && commit.len() as u64 == seal.last_sequence.saturating_sub(seal.first_sequence) + 1
+            && commit
+                .windows(2)
+                .all(|w| w[1].sequence == w[0].sequence + 1);
+        if !complete {
+            // The seal covers events the trail does not hold all of: entries were removed
+            // (the hash chain check names them too), or the commit repeated events the case
+            // already had, which the engine never writes. Either way the seal cannot vouch
+            // for these entries, and staying silent would let an overlapping commit through.
+            let held: Vec<String> = commit.iter().map(|r| r.sequence.to_string()).collect();
+            for record in &commit {
+                report(
+                    record,
+                    AuditProblemKind::Forged,
+                    format!(
+                        "its commit's seal covers events {}..={}, but the trail holds only {} of them (a commit repeating events of the case, or entries removed)",
+                        seal.first_sequence,
+                        seal.last_sequence,
+                        held.join(",")
+                    ),
+                );
+            }
+            continue;
+        }
+        let fault = check_entry_seal(case_id, seal, &commit, &policy.keyring, &link_expected);
+        if let Err(reason) = fault {
+            for record in &commit {
+                report(record, AuditProblemKind::Forged, reason.clone());
+            }
+        }
+    }
+    problems
+}
+
+/// Checks one commit's seal against its entries; the reason names what does not hold.
+fn check_entry_seal(
+    case_id: CaseId,
+    seal: &EntrySeal,
+    commit: &[&AuditRecord],
+    keyring: &Keyring,
+    expected_link: &SealLink,
+) -> Result<(), String> {
+    let parsed = CommitSeal::parse(&seal.seal, seal.link.as_deref())
+        .map_err(|reason| format!("malformed seal: {reason}"))?;
+    let payload_sha256: [u8; 32] = hex::decode(&seal.payload_sha256)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| {
+            "malformed seal: the stored payload digest is not 32 bytes of hex".to_owned()
+        })?;
+    let event_ids: Vec<Uuid> = commit.iter().map(|r| r.event_id).collect();
+    let facts = SealedFacts {
+        case_id,
+        first_sequence: seal.first_sequence,
+        last_sequence: seal.last_sequence,
+        event_ids: &event_ids,
+        payload_sha256: &payload_sha256,
+        link: expected_link,
+    };
+    keyring
+        .verify(&parsed, &facts, expected_link)
+        .map_err(|fault| fault.to_string())
 }

@@ -20,7 +20,7 @@ use crate::domain::sla::{clock_for_commit, deadline_revision};
 use crate::domain::{
     apply, decide, location_for, replay, stamp, CaseCommand, CaseState, DomainError, EventMeta,
 };
-use crate::log::{CaseHistory, Commit, EventLog, LogError, LogPosition};
+use crate::log::{Appended, CaseHistory, Commit, EventLog, LogError, LogPosition};
 
 /// How often a command is decided again after losing a race before we give up. Every round
 /// of a race has one winner, so this must exceed the number of senders that may write to
@@ -265,11 +265,13 @@ impl<L: EventLog> CaseService<L> {
                     events: Vec::new(),
                     last_position: history.last_position,
                     commit_positions: history.commit_positions.clone(),
+                    next_seal_link: history.next_seal_link,
                 };
-                self.remember(CachedCase { state, positions }, &events, appended.position);
+                self.remember(CachedCase { state, positions }, &events, &appended);
                 history.events.extend(events.iter().cloned());
                 history.last_position = appended.position;
                 history.commit_positions.push(appended.position);
+                history.next_seal_link = appended.next_seal_link;
                 Ok(CommandOutcome {
                     case_id,
                     events,
@@ -447,7 +449,7 @@ impl<L: EventLog> CaseService<L> {
             match self.log.append_after(commit, &case.positions).await {
                 Ok(appended) if !appended.duplicate => {
                     let sequence = events.last().map_or(case.state.version, |e| e.sequence);
-                    self.remember(case, &events, appended.position);
+                    self.remember(case, &events, &appended);
                     return Ok(CommandOutcome {
                         case_id,
                         events,
@@ -477,12 +479,14 @@ impl<L: EventLog> CaseService<L> {
     }
 
     /// Folds a successful commit into the cached case.
-    fn remember(&self, mut case: CachedCase, events: &[EventEnvelope], position: LogPosition) {
+    fn remember(&self, mut case: CachedCase, events: &[EventEnvelope], appended: &Appended) {
         for event in events {
             case.state = apply(case.state, event);
         }
-        case.positions.last_position = position;
-        case.positions.commit_positions.push(position);
+        case.positions.last_position = appended.position;
+        case.positions.commit_positions.push(appended.position);
+        // The seal link the case's next commit signs (unknown: the log reads it back).
+        case.positions.next_seal_link = appended.next_seal_link;
         if let Some(case_id) = case.state.case_id {
             self.cache.insert(case_id, case);
         }

@@ -13,6 +13,11 @@
 //!   served by any replica (the measurements behind this choice are in `benches/RESULTS.md`,
 //!   "How the load mechanism was chosen").
 //! - The whole log is read in order through an ordered consumer.
+//! - Given a seal key, every commit carries the engine's seal in `Wangge-Seal` and
+//!   `Wangge-Seal-Link` (`crate::domain::seal`): signed over the payload bytes published,
+//!   linked to the case's previous commit (known from the load or the last append, otherwise
+//!   one direct get of the commit at the expected position). Readers hand the headers and
+//!   the payload's SHA-256 on (`StoredCommit::seal`); nothing here trusts them.
 
 use std::time::Duration;
 
@@ -28,8 +33,15 @@ use super::codec::{
     decode_events, encode_events, event_types, HEADER_CASE_ID, HEADER_EARLIER_POSITIONS,
     HEADER_EVENT_TYPES, HEADER_FIRST_SEQUENCE, HEADER_LAST_SEQUENCE,
 };
-use super::{Appended, CaseHistory, Commit, EventLog, LogError, LogPosition, StoredCommit};
+use super::{
+    Appended, CaseHistory, Commit, EventLog, LogError, LogPosition, SealKey, StoredCommit,
+};
+use crate::domain::commit::StoredSeal;
+use crate::domain::seal::{
+    next_link_after, payload_digest, SealLink, GENESIS_LINK, HEADER_SEAL, HEADER_SEAL_LINK,
+};
 use crate::nats::OrderedReader;
+use std::sync::Arc;
 
 /// How the event stream is set up. Defaults suit one server; set `replicas` to 3 on a cluster.
 #[derive(Debug, Clone)]
@@ -102,6 +114,9 @@ pub struct JetStreamLog {
     context: jetstream::Context,
     stream: stream::Stream,
     config: JetStreamLogConfig,
+    /// Seals every commit appended through this handle; `None` appends unsealed commits
+    /// (readers and tests: `wangge serve` always seals).
+    seal_key: Option<Arc<SealKey>>,
 }
 
 impl JetStreamLog {
@@ -119,7 +134,30 @@ impl JetStreamLog {
             context,
             stream,
             config,
+            seal_key: None,
         })
+    }
+
+    /// Seals every commit this log appends with `key`.
+    pub fn with_seal_key(mut self, key: Arc<SealKey>) -> Self {
+        self.seal_key = Some(key);
+        self
+    }
+
+    /// The link a commit after `expected` signs, read from the commit at `expected` (one
+    /// direct get; only for appends made without the case's history). Where there is no
+    /// such commit, the conditional append is refused anyway.
+    async fn link_after(&self, expected: LogPosition) -> Result<SealLink, LogError> {
+        if expected == 0 {
+            return Ok(GENESIS_LINK);
+        }
+        match self.stream.direct_get(expected).await {
+            Ok(message) => Ok(next_link_after(
+                message.headers.get(HEADER_SEAL).map(|value| value.as_str()),
+            )),
+            Err(error) if error.kind() == DirectGetErrorKind::NotFound => Ok(GENESIS_LINK),
+            Err(error) => Err(unavailable(error)),
+        }
     }
 
     pub fn config(&self) -> &JetStreamLogConfig {
@@ -154,6 +192,7 @@ impl JetStreamLog {
         commit: Commit,
         expected: LogPosition,
         earlier: Option<&[LogPosition]>,
+        known_link: Option<SealLink>,
     ) -> Result<Appended, LogError> {
         let (Some(first), Some(last)) = (commit.events.first(), commit.events.last()) else {
             return Err(LogError::Corrupt {
@@ -162,8 +201,20 @@ impl JetStreamLog {
             });
         };
         let subject = self.config.case_subject(commit.case_id);
+        let payload = encode_events(&commit.events);
+        // The seal signs the payload bytes exactly as published: encoded once, hashed once.
+        let seal = match &self.seal_key {
+            Some(key) => {
+                let link = match known_link {
+                    Some(link) if expected > 0 => link,
+                    _ => self.link_after(expected).await?,
+                };
+                Some(key.seal_commit(commit.case_id, &commit.events, &payload, link))
+            }
+            None => None,
+        };
         let mut message = jetstream::message::PublishMessage::build()
-            .payload(encode_events(&commit.events))
+            .payload(payload)
             .message_id(&commit.idempotency_key)
             .expected_last_subject_sequence(expected)
             .header(HEADER_CASE_ID, commit.case_id.to_string())
@@ -178,6 +229,11 @@ impl JetStreamLog {
             }
             None => expected == 0,
         };
+        if let Some(seal) = &seal {
+            message = message
+                .header(HEADER_SEAL, seal.header_value())
+                .header(HEADER_SEAL_LINK, seal.link_value());
+        }
         if listable {
             message = message.header(
                 HEADER_EARLIER_POSITIONS,
@@ -194,6 +250,9 @@ impl JetStreamLog {
             Ok(ack) => Ok(Appended {
                 position: ack.sequence,
                 duplicate: ack.duplicate,
+                // An unsealed commit is followed by the genesis link, as the rule says.
+                next_seal_link: (!ack.duplicate)
+                    .then(|| seal.map_or(GENESIS_LINK, |seal| seal.next_link())),
             }),
             Err(error) => match crate::nats::streams::subject_moved_on(&error) {
                 Some(actual) => {
@@ -245,6 +304,7 @@ impl JetStreamLog {
                 return Ok(Appended {
                     position: next.sequence,
                     duplicate: true,
+                    next_seal_link: None,
                 });
             }
         }
@@ -307,6 +367,7 @@ impl JetStreamLog {
             history.commit_positions.push(message.sequence);
         }
         history.last_position = last.sequence;
+        history.next_seal_link = Some(next_link_of(&last));
         check_gapless(case_id, &history)?;
         Ok(history)
     }
@@ -338,6 +399,7 @@ impl JetStreamLog {
         history.events.extend(self.decode_commit(case_id, &last)?);
         history.commit_positions.push(last.sequence);
         history.last_position = last.sequence;
+        history.next_seal_link = Some(next_link_of(&last));
         check_gapless(case_id, &history)?;
         Ok(history)
     }
@@ -362,6 +424,24 @@ fn check_gapless(case_id: CaseId, history: &CaseHistory) -> Result<(), LogError>
     Ok(())
 }
 
+/// The seal link the commit after `message` signs.
+fn next_link_of(message: &jetstream::message::StreamMessage) -> SealLink {
+    next_link_after(message.headers.get(HEADER_SEAL).map(|value| value.as_str()))
+}
+
+/// A read commit's seal headers, with the digest of its payload as stored.
+fn stored_seal(headers: Option<&async_nats::HeaderMap>, payload: &[u8]) -> Option<StoredSeal> {
+    let headers = headers?;
+    let seal = headers.get(HEADER_SEAL)?.as_str().to_owned();
+    Some(StoredSeal {
+        seal,
+        link: headers
+            .get(HEADER_SEAL_LINK)
+            .map(|value| value.as_str().to_owned()),
+        payload_sha256: payload_digest(payload),
+    })
+}
+
 fn encode_positions(positions: &[LogPosition]) -> String {
     positions
         .iter()
@@ -379,7 +459,7 @@ fn decode_positions(text: &str) -> Option<Vec<LogPosition>> {
 
 impl EventLog for JetStreamLog {
     async fn append(&self, commit: Commit, expected: LogPosition) -> Result<Appended, LogError> {
-        self.publish_commit(commit, expected, None).await
+        self.publish_commit(commit, expected, None, None).await
     }
 
     async fn append_after(
@@ -390,8 +470,13 @@ impl EventLog for JetStreamLog {
         let earlier = (history.commit_positions.last().copied().unwrap_or(0)
             == history.last_position)
             .then_some(history.commit_positions.as_slice());
-        self.publish_commit(commit, history.last_position, earlier)
-            .await
+        self.publish_commit(
+            commit,
+            history.last_position,
+            earlier,
+            history.next_seal_link,
+        )
+        .await
     }
 
     /// One direct get for the case's last commit; its header lists where the earlier
@@ -460,10 +545,12 @@ impl LogReader {
             .map_err(|reason| LogError::Corrupt { position, reason })?;
         let events = decode_events(case_id, &read.message.payload)
             .map_err(|reason| LogError::Corrupt { position, reason })?;
+        let seal = stored_seal(read.message.headers.as_ref(), &read.message.payload);
         Ok(StoredCommit {
             position,
             case_id,
             events,
+            seal,
         })
     }
 }

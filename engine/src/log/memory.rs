@@ -10,13 +10,20 @@ use futures::stream::{self, BoxStream, StreamExt};
 use tokio::sync::watch;
 use wangge_schemas::CaseId;
 
-use super::{Appended, CaseHistory, Commit, EventLog, LogError, LogPosition, StoredCommit};
+use super::codec::encode_events;
+use super::{
+    Appended, CaseHistory, Commit, EventLog, LogError, LogPosition, SealKey, StoredCommit,
+};
+use crate::domain::commit::StoredSeal;
+use crate::domain::seal::{next_link_after, payload_digest, SealLink};
 
 #[derive(Clone)]
 pub struct MemoryLog {
     inner: Arc<Mutex<Inner>>,
     /// Carries the newest position so readers can wait for more.
     head: watch::Sender<LogPosition>,
+    /// Seals every commit as the JetStream log does (over the payload it would publish).
+    seal_key: Option<Arc<SealKey>>,
 }
 
 #[derive(Default)]
@@ -42,7 +49,31 @@ impl MemoryLog {
         Self {
             inner: Arc::new(Mutex::new(Inner::default())),
             head,
+            seal_key: None,
         }
+    }
+
+    /// Seals every commit this log appends with `key` (the demo: an ephemeral key per run).
+    pub fn with_seal_key(mut self, key: Arc<SealKey>) -> Self {
+        self.seal_key = Some(key);
+        self
+    }
+
+    /// The seal of a commit following `previous` (the case's last stored commit).
+    fn seal(&self, commit: &Commit, previous: Option<&StoredCommit>) -> Option<StoredSeal> {
+        let key = self.seal_key.as_ref()?;
+        let link: SealLink = next_link_after(
+            previous
+                .and_then(|c| c.seal.as_ref())
+                .map(|seal| seal.seal.as_str()),
+        );
+        let payload = encode_events(&commit.events);
+        let seal = key.seal_commit(commit.case_id, &commit.events, &payload, link);
+        Some(StoredSeal {
+            seal: seal.header_value(),
+            link: Some(seal.link_value()),
+            payload_sha256: payload_digest(&payload),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -74,6 +105,7 @@ impl EventLog for MemoryLog {
                 return Ok(Appended {
                     position,
                     duplicate: true,
+                    next_seal_link: None,
                 });
             }
             let actual = inner
@@ -88,6 +120,16 @@ impl EventLog for MemoryLog {
                     actual,
                 });
             }
+            let previous = inner
+                .by_case
+                .get(&commit.case_id)
+                .and_then(|indices| indices.last())
+                .map(|&index| &inner.commits[index]);
+            let seal = self.seal(&commit, previous);
+            // An unsealed commit is followed by the genesis link, as the rule says.
+            let next_seal_link = Some(next_link_after(
+                seal.as_ref().map(|seal| seal.seal.as_str()),
+            ));
             let index = inner.commits.len();
             let position = index as LogPosition + 1;
             inner.by_case.entry(commit.case_id).or_default().push(index);
@@ -96,13 +138,16 @@ impl EventLog for MemoryLog {
                 position,
                 case_id: commit.case_id,
                 events: commit.events,
+                seal,
             });
-            position
+            (position, next_seal_link)
         };
+        let (position, next_seal_link) = position;
         self.head.send_replace(position);
         Ok(Appended {
             position,
             duplicate: false,
+            next_seal_link,
         })
     }
 
@@ -120,10 +165,19 @@ impl EventLog for MemoryLog {
             .map(|&index| index as LogPosition + 1)
             .collect();
         let last_position = commit_positions.last().copied().unwrap_or(0);
+        let next_seal_link = indices.last().map(|&index| {
+            next_link_after(
+                inner.commits[index]
+                    .seal
+                    .as_ref()
+                    .map(|seal| seal.seal.as_str()),
+            )
+        });
         Ok(CaseHistory {
             events,
             last_position,
             commit_positions,
+            next_seal_link,
         })
     }
 

@@ -5,10 +5,15 @@
 //! NATS 2.12, and one message needs none). Every commit names
 //! the log position it expects to follow for its case: optimistic concurrency, including the
 //! very first commit of a case (expected position 0 = "the case must not exist yet").
+//!
+//! A log given a [`SealKey`] seals every commit it appends (`wangge_domain::seal`): an
+//! Ed25519 signature over the case, the events, the payload bytes as appended and the link
+//! to the case's previous commit, in the commit's headers (JetStream) or beside it (memory).
 
 pub mod codec;
 pub mod jetstream;
 pub mod memory;
+pub mod seal;
 
 use std::future::Future;
 
@@ -17,6 +22,7 @@ use wangge_schemas::CaseId;
 
 pub use jetstream::{JetStreamLog, JetStreamLogConfig};
 pub use memory::MemoryLog;
+pub use seal::{SealKey, SealKeyError};
 
 pub use wangge_domain::commit::{CaseHistory, Commit, LogPosition, StoredCommit};
 
@@ -26,6 +32,9 @@ pub struct Appended {
     pub position: LogPosition,
     /// True when the log had this commit already (same idempotency key) and wrote nothing.
     pub duplicate: bool,
+    /// The seal link the case's next commit signs (`None` for a duplicate, which wrote
+    /// nothing), so a cached case appends again without reading its last commit back.
+    pub next_seal_link: Option<wangge_domain::seal::SealLink>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -31,6 +31,7 @@ use wangge_schemas::{Actor, CaseEvent, CaseId, Source};
 
 use crate::app::{CaseService, CommandError, CommandRequest};
 use crate::domain::routing::{route, RouteDecision, RouteRequest};
+use crate::domain::seal::next_link_after;
 use crate::domain::{CaseCommand, CaseState, CaseStatus};
 use crate::grid::{CategoryCatalogue, SharedGrid};
 use crate::log::{CaseHistory, EventLog, LogPosition, StoredCommit};
@@ -483,6 +484,10 @@ impl<L: EventLog> Dispatcher<L> {
                 (commit.events.first().map(|e| e.sequence) == Some(1)).then(|| CaseHistory {
                     last_position: commit.position,
                     commit_positions: vec![commit.position],
+                    // The next commit's seal links to this one's, as read.
+                    next_seal_link: Some(next_link_after(
+                        commit.seal.as_ref().map(|seal| seal.seal.as_str()),
+                    )),
                     events: commit.events,
                 });
             self.spawn_act(commit.case_id, history, ownership.clone(), permit);

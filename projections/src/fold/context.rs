@@ -1,9 +1,11 @@
 //! What the read side needs besides the log to answer: the live grid (names of cells, which
-//! cells a scope holds) and the category catalogue. The folds take nothing from here: what a
-//! fold needs is in the events.
+//! cells a scope holds) and the category catalogue; and, when configured, the keyring an
+//! audit trail's seals are checked against. The folds take nothing from here: what a fold
+//! needs is in the events.
 
 use std::sync::Arc;
 
+use wangge_engine::domain::fold::audit::SealPolicy;
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory, LiveGrid, SharedGrid};
 
 /// The read side's reference data for answers. Cheap to share: everything is behind `Arc`s.
@@ -11,6 +13,8 @@ use wangge_engine::grid::{CategoryCatalogue, GridDirectory, LiveGrid, SharedGrid
 pub struct FoldContext {
     grid: SharedGrid,
     categories: Arc<CategoryCatalogue>,
+    /// When set, every audit trail served is also checked against the engine's seals.
+    seal_policy: Option<Arc<SealPolicy>>,
 }
 
 impl FoldContext {
@@ -19,7 +23,19 @@ impl FoldContext {
         Self {
             grid: grid.into(),
             categories,
+            seal_policy: None,
         }
+    }
+
+    /// Checks the seals of every audit trail served against `policy` (its keyring).
+    pub fn with_seal_policy(mut self, policy: Arc<SealPolicy>) -> Self {
+        self.seal_policy = Some(policy);
+        self
+    }
+
+    /// The seal policy audit trails are checked against, when configured.
+    pub fn seal_policy(&self) -> Option<&SealPolicy> {
+        self.seal_policy.as_deref()
     }
 
     /// The bundled sample city and category catalogue.

@@ -24,7 +24,8 @@ pub struct CaseHistory {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CaseAudit {
     pub case_id: CaseId,
-    /// Every entry is in the chain, unaltered, none removed or inserted.
+    /// Every entry is in the chain, unaltered, none removed or inserted; and every entry's
+    /// commit sealed by the engine (checked against its keyring, as `wangge serve` is given).
     pub intact: bool,
     pub entries: Vec<AuditTrailEntry>,
     /// What verification found; empty when intact.

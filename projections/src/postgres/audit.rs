@@ -1,10 +1,11 @@
 //! Reading stored audit trails back to verify them (`wangge audit verify`): which cases have
-//! a trail or a chain head, and what [`verify_trail`] finds in each.
+//! a trail or a chain head, and what the hash chain and the seals show of each.
 
 use wangge_schemas::CaseId;
 
 use super::PostgresReadModels;
-use crate::fold::audit::{verify_trail, AuditProblem};
+use crate::answer::verify_case_trail;
+use crate::fold::audit::{AuditProblem, SealPolicy};
 use crate::query::ReadError;
 
 impl PostgresReadModels {
@@ -22,19 +23,19 @@ impl PostgresReadModels {
         Ok(rows.iter().map(|row| CaseId(row.get(0))).collect())
     }
 
-    /// Verifies the stored trails of these cases against their chains and heads: every
-    /// problem found, by case and sequence. A case with neither a trail nor a head has no
-    /// problem (and nothing to verify).
-    pub async fn verify_audit(&self, cases: &[CaseId]) -> Result<Vec<AuditProblem>, ReadError> {
+    /// Verifies the stored trails of these cases against their chains and heads, and every
+    /// entry's seal against `seals`: every problem found, by case and sequence. A case with
+    /// neither a trail nor a head has no problem (and nothing to verify).
+    pub async fn verify_audit(
+        &self,
+        cases: &[CaseId],
+        seals: &SealPolicy,
+    ) -> Result<Vec<AuditProblem>, ReadError> {
         let trails = self.audit_records(cases).await?;
         Ok(trails
             .into_iter()
             .flat_map(|(case_id, (records, head))| {
-                verify_trail(
-                    case_id,
-                    &records,
-                    head.as_ref().map(|h| (h.sequence, h.hash.as_str())),
-                )
+                verify_case_trail(case_id, &records, head.as_ref(), Some(seals))
             })
             .collect())
     }

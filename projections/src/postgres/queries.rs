@@ -13,7 +13,7 @@ use super::rollup::{IndicatorLevel, COUNTERS};
 use super::store::{position_of, tier_name};
 use super::PostgresReadModels;
 use crate::answer;
-use crate::fold::audit::{AuditHead, AuditRecord};
+use crate::fold::audit::{AuditHead, AuditRecord, EntrySeal};
 use crate::fold::cases::{CaseRow, LightCounts};
 use crate::fold::indicators::{DurationMetric, IndicatorCounts};
 use crate::fold::summary::name_of;
@@ -206,7 +206,12 @@ impl ReadModels for PostgresReadModels {
         if records.is_empty() && head.is_none() {
             return Ok(None);
         }
-        Ok(Some(answer::audit_trail(case_id, records, head.as_ref())))
+        Ok(Some(answer::audit_trail(
+            case_id,
+            records,
+            head.as_ref(),
+            self.context.seal_policy(),
+        )))
     }
 
     async fn sla_board(&self, query: &BoardQuery) -> Result<Vec<BoardRow>, ReadError> {
@@ -487,6 +492,27 @@ impl ReadModels for PostgresReadModels {
     }
 }
 
+/// An audit row's commit seal (columns 9–13 of the trail query); `None` when the row has
+/// none. A row with a seal but no sequences (someone wrote one) keeps the seal with
+/// impossible sequences, so verification reports it rather than treating it as unsealed.
+fn entry_seal(row: &tokio_postgres::Row) -> Option<EntrySeal> {
+    let seal: Option<String> = row.get(11);
+    let first: Option<i64> = row.get(9);
+    let last: Option<i64> = row.get(10);
+    let sequence = |value: Option<i64>| {
+        value
+            .and_then(|v| u64::try_from(v).ok())
+            .unwrap_or(u64::MAX)
+    };
+    Some(EntrySeal {
+        seal: seal?,
+        first_sequence: sequence(first),
+        last_sequence: sequence(last),
+        link: row.get(12),
+        payload_sha256: row.get::<_, Option<String>>(13).unwrap_or_default(),
+    })
+}
+
 impl PostgresReadModels {
     /// The stored trails (in sequence order) and chain heads of these cases; cases with
     /// neither are left out.
@@ -499,7 +525,9 @@ impl PostgresReadModels {
         let statement = client
             .prepare_cached(
                 "SELECT case_id, sequence, event_id, event_type, actor_id, occurred_at, entry_json, \
-                 prev_hash, hash FROM audit_trail WHERE case_id = ANY($1) ORDER BY case_id, sequence",
+                 prev_hash, hash, seal_first_sequence, seal_last_sequence, seal, seal_link, \
+                 seal_payload_sha256 FROM audit_trail WHERE case_id = ANY($1) \
+                 ORDER BY case_id, sequence",
             )
             .await
             .map_err(unavailable)?;
@@ -522,6 +550,7 @@ impl PostgresReadModels {
                 entry_json: row.get(6),
                 prev_hash: row.get(7),
                 hash: row.get(8),
+                seal: entry_seal(&row),
             });
         }
         let statement = client

@@ -22,7 +22,7 @@ use wangge_schemas::{CaseId, Tier};
 use super::pool::describe;
 use super::rollup::{self, IndicatorLevel};
 use super::text::{pg_json, pg_text, pg_text_opt};
-use crate::fold::audit::{AuditChanges, AuditHead, AuditProjection};
+use crate::fold::audit::{AuditChanges, AuditHead, AuditProjection, EntrySeal};
 use crate::fold::cases::{to_micros, CaseRow, CasesChanges, CasesProjection};
 use crate::fold::indicators::{IndicatorCase, IndicatorChanges, IndicatorsProjection};
 use crate::fold::patrols::{PatrolChanges, PatrolsProjection};
@@ -535,13 +535,36 @@ impl ProjectionStore<AuditProjection> for PostgresStore {
             let entry_json: Vec<&str> = records.iter().map(|r| r.entry_json.as_str()).collect();
             let prev_hash: Vec<&str> = records.iter().map(|r| r.prev_hash.as_str()).collect();
             let hash: Vec<&str> = records.iter().map(|r| r.hash.as_str()).collect();
+            // The commit's seal beside each entry. Header text comes from whoever wrote the
+            // commit (a forger too), so it goes through `pg_text` like any outside string.
+            let seals: Vec<Option<&EntrySeal>> = records.iter().map(|r| r.seal.as_ref()).collect();
+            let seal_first: Vec<Option<i64>> = seals
+                .iter()
+                .map(|s| s.map(|s| db_position(s.first_sequence)))
+                .collect();
+            let seal_last: Vec<Option<i64>> = seals
+                .iter()
+                .map(|s| s.map(|s| db_position(s.last_sequence)))
+                .collect();
+            let seal: Vec<Option<Cow<'_, str>>> =
+                seals.iter().map(|s| s.map(|s| pg_text(&s.seal))).collect();
+            let seal_link: Vec<Option<Cow<'_, str>>> = seals
+                .iter()
+                .map(|s| s.and_then(|s| s.link.as_deref()).map(pg_text))
+                .collect();
+            let seal_payload: Vec<Option<&str>> = seals
+                .iter()
+                .map(|s| s.map(|s| s.payload_sha256.as_str()))
+                .collect();
             // An entry already there is left as it is: the chain is written once, and a row
             // somebody slipped in stays for `wangge audit verify` to find.
             let sql = format!(
                 "INSERT INTO {} (case_id, sequence, event_id, event_type, actor_id, occurred_at, \
-                 entry_json, prev_hash, hash) \
+                 entry_json, prev_hash, hash, seal_first_sequence, seal_last_sequence, seal, \
+                 seal_link, seal_payload_sha256) \
                  SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], \
-                 $6::timestamptz[], $7::text[], $8::text[], $9::text[]) \
+                 $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::bigint[], \
+                 $11::bigint[], $12::text[], $13::text[], $14::text[]) \
                  ON CONFLICT (case_id, sequence) DO NOTHING",
                 self.table("audit_trail")
             );
@@ -558,6 +581,11 @@ impl ProjectionStore<AuditProjection> for PostgresStore {
                     &entry_json,
                     &prev_hash,
                     &hash,
+                    &seal_first,
+                    &seal_last,
+                    &seal,
+                    &seal_link,
+                    &seal_payload,
                 ],
             )
             .await?;
