@@ -5,6 +5,7 @@
 //! the `wangge-engine` and `wangge-projections` libraries.
 
 mod audit;
+mod auth;
 mod case;
 mod demo;
 mod grid;
@@ -68,6 +69,9 @@ enum Command {
     Projections(projections::ProjectionsArgs),
     /// The audit trail in PostgreSQL: verify its hash chains.
     Audit(audit::AuditArgs),
+    /// The HTTP API's credentials: signing keys, tokens for people of the grid, API keys
+    /// for other systems.
+    Auth(auth::AuthArgs),
 }
 
 /// Where NATS is, how to prove who we are, and how the event stream is set up.
@@ -324,6 +328,7 @@ async fn main() -> ExitCode {
         Command::Sla(args) => sla::run(args).await,
         Command::Projections(args) => projections::run(args).await,
         Command::Audit(args) => audit::run(args).await,
+        Command::Auth(args) => auth::run(args).await,
     };
     match result {
         Ok(code) => code,

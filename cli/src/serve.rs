@@ -126,9 +126,14 @@ pub struct ServeArgs {
     /// projection runners (each projection active on one instance at a time).
     #[arg(long, env = "WANGGE_POSTGRES_URL")]
     postgres_url: Option<String>,
+    /// Who may read the HTTP API: token keys, API keys, or (development only) nobody checked.
+    #[command(flatten)]
+    auth: crate::auth::HttpAuthArgs,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // No HTTP API without a way to check who is asking: refused before anything starts.
+    args.auth.check()?;
     let (grid_file, categories) = args.reference.load()?;
     // A bad SLA file stops the start here, naming the file, the JSON path and the reason.
     let sla_files = args.reference.sla.load()?;
@@ -264,9 +269,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // following the log from its start (nothing survives a restart: they are folded again).
     // The read side sees the live grid too: a cell added at run time shows on the board.
     let context = FoldContext::new(grid.clone(), categories.clone());
+    let mut postgres_api_keys: Option<Arc<dyn wangge_projections::http::ApiKeyStore>> = None;
     let read_models: Arc<dyn ReadModels> = match &args.postgres_url {
         Some(url) => {
             let models = crate::connect_read_models(url, context).await?;
+            postgres_api_keys = Some(Arc::new(
+                wangge_projections::postgres::api_keys::PostgresApiKeys::new(models.pool().clone()),
+            ));
             if !args.intake_only {
                 let runners = spawn_runners(
                     models.clone(),
@@ -295,7 +304,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Arc::new(SystemClock),
         Arc::new(cases.log().clone()),
     )
-    .with_sla(sla.clone());
+    .with_sla(sla.clone())
+    .with_authenticator(args.auth.authenticator(postgres_api_keys)?);
     let until = stopped();
     background.spawn(async move {
         if let Err(error) = serve_http(http, api, until).await {
