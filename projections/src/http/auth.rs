@@ -866,3 +866,75 @@ impl TokenSigner {
         )
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// `GET /api/v1/me`
+// ---------------------------------------------------------------------------------------
+
+/// Who the credentials name, and what they may see: what the dashboard shows as the
+/// signed-in identity, and how a client checks a token before using it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Identity {
+    /// The grid id (or `apikey:<name>`, or `development`).
+    pub grid_id: String,
+    /// `grid_worker`, `supervisor`, `district`, `auditor`, `admin` or `metrics`.
+    pub role: String,
+    /// `token`, `api_key` or `development`.
+    pub credential: String,
+    /// `everything`, `cells` (see `cells`) or `own_cases`.
+    pub scope: String,
+    /// The cells the caller sees with everything below them (for `cells`), with names.
+    pub cells: Vec<ScopeCell>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ScopeCell {
+    pub code: String,
+    pub name: String,
+}
+
+/// The caller: identity, role and scope as the grid gives them.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "auth",
+    responses(
+        (status = 200, body = Identity),
+        (status = 400, description = "A parameter was given", body = super::error::ApiErrorBody),
+        (status = 401, description = "No valid token or API key", body = super::error::ApiErrorBody),
+    )
+)]
+pub async fn me(
+    State(state): State<ApiState>,
+    caller: Caller,
+    _: super::extract::ApiQuery<super::grid::NoParameters>,
+) -> axum::Json<Identity> {
+    let grid = state.grid();
+    let (scope, cells) = match &caller.scope {
+        AccessScope::Everything => ("everything", Vec::new()),
+        AccessScope::MetricsOnly => ("metrics", Vec::new()),
+        AccessScope::OwnCases { .. } => ("own_cases", Vec::new()),
+        AccessScope::Cells(roots) => (
+            "cells",
+            roots
+                .iter()
+                .map(|code| ScopeCell {
+                    code: code.clone(),
+                    name: cell_name(&grid, code),
+                })
+                .collect(),
+        ),
+    };
+    axum::Json(Identity {
+        grid_id: caller.grid_id.clone(),
+        role: caller.role.as_str().to_owned(),
+        credential: match caller.credential {
+            Credential::Token => "token",
+            Credential::ApiKey { .. } => "api_key",
+            Credential::Development => "development",
+        }
+        .to_owned(),
+        scope: scope.to_owned(),
+        cells,
+    })
+}

@@ -8,7 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::state::ApiState;
-use super::{board, cases, grid, live, progress, reports, sla, workers};
+use super::{auth, board, cases, grid, live, progress, reports, sla, workers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,6 +40,7 @@ use super::{board, cases, grid, live, progress, reports, sla, workers};
         (name = "projections", description = "Read-model progress and lag"),
         (name = "grid", description = "The grid the dashboard draws"),
         (name = "live", description = "Server-sent events when the read models move"),
+        (name = "auth", description = "The caller's identity, role and scope"),
     )
 )]
 struct ApiDoc;
@@ -123,6 +124,7 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(grid::grid_tree))
         .routes(routes!(sla::sla_status))
         .routes(routes!(live::live))
+        .routes(routes!(auth::me))
 }
 
 /// The OpenAPI document of the API.
