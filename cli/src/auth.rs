@@ -131,7 +131,10 @@ async fn api_keys_in_postgres(url: &str) -> anyhow::Result<Arc<dyn ApiKeyStore>>
 }
 
 fn parse_ttl(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
     let number: u64 = number
         .parse()
         .map_err(|_| format!("`{text}` is not a duration like 30m, 8h or 7d"))?;
@@ -157,8 +160,7 @@ pub async fn run(args: AuthArgs) -> anyhow::Result<ExitCode> {
                     bail!("{} exists; pass --force to replace it", path.display());
                 }
             }
-            let (private_pem, public_pem) =
-                wangge_projections::http::auth::generate_ed25519_pem()?;
+            let (private_pem, public_pem) = wangge_projections::http::auth::generate_ed25519_pem()?;
             write_private(&out, private_pem.as_bytes())
                 .with_context(|| format!("cannot write {}", out.display()))?;
             std::fs::write(&public, public_pem)
@@ -176,8 +178,9 @@ pub async fn run(args: AuthArgs) -> anyhow::Result<ExitCode> {
                     bail!("`metrics` is a role for API keys (`wangge auth key create --role metrics`)")
                 }
                 Some(role) => role,
-                None => access::role_in_grid(&grid, &args.as_id)
-                    .map_err(|e| anyhow!("--as: {e}; name a grid id or give --role auditor/admin"))?,
+                None => access::role_in_grid(&grid, &args.as_id).map_err(|e| {
+                    anyhow!("--as: {e}; name a grid id or give --role auditor/admin")
+                })?,
             };
             // A grid role must hold in the grid now, or the server would refuse the token.
             access::scope_of(&grid, &args.as_id, role).map_err(|e| anyhow!("--as: {e}"))?;
@@ -219,7 +222,12 @@ pub async fn run(args: AuthArgs) -> anyhow::Result<ExitCode> {
             }
         }
         AuthCommand::Key(KeyCommand::Revoke { name, store }) => {
-            if store.open().await?.revoke(&name, chrono::Utc::now()).await? {
+            if store
+                .open()
+                .await?
+                .revoke(&name, chrono::Utc::now())
+                .await?
+            {
                 println!("revoked API key `{name}`");
             } else {
                 println!("API key `{name}` was revoked already");
@@ -238,7 +246,10 @@ fn public_path(private: &Path) -> PathBuf {
 pub fn signer_from_file(path: &Path) -> anyhow::Result<TokenSigner> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the signing key {}", path.display()))?;
-    Ok(TokenSigner::from_private_key_pem(&text, &path.display().to_string())?)
+    Ok(TokenSigner::from_private_key_pem(
+        &text,
+        &path.display().to_string(),
+    )?)
 }
 
 /// How `wangge serve` checks who is asking on the HTTP API.
@@ -249,7 +260,11 @@ pub struct HttpAuthArgs {
     pub auth_public_key: Option<PathBuf>,
     /// A JWKS document (an identity provider's public keys) read from a file. The server
     /// fetches nothing over the network: refresh the file and restart to rotate keys.
-    #[arg(long, env = "WANGGE_AUTH_JWKS_FILE", conflicts_with = "auth_public_key")]
+    #[arg(
+        long,
+        env = "WANGGE_AUTH_JWKS_FILE",
+        conflicts_with = "auth_public_key"
+    )]
     pub auth_jwks_file: Option<PathBuf>,
     /// A shared HS256 secret file (at least 32 bytes): development only, whoever can verify
     /// can sign.

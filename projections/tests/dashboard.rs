@@ -376,17 +376,24 @@ async fn a_supervisor_watches_the_board_drills_down_to_an_audit_trail_and_sees_a
 }
 
 #[tokio::test]
-async fn signing_in_with_a_token_shows_the_dashboard_and_a_bad_token_the_login_page_with_the_reason() {
+async fn signing_in_with_a_token_shows_the_dashboard_and_a_bad_token_the_login_page_with_the_reason(
+) {
     let driver = ChromeDriver::start().await;
     let week = Week::realistic().await;
     let served = week.serve().await;
     let browser = driver.browser().await;
 
     // No token: the login page, nothing else.
-    browser.goto(&served.url("/")).await.expect("the page opens");
+    browser
+        .goto(&served.url("/"))
+        .await
+        .expect("the page opens");
     wait_for(&browser, "#login:not([hidden]) #login-token").await;
     assert_eq!(
-        browser.execute("return document.body.dataset.auth;", vec![]).await.unwrap(),
+        browser
+            .execute("return document.body.dataset.auth;", vec![])
+            .await
+            .unwrap(),
         json!("out")
     );
 
@@ -416,7 +423,10 @@ async fn signing_in_with_a_token_shows_the_dashboard_and_a_bad_token_the_login_p
         .unwrap();
     let reason = wait_for(&browser, "#login-reason:not([hidden])").await;
     let reason = reason.text().await.unwrap();
-    assert!(reason.contains("登录已失效") && reason.contains("signature"), "{reason}");
+    assert!(
+        reason.contains("登录已失效") && reason.contains("signature"),
+        "{reason}"
+    );
     let path = save_screenshot(&browser, "dashboard-login-refused.png").await;
     eprintln!("screenshot: {}", path.display());
 
@@ -435,7 +445,9 @@ async fn signing_in_with_a_token_shows_the_dashboard_and_a_bad_token_the_login_p
     wait_for(&browser, ".tile[data-light]").await;
     let whoami = text_of(&browser, "#whoami").await;
     assert!(
-        whoami.contains("lead-330106001-1") && whoami.contains("街道 district") && whoami.contains("翠苑街道"),
+        whoami.contains("lead-330106001-1")
+            && whoami.contains("街道 district")
+            && whoami.contains("翠苑街道"),
         "{whoami}"
     );
     // Their scope: 翠苑街道's communities only.
@@ -448,10 +460,16 @@ async fn signing_in_with_a_token_shows_the_dashboard_and_a_bad_token_the_login_p
         .await
         .unwrap();
     let codes = codes.as_array().expect("a list");
-    assert!(!codes.is_empty(), "some of 翠苑街道's communities have open cases");
+    assert!(
+        !codes.is_empty(),
+        "some of 翠苑街道's communities have open cases"
+    );
     for code in codes {
         let code = code.as_str().unwrap_or_default();
-        assert!(code.starts_with(DISTRICT), "a lit tile outside 翠苑街道: {code}");
+        assert!(
+            code.starts_with(DISTRICT),
+            "a lit tile outside 翠苑街道: {code}"
+        );
     }
     wait_for(&browser, "#live[data-state=\"open\"]").await;
     let path = save_screenshot(&browser, "dashboard-signed-in.png").await;
@@ -477,7 +495,10 @@ async fn signing_in_with_a_token_shows_the_dashboard_and_a_bad_token_the_login_p
         .unwrap();
     assert_eq!(stored, json!(null), "the token is forgotten");
     browser
-        .execute("document.getElementById('login-reason').hidden = true; return true;", vec![])
+        .execute(
+            "document.getElementById('login-reason').hidden = true; return true;",
+            vec![],
+        )
         .await
         .unwrap();
     let path = save_screenshot(&browser, "dashboard-login.png").await;

@@ -239,11 +239,18 @@ async fn day<L: EventLog + Clone>(
     // Authentication as in production, with a key that lives as long as the demo: the
     // login links below carry tokens signed with it.
     let (signing_pem, public_pem) = wangge_projections::http::auth::generate_ed25519_pem()?;
-    let signer =
-        wangge_projections::http::auth::TokenSigner::from_private_key_pem(&signing_pem, "the demo's key")?;
-    let verifier =
-        wangge_projections::http::TokenVerifier::from_public_key_pem(&public_pem, "the demo's key")?;
-    let api = api.with_authenticator(wangge_projections::http::Authenticator::new(Some(verifier), None));
+    let signer = wangge_projections::http::auth::TokenSigner::from_private_key_pem(
+        &signing_pem,
+        "the demo's key",
+    )?;
+    let verifier = wangge_projections::http::TokenVerifier::from_public_key_pem(
+        &public_pem,
+        "the demo's key",
+    )?;
+    let api = api.with_authenticator(wangge_projections::http::Authenticator::new(
+        Some(verifier),
+        None,
+    ));
     let token_ttl = std::time::Duration::from_secs(12 * 3600);
     let auditor_token = signer.issue(
         "demo-auditor",

@@ -21,8 +21,11 @@ use super::auth::hash_api_key;
 pub const API_KEY_PREFIX: &str = "wk_";
 
 /// The roles an API key may have: read-only, never a person's.
-pub const API_KEY_ROLES: [AccessRole; 3] =
-    [AccessRole::Auditor, AccessRole::District, AccessRole::Metrics];
+pub const API_KEY_ROLES: [AccessRole; 3] = [
+    AccessRole::Auditor,
+    AccessRole::District,
+    AccessRole::Metrics,
+];
 
 /// An API key as stored: never the key itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,7 +102,8 @@ pub fn new_api_key(
         _ => {}
     }
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|error| ApiKeyError::Store(format!("no randomness: {error}")))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|error| ApiKeyError::Store(format!("no randomness: {error}")))?;
     let key = format!(
         "{API_KEY_PREFIX}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -139,7 +143,10 @@ impl ApiKeyFile {
     fn read(&self) -> Result<KeysFile, ApiKeyError> {
         match std::fs::read_to_string(&self.path) {
             Ok(text) => serde_json::from_str(&text).map_err(|error| {
-                ApiKeyError::Store(format!("{} is not a keys file: {error}", self.path.display()))
+                ApiKeyError::Store(format!(
+                    "{} is not a keys file: {error}",
+                    self.path.display()
+                ))
             }),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(KeysFile::default()),
             Err(error) => Err(ApiKeyError::Store(format!(
@@ -214,6 +221,10 @@ impl ApiKeyStore for ApiKeyFile {
     }
 
     async fn find_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, ApiKeyError> {
-        Ok(self.read()?.keys.into_iter().find(|k| k.key_hash == key_hash))
+        Ok(self
+            .read()?
+            .keys
+            .into_iter()
+            .find(|k| k.key_hash == key_hash))
     }
 }

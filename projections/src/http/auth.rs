@@ -19,8 +19,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
@@ -62,7 +62,9 @@ pub struct Caller {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
     Token,
-    ApiKey { name: String },
+    ApiKey {
+        name: String,
+    },
     /// `--auth-disabled-for-development`: nobody proved anything.
     Development,
 }
@@ -124,9 +126,7 @@ impl Caller {
             AccessScope::Everything | AccessScope::Cells(_) => Ok(()),
             AccessScope::OwnCases { .. } => Err(ApiError::forbidden(
                 None,
-                format!(
-                    "a grid worker reads their own cases and inbox only, not {what}"
-                ),
+                format!("a grid worker reads their own cases and inbox only, not {what}"),
             )),
             AccessScope::MetricsOnly => Err(self.metrics_only()),
         }
@@ -143,7 +143,11 @@ impl Caller {
     /// - A query without cells, or naming only cells above the caller's, is limited to the
     ///   caller's cell. A scope of several cells needs the query to name one of them.
     /// - A grid worker's case list is limited to the cases they hold.
-    pub fn narrow(&self, grid: &GridDirectory, mut cells: QueryCells<'_>) -> Result<Narrowed, ApiError> {
+    pub fn narrow(
+        &self,
+        grid: &GridDirectory,
+        mut cells: QueryCells<'_>,
+    ) -> Result<Narrowed, ApiError> {
         let roots = match &self.scope {
             AccessScope::Everything => return Ok(Narrowed::Exactly),
             AccessScope::MetricsOnly => return Err(self.metrics_only()),
@@ -261,7 +265,9 @@ impl Caller {
     pub fn sees_cell(&self, grid: &GridDirectory, code: &str) -> bool {
         match &self.scope {
             AccessScope::Everything => true,
-            AccessScope::Cells(roots) => roots.iter().any(|root| access::is_within(grid, code, root)),
+            AccessScope::Cells(roots) => {
+                roots.iter().any(|root| access::is_within(grid, code, root))
+            }
             AccessScope::OwnCases { .. } | AccessScope::MetricsOnly => false,
         }
     }
@@ -373,7 +379,10 @@ pub struct TokenVerifier {
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenVerifier")
-            .field("algorithms", &self.keys.iter().map(|k| k.algorithm).collect::<Vec<_>>())
+            .field(
+                "algorithms",
+                &self.keys.iter().map(|k| k.algorithm).collect::<Vec<_>>(),
+            )
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .finish()
@@ -387,7 +396,9 @@ const EC_OID: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|window| window == needle)
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
 }
 
 /// The DER inside a PEM text's first block.
@@ -399,8 +410,13 @@ pub fn pem_body(text: &str) -> Option<(String, Vec<u8>)> {
     let label = rest[..label_end].to_owned();
     let body_start = label_end + 5;
     let end = rest.find("-----END ")?;
-    let body: String = rest[body_start..end].chars().filter(|c| !c.is_whitespace()).collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(body).ok()?;
+    let body: String = rest[body_start..end]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()?;
     Some((label, der))
 }
 
@@ -424,7 +440,9 @@ impl TokenVerifier {
         } else if contains(&der, EC_OID) && contains(&der, P256_OID) {
             (DecodingKey::from_ec_pem(text.as_bytes()), Algorithm::ES256)
         } else {
-            return Err(invalid("only Ed25519 (EdDSA) and P-256 (ES256) public keys are supported"));
+            return Err(invalid(
+                "only Ed25519 (EdDSA) and P-256 (ES256) public keys are supported",
+            ));
         };
         let key = key.map_err(|error| invalid(&error.to_string()))?;
         Ok(Self::with_keys(vec![VerifyingKey {
@@ -440,7 +458,10 @@ impl TokenVerifier {
         if secret.len() < 32 {
             return Err(AuthConfigError::Invalid {
                 what: what.to_owned(),
-                reason: format!("an HS256 secret needs at least 32 bytes, got {}", secret.len()),
+                reason: format!(
+                    "an HS256 secret needs at least 32 bytes, got {}",
+                    secret.len()
+                ),
             });
         }
         let key = DecodingKey::from_secret(secret).map_err(|error| AuthConfigError::Invalid {
@@ -463,7 +484,8 @@ impl TokenVerifier {
             what: what.to_owned(),
             reason,
         };
-        let set: JwkSet = serde_json::from_str(text).map_err(|e| invalid(format!("not a JWKS: {e}")))?;
+        let set: JwkSet =
+            serde_json::from_str(text).map_err(|e| invalid(format!("not a JWKS: {e}")))?;
         let mut keys = Vec::new();
         for jwk in &set.keys {
             let implied = match &jwk.algorithm {
@@ -478,10 +500,14 @@ impl TokenVerifier {
                 _ => continue,
             };
             let algorithm = match jwk.common.key_algorithm {
-                Some(stated) => <Algorithm as std::str::FromStr>::from_str(&stated.to_string()).ok().filter(|a| a.family() == implied.family()).unwrap_or(implied),
+                Some(stated) => <Algorithm as std::str::FromStr>::from_str(&stated.to_string())
+                    .ok()
+                    .filter(|a| a.family() == implied.family())
+                    .unwrap_or(implied),
                 None => implied,
             };
-            let key = DecodingKey::from_jwk(jwk).map_err(|e| invalid(format!("key {:?}: {e}", jwk.common.key_id)))?;
+            let key = DecodingKey::from_jwk(jwk)
+                .map_err(|e| invalid(format!("key {:?}: {e}", jwk.common.key_id)))?;
             keys.push(VerifyingKey {
                 kid: jwk.common.key_id.clone(),
                 key,
@@ -520,10 +546,14 @@ impl TokenVerifier {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|error| format!("the token is not a JWT this server accepts: {error}"))?;
         let key = match &header.kid {
-            Some(kid) => self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)).or_else(|| {
-                // A single configured key need not know its id.
-                (self.keys.len() == 1 && self.keys[0].kid.is_none()).then(|| &self.keys[0])
-            }),
+            Some(kid) => self
+                .keys
+                .iter()
+                .find(|k| k.kid.as_deref() == Some(kid))
+                .or_else(|| {
+                    // A single configured key need not know its id.
+                    (self.keys.len() == 1 && self.keys[0].kid.is_none()).then(|| &self.keys[0])
+                }),
             None => (self.keys.len() == 1).then(|| &self.keys[0]),
         }
         .ok_or_else(|| match &header.kid {
@@ -712,7 +742,11 @@ pub fn hash_api_key(key: &str) -> String {
 
 /// The layer in front of every protected route: proves the caller, or answers 401/403.
 /// `/metrics` further needs the `admin`, `auditor` or `metrics` role.
-pub async fn authenticate(State(state): State<ApiState>, mut request: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(state): State<ApiState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -745,7 +779,10 @@ pub async fn authenticate(State(state): State<ApiState>, mut request: Request, n
         return caller.metrics_only().into_response();
     }
     if caller.credential == Credential::Development {
-        debug!(path, "request served without authentication (development mode)");
+        debug!(
+            path,
+            "request served without authentication (development mode)"
+        );
     }
     request.extensions_mut().insert(caller);
     next.run(request).await
@@ -787,9 +824,20 @@ pub fn generate_ed25519_pem() -> Result<(String, String), AuthConfigError> {
     let public = ed25519_dalek::SigningKey::from_bytes(&seed)
         .verifying_key()
         .to_bytes();
-    let private_der: Vec<u8> = ED25519_PKCS8_PREFIX.iter().chain(seed.iter()).copied().collect();
-    let public_der: Vec<u8> = ED25519_SPKI_PREFIX.iter().chain(public.iter()).copied().collect();
-    Ok((pem("PRIVATE KEY", &private_der), pem("PUBLIC KEY", &public_der)))
+    let private_der: Vec<u8> = ED25519_PKCS8_PREFIX
+        .iter()
+        .chain(seed.iter())
+        .copied()
+        .collect();
+    let public_der: Vec<u8> = ED25519_SPKI_PREFIX
+        .iter()
+        .chain(public.iter())
+        .copied()
+        .collect();
+    Ok((
+        pem("PRIVATE KEY", &private_der),
+        pem("PUBLIC KEY", &public_der),
+    ))
 }
 
 /// The public key PEM of an Ed25519 private key PEM (what `--auth-public-key` wants).
@@ -802,7 +850,11 @@ pub fn ed25519_public_pem(private_pem: &str) -> Option<String> {
     let public = ed25519_dalek::SigningKey::from_bytes(&seed)
         .verifying_key()
         .to_bytes();
-    let public_der: Vec<u8> = ED25519_SPKI_PREFIX.iter().chain(public.iter()).copied().collect();
+    let public_der: Vec<u8> = ED25519_SPKI_PREFIX
+        .iter()
+        .chain(public.iter())
+        .copied()
+        .collect();
     Some(pem("PUBLIC KEY", &public_der))
 }
 
@@ -823,9 +875,15 @@ impl TokenSigner {
         };
         let (label, der) = pem_body(text).ok_or_else(|| invalid("not a PEM file".to_owned()))?;
         let (key, algorithm) = if contains(&der, ED25519_OID) {
-            (jsonwebtoken::EncodingKey::from_ed_pem(text.as_bytes()), Algorithm::EdDSA)
+            (
+                jsonwebtoken::EncodingKey::from_ed_pem(text.as_bytes()),
+                Algorithm::EdDSA,
+            )
         } else if label == "PRIVATE KEY" && contains(&der, EC_OID) && contains(&der, P256_OID) {
-            (jsonwebtoken::EncodingKey::from_ec_pem(text.as_bytes()), Algorithm::ES256)
+            (
+                jsonwebtoken::EncodingKey::from_ec_pem(text.as_bytes()),
+                Algorithm::ES256,
+            )
         } else {
             return Err(invalid(format!(
                 "holds a `{label}`; give an Ed25519 or P-256 private key in PKCS#8 (`wangge auth keygen` writes one)"
@@ -858,12 +916,15 @@ impl TokenSigner {
             iss: Some(self.issuer.clone()),
             aud: Some(self.audience.clone()),
         };
-        jsonwebtoken::encode(&jsonwebtoken::Header::new(self.algorithm), &claims, &self.key).map_err(
-            |error| AuthConfigError::Invalid {
-                what: "the token".to_owned(),
-                reason: error.to_string(),
-            },
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(self.algorithm),
+            &claims,
+            &self.key,
         )
+        .map_err(|error| AuthConfigError::Invalid {
+            what: "the token".to_owned(),
+            reason: error.to_string(),
+        })
     }
 }
 

@@ -80,7 +80,8 @@ pub async fn overdue(
     let now = state.now();
     let mut page = state.read_models().overdue(&query, now).await?;
     if narrowed == Narrowed::FilterRows {
-        page.items.retain(|case| caller.sees_cell(&grid, &case.building));
+        page.items
+            .retain(|case| caller.sees_cell(&grid, &case.building));
     }
     Ok(Json(page))
 }

@@ -48,7 +48,11 @@ fn unknown_case(case_id: CaseId) -> ApiError {
 }
 
 /// The case, if it exists and the caller may see it (403 naming where it is otherwise).
-async fn visible_case(state: &ApiState, caller: &Caller, case_id: CaseId) -> Result<CaseView, ApiError> {
+async fn visible_case(
+    state: &ApiState,
+    caller: &Caller,
+    case_id: CaseId,
+) -> Result<CaseView, ApiError> {
     let case = state
         .read_models()
         .case(case_id)

@@ -159,7 +159,13 @@ impl IntoResponse for ApiError {
             // RFC 6750: say which scheme is wanted, and (quoted, ASCII-safe) why.
             let description: String = reason
                 .chars()
-                .map(|c| if c == '"' || c == '\\' || !c.is_ascii() || c.is_ascii_control() { '\'' } else { c })
+                .map(|c| {
+                    if c == '"' || c == '\\' || !c.is_ascii() || c.is_ascii_control() {
+                        '\''
+                    } else {
+                        c
+                    }
+                })
                 .collect();
             let challenge =
                 format!("Bearer realm=\"wangge\", error=\"invalid_token\", error_description=\"{description}\"");

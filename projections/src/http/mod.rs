@@ -66,25 +66,25 @@ pub fn router(state: ApiState) -> Router {
             auth::authenticate,
         ))
         .route(
-        "/api/openapi.json",
-        get(move || {
-            let document = document.clone();
-            async move {
-                (
-                    [(header::CONTENT_TYPE, "application/json")],
-                    (*document).clone(),
-                )
-            }
-        }),
-    )
-    .merge(dashboard::routes())
-    .fallback(unknown_route)
-    .method_not_allowed_fallback(method_not_allowed)
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        metrics::track,
-    ))
-    .with_state(state)
+            "/api/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        (*document).clone(),
+                    )
+                }
+            }),
+        )
+        .merge(dashboard::routes())
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .with_state(state)
 }
 
 async fn unknown_route(request: Request) -> impl IntoResponse {

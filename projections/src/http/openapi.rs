@@ -47,8 +47,10 @@ struct ApiDoc;
 
 /// The two credentials every operation accepts, and the 401 every operation can answer.
 fn secure(document: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-    use utoipa::openapi::{RefOr, ResponseBuilder, Content};
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
+    use utoipa::openapi::{Content, RefOr, ResponseBuilder};
     let components = document.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearerAuth",
@@ -86,9 +88,15 @@ fn secure(document: &mut utoipa::openapi::OpenApi) {
         )
         .build();
     for item in document.paths.paths.values_mut() {
-        for operation in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch]
-            .into_iter()
-            .flatten()
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
         {
             operation.security = Some(requirements.clone());
             operation

@@ -141,7 +141,9 @@ pub async fn patrol_coverage(
     query.scope().check(&grid)?;
     let mut report = state.read_models().patrol_coverage(&query).await?;
     if narrowed == Narrowed::FilterRows {
-        report.cells.retain(|cell| caller.sees_cell(&grid, &cell.cell));
+        report
+            .cells
+            .retain(|cell| caller.sees_cell(&grid, &cell.cell));
         report.patrolled = report.cells.iter().filter(|c| c.days_patrolled > 0).count();
         report.not_patrolled = report.cells.len() - report.patrolled;
     }

@@ -5,11 +5,11 @@ use axum::Json;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiErrorBody};
-use wangge_engine::domain::grid::AccessScope;
 use super::extract::{ApiQuery, WorkerIdPath};
 use super::grid::NoParameters;
 use super::state::ApiState;
 use crate::query::InboxTask;
+use wangge_engine::domain::grid::AccessScope;
 
 /// The open cases a worker holds, the most urgent (earliest deadline) first.
 #[utoipa::path(
@@ -40,7 +40,10 @@ pub async fn inbox(
     let allowed = match &caller.scope {
         AccessScope::Everything => true,
         AccessScope::OwnCases { worker } => *worker == worker_id,
-        AccessScope::Cells(_) => worker.cells.iter().any(|cell| caller.sees_cell(&grid, cell)),
+        AccessScope::Cells(_) => worker
+            .cells
+            .iter()
+            .any(|cell| caller.sees_cell(&grid, cell)),
         AccessScope::MetricsOnly => false,
     };
     if !allowed {

@@ -80,10 +80,7 @@ impl ApiKeyStore for PostgresApiKeys {
     async fn revoke(&self, name: &str, at: DateTime<Utc>) -> Result<bool, ApiKeyError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
-                "SELECT revoked_at FROM api_keys WHERE name = $1",
-                &[&name],
-            )
+            .query_opt("SELECT revoked_at FROM api_keys WHERE name = $1", &[&name])
             .await
             .map_err(store_error)?
             .ok_or_else(|| ApiKeyError::UnknownName(name.to_owned()))?;

@@ -49,7 +49,9 @@ async fn the_served_document_is_the_generated_one_and_every_documented_path_is_r
         let concrete = path
             .replace("{case_id}", "01936b2e-9c1d-7c3f-8a55-5c3f00000001")
             .replace("{worker_id}", "w-330106001001001");
-        let response = crate::support::authorized_get(served.url(&concrete)).await.unwrap();
+        let response = crate::support::authorized_get(served.url(&concrete))
+            .await
+            .unwrap();
         let status = response.status().as_u16();
         if status == 404 {
             let body: serde_json::Value = response.json().await.unwrap();
@@ -152,7 +154,10 @@ fn the_document_is_valid_openapi_31_and_every_operation_states_its_security() {
             "{method} {path} states no security: {names:?}"
         );
         let responses = operation.responses.as_ref().expect("responses");
-        assert!(responses.contains_key("401"), "{method} {path} documents no 401");
+        assert!(
+            responses.contains_key("401"),
+            "{method} {path} documents no 401"
+        );
         for (status, response) in responses {
             let response = response
                 .resolve(&spec)

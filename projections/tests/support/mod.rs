@@ -15,15 +15,17 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures::StreamExt;
 use wangge_engine::app::{CaseService, Clock, CommandRequest, ManualClock};
+use wangge_engine::domain::grid::AccessRole;
 use wangge_engine::domain::CaseCommand;
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
 use wangge_engine::log::{EventLog, LogPosition, MemoryLog};
 use wangge_engine::runtime::dispatcher::Dispatcher;
 use wangge_engine::runtime::timers::{Fired, TimerBook, TimerService};
 use wangge_engine::runtime::Ownership;
-use wangge_engine::domain::grid::AccessRole;
 use wangge_projections::http::auth::{generate_ed25519_pem, TokenSigner};
-use wangge_projections::http::{serve_http, ApiKeyStore, ApiState, Authenticator, LiveSettings, TokenVerifier};
+use wangge_projections::http::{
+    serve_http, ApiKeyStore, ApiState, Authenticator, LiveSettings, TokenVerifier,
+};
 use wangge_projections::runner::RunnerConfig;
 use wangge_projections::{FoldContext, MemoryReadModels, ReadModels};
 use wangge_schemas::{
@@ -80,7 +82,8 @@ pub fn token(sub: &str, role: Option<AccessRole>) -> String {
 
 /// An auditor's token: reads everything.
 pub fn auditor_token() -> String {
-    static TOKEN: LazyLock<String> = LazyLock::new(|| token("auditor-1", Some(AccessRole::Auditor)));
+    static TOKEN: LazyLock<String> =
+        LazyLock::new(|| token("auditor-1", Some(AccessRole::Auditor)));
     TOKEN.clone()
 }
 
@@ -94,7 +97,11 @@ pub async fn get_with_token(
     url: impl reqwest::IntoUrl,
     token: &str,
 ) -> reqwest::Result<reqwest::Response> {
-    reqwest::Client::new().get(url).bearer_auth(token).send().await
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
 }
 
 /// Local time (UTC+8) on a day of November 2026, as UTC.
@@ -524,7 +531,11 @@ impl Week {
         .await
     }
 
-    pub async fn serve_with_auth(&self, live: LiveSettings, authenticator: Authenticator) -> Served {
+    pub async fn serve_with_auth(
+        &self,
+        live: LiveSettings,
+        authenticator: Authenticator,
+    ) -> Served {
         let state = ApiState::with_live_settings(
             self.read_models.clone(),
             self.grid.clone(),
