@@ -258,17 +258,25 @@ pub struct HttpAuthArgs {
     /// Public key (PEM; Ed25519 → EdDSA, P-256 → ES256) that tokens must be signed with.
     #[arg(long, env = "WANGGE_AUTH_PUBLIC_KEY")]
     pub auth_public_key: Option<PathBuf>,
-    /// A JWKS document (an identity provider's public keys) read from a file. The server
-    /// fetches nothing over the network: refresh the file and restart to rotate keys.
+    /// A JWKS document (an identity provider's public keys) read from a file; restart to
+    /// take a changed file.
     #[arg(
         long,
         env = "WANGGE_AUTH_JWKS_FILE",
         conflicts_with = "auth_public_key"
     )]
     pub auth_jwks_file: Option<PathBuf>,
+    /// An identity provider's JWKS URL (https, or http on loopback): fetched at start (the
+    /// server does not start without it), again every `--auth-jwks-refresh-seconds`, and
+    /// early (at most every 30 s) when a token names a key id the set lacks.
+    #[arg(long, env = "WANGGE_AUTH_JWKS_URL", conflicts_with_all = ["auth_public_key", "auth_jwks_file"])]
+    pub auth_jwks_url: Option<String>,
+    /// How often the JWKS URL is fetched again.
+    #[arg(long, env = "WANGGE_AUTH_JWKS_REFRESH_SECONDS", default_value_t = 600)]
+    pub auth_jwks_refresh_seconds: u64,
     /// A shared HS256 secret file (at least 32 bytes): development only, whoever can verify
     /// can sign.
-    #[arg(long, env = "WANGGE_AUTH_HMAC_SECRET_FILE", conflicts_with_all = ["auth_public_key", "auth_jwks_file"])]
+    #[arg(long, env = "WANGGE_AUTH_HMAC_SECRET_FILE", conflicts_with_all = ["auth_public_key", "auth_jwks_file", "auth_jwks_url"])]
     pub auth_hmac_secret_file: Option<PathBuf>,
     /// The `iss` tokens must carry.
     #[arg(long, env = "WANGGE_AUTH_ISSUER", default_value = DEFAULT_ISSUER)]
@@ -291,13 +299,14 @@ impl HttpAuthArgs {
     pub fn check(&self) -> anyhow::Result<()> {
         let configured = self.auth_public_key.is_some()
             || self.auth_jwks_file.is_some()
+            || self.auth_jwks_url.is_some()
             || self.auth_hmac_secret_file.is_some();
         if self.auth_disabled_for_development && configured {
             bail!("--auth-disabled-for-development cannot be combined with a token key");
         }
         if !configured && !self.auth_disabled_for_development {
             bail!(
-                "the HTTP API needs authentication: give --auth-public-key FILE (`wangge auth keygen` writes one) or --auth-jwks-file FILE; --auth-disabled-for-development serves everyone unauthenticated, for a developer's own machine only"
+                "the HTTP API needs authentication: give --auth-public-key FILE (`wangge auth keygen` writes one), --auth-jwks-file FILE or --auth-jwks-url URL; --auth-disabled-for-development serves everyone unauthenticated, for a developer's own machine only"
             );
         }
         Ok(())
@@ -305,7 +314,7 @@ impl HttpAuthArgs {
 
     /// The authenticator these flags describe; `postgres_keys`: the API keys of the
     /// PostgreSQL read models, when the server has them.
-    pub fn authenticator(
+    pub async fn authenticator(
         &self,
         postgres_keys: Option<Arc<dyn ApiKeyStore>>,
     ) -> anyhow::Result<Authenticator> {
@@ -326,6 +335,17 @@ impl HttpAuthArgs {
             let text = String::from_utf8(read(path)?)
                 .map_err(|_| anyhow!("{} is not a JSON text file", path.display()))?;
             TokenVerifier::from_jwks_json(&text, &path.display().to_string())?
+        } else if let Some(url) = &self.auth_jwks_url {
+            let client = jwks_client()?;
+            let text = fetch_jwks(&client, url).await?;
+            let verifier = TokenVerifier::from_jwks_json(&text, url)?;
+            tokio::spawn(refresh_jwks(
+                client,
+                url.clone(),
+                verifier.clone(),
+                Duration::from_secs(self.auth_jwks_refresh_seconds.max(30)),
+            ));
+            verifier
         } else if let Some(path) = &self.auth_hmac_secret_file {
             tracing::warn!(file = %path.display(), "tokens checked with a shared HS256 secret: development only");
             TokenVerifier::from_hmac_secret(read(path)?.trim_ascii(), &path.display().to_string())?
@@ -340,5 +360,73 @@ impl HttpAuthArgs {
             (None, keys) => keys,
         };
         Ok(Authenticator::new(Some(verifier), api_keys))
+    }
+}
+
+fn jwks_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .context("an HTTP client for the JWKS")
+}
+
+/// The JWKS at `url`: https, or http only to a loopback address (a key set fetched in the
+/// clear could be swapped on the way).
+pub async fn fetch_jwks(client: &reqwest::Client, url: &str) -> anyhow::Result<String> {
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("--auth-jwks-url `{url}`"))?;
+    let loopback = matches!(
+        parsed.host_str(),
+        Some("127.0.0.1" | "localhost" | "[::1]" | "::1")
+    );
+    if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
+        bail!("--auth-jwks-url `{url}`: must be https (http only on loopback)");
+    }
+    let response = client
+        .get(parsed)
+        .send()
+        .await
+        .with_context(|| format!("cannot fetch the JWKS at {url}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        bail!("the JWKS at {url} answered {status}");
+    }
+    response
+        .text()
+        .await
+        .with_context(|| format!("cannot read the JWKS at {url}"))
+}
+
+/// Fetches the JWKS again every `every`, and early when a token names an unknown key id (at
+/// most every 30 s); a failed fetch keeps the keys in hand and is logged.
+async fn refresh_jwks(
+    client: reqwest::Client,
+    url: String,
+    verifier: TokenVerifier,
+    every: Duration,
+) {
+    let unknown_key = verifier.unknown_key_seen();
+    let mut last = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(last + every) => {}
+            _ = unknown_key.notified() => {
+                let earliest = last + Duration::from_secs(30);
+                tokio::time::sleep_until(earliest).await;
+            }
+        }
+        last = tokio::time::Instant::now();
+        match fetch_jwks(&client, &url).await {
+            Ok(text) => match verifier.replace_keys_from_jwks(&text, &url) {
+                Ok(keys) => tracing::info!(url, keys, "jwks refreshed"),
+                Err(error) => {
+                    tracing::warn!(url, %error, "jwks refresh refused; keeping the keys in hand")
+                }
+            },
+            Err(error) => tracing::warn!(
+                url,
+                error = format!("{error:#}"),
+                "jwks refresh failed; keeping the keys in hand"
+            ),
+        }
     }
 }

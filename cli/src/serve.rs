@@ -305,7 +305,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Arc::new(cases.log().clone()),
     )
     .with_sla(sla.clone())
-    .with_authenticator(args.auth.authenticator(postgres_api_keys)?);
+    .with_authenticator(args.auth.authenticator(postgres_api_keys).await?);
     let until = stopped();
     background.spawn(async move {
         if let Err(error) = serve_http(http, api, until).await {

@@ -1523,3 +1523,105 @@ fn auth_issues_tokens_for_people_of_the_grid_and_manages_api_keys() {
         listed.stdout
     );
 }
+
+/// An identity provider's keys at a JWKS URL: fetched at start, tokens signed with the key
+/// are accepted, others refused; an unreachable URL stops the start.
+#[test]
+fn serve_checks_tokens_against_a_jwks_url() {
+    let site = Site::new();
+    let public = site.auth_public_key();
+    let private = site.dir.path().join("auth.key");
+    let jwks = wangge_projections::http::auth::ed25519_jwks(
+        &std::fs::read_to_string(&public).unwrap(),
+        "key-1",
+    )
+    .expect("a JWKS of the key");
+    // A one-file web server for the JWKS.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let jwks_url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::Read;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{jwks}",
+                jwks.len()
+            );
+        }
+    });
+    let url = site.url();
+    let unreachable = site.run(&[
+        "serve",
+        "--nats-url",
+        &url,
+        "--http-listen",
+        "127.0.0.1:0",
+        "--auth-jwks-url",
+        "http://127.0.0.1:9/jwks.json",
+    ]);
+    assert_eq!(unreachable.code, 1, "{unreachable:?}");
+    assert!(
+        unreachable.stderr.contains("cannot fetch the JWKS"),
+        "{}",
+        unreachable.stderr
+    );
+
+    let child = site
+        .command()
+        .args([
+            "serve",
+            "--nats-url",
+            &url,
+            "--http-listen",
+            "127.0.0.1:0",
+            "--intake-only",
+        ])
+        .args(["--auth-jwks-url", &jwks_url])
+        .env("WANGGE_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(site.dir.path().join("serve-jwks.log")).unwrap())
+        .spawn()
+        .expect("start wangge serve");
+    let mut engine = Engine {
+        child,
+        log: site.dir.path().join("serve-jwks.log"),
+    };
+    let address = http_address(&mut engine);
+    let issued = site.run(&[
+        "auth",
+        "token",
+        "--as",
+        "ops",
+        "--role",
+        "auditor",
+        "--auth-key",
+        path_str(&private),
+    ]);
+    assert_eq!(issued.code, 0, "{issued:?}");
+    let (status, body) = http_get_as(&address, "/api/v1/me", Some(issued.stdout.trim()));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"role\":\"auditor\""), "{body}");
+    let other = site.dir.path().join("other.key");
+    assert_eq!(
+        site.run(&["auth", "keygen", "--out", path_str(&other)])
+            .code,
+        0
+    );
+    let forged = site.run(&[
+        "auth",
+        "token",
+        "--as",
+        "ops",
+        "--role",
+        "auditor",
+        "--auth-key",
+        path_str(&other),
+    ]);
+    let (status, body) = http_get_as(&address, "/api/v1/me", Some(forged.stdout.trim()));
+    assert_eq!(status, 401, "{body}");
+    engine.stop();
+}

@@ -369,7 +369,11 @@ pub enum AuthConfigError {
 /// Checks bearer JWTs against configured keys.
 #[derive(Clone)]
 pub struct TokenVerifier {
-    keys: Arc<Vec<VerifyingKey>>,
+    /// Replaced whole when a JWKS is fetched again ([`TokenVerifier::replace_keys_from_jwks`]).
+    keys: Arc<std::sync::RwLock<Arc<Vec<VerifyingKey>>>>,
+    /// Woken when a token names a key id the set lacks: a JWKS refresher fetches early (the
+    /// provider may have rotated).
+    unknown_key: Arc<tokio::sync::Notify>,
     issuer: String,
     audience: String,
     /// Clock skew allowed on `exp` and `nbf`, in seconds.
@@ -381,7 +385,11 @@ impl std::fmt::Debug for TokenVerifier {
         f.debug_struct("TokenVerifier")
             .field(
                 "algorithms",
-                &self.keys.iter().map(|k| k.algorithm).collect::<Vec<_>>(),
+                &self
+                    .current_keys()
+                    .iter()
+                    .map(|k| k.algorithm)
+                    .collect::<Vec<_>>(),
             )
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
@@ -480,6 +488,28 @@ impl TokenVerifier {
     /// type implies (OKP Ed25519 → EdDSA, EC P-256 → ES256, RSA → RS256). Symmetric keys
     /// are refused: a JWKS is public.
     pub fn from_jwks_json(text: &str, what: &str) -> Result<Self, AuthConfigError> {
+        Ok(Self::with_keys(Self::jwks_keys(text, what)?))
+    }
+
+    /// Replaces the keys with a JWKS document's (a refreshed fetch); the old keys stay when
+    /// the document has none usable. Returns how many keys there are now.
+    pub fn replace_keys_from_jwks(&self, text: &str, what: &str) -> Result<usize, AuthConfigError> {
+        let keys = Self::jwks_keys(text, what)?;
+        let count = keys.len();
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+        Ok(count)
+    }
+
+    /// Notified when a token named a key id this verifier lacks.
+    pub fn unknown_key_seen(&self) -> Arc<tokio::sync::Notify> {
+        self.unknown_key.clone()
+    }
+
+    fn current_keys(&self) -> Arc<Vec<VerifyingKey>> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn jwks_keys(text: &str, what: &str) -> Result<Vec<VerifyingKey>, AuthConfigError> {
         let invalid = |reason: String| AuthConfigError::Invalid {
             what: what.to_owned(),
             reason,
@@ -517,12 +547,13 @@ impl TokenVerifier {
         if keys.is_empty() {
             return Err(invalid("the JWKS has no usable public key".to_owned()));
         }
-        Ok(Self::with_keys(keys))
+        Ok(keys)
     }
 
     fn with_keys(keys: Vec<VerifyingKey>) -> Self {
         Self {
-            keys: Arc::new(keys),
+            keys: Arc::new(std::sync::RwLock::new(Arc::new(keys))),
+            unknown_key: Arc::new(tokio::sync::Notify::new()),
             issuer: DEFAULT_ISSUER.to_owned(),
             audience: DEFAULT_AUDIENCE.to_owned(),
             leeway: 30,
@@ -545,19 +576,22 @@ impl TokenVerifier {
     pub fn verify(&self, token: &str) -> Result<Claims, String> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|error| format!("the token is not a JWT this server accepts: {error}"))?;
+        let keys = self.current_keys();
         let key = match &header.kid {
-            Some(kid) => self
-                .keys
+            Some(kid) => keys
                 .iter()
                 .find(|k| k.kid.as_deref() == Some(kid))
                 .or_else(|| {
                     // A single configured key need not know its id.
-                    (self.keys.len() == 1 && self.keys[0].kid.is_none()).then(|| &self.keys[0])
+                    (keys.len() == 1 && keys[0].kid.is_none()).then(|| &keys[0])
                 }),
-            None => (self.keys.len() == 1).then(|| &self.keys[0]),
+            None => (keys.len() == 1).then(|| &keys[0]),
         }
         .ok_or_else(|| match &header.kid {
-            Some(kid) => format!("no key `{kid}` is configured"),
+            Some(kid) => {
+                self.unknown_key.notify_one();
+                format!("no key `{kid}` is configured")
+            }
             None => "the token names no key (`kid`) and several keys are configured".to_owned(),
         })?;
         // The algorithm is the key's, whatever the header claims: no alg confusion.
@@ -865,6 +899,8 @@ pub struct TokenSigner {
     algorithm: Algorithm,
     pub issuer: String,
     pub audience: String,
+    /// The `kid` put in the header, for a key published in a JWKS with others.
+    pub kid: Option<String>,
 }
 
 impl TokenSigner {
@@ -894,6 +930,7 @@ impl TokenSigner {
             algorithm,
             issuer: DEFAULT_ISSUER.to_owned(),
             audience: DEFAULT_AUDIENCE.to_owned(),
+            kid: None,
         })
     }
 
@@ -916,14 +953,13 @@ impl TokenSigner {
             iss: Some(self.issuer.clone()),
             aud: Some(self.audience.clone()),
         };
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(self.algorithm),
-            &claims,
-            &self.key,
-        )
-        .map_err(|error| AuthConfigError::Invalid {
-            what: "the token".to_owned(),
-            reason: error.to_string(),
+        let mut header = jsonwebtoken::Header::new(self.algorithm);
+        header.kid = self.kid.clone();
+        jsonwebtoken::encode(&header, &claims, &self.key).map_err(|error| {
+            AuthConfigError::Invalid {
+                what: "the token".to_owned(),
+                reason: error.to_string(),
+            }
         })
     }
 }
@@ -998,4 +1034,81 @@ pub async fn me(
         scope: scope.to_owned(),
         cells,
     })
+}
+
+/// A JWKS document holding one Ed25519 public key (PEM) under `kid`: how a key from
+/// `wangge auth keygen` is published to a server reading `--auth-jwks-url` or
+/// `--auth-jwks-file`.
+pub fn ed25519_jwks(public_pem: &str, kid: &str) -> Option<String> {
+    use base64::Engine as _;
+    let (label, der) = pem_body(public_pem)?;
+    if label != "PUBLIC KEY" || der.len() != 44 || der[..12] != ED25519_SPKI_PREFIX {
+        return None;
+    }
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der[12..]);
+    Some(
+        serde_json::json!({
+            "keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"}]
+        })
+        .to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer(kid: &str) -> (TokenSigner, String) {
+        let (private, public) = generate_ed25519_pem().expect("a key pair");
+        let mut signer = TokenSigner::from_private_key_pem(&private, "test").expect("signs");
+        signer.kid = Some(kid.to_owned());
+        (signer, public)
+    }
+
+    fn jwks_of(keys: &[(&str, &str)]) -> String {
+        let keys: Vec<serde_json::Value> = keys
+            .iter()
+            .map(|(public, kid)| {
+                let one: serde_json::Value =
+                    serde_json::from_str(&ed25519_jwks(public, kid).expect("a jwks")).unwrap();
+                one["keys"][0].clone()
+            })
+            .collect();
+        serde_json::json!({ "keys": keys }).to_string()
+    }
+
+    #[test]
+    fn a_jwks_key_is_chosen_by_its_id_and_a_rotated_set_replaces_the_old_one() {
+        let (old, old_public) = signer("2026-11");
+        let (new, new_public) = signer("2026-12");
+        let now = chrono::Utc::now();
+        let hour = std::time::Duration::from_secs(3600);
+        let verifier = TokenVerifier::from_jwks_json(
+            &jwks_of(&[(&old_public, "2026-11"), (&new_public, "2026-12")]),
+            "test",
+        )
+        .expect("a verifier");
+        for signer in [&old, &new] {
+            let token = signer
+                .issue("audit-office", Some(AccessRole::Auditor), now, hour)
+                .unwrap();
+            assert_eq!(verifier.verify(&token).expect("valid").sub, "audit-office");
+        }
+        // The provider drops the old key: its tokens stop verifying once the set is fetched.
+        verifier
+            .replace_keys_from_jwks(&jwks_of(&[(&new_public, "2026-12")]), "test")
+            .expect("replaced");
+        let token = old.issue("audit-office", None, now, hour).unwrap();
+        assert_eq!(
+            verifier.verify(&token).unwrap_err(),
+            "no key `2026-11` is configured"
+        );
+        let token = new.issue("audit-office", None, now, hour).unwrap();
+        assert!(verifier.verify(&token).is_ok());
+        // A set with nothing usable leaves the keys in hand.
+        assert!(verifier
+            .replace_keys_from_jwks(r#"{"keys":[]}"#, "test")
+            .is_err());
+        assert!(verifier.verify(&token).is_ok());
+    }
 }
