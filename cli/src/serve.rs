@@ -127,8 +127,9 @@ pub struct ServeArgs {
     #[arg(long, env = "WANGGE_POSTGRES_URL")]
     postgres_url: Option<String>,
     /// Who may read the HTTP API: token keys, API keys, or (development only) nobody checked.
+    /// (Boxed: the arguments of one subcommand should not make every other one as large.)
     #[command(flatten)]
-    auth: crate::auth::HttpAuthArgs,
+    auth: Box<crate::auth::HttpAuthArgs>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
