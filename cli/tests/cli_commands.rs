@@ -1411,6 +1411,38 @@ fn serve_refuses_to_start_without_http_authentication() {
         "{}",
         run.stderr
     );
+    // The development escape: everyone reads everything, and the server says so.
+    let child = site
+        .command()
+        .args([
+            "serve",
+            "--nats-url",
+            &url,
+            "--http-listen",
+            "127.0.0.1:0",
+            "--intake-only",
+        ])
+        .arg("--auth-disabled-for-development")
+        .env("WANGGE_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(site.dir.path().join("serve-open.log")).unwrap())
+        .spawn()
+        .expect("start wangge serve");
+    let mut engine = Engine {
+        child,
+        log: site.dir.path().join("serve-open.log"),
+    };
+    let address = http_address(&mut engine);
+    let (status, body) = http_get(&address, "/api/v1/me");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"credential\":\"development\""), "{body}");
+    assert!(
+        engine.log().contains("WARNING: authentication is disabled"),
+        "{}",
+        engine.log()
+    );
+    engine.stop();
 }
 
 /// `wangge auth`: a key pair with a private file only its owner reads, tokens whose role

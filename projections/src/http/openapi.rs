@@ -87,6 +87,15 @@ fn secure(document: &mut utoipa::openapi::OpenApi) {
             Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ApiErrorBody")))),
         )
         .build();
+    let forbidden = ResponseBuilder::new()
+        .description("Valid credentials that do not read this route (a `metrics` API key reads /metrics only)")
+        .content(
+            "application/json",
+            Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                "ApiErrorBody",
+            )))),
+        )
+        .build();
     for item in document.paths.paths.values_mut() {
         for operation in [
             &mut item.get,
@@ -104,6 +113,11 @@ fn secure(document: &mut utoipa::openapi::OpenApi) {
                 .responses
                 .entry("401".to_owned())
                 .or_insert_with(|| RefOr::T(unauthorized.clone()));
+            operation
+                .responses
+                .responses
+                .entry("403".to_owned())
+                .or_insert_with(|| RefOr::T(forbidden.clone()));
         }
     }
 }
