@@ -117,6 +117,24 @@ impl Site {
         self.run_with_stdin(args, None)
     }
 
+    /// An operator's token (role admin), signed with the key `wangge serve` checks.
+    fn operator_token(&self) -> String {
+        self.auth_public_key();
+        let private = self.dir.path().join("auth.key");
+        let run = self.run(&[
+            "auth",
+            "token",
+            "--as",
+            "ops",
+            "--role",
+            "admin",
+            "--auth-key",
+            path_str(&private),
+        ]);
+        assert_eq!(run.code, 0, "{run:?}");
+        run.stdout.trim().to_owned()
+    }
+
     /// The public key `wangge serve` checks tokens with (written by `wangge auth keygen`
     /// on first use).
     fn auth_public_key(&self) -> String {
@@ -1225,7 +1243,11 @@ fn sla_publish_reaches_the_engine_and_show_and_status_print_the_live_data() {
 
     // The engine's own API reads the live data: the publish shows without a restart.
     let address = http_address(&mut engine);
-    let (code, body) = http_get(&address, "/api/v1/sla/status?today=2026-11-16");
+    let (code, body) = http_get_as(
+        &address,
+        "/api/v1/sla/status?today=2026-11-16",
+        Some(&site.operator_token()),
+    );
     assert_eq!(code, 200, "{body}");
     let status: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(status["position"], 1);
