@@ -86,13 +86,39 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<()> {
         Arc::new(SystemClock),
         Arc::new(MemoryLog::new()),
     );
+    // Measured as served: every request carries a token the server verifies (EdDSA).
+    let (signing_pem, public_pem) = wangge_projections::http::auth::generate_ed25519_pem()?;
+    let verifier = wangge_projections::http::TokenVerifier::from_public_key_pem(
+        &public_pem,
+        "the bench's key",
+    )?;
+    let api = api.with_authenticator(wangge_projections::http::Authenticator::new(
+        Some(verifier),
+        None,
+    ));
+    let token = wangge_projections::http::auth::TokenSigner::from_private_key_pem(
+        &signing_pem,
+        "the bench's key",
+    )?
+    .issue(
+        "bench-auditor",
+        Some(wangge_engine::domain::grid::AccessRole::Auditor),
+        chrono::Utc::now(),
+        std::time::Duration::from_secs(24 * 3600),
+    )?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve_http(listener, api, async {
         stopped.await.ok();
     }));
     let base = format!("http://{address}");
     let kinds = request_kinds(&samples);
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?,
+    );
     let http = reqwest::Client::builder()
+        .default_headers(headers)
         .pool_max_idle_per_host(args.clients)
         .build()?;
 

@@ -5,6 +5,7 @@
 //! the `wangge-engine` and `wangge-projections` libraries.
 
 mod audit;
+mod auth;
 mod case;
 mod demo;
 mod grid;
@@ -78,6 +79,9 @@ enum Command {
     Residents(residents::ResidentsArgs),
     /// The engine's seal keys: make one, show a key's public half for the keyring.
     Seal(seal::SealArgs),
+    /// The HTTP API's credentials: signing keys, tokens for people of the grid, API keys
+    /// for other systems.
+    Auth(auth::AuthArgs),
 }
 
 /// Where NATS is, how to prove who we are, and how the event stream is set up.
@@ -356,6 +360,7 @@ async fn main() -> ExitCode {
         Command::Nats(args) => nats_users::run(args).await,
         Command::Residents(args) => residents::run(args).await,
         Command::Seal(args) => seal::run(args),
+        Command::Auth(args) => auth::run(args).await,
     };
     match result {
         Ok(code) => code,

@@ -182,6 +182,10 @@ pub struct ServeArgs {
     /// contact details (never written in plain text) and contacts show as `[encrypted]`.
     #[command(flatten)]
     kek: crate::residents::KekArgs,
+    /// Who may read the HTTP API: token keys, API keys, or (development only) nobody checked.
+    /// (Boxed: the arguments of one subcommand should not make every other one as large.)
+    #[command(flatten)]
+    auth: Box<crate::auth::HttpAuthArgs>,
 }
 
 /// Where the engine takes a sender's identity from (`--identity`).
@@ -207,6 +211,8 @@ impl ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // No HTTP API without a way to check who is asking: refused before anything starts.
+    args.auth.check()?;
     let identity = args.identity_policy();
     match &identity {
         IdentityPolicy::Claimed => {
@@ -395,9 +401,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // following the log from its start (nothing survives a restart: they are folded again).
     // The read side sees the live grid too: a cell added at run time shows on the board.
     let context = FoldContext::new(grid.clone(), categories.clone()).with_seal_policy(seal_policy);
+    let mut postgres_api_keys: Option<Arc<dyn wangge_projections::http::ApiKeyStore>> = None;
     let read_models: Arc<dyn ReadModels> = match &args.postgres_url {
         Some(url) => {
             let models = crate::connect_read_models(url, context).await?;
+            postgres_api_keys = Some(Arc::new(
+                wangge_projections::postgres::api_keys::PostgresApiKeys::new(models.pool().clone()),
+            ));
             if !args.intake_only {
                 let runners = spawn_runners(
                     models.clone(),
@@ -461,7 +471,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Arc::new(SystemClock),
         Arc::new(cases.log().clone()),
     )
-    .with_sla(sla.clone());
+    .with_sla(sla.clone())
+    .with_authenticator(args.auth.authenticator(postgres_api_keys).await?);
     let until = stopped();
     background.spawn(async move {
         if let Err(error) = serve_http(http, api, until).await {

@@ -116,6 +116,12 @@ impl Site {
             "WANGGE_IDENTITY",
             "WANGGE_SEAL_KEY_FILE",
             "WANGGE_SEAL_PUBLIC_KEYS_FILE",
+            "WANGGE_AUTH_PUBLIC_KEY",
+            "WANGGE_AUTH_JWKS_FILE",
+            "WANGGE_AUTH_HMAC_SECRET_FILE",
+            "WANGGE_AUTH_KEY_FILE",
+            "WANGGE_AUTH_API_KEYS_FILE",
+            "WANGGE_POSTGRES_URL",
         ] {
             command.env_remove(var);
         }
@@ -124,6 +130,36 @@ impl Site {
 
     fn run(&self, args: &[&str]) -> Run {
         self.run_with_stdin(args, None)
+    }
+
+    /// An operator's token (role admin), signed with the key `wangge serve` checks.
+    fn operator_token(&self) -> String {
+        self.auth_public_key();
+        let private = self.dir.path().join("auth.key");
+        let run = self.run(&[
+            "auth",
+            "token",
+            "--as",
+            "ops",
+            "--role",
+            "admin",
+            "--auth-key",
+            path_str(&private),
+        ]);
+        assert_eq!(run.code, 0, "{run:?}");
+        run.stdout.trim().to_owned()
+    }
+
+    /// The public key `wangge serve` checks tokens with (written by `wangge auth keygen`
+    /// on first use).
+    fn auth_public_key(&self) -> String {
+        let key = self.dir.path().join("auth.key");
+        let public = self.dir.path().join("auth.key.pub");
+        if !public.exists() {
+            let run = self.run(&["auth", "keygen", "--out", path_str(&key)]);
+            assert_eq!(run.code, 0, "{run:?}");
+        }
+        path_str(&public).to_owned()
     }
 
     fn run_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
@@ -164,12 +200,14 @@ impl Site {
             .join(format!("serve-{}.log", self.engines_started));
         let url = self.url();
         let seal_key = self.seal_key();
+        let public_key = self.auth_public_key();
         let child = self
             .command()
             // A development server without accounts: senders are named by their messages.
             .args(["serve", "--nats-url", &url, "--http-listen", "127.0.0.1:0"])
             .args(["--identity", "claimed"])
             .args(["--seal-key", &seal_key])
+            .args(["--auth-public-key", &public_key])
             .args(extra)
             .env("WANGGE_LOG", "info")
             .stdin(Stdio::null())
@@ -977,11 +1015,19 @@ fn http_address(engine: &mut Engine) -> String {
 
 /// A plain HTTP/1.1 GET: the status and the body.
 fn http_get(address: &str, path: &str) -> (u16, String) {
+    http_get_as(address, path, None)
+}
+
+/// GETs `path` with `Authorization: Bearer <token>` when a token is given.
+fn http_get_as(address: &str, path: &str, token: Option<&str>) -> (u16, String) {
     use std::io::Read;
     let mut stream = std::net::TcpStream::connect(address).expect("connect to the api");
+    let authorization = token
+        .map(|token| format!("Authorization: Bearer {token}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{authorization}Connection: close\r\n\r\n"
     )
     .expect("send the request");
     let mut response = String::new();
@@ -1007,6 +1053,23 @@ fn serve_answers_the_api_and_the_dashboard_over_the_cases_it_takes_in() {
     let (status, page) = http_get(&address, "/");
     assert_eq!(status, 200);
     assert!(page.contains("网格治理监督看板"));
+    // The data needs a token: an operator's, issued with the key the engine checks.
+    let (status, body) = http_get(&address, "/api/v1/cases");
+    assert_eq!(status, 401, "{body}");
+    let private = site.dir.path().join("auth.key");
+    let issued = site.run(&[
+        "auth",
+        "token",
+        "--as",
+        "ops",
+        "--role",
+        "admin",
+        "--auth-key",
+        path_str(&private),
+    ]);
+    assert_eq!(issued.code, 0, "{issued:?}");
+    let token = issued.stdout.trim().to_owned();
+    let http_get = |address: &str, path: &str| http_get_as(address, path, Some(&token));
 
     let file = site.write(
         "report.json",
@@ -1199,7 +1262,11 @@ fn sla_publish_reaches_the_engine_and_show_and_status_print_the_live_data() {
 
     // The engine's own API reads the live data: the publish shows without a restart.
     let address = http_address(&mut engine);
-    let (code, body) = http_get(&address, "/api/v1/sla/status?today=2026-11-16");
+    let (code, body) = http_get_as(
+        &address,
+        "/api/v1/sla/status?today=2026-11-16",
+        Some(&site.operator_token()),
+    );
     assert_eq!(code, 200, "{body}");
     let status: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(status["position"], 1);
@@ -1288,6 +1355,7 @@ fn serve_refuses_an_invalid_sla_dir_naming_the_file_and_the_json_path() {
     std::fs::write(dir.join("calendars.json"), calendars.to_string()).expect("write");
     let url = site.url();
     let seal_key = site.seal_key();
+    let public_key = site.auth_public_key();
     let run = site.run(&[
         "serve",
         "--nats-url",
@@ -1296,6 +1364,8 @@ fn serve_refuses_an_invalid_sla_dir_naming_the_file_and_the_json_path() {
         "127.0.0.1:0",
         "--seal-key",
         &seal_key,
+        "--auth-public-key",
+        &public_key,
         "--sla-dir",
         path_str(&dir),
     ]);
@@ -1360,6 +1430,7 @@ fn serve_refuses_a_seal_key_that_is_missing_open_to_others_or_malformed() {
     use std::os::unix::fs::PermissionsExt;
     let site = Site::new();
     let url = site.url();
+    let auth_public_key = site.auth_public_key();
     let serve_with = |key: &Path| {
         site.run(&[
             "serve",
@@ -1369,6 +1440,8 @@ fn serve_refuses_a_seal_key_that_is_missing_open_to_others_or_malformed() {
             "127.0.0.1:0",
             "--seal-key",
             path_str(key),
+            "--auth-public-key",
+            &auth_public_key,
         ])
     };
     let pem = std::fs::read_to_string(site.seal_key()).expect("the key file");
@@ -1459,4 +1532,285 @@ fn seal_keygen_writes_a_private_key_and_prints_its_keyring_line() {
     assert_eq!(again.code, 1, "{again:?}");
     assert!(again.stderr.contains("already exists"), "{}", again.stderr);
     assert_eq!(std::fs::read_to_string(&out).expect("key file"), pem);
+}
+
+/// Without a way to check who is asking, `wangge serve` does not start; the development
+/// escape is loud.
+#[test]
+fn serve_refuses_to_start_without_http_authentication() {
+    let site = Site::new();
+    let url = site.url();
+    let run = site.run(&["serve", "--nats-url", &url, "--http-listen", "127.0.0.1:0"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("the HTTP API needs authentication")
+            && run.stderr.contains("--auth-public-key")
+            && run.stderr.contains("--auth-disabled-for-development"),
+        "{}",
+        run.stderr
+    );
+    let private = site.dir.path().join("auth.key");
+    site.auth_public_key();
+    let run = site.run(&[
+        "serve",
+        "--nats-url",
+        &url,
+        "--http-listen",
+        "127.0.0.1:0",
+        "--auth-public-key",
+        path_str(&private),
+    ]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("never the signing key"),
+        "{}",
+        run.stderr
+    );
+    // The development escape: everyone reads everything, and the server says so.
+    let child = site
+        .command()
+        .args([
+            "serve",
+            "--nats-url",
+            &url,
+            "--http-listen",
+            "127.0.0.1:0",
+            "--intake-only",
+        ])
+        .arg("--auth-disabled-for-development")
+        .args(["--seal-key", &site.seal_key()])
+        .env("WANGGE_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(site.dir.path().join("serve-open.log")).unwrap())
+        .spawn()
+        .expect("start wangge serve");
+    let mut engine = Engine {
+        child,
+        log: site.dir.path().join("serve-open.log"),
+    };
+    let address = http_address(&mut engine);
+    let (status, body) = http_get(&address, "/api/v1/me");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"credential\":\"development\""), "{body}");
+    assert!(
+        engine.log().contains("WARNING: authentication is disabled"),
+        "{}",
+        engine.log()
+    );
+    engine.stop();
+}
+
+/// `wangge auth`: a key pair with a private file only its owner reads, tokens whose role
+/// comes from the grid (and only for ids the grid has), API keys shown once and revocable.
+#[test]
+fn auth_issues_tokens_for_people_of_the_grid_and_manages_api_keys() {
+    let site = Site::new();
+    let public = site.auth_public_key();
+    let private = site.dir.path().join("auth.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the signing key is its owner's only");
+    }
+    let again = site.run(&["auth", "keygen", "--out", path_str(&private)]);
+    assert_eq!(
+        again.code, 1,
+        "an existing key is not overwritten: {again:?}"
+    );
+
+    let verifier = wangge_projections::http::TokenVerifier::from_public_key_pem(
+        &std::fs::read_to_string(&public).unwrap(),
+        "the site's key",
+    )
+    .unwrap();
+    let token = |args: &[&str]| {
+        let mut all = vec!["auth", "token", "--auth-key", path_str(&private)];
+        all.extend_from_slice(args);
+        site.run(&all)
+    };
+    for (id, role) in [
+        ("sup-330106001001", "supervisor"),
+        ("lead-330106002-1", "district"),
+        ("w-330106001001001", "grid_worker"),
+    ] {
+        let run = token(&["--as", id]);
+        assert_eq!(run.code, 0, "{run:?}");
+        let claims = verifier.verify(run.stdout.trim()).expect("a valid token");
+        assert_eq!(claims.sub, id);
+        assert_eq!(claims.role.map(|r| r.as_str()), Some(role), "{id}");
+    }
+    let auditor = token(&["--as", "audit-office", "--role", "auditor", "--ttl", "30m"]);
+    let claims = verifier
+        .verify(auditor.stdout.trim())
+        .expect("a valid token");
+    assert!(claims.exp - claims.iat.unwrap() == 1800);
+    let stranger = token(&["--as", "mallory"]);
+    assert_eq!(stranger.code, 1);
+    assert!(
+        stranger.stderr.contains("`mallory` is not in the grid"),
+        "{}",
+        stranger.stderr
+    );
+    let pretender = token(&["--as", "w-330106001001001", "--role", "supervisor"]);
+    assert_eq!(pretender.code, 1);
+    assert!(
+        pretender.stderr.contains("supervises no cell"),
+        "{}",
+        pretender.stderr
+    );
+
+    let keys = site.dir.path().join("keys.json");
+    let keys = path_str(&keys);
+    let created = site.run(&[
+        "auth",
+        "key",
+        "create",
+        "--name",
+        "bi",
+        "--role",
+        "district",
+        "--district",
+        "330106002",
+        "--keys-file",
+        keys,
+    ]);
+    assert_eq!(created.code, 0, "{created:?}");
+    let key = created.stdout.trim().to_owned();
+    assert!(key.starts_with("wk_") && key.len() > 40, "{key}");
+    assert!(
+        !std::fs::read_to_string(keys).unwrap().contains(&key),
+        "only the hash is stored"
+    );
+    let unknown = site.run(&[
+        "auth",
+        "key",
+        "create",
+        "--name",
+        "x",
+        "--role",
+        "district",
+        "--district",
+        "999",
+        "--keys-file",
+        keys,
+    ]);
+    assert_eq!(unknown.code, 1);
+    assert!(
+        unknown.stderr.contains("no district `999`"),
+        "{}",
+        unknown.stderr
+    );
+    let revoked = site.run(&["auth", "key", "revoke", "--name", "bi", "--keys-file", keys]);
+    assert_eq!(revoked.code, 0, "{revoked:?}");
+    let listed = site.run(&["auth", "key", "list", "--keys-file", keys]);
+    assert!(
+        listed.stdout.contains("bi\tdistrict\t330106002") && listed.stdout.contains("revoked"),
+        "{}",
+        listed.stdout
+    );
+}
+
+/// An identity provider's keys at a JWKS URL: fetched at start, tokens signed with the key
+/// are accepted, others refused; an unreachable URL stops the start.
+#[test]
+fn serve_checks_tokens_against_a_jwks_url() {
+    let site = Site::new();
+    let public = site.auth_public_key();
+    let private = site.dir.path().join("auth.key");
+    let jwks = wangge_projections::http::auth::ed25519_jwks(
+        &std::fs::read_to_string(&public).unwrap(),
+        "key-1",
+    )
+    .expect("a JWKS of the key");
+    // A one-file web server for the JWKS.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let jwks_url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::Read;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{jwks}",
+                jwks.len()
+            );
+        }
+    });
+    let url = site.url();
+    let unreachable = site.run(&[
+        "serve",
+        "--nats-url",
+        &url,
+        "--http-listen",
+        "127.0.0.1:0",
+        "--auth-jwks-url",
+        "http://127.0.0.1:9/jwks.json",
+    ]);
+    assert_eq!(unreachable.code, 1, "{unreachable:?}");
+    assert!(
+        unreachable.stderr.contains("cannot fetch the JWKS"),
+        "{}",
+        unreachable.stderr
+    );
+
+    let child = site
+        .command()
+        .args([
+            "serve",
+            "--nats-url",
+            &url,
+            "--http-listen",
+            "127.0.0.1:0",
+            "--intake-only",
+        ])
+        .args(["--auth-jwks-url", &jwks_url])
+        .args(["--seal-key", &site.seal_key()])
+        .env("WANGGE_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(site.dir.path().join("serve-jwks.log")).unwrap())
+        .spawn()
+        .expect("start wangge serve");
+    let mut engine = Engine {
+        child,
+        log: site.dir.path().join("serve-jwks.log"),
+    };
+    let address = http_address(&mut engine);
+    let issued = site.run(&[
+        "auth",
+        "token",
+        "--as",
+        "ops",
+        "--role",
+        "auditor",
+        "--auth-key",
+        path_str(&private),
+    ]);
+    assert_eq!(issued.code, 0, "{issued:?}");
+    let (status, body) = http_get_as(&address, "/api/v1/me", Some(issued.stdout.trim()));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"role\":\"auditor\""), "{body}");
+    let other = site.dir.path().join("other.key");
+    assert_eq!(
+        site.run(&["auth", "keygen", "--out", path_str(&other)])
+            .code,
+        0
+    );
+    let forged = site.run(&[
+        "auth",
+        "token",
+        "--as",
+        "ops",
+        "--role",
+        "auditor",
+        "--auth-key",
+        path_str(&other),
+    ]);
+    let (status, body) = http_get_as(&address, "/api/v1/me", Some(forged.stdout.trim()));
+    assert_eq!(status, 401, "{body}");
+    engine.stop();
 }

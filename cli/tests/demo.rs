@@ -29,6 +29,10 @@ fn the_demo_runs_a_day_on_the_embedded_default_and_reports_its_indicators() {
     for section in [
         "embedded in-memory log",
         "dashboard: http://127.0.0.1:",
+        // The dashboard needs a token: the demo signs login links with a key of its own.
+        "login (auditor, the whole city, 12 h): http://127.0.0.1:",
+        "/login#token=eyJ",
+        "login (翠苑街道 district, 12 h)",
         "intake",
         "SLA timers",
         "indicators of the day, by district",

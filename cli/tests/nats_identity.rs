@@ -94,6 +94,18 @@ impl Site {
                 (fields[1].to_owned(), fields[2].to_owned())
             })
             .collect::<HashMap<_, _>>();
+        // The engine's own keys: its seal, the API's token key, residents' KEK.
+        let seal_key = dir.path().join("seal.pem");
+        let auth_key = dir.path().join("auth.key");
+        let kek = dir.path().join("kek");
+        for args in [
+            vec!["seal", "keygen", "--out", seal_key.to_str().expect("utf-8")],
+            vec!["auth", "keygen", "--out", auth_key.to_str().expect("utf-8")],
+            vec!["residents", "new-kek", kek.to_str().expect("utf-8")],
+        ] {
+            let made = wangge(&args);
+            assert!(made.status.success(), "{made:?}");
+        }
         let engine_log = dir.path().join("engine.log");
         let mut command = Command::new(WANGGE);
         for (name, _) in std::env::vars() {
@@ -105,6 +117,10 @@ impl Site {
             .args(["serve", "--nats-url", &server.url()])
             .args(["--http-listen", "127.0.0.1:0", "--no-timer-snapshot"])
             .args(["--nats-user", "wangge-engine"])
+            .args(["--seal-key", seal_key.to_str().expect("utf-8")])
+            .args(["--kek-file", kek.to_str().expect("utf-8")])
+            .arg("--auth-public-key")
+            .arg(dir.path().join("auth.key.pub"))
             .env("WANGGE_NATS_PASSWORD", &passwords["wangge-engine"])
             .env("WANGGE_LOG", "info")
             .stdin(Stdio::null())

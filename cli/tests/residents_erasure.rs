@@ -87,6 +87,11 @@ impl Site {
             "WANGGE_KEK",
             "WANGGE_KEK_FILE",
             "WANGGE_POSTGRES_URL",
+            "WANGGE_IDENTITY",
+            "WANGGE_SEAL_KEY_FILE",
+            "WANGGE_SEAL_PUBLIC_KEYS_FILE",
+            "WANGGE_AUTH_PUBLIC_KEY",
+            "WANGGE_AUTH_KEY_FILE",
         ] {
             command.env_remove(var);
         }
@@ -111,6 +116,61 @@ impl Site {
         self.server.url()
     }
 
+    /// The engine's seal key and the keyring line verifiers need, made on first use.
+    fn seal_key(&self) -> String {
+        let key = self.dir.path().join("seal.pem");
+        let keyring = self.dir.path().join("keyring");
+        if !key.exists() {
+            let run = self.run(&["seal", "keygen", "--out", key.to_str().expect("path")]);
+            assert_eq!(run.code, 0, "{run:?}");
+            std::fs::write(&keyring, &run.stdout).expect("write the keyring");
+        }
+        key.to_str().expect("path").to_owned()
+    }
+
+    fn keyring(&self) -> String {
+        self.seal_key();
+        self.dir
+            .path()
+            .join("keyring")
+            .to_str()
+            .expect("path")
+            .to_owned()
+    }
+
+    /// The public half of the key the API's tokens are checked against, made on first use.
+    fn auth_public_key(&self) -> String {
+        let key = self.dir.path().join("auth.key");
+        if !key.exists() {
+            let run = self.run(&["auth", "keygen", "--out", key.to_str().expect("path")]);
+            assert_eq!(run.code, 0, "{run:?}");
+        }
+        self.dir
+            .path()
+            .join("auth.key.pub")
+            .to_str()
+            .expect("path")
+            .to_owned()
+    }
+
+    /// An auditor's token for the API.
+    fn auditor_token(&self) -> String {
+        self.auth_public_key();
+        let key = self.dir.path().join("auth.key");
+        let run = self.run(&[
+            "auth",
+            "token",
+            "--as",
+            "auditor-li",
+            "--role",
+            "auditor",
+            "--auth-key",
+            key.to_str().expect("path"),
+        ]);
+        assert_eq!(run.code, 0, "{run:?}");
+        run.stdout.trim().to_owned()
+    }
+
     fn kek(&self) -> &str {
         self.kek.to_str().expect("a UTF-8 path")
     }
@@ -132,6 +192,10 @@ impl Site {
                 "--kek-file",
                 self.kek(),
             ])
+            // A development server without accounts: senders are named by their messages.
+            .args(["--identity", "claimed"])
+            .args(["--seal-key", &self.seal_key()])
+            .args(["--auth-public-key", &self.auth_public_key()])
             .env("WANGGE_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -258,12 +322,12 @@ fn http_address(engine: &mut Engine) -> String {
     }
 }
 
-fn http_get(address: &str, path: &str) -> (u16, String) {
+fn http_get(address: &str, token: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).expect("connect to the api");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     )
     .expect("send the request");
     let mut response = String::new();
@@ -287,10 +351,10 @@ fn http_get(address: &str, path: &str) -> (u16, String) {
 }
 
 /// The case's history as the API serves it, once it holds at least `events` events.
-fn history(address: &str, case_id: CaseId, events: usize) -> Value {
+fn history(address: &str, token: &str, case_id: CaseId, events: usize) -> Value {
     let deadline = Instant::now() + WAIT;
     loop {
-        let (status, body) = http_get(address, &format!("/api/v1/cases/{case_id}/history"));
+        let (status, body) = http_get(address, token, &format!("/api/v1/cases/{case_id}/history"));
         if status == 200 {
             let history: Value = serde_json::from_str(&body).expect("json");
             if history["events"]
@@ -390,6 +454,7 @@ async fn an_erased_residents_contact_is_in_no_byte_of_the_store_nor_the_read_mod
 
     let mut engine = site.serve();
     let address = http_address(&mut engine);
+    let token = site.auditor_token();
 
     // A report, a refused report naming the resident, and a refused message naming nobody.
     let accepted = site.publish(
@@ -427,13 +492,13 @@ async fn an_erased_residents_contact_is_in_no_byte_of_the_store_nor_the_read_mod
         .expect("kept");
 
     // The API serves the contact masked.
-    let before = history(&address, case_id, 1);
+    let before = history(&address, &token, case_id, 1);
     let resident = &before["events"][0]["payload"]["details"]["resident"];
     assert_eq!(resident["id"], RESIDENT);
     assert_eq!(resident["contact"]["phone"], "139****5678");
     assert_eq!(resident["contact"]["name"], "欧****");
     assert_eq!(resident["contact"]["id_number"], "1101**********002X");
-    let (_, case_before) = http_get(&address, &format!("/api/v1/cases/{case_id}"));
+    let (_, case_before) = http_get(&address, &token, &format!("/api/v1/cases/{case_id}"));
     let case_before: Value = serde_json::from_str(&case_before).expect("json");
 
     // An auditor may reveal it; a worker not assigned to the case may not. Both recorded.
@@ -527,6 +592,7 @@ async fn an_erased_residents_contact_is_in_no_byte_of_the_store_nor_the_read_mod
         // The serving instance hears of the erasure through its watch on the bucket.
         let after = history(
             &address,
+            &token,
             case_id,
             before["events"].as_array().map_or(1, Vec::len),
         );
@@ -555,12 +621,20 @@ async fn an_erased_residents_contact_is_in_no_byte_of_the_store_nor_the_read_mod
         assert_eq!(old["event_type"], new["event_type"]);
         assert_eq!(old["changes"], new["changes"]);
     }
-    let (_, case_after) = http_get(&address, &format!("/api/v1/cases/{case_id}"));
+    let (_, case_after) = http_get(&address, &token, &format!("/api/v1/cases/{case_id}"));
     let case_after: Value = serde_json::from_str(&case_after).expect("json");
     for field in ["title", "cell", "location", "reporter", "reported_at"] {
         assert_eq!(case_before[field], case_after[field], "{field}");
     }
-    let verified = site.run(&["audit", "--postgres-url", &site.database.url(), "verify"]);
+    let keyring = site.keyring();
+    let verified = site.run(&[
+        "audit",
+        "--postgres-url",
+        &site.database.url(),
+        "--seal-public-keys",
+        &keyring,
+        "verify",
+    ]);
     assert_eq!(verified.code, 0, "{verified:?}");
     assert!(verified.stderr.contains("intact"), "{verified:?}");
 

@@ -190,6 +190,27 @@ async fn a_deadline_across_the_year_end_is_provisional_until_the_next_schedule_i
         Arc::new(log.clone()),
     )
     .with_sla(sla.clone());
+    // The API as served: tokens checked; the test reads as an auditor.
+    let (signing_pem, public_pem) = wangge_projections::http::auth::generate_ed25519_pem().unwrap();
+    let state = state.with_authenticator(wangge_projections::http::Authenticator::new(
+        Some(
+            wangge_projections::http::TokenVerifier::from_public_key_pem(&public_pem, "test")
+                .unwrap(),
+        ),
+        None,
+    ));
+    let token =
+        wangge_projections::http::auth::TokenSigner::from_private_key_pem(&signing_pem, "test")
+            .unwrap()
+            .issue(
+                "auditor",
+                Some(wangge_engine::domain::grid::AccessRole::Auditor),
+                chrono::Utc::now(),
+                std::time::Duration::from_secs(3600),
+            )
+            .unwrap();
+    let http_client = reqwest::Client::new();
+    let authorized_get = |url: String| http_client.get(url).bearer_auth(&token).send();
     tokio::spawn(serve_http(http, state, std::future::pending()));
 
     // A resident asks for social assistance (社会救助, high priority: 3 working days). It is
@@ -269,7 +290,7 @@ async fn a_deadline_across_the_year_end_is_provisional_until_the_next_schedule_i
         status_text.to_lowercase().contains("warning") && status_text.contains("cn"),
         "{status_text}"
     );
-    let metrics = reqwest::get(format!("{api}/metrics"))
+    let metrics = authorized_get(format!("{api}/metrics"))
         .await
         .unwrap()
         .text()
@@ -285,7 +306,7 @@ async fn a_deadline_across_the_year_end_is_provisional_until_the_next_schedule_i
         "{metrics}"
     );
     // The API lists the provisional case.
-    let listed: serde_json::Value = reqwest::get(format!("{api}/api/v1/cases?provisional=true"))
+    let listed: serde_json::Value = authorized_get(format!("{api}/api/v1/cases?provisional=true"))
         .await
         .unwrap()
         .json()
@@ -338,7 +359,7 @@ async fn a_deadline_across_the_year_end_is_provisional_until_the_next_schedule_i
         (view.sla.deadline == revised.clock.deadline && !view.sla.provisional).then_some(())
     })
     .await;
-    let body: serde_json::Value = reqwest::get(format!("{api}/api/v1/cases/{case}"))
+    let body: serde_json::Value = authorized_get(format!("{api}/api/v1/cases/{case}"))
         .await
         .unwrap()
         .json()
@@ -350,14 +371,14 @@ async fn a_deadline_across_the_year_end_is_provisional_until_the_next_schedule_i
     );
     assert_eq!(body["sla"]["provisional"], serde_json::json!(false));
     // Nothing provisional is left: not in the list, and the gauge drops to 0.
-    let listed: serde_json::Value = reqwest::get(format!("{api}/api/v1/cases?provisional=true"))
+    let listed: serde_json::Value = authorized_get(format!("{api}/api/v1/cases?provisional=true"))
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(listed["items"], serde_json::json!([]), "{listed}");
-    let metrics = reqwest::get(format!("{api}/metrics"))
+    let metrics = authorized_get(format!("{api}/metrics"))
         .await
         .unwrap()
         .text()

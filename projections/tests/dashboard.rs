@@ -2,7 +2,9 @@
 //! fantoccini): the board shows coloured cells, a supervisor drills down to a case and its
 //! audit trail, and a breach recorded while the page is open turns a cell red without a
 //! reload; a business calendar that runs out within 45 days is named in a banner. Keeps a
-//! screenshot in `target/dashboard-e2e/dashboard.png`.
+//! screenshot in `target/dashboard-e2e/dashboard.png`. Signing in: a token pasted or in a
+//! login link shows the dashboard with the identity; a bad one the login page with the
+//! reason (`target/dashboard-e2e/dashboard-login*.png`, copied to `docs/`).
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`deploy/dev/ensure-services.sh`
 //! installs them). Without them the test fails: it never skips.
@@ -151,8 +153,9 @@ async fn a_supervisor_watches_the_board_drills_down_to_an_audit_trail_and_sees_a
     let mut week = Week::realistic().await;
     let served = week.serve().await;
     let browser = driver.browser().await;
+    // Signed in by a login link (an auditor: the whole city).
     browser
-        .goto(&served.url("/"))
+        .goto(&served.url(&format!("/login#token={}", support::auditor_token())))
         .await
         .expect("the page opens");
 
@@ -368,6 +371,137 @@ async fn a_supervisor_watches_the_board_drills_down_to_an_audit_trail_and_sees_a
     );
 
     let path = save_screenshot(&browser, "dashboard.png").await;
+    eprintln!("screenshot: {}", path.display());
+    browser.close().await.expect("the browser closes");
+}
+
+#[tokio::test]
+async fn signing_in_with_a_token_shows_the_dashboard_and_a_bad_token_the_login_page_with_the_reason(
+) {
+    let driver = ChromeDriver::start().await;
+    let week = Week::realistic().await;
+    let served = week.serve().await;
+    let browser = driver.browser().await;
+
+    // No token: the login page, nothing else.
+    browser
+        .goto(&served.url("/"))
+        .await
+        .expect("the page opens");
+    wait_for(&browser, "#login:not([hidden]) #login-token").await;
+    assert_eq!(
+        browser
+            .execute("return document.body.dataset.auth;", vec![])
+            .await
+            .unwrap(),
+        json!("out")
+    );
+
+    // A token signed by someone else's key: back to the login page, saying why.
+    let (someone_elses_key, _) =
+        wangge_projections::http::auth::generate_ed25519_pem().expect("a key");
+    let forged = wangge_projections::http::auth::TokenSigner::from_private_key_pem(
+        &someone_elses_key,
+        "a forger's key",
+    )
+    .unwrap()
+    .issue(
+        "lead-330106001-1",
+        None,
+        chrono::Utc::now(),
+        Duration::from_secs(3600),
+    )
+    .unwrap();
+    let field = wait_for(&browser, "#login-token").await;
+    field.send_keys(&forged).await.unwrap();
+    browser
+        .find(Locator::Css("#login-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let reason = wait_for(&browser, "#login-reason:not([hidden])").await;
+    let reason = reason.text().await.unwrap();
+    assert!(
+        reason.contains("登录已失效") && reason.contains("signature"),
+        "{reason}"
+    );
+    let path = save_screenshot(&browser, "dashboard-login-refused.png").await;
+    eprintln!("screenshot: {}", path.display());
+
+    // The district lead of 翠苑街道 pastes a valid token: the dashboard, with who they are.
+    let lead = support::token("lead-330106001-1", None);
+    let field = wait_for(&browser, "#login-token").await;
+    field.send_keys(&lead).await.unwrap();
+    browser
+        .find(Locator::Css("#login-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, "body[data-auth=\"in\"]").await;
+    wait_for(&browser, ".tile[data-light]").await;
+    let whoami = text_of(&browser, "#whoami").await;
+    assert!(
+        whoami.contains("lead-330106001-1")
+            && whoami.contains("街道 district")
+            && whoami.contains("翠苑街道"),
+        "{whoami}"
+    );
+    // Their scope: 翠苑街道's communities only.
+    // (Read in one script: the tiles are redrawn as the page settles.)
+    let codes = browser
+        .execute(
+            "return [...document.querySelectorAll('.tile[data-light]:not([data-light=\\'none\\'])')].map(t => t.dataset.code);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let codes = codes.as_array().expect("a list");
+    assert!(
+        !codes.is_empty(),
+        "some of 翠苑街道's communities have open cases"
+    );
+    for code in codes {
+        let code = code.as_str().unwrap_or_default();
+        assert!(
+            code.starts_with(DISTRICT),
+            "a lit tile outside 翠苑街道: {code}"
+        );
+    }
+    wait_for(&browser, "#live[data-state=\"open\"]").await;
+    let path = save_screenshot(&browser, "dashboard-signed-in.png").await;
+    eprintln!("screenshot: {}", path.display());
+    assert!(
+        browser.current_url().await.unwrap().fragment().is_none(),
+        "the token does not stay in the address bar"
+    );
+
+    // Signing out returns to the login page.
+    browser
+        .find(Locator::Css("#signout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let reason = wait_for(&browser, "#login-reason:not([hidden])").await;
+    assert!(reason.text().await.unwrap().contains("已退出"));
+    let stored = browser
+        .execute("return sessionStorage.getItem('wangge.token');", vec![])
+        .await
+        .unwrap();
+    assert_eq!(stored, json!(null), "the token is forgotten");
+    browser
+        .execute(
+            "document.getElementById('login-reason').hidden = true; return true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let path = save_screenshot(&browser, "dashboard-login.png").await;
     eprintln!("screenshot: {}", path.display());
     browser.close().await.expect("the browser closes");
 }

@@ -253,11 +253,50 @@ async fn day<L: EventLog + Clone>(
         Arc::new(log.clone()),
     )
     .with_sla(sla.clone());
+    // Authentication as in production, with a key that lives as long as the demo: the
+    // login links below carry tokens signed with it.
+    let (signing_pem, public_pem) = wangge_projections::http::auth::generate_ed25519_pem()?;
+    let signer = wangge_projections::http::auth::TokenSigner::from_private_key_pem(
+        &signing_pem,
+        "the demo's key",
+    )?;
+    let verifier = wangge_projections::http::TokenVerifier::from_public_key_pem(
+        &public_pem,
+        "the demo's key",
+    )?;
+    let api = api.with_authenticator(wangge_projections::http::Authenticator::new(
+        Some(verifier),
+        None,
+    ));
+    let token_ttl = std::time::Duration::from_secs(12 * 3600);
+    let auditor_token = signer.issue(
+        "demo-auditor",
+        Some(wangge_engine::domain::grid::AccessRole::Auditor),
+        chrono::Utc::now(),
+        token_ttl,
+    )?;
+    let district_login = grid
+        .districts()
+        .next()
+        .map(|district| -> anyhow::Result<(String, String)> {
+            let token = signer.issue(
+                &district.supervisor,
+                Some(wangge_engine::domain::grid::AccessRole::District),
+                chrono::Utc::now(),
+                token_ttl,
+            )?;
+            Ok((district.name.clone(), token))
+        })
+        .transpose()?;
     let (stop_http, http_stopping) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(serve_http(listener, api, async move {
         http_stopping.await.ok();
     }));
     println!("dashboard: http://{address}/  (API: http://{address}/api/v1/, OpenAPI: http://{address}/api/openapi.json)");
+    println!("login (auditor, the whole city, 12 h): http://{address}/login#token={auditor_token}");
+    if let Some((name, token)) = &district_login {
+        println!("login ({name} district, 12 h): http://{address}/login#token={token}");
+    }
 
     let mut dice = Dice::new(args.seed);
     let patrols = patrol_plan(&mut dice, &grid, start);

@@ -13,6 +13,7 @@
 //! - [`skills`] — what a worker's skill covers.
 //! - [`file`] — a grid file's text turned into the events that build it.
 //! - [`categories`] — the [`CategoryCatalogue`].
+//! - [`access`] — the read side's roles and the cells each person's scope covers.
 //!
 //! The grid changes at run time, by grid events on the grid stream:
 //!
@@ -23,6 +24,7 @@
 //!
 //! [`GridDirectory`] is the name intake and the CLI know the grid by; it is [`GridState`].
 
+pub mod access;
 pub mod categories;
 pub mod commands;
 pub mod file;
@@ -30,6 +32,7 @@ pub mod live;
 pub mod skills;
 pub mod state;
 
+pub use access::{AccessError, AccessRole, AccessScope};
 pub use categories::CategoryCatalogue;
 pub use commands::{check_against, parse_grid_command, GridRejection};
 pub use file::{events_of_file, SAMPLE_CATEGORIES_JSON, SAMPLE_CITY_JSON};

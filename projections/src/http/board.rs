@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::Json;
 
+use super::auth::{Caller, Narrowed, QueryCells};
 use super::error::{ApiError, ApiErrorBody};
 use super::extract::ApiQuery;
 use super::state::ApiState;
@@ -18,14 +19,31 @@ use crate::query::{BoardQuery, BoardRow, OverdueCase, OverdueQuery, Page};
     responses(
         (status = 200, description = "Board rows in code (and tier) order", body = Vec<BoardRow>),
         (status = 400, description = "A parameter is unknown or malformed, or names a cell the grid lacks", body = ApiErrorBody),
+        (status = 401, description = "No valid token or API key", body = ApiErrorBody),
+        (status = 403, description = "A cell outside the caller's scope, or a role that does not read this", body = ApiErrorBody),
     )
 )]
 pub async fn sla_board(
     State(state): State<ApiState>,
-    ApiQuery(query): ApiQuery<BoardQuery>,
+    caller: Caller,
+    ApiQuery(mut query): ApiQuery<BoardQuery>,
 ) -> Result<Json<Vec<BoardRow>>, ApiError> {
-    query.scope().check(&state.grid())?;
-    Ok(Json(state.read_models().sla_board(&query).await?))
+    caller.require_reports("the SLA board")?;
+    let grid = state.grid();
+    let narrowed = caller.narrow(
+        &grid,
+        QueryCells {
+            district: Some(&mut query.district),
+            community: Some(&mut query.community),
+            ..QueryCells::default()
+        },
+    )?;
+    query.scope().check(&grid)?;
+    let mut rows = state.read_models().sla_board(&query).await?;
+    if narrowed == Narrowed::FilterRows {
+        rows.retain(|row| caller.sees_cell(&grid, &row.code));
+    }
+    Ok(Json(rows))
 }
 
 /// Open cases past the limit of their running step, the longest overdue first: how late
@@ -38,13 +56,32 @@ pub async fn sla_board(
     responses(
         (status = 200, description = "One page of overdue cases", body = Page<OverdueCase>),
         (status = 400, description = "A parameter is unknown, malformed or out of range", body = ApiErrorBody),
+        (status = 401, description = "No valid token or API key", body = ApiErrorBody),
+        (status = 403, description = "A cell outside the caller's scope, or a role that does not read this", body = ApiErrorBody),
     )
 )]
 pub async fn overdue(
     State(state): State<ApiState>,
-    ApiQuery(query): ApiQuery<OverdueQuery>,
+    caller: Caller,
+    ApiQuery(mut query): ApiQuery<OverdueQuery>,
 ) -> Result<Json<Page<OverdueCase>>, ApiError> {
-    query.scope().check(&state.grid())?;
+    caller.require_reports("the overdue list")?;
+    let grid = state.grid();
+    let narrowed = caller.narrow(
+        &grid,
+        QueryCells {
+            district: Some(&mut query.district),
+            community: Some(&mut query.community),
+            cell: Some(&mut query.cell),
+            ..QueryCells::default()
+        },
+    )?;
+    query.scope().check(&grid)?;
     let now = state.now();
-    Ok(Json(state.read_models().overdue(&query, now).await?))
+    let mut page = state.read_models().overdue(&query, now).await?;
+    if narrowed == Narrowed::FilterRows {
+        page.items
+            .retain(|case| caller.sees_cell(&grid, &case.building));
+    }
+    Ok(Json(page))
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use wangge_schemas::CaseId;
 
+use super::auth::{Caller, QueryCells};
 use super::error::{ApiError, ApiErrorBody};
 use super::extract::{ApiQuery, CaseIdPath};
 use super::grid::NoParameters;
@@ -47,6 +48,23 @@ fn unknown_case(case_id: CaseId) -> ApiError {
     ApiError::not_found("case_id", format!("no case {case_id}"))
 }
 
+/// The case, if it exists and the caller may see it (403 naming where it is otherwise).
+async fn visible_case(
+    state: &ApiState,
+    caller: &Caller,
+    case_id: CaseId,
+) -> Result<CaseView, ApiError> {
+    let case = state
+        .read_models()
+        .case(case_id)
+        .await?
+        .ok_or_else(|| unknown_case(case_id))?;
+    if !caller.sees_case(&case) {
+        return Err(caller.case_forbidden(&case));
+    }
+    Ok(case)
+}
+
 /// Cases, newest report first, filtered; one page at a time.
 #[utoipa::path(
     get,
@@ -56,13 +74,27 @@ fn unknown_case(case_id: CaseId) -> ApiError {
     responses(
         (status = 200, description = "One page of cases; pass `next_cursor` as `cursor` for the next", body = Page<CaseView>),
         (status = 400, description = "A parameter is unknown, malformed or out of range", body = ApiErrorBody),
+        (status = 401, description = "No valid token or API key", body = ApiErrorBody),
+        (status = 403, description = "A cell or assignee outside the caller's scope", body = ApiErrorBody),
     )
 )]
 pub async fn list_cases(
     State(state): State<ApiState>,
-    ApiQuery(query): ApiQuery<CaseQuery>,
+    caller: Caller,
+    ApiQuery(mut query): ApiQuery<CaseQuery>,
 ) -> Result<Json<Page<CaseView>>, ApiError> {
-    query.scope().check(&state.grid())?;
+    let grid = state.grid();
+    caller.narrow(
+        &grid,
+        QueryCells {
+            district: Some(&mut query.district),
+            community: Some(&mut query.community),
+            building: Some(&mut query.building),
+            cell: Some(&mut query.cell),
+            assignee: Some(&mut query.assignee),
+        },
+    )?;
+    query.scope().check(&grid)?;
     Ok(Json(state.read_models().cases(&query).await?))
 }
 
@@ -75,20 +107,18 @@ pub async fn list_cases(
     responses(
         (status = 200, body = CaseView),
         (status = 400, description = "The case id is malformed", body = ApiErrorBody),
+        (status = 401, description = "No valid token or API key", body = ApiErrorBody),
+        (status = 403, description = "The case lies outside the caller's scope", body = ApiErrorBody),
         (status = 404, description = "No such case", body = ApiErrorBody),
     )
 )]
 pub async fn get_case(
     State(state): State<ApiState>,
+    caller: Caller,
     CaseIdPath(case_id): CaseIdPath,
     _: ApiQuery<NoParameters>,
 ) -> Result<Json<CaseView>, ApiError> {
-    state
-        .read_models()
-        .case(case_id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| unknown_case(case_id))
+    visible_case(&state, &caller, case_id).await.map(Json)
 }
 
 /// A case's history: every event with actor, time and what changed, oldest first.
@@ -100,14 +130,18 @@ pub async fn get_case(
     responses(
         (status = 200, body = CaseHistory),
         (status = 400, description = "The case id is malformed", body = ApiErrorBody),
+        (status = 401, description = "No valid token or API key", body = ApiErrorBody),
+        (status = 403, description = "The case lies outside the caller's scope", body = ApiErrorBody),
         (status = 404, description = "No such case", body = ApiErrorBody),
     )
 )]
 pub async fn case_history(
     State(state): State<ApiState>,
+    caller: Caller,
     CaseIdPath(case_id): CaseIdPath,
     _: ApiQuery<NoParameters>,
 ) -> Result<Json<CaseHistory>, ApiError> {
+    visible_case(&state, &caller, case_id).await?;
     let trail = state
         .read_models()
         .audit_trail(case_id)
@@ -128,14 +162,18 @@ pub async fn case_history(
     responses(
         (status = 200, body = CaseAudit),
         (status = 400, description = "The case id is malformed", body = ApiErrorBody),
+        (status = 401, description = "No valid token or API key", body = ApiErrorBody),
+        (status = 403, description = "The case lies outside the caller's scope", body = ApiErrorBody),
         (status = 404, description = "No such case", body = ApiErrorBody),
     )
 )]
 pub async fn case_audit(
     State(state): State<ApiState>,
+    caller: Caller,
     CaseIdPath(case_id): CaseIdPath,
     _: ApiQuery<NoParameters>,
 ) -> Result<Json<CaseAudit>, ApiError> {
+    visible_case(&state, &caller, case_id).await?;
     let trail = state
         .read_models()
         .audit_trail(case_id)

@@ -32,6 +32,12 @@ pub fn routes() -> Router<ApiState> {
             "/",
             get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
         )
+        // The login page is the dashboard's own page: it shows the login form until a token
+        // is given (pasted, or in the link's `#token=` fragment, which never reaches a server).
+        .route(
+            "/login",
+            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
+        )
         .route(
             "/dashboard.css",
             get(|| async { asset("text/css; charset=utf-8", DASHBOARD_CSS) }),

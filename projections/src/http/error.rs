@@ -19,7 +19,8 @@ pub struct ApiErrorBody {
     /// `rejected` when the request is at fault (4xx), `error` when the server is (5xx).
     pub status: String,
     /// `invalid_parameter`, `unknown_parameter`, `missing_parameter`, `not_found`,
-    /// `unknown_route`, `method_not_allowed` or `unavailable`.
+    /// `unauthorized` (401: no valid token or key), `forbidden` (403: outside the caller's
+    /// scope), `unknown_route`, `method_not_allowed` or `unavailable`.
     pub code: String,
     /// The parameter at fault, as the request named it.
     pub field: Option<String>,
@@ -41,6 +42,17 @@ pub enum ApiError {
     /// The case, worker or other thing the path names does not exist.
     #[error("not found: {reason}")]
     NotFound {
+        field: Option<String>,
+        reason: String,
+    },
+    /// No valid credentials: missing, malformed, expired, wrongly signed, revoked (401,
+    /// with `WWW-Authenticate: Bearer`).
+    #[error("unauthorized: {reason}")]
+    Unauthorized { reason: String },
+    /// The caller is known but may not see this: a cell outside their scope, another
+    /// worker's case (403).
+    #[error("forbidden: {reason}")]
+    Forbidden {
         field: Option<String>,
         reason: String,
     },
@@ -68,6 +80,13 @@ impl ApiError {
         }
     }
 
+    pub fn forbidden(field: Option<&str>, reason: impl Into<String>) -> Self {
+        Self::Forbidden {
+            field: field.map(str::to_owned),
+            reason: reason.into(),
+        }
+    }
+
     pub fn status_code(&self) -> StatusCode {
         match self {
             Self::InvalidParameter { .. }
@@ -75,6 +94,8 @@ impl ApiError {
             | Self::MissingParameter { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound { .. } | Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -91,6 +112,8 @@ impl ApiError {
                 ("missing_parameter", Some(field.clone()), reason.clone())
             }
             Self::NotFound { field, reason } => ("not_found", field.clone(), reason.clone()),
+            Self::Unauthorized { reason } => ("unauthorized", None, reason.clone()),
+            Self::Forbidden { field, reason } => ("forbidden", field.clone(), reason.clone()),
             Self::UnknownRoute { path } => (
                 "unknown_route",
                 None,
@@ -131,6 +154,27 @@ impl IntoResponse for ApiError {
         let status = self.status_code();
         if status.is_server_error() {
             warn!(error = %self, "api request failed");
+        }
+        if let Self::Unauthorized { reason } = &self {
+            // RFC 6750: say which scheme is wanted, and (quoted, ASCII-safe) why.
+            let description: String = reason
+                .chars()
+                .map(|c| {
+                    if c == '"' || c == '\\' || !c.is_ascii() || c.is_ascii_control() {
+                        '\''
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            let challenge =
+                format!("Bearer realm=\"wangge\", error=\"invalid_token\", error_description=\"{description}\"");
+            return (
+                status,
+                [(axum::http::header::WWW_AUTHENTICATE, challenge)],
+                Json(self.body()),
+            )
+                .into_response();
         }
         (status, Json(self.body())).into_response()
     }

@@ -12,9 +12,15 @@
 //! | `GET /api/openapi.json` | the OpenAPI document, generated from the handlers ([`openapi`]) |
 //! | `GET /metrics` | Prometheus text ([`metrics`]) |
 //!
+//! Every `/api/v1/…` route and `/metrics` need `Authorization: Bearer <JWT or API key>`
+//! ([`auth`], [`api_keys`]); the OpenAPI document and the dashboard's page, style sheet and
+//! script are public (they hold no data).
+//!
 //! Every refusal is JSON: `{"status":"rejected","code","field","reason"}` (4xx) or
 //! `{"status":"error",…}` (5xx), unknown routes included.
 
+pub mod api_keys;
+pub mod auth;
 pub mod board;
 pub mod cases;
 pub mod dashboard;
@@ -40,35 +46,45 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
+pub use api_keys::{ApiKeyFile, ApiKeyRecord, ApiKeyStore};
+pub use auth::{Authenticator, Caller, TokenVerifier};
 pub use error::{ApiError, ApiErrorBody};
 pub use openapi::openapi;
 pub use state::{ApiState, LiveSettings, LogHead};
 
 /// The whole HTTP surface over `state`.
 pub fn router(state: ApiState) -> Router {
-    let (api, document) = openapi::api_routes().split_for_parts();
-    let document = Arc::new(openapi::render(&document));
-    api.route(
-        "/api/openapi.json",
-        get(move || {
-            let document = document.clone();
-            async move {
-                (
-                    [(header::CONTENT_TYPE, "application/json")],
-                    (*document).clone(),
-                )
-            }
-        }),
-    )
-    .route("/metrics", get(metrics::scrape))
-    .merge(dashboard::routes())
-    .fallback(unknown_route)
-    .method_not_allowed_fallback(method_not_allowed)
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        metrics::track,
-    ))
-    .with_state(state)
+    let routes = openapi::api_routes();
+    let document = Arc::new(openapi::render(&openapi::document_of(&routes)));
+    let api: Router<ApiState> = routes.into();
+    // Every API route and /metrics behind authentication (a route layer: unknown routes
+    // still answer 404); the document and the dashboard's static files are public, the
+    // data they show is not.
+    api.route("/metrics", get(metrics::scrape))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        (*document).clone(),
+                    )
+                }
+            }),
+        )
+        .merge(dashboard::routes())
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .with_state(state)
 }
 
 async fn unknown_route(request: Request) -> impl IntoResponse {

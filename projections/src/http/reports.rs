@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::Json;
 
+use super::auth::{Caller, Narrowed, QueryCells};
 use super::error::{ApiError, ApiErrorBody};
 use super::extract::ApiQuery;
 use super::state::ApiState;
@@ -42,13 +43,29 @@ use crate::query::{
     responses(
         (status = 200, description = "One row per group, in key order; each counter summed over its own cohort's days in the range", body = Vec<IndicatorRow>),
         (status = 400, description = "A parameter is unknown, missing or malformed, `to` is before `from`, or the range is too long", body = ApiErrorBody),
+        (status = 401, description = "No valid token or API key", body = ApiErrorBody),
+        (status = 403, description = "A cell outside the caller's scope, or a role that does not read this", body = ApiErrorBody),
     )
 )]
 pub async fn indicators(
     State(state): State<ApiState>,
-    ApiQuery(query): ApiQuery<IndicatorQuery>,
+    caller: Caller,
+    ApiQuery(mut query): ApiQuery<IndicatorQuery>,
 ) -> Result<Json<Vec<IndicatorRow>>, ApiError> {
-    query.scope().check(&state.grid())?;
+    caller.require_reports("indicators")?;
+    let grid = state.grid();
+    // A building supervisor's figures are their building cell's (`cell`).
+    let narrowed = caller.narrow(
+        &grid,
+        QueryCells {
+            district: Some(&mut query.district),
+            community: Some(&mut query.community),
+            building: Some(&mut query.cell),
+            ..QueryCells::default()
+        },
+    )?;
+    sums_only(narrowed)?;
+    query.scope().check(&grid)?;
     Ok(Json(state.read_models().indicators(&query).await?))
 }
 
@@ -68,13 +85,27 @@ pub async fn indicators(
     responses(
         (status = 200, body = Ranking),
         (status = 400, description = "A parameter is unknown, missing, malformed or out of range", body = ApiErrorBody),
+        (status = 401, description = "No valid token or API key", body = ApiErrorBody),
+        (status = 403, description = "A cell outside the caller's scope, or a role that does not read this", body = ApiErrorBody),
     )
 )]
 pub async fn ranking(
     State(state): State<ApiState>,
-    ApiQuery(query): ApiQuery<RankingQuery>,
+    caller: Caller,
+    ApiQuery(mut query): ApiQuery<RankingQuery>,
 ) -> Result<Json<Ranking>, ApiError> {
-    query.scope().check(&state.grid())?;
+    caller.require_reports("the red-and-black board")?;
+    let grid = state.grid();
+    let narrowed = caller.narrow(
+        &grid,
+        QueryCells {
+            district: Some(&mut query.district),
+            community: Some(&mut query.community),
+            ..QueryCells::default()
+        },
+    )?;
+    sums_only(narrowed)?;
+    query.scope().check(&grid)?;
     Ok(Json(state.read_models().ranking(&query).await?))
 }
 
@@ -88,12 +119,45 @@ pub async fn ranking(
     responses(
         (status = 200, body = PatrolReport),
         (status = 400, description = "A parameter is unknown, missing or malformed", body = ApiErrorBody),
+        (status = 401, description = "No valid token or API key", body = ApiErrorBody),
+        (status = 403, description = "A cell outside the caller's scope, or a role that does not read this", body = ApiErrorBody),
     )
 )]
 pub async fn patrol_coverage(
     State(state): State<ApiState>,
-    ApiQuery(query): ApiQuery<PatrolQuery>,
+    caller: Caller,
+    ApiQuery(mut query): ApiQuery<PatrolQuery>,
 ) -> Result<Json<PatrolReport>, ApiError> {
-    query.scope().check(&state.grid())?;
-    Ok(Json(state.read_models().patrol_coverage(&query).await?))
+    caller.require_reports("patrol coverage")?;
+    let grid = state.grid();
+    let narrowed = caller.narrow(
+        &grid,
+        QueryCells {
+            district: Some(&mut query.district),
+            community: Some(&mut query.community),
+            ..QueryCells::default()
+        },
+    )?;
+    query.scope().check(&grid)?;
+    let mut report = state.read_models().patrol_coverage(&query).await?;
+    if narrowed == Narrowed::FilterRows {
+        report
+            .cells
+            .retain(|cell| caller.sees_cell(&grid, &cell.cell));
+        report.patrolled = report.cells.iter().filter(|c| c.days_patrolled > 0).count();
+        report.not_patrolled = report.cells.len() - report.patrolled;
+    }
+    Ok(Json(report))
+}
+
+/// A report of sums cannot drop the rows outside a scope after the fact: refuse when the
+/// query could not be limited to the caller's cell exactly.
+fn sums_only(narrowed: Narrowed) -> Result<(), ApiError> {
+    match narrowed {
+        Narrowed::Exactly => Ok(()),
+        Narrowed::FilterRows => Err(ApiError::forbidden(
+            None,
+            "this report is kept per community and above; a building's supervisor reads it through their community's supervisor",
+        )),
+    }
 }

@@ -9,6 +9,7 @@ use wangge_engine::grid::{LiveGrid, SharedGrid};
 use wangge_engine::log::{EventLog, LogPosition};
 use wangge_engine::sla::{LiveSla, SharedSla};
 
+use super::auth::Authenticator;
 use super::grid::GridTree;
 use super::metrics::HttpMetrics;
 use crate::query::ReadModels;
@@ -67,6 +68,9 @@ struct Inner {
     log_head: Arc<dyn LogHead>,
     metrics: HttpMetrics,
     live: LiveSettings,
+    /// Who may read (tokens, API keys); refuses everyone until
+    /// [`ApiState::with_authenticator`] gives one.
+    authenticator: std::sync::RwLock<Arc<Authenticator>>,
     /// Flips to `true` when the server shuts down, which ends the live streams (a
     /// graceful shutdown waits for every open response, and a live stream never ends).
     stopping: tokio::sync::watch::Sender<bool>,
@@ -105,6 +109,7 @@ impl ApiState {
                 log_head,
                 metrics: HttpMetrics::new(),
                 live,
+                authenticator: std::sync::RwLock::new(Arc::new(Authenticator::refuse_all())),
                 stopping: tokio::sync::watch::channel(false).0,
             }),
             sla: SharedSla::bundled(),
@@ -116,6 +121,26 @@ impl ApiState {
     pub fn with_sla(mut self, sla: SharedSla) -> Self {
         self.sla = sla;
         self
+    }
+
+    /// The same state accepting the credentials `authenticator` accepts. Without it, every
+    /// protected route answers 401: a server wired without authentication serves nobody.
+    pub fn with_authenticator(self, authenticator: Authenticator) -> Self {
+        *self
+            .inner
+            .authenticator
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(authenticator);
+        self
+    }
+
+    /// Who may read.
+    pub fn authenticator(&self) -> Arc<Authenticator> {
+        self.inner
+            .authenticator
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     pub fn read_models(&self) -> &dyn ReadModels {

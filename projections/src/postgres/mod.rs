@@ -18,7 +18,9 @@
 //! - [`rebuild`]: a projection rebuilt from the start of the log into shadow tables and
 //!   swapped in, in one transaction.
 //! - [`audit`]: reading stored trails back for `wangge audit verify`.
+//! - [`api_keys`]: the API keys other systems read the HTTP API with (not a projection).
 
+pub mod api_keys;
 pub mod audit;
 pub mod exclusive;
 pub mod listen;

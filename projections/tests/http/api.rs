@@ -388,7 +388,9 @@ async fn the_dashboard_page_and_its_assets_are_served_from_the_binary() {
         ("/dashboard.css", "text/css", "--red"),
         ("/dashboard.js", "text/javascript", "EventSource"),
     ] {
-        let response = reqwest::get(served.url(path)).await.unwrap();
+        let response = crate::support::authorized_get(served.url(path))
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
         let content_type = response.headers()["content-type"]
             .to_str()

@@ -249,6 +249,7 @@ async fn what_does_not_exist_is_a_404_and_a_write_is_not_allowed() {
     }
     let response = reqwest::Client::new()
         .post(served.url("/api/v1/cases"))
+        .bearer_auth(crate::support::auditor_token())
         .body("{}")
         .send()
         .await

@@ -20,7 +20,9 @@ struct EventStream {
 
 impl EventStream {
     async fn open(url: &str) -> Self {
-        let response = reqwest::get(url).await.expect("the live stream answers");
+        let response = crate::support::authorized_get(url)
+            .await
+            .expect("the live stream answers");
         assert_eq!(response.status(), 200);
         assert!(response.headers()["content-type"]
             .to_str()

@@ -5,6 +5,7 @@
 mod support;
 
 mod api;
+mod auth;
 mod errors;
 mod live;
 mod metrics;
@@ -15,7 +16,9 @@ use serde_json::Value;
 
 /// GETs a path and returns its status and JSON body.
 pub async fn get(url: &str) -> (u16, Value) {
-    let response = reqwest::get(url).await.expect("the server answers");
+    let response = crate::support::authorized_get(url)
+        .await
+        .expect("the server answers");
     let status = response.status().as_u16();
     let text = response.text().await.expect("a body");
     let body = serde_json::from_str(&text)

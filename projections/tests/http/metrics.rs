@@ -3,7 +3,7 @@
 use crate::support::Week;
 
 async fn scrape(url: &str) -> String {
-    let response = reqwest::get(url).await.unwrap();
+    let response = crate::support::authorized_get(url).await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"]
         .to_str()
@@ -25,16 +25,20 @@ async fn requests_are_counted_and_timed_per_route_and_status() {
     let week = Week::realistic().await;
     let served = week.serve().await;
     for _ in 0..3 {
-        reqwest::get(served.url("/api/v1/board")).await.unwrap();
+        crate::support::authorized_get(served.url("/api/v1/board"))
+            .await
+            .unwrap();
     }
     let case = "01936b2e-9c1d-7c3f-8a55-5c3f00000001";
-    reqwest::get(served.url(&format!("/api/v1/cases/{case}")))
+    crate::support::authorized_get(served.url(&format!("/api/v1/cases/{case}")))
         .await
         .unwrap();
-    reqwest::get(served.url("/api/v1/cases?limit=0"))
+    crate::support::authorized_get(served.url("/api/v1/cases?limit=0"))
         .await
         .unwrap();
-    reqwest::get(served.url("/no/such/page")).await.unwrap();
+    crate::support::authorized_get(served.url("/no/such/page"))
+        .await
+        .unwrap();
     let text = scrape(&served.url("/metrics")).await;
     let requests = |route: &str, status: u16| {
         sample(
@@ -91,7 +95,9 @@ async fn two_servers_in_one_process_keep_their_figures_apart() {
     let week = Week::new();
     let first = week.serve().await;
     let second = week.serve().await;
-    reqwest::get(first.url("/api/v1/grid")).await.unwrap();
+    crate::support::authorized_get(first.url("/api/v1/grid"))
+        .await
+        .unwrap();
     let text = scrape(&second.url("/metrics")).await;
     assert_eq!(
         sample(

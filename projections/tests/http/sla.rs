@@ -44,6 +44,10 @@ async fn serve(now: DateTime<Utc>, sla: Option<SharedSla>) -> String {
     if let Some(sla) = sla {
         state = state.with_sla(sla);
     }
+    state = state.with_authenticator(wangge_projections::http::Authenticator::new(
+        Some(crate::support::verifier()),
+        None,
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a local port");
@@ -123,7 +127,7 @@ async fn the_status_and_the_gauges_follow_the_sla_data_they_are_given() {
     assert_eq!(cn(&status)["expiring"], false);
 
     let metrics = |base: String| async move {
-        let text = reqwest::get(format!("{base}/metrics"))
+        let text = crate::support::authorized_get(format!("{base}/metrics"))
             .await
             .expect("metrics")
             .text()
@@ -147,14 +151,14 @@ async fn the_status_and_the_gauges_follow_the_sla_data_they_are_given() {
 #[tokio::test]
 async fn the_dashboard_has_a_banner_for_an_expiring_calendar() {
     let base = serve(beijing(12, 3), None).await;
-    let page = reqwest::get(format!("{base}/"))
+    let page = crate::support::authorized_get(format!("{base}/"))
         .await
         .expect("page")
         .text()
         .await
         .expect("text");
     assert!(page.contains(r#"id="sla-banner""#), "{page}");
-    let script = reqwest::get(format!("{base}/dashboard.js"))
+    let script = crate::support::authorized_get(format!("{base}/dashboard.js"))
         .await
         .expect("script")
         .text()

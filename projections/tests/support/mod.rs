@@ -9,19 +9,23 @@
 //! projection runners, and the API is served on a real TCP port.
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures::StreamExt;
 use wangge_engine::app::{CaseService, Clock, CommandRequest, ManualClock};
+use wangge_engine::domain::grid::AccessRole;
 use wangge_engine::domain::CaseCommand;
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
 use wangge_engine::log::{EventLog, LogPosition, MemoryLog};
 use wangge_engine::runtime::dispatcher::Dispatcher;
 use wangge_engine::runtime::timers::{Fired, TimerBook, TimerService};
 use wangge_engine::runtime::Ownership;
-use wangge_projections::http::{serve_http, ApiState, LiveSettings};
+use wangge_projections::http::auth::{generate_ed25519_pem, TokenSigner};
+use wangge_projections::http::{
+    serve_http, ApiKeyStore, ApiState, Authenticator, LiveSettings, TokenVerifier,
+};
 use wangge_projections::runner::RunnerConfig;
 use wangge_projections::{FoldContext, MemoryReadModels, ReadModels};
 use wangge_schemas::{
@@ -55,6 +59,50 @@ const REPORTS: [(&str, &str); 3] = [
     ("楼道灯坏了,晚上看不见台阶", "lighting.stairwell_light_out"),
     ("楼道堆放杂物,堵塞消防通道", "fire_safety.corridor_blocked"),
 ];
+
+/// The tests' signing key (one per test process) and the verifier every served API uses.
+pub static KEYS: LazyLock<(String, String)> =
+    LazyLock::new(|| generate_ed25519_pem().expect("an Ed25519 key pair"));
+
+pub fn signer() -> TokenSigner {
+    TokenSigner::from_private_key_pem(&KEYS.0, "the tests' key").expect("the tests' key signs")
+}
+
+pub fn verifier() -> TokenVerifier {
+    TokenVerifier::from_public_key_pem(&KEYS.1, "the tests' key").expect("the tests' key verifies")
+}
+
+/// A token for `sub` in `role` (the grid's role when `None`), valid for an hour. Tokens
+/// carry real time: `exp` is checked against the system clock, not the week's.
+pub fn token(sub: &str, role: Option<AccessRole>) -> String {
+    signer()
+        .issue(sub, role, Utc::now(), StdDuration::from_secs(3600))
+        .expect("a token")
+}
+
+/// An auditor's token: reads everything.
+pub fn auditor_token() -> String {
+    static TOKEN: LazyLock<String> =
+        LazyLock::new(|| token("auditor-1", Some(AccessRole::Auditor)));
+    TOKEN.clone()
+}
+
+/// GET `url` as an auditor.
+pub async fn authorized_get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    get_with_token(url, &auditor_token()).await
+}
+
+/// GET `url` with `Authorization: Bearer <token>`.
+pub async fn get_with_token(
+    url: impl reqwest::IntoUrl,
+    token: &str,
+) -> reqwest::Result<reqwest::Response> {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+}
 
 /// Local time (UTC+8) on a day of November 2026, as UTC.
 pub fn local(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
@@ -470,13 +518,32 @@ impl Week {
     }
 
     pub async fn serve_with(&self, live: LiveSettings) -> Served {
+        self.serve_with_auth(live, Authenticator::new(Some(verifier()), None))
+            .await
+    }
+
+    /// Serves with the tests' token key and API keys from `keys`.
+    pub async fn serve_with_api_keys(&self, keys: Arc<dyn ApiKeyStore>) -> Served {
+        self.serve_with_auth(
+            LiveSettings::default(),
+            Authenticator::new(Some(verifier()), Some(keys)),
+        )
+        .await
+    }
+
+    pub async fn serve_with_auth(
+        &self,
+        live: LiveSettings,
+        authenticator: Authenticator,
+    ) -> Served {
         let state = ApiState::with_live_settings(
             self.read_models.clone(),
             self.grid.clone(),
             Arc::new(self.clock.clone()),
             Arc::new(self.cases.log().clone()),
             live,
-        );
+        )
+        .with_authenticator(authenticator);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a local port");

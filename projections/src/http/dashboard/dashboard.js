@@ -1,6 +1,12 @@
 // The supervisors' dashboard: plain JavaScript, no build step, nothing fetched from
 // elsewhere. Everything it shows comes from the JSON API under /api/v1/; it redraws when
 // /api/v1/live (server-sent events) says the read models moved.
+//
+// Sign-in: every API call carries `Authorization: Bearer <token>`. The token comes from
+// the login form or a login link (`/login#token=…`: a fragment never reaches a server or
+// its logs) and is kept in sessionStorage (this tab only). A 401 anywhere returns to the
+// login form with the server's reason. The live stream is read with fetch() rather than
+// EventSource, which cannot send the header, so no token ever travels in a URL.
 "use strict";
 
 // ---------------------------------------------------------------------------------------
@@ -40,9 +46,47 @@ function esc(value) {
   })[c]);
 }
 
+// ---------------------------------------------------------------------------------------
+// Sign-in
+// ---------------------------------------------------------------------------------------
+
+const TOKEN_KEY = "wangge.token";
+const ROLE = {
+  grid_worker: "网格员 grid worker", supervisor: "网格监督员 supervisor", district: "街道 district",
+  auditor: "审计 auditor", admin: "管理员 admin", metrics: "监控 metrics",
+};
+
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+// Raised when the server refuses the credentials: stops whatever was drawing.
+class SignedOut extends Error {}
+
+function showLogin(reason) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  const box = $("login-reason");
+  box.hidden = !reason;
+  box.textContent = reason ?? "";
+  $("login").hidden = false;
+  document.body.dataset.auth = "out";
+  $("login-token").focus();
+}
+
+function signOut(reason) {
+  if (liveAbort) liveAbort.abort();
+  showLogin(reason);
+}
+
 async function api(path) {
-  const response = await fetch(path, { headers: { accept: "application/json" } });
+  const response = await fetch(path, {
+    headers: { accept: "application/json", authorization: `Bearer ${token() ?? ""}` },
+  });
   const body = await response.json();
+  if (response.status === 401) {
+    signOut(`登录已失效，请重新登录 · ${body.reason}`);
+    throw new SignedOut(body.reason);
+  }
   if (!response.ok) {
     throw new Error(`${path}: ${body.code} ${body.field ?? ""} ${body.reason}`);
   }
@@ -534,20 +578,86 @@ function setLive(state) {
   $("live-text").textContent = state === "open" ? "实时 live" : state === "closed" ? "已断开, 重连中 reconnecting" : "连接中 connecting";
 }
 
-async function start() {
-  indexGrid(await api("/api/v1/grid"));
-  await refresh();
-  const source = new EventSource("/api/v1/live");
-  source.addEventListener("open", () => setLive("open"));
-  source.addEventListener("ready", () => {
+// The live stream as server-sent events read through fetch(), with the bearer header; on
+// a drop it reconnects after a pause, on a 401 it signs out.
+let liveAbort = null;
+async function follow() {
+  liveAbort = new AbortController();
+  try {
+    const response = await fetch("/api/v1/live", {
+      headers: { accept: "text/event-stream", authorization: `Bearer ${token() ?? ""}` },
+      signal: liveAbort.signal,
+    });
+    if (response.status === 401) {
+      const body = await response.json();
+      signOut(`登录已失效，请重新登录 · ${body.reason}`);
+      return;
+    }
+    if (!response.ok || !response.body) throw new Error(`live: ${response.status}`);
     setLive("open");
-    schedule();
-  });
-  source.addEventListener("progress", schedule);
-  source.addEventListener("error", () => setLive("closed"));
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const name = block.split("\n").find((line) => line.startsWith("event:"))?.slice(6).trim();
+        if (name === "ready" || name === "progress") schedule();
+      }
+    }
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    console.warn(error);
+  }
+  if (!token()) return;
+  setLive("closed");
+  setTimeout(follow, 3000);
 }
 
-start().catch((error) => {
-  console.error(error);
-  document.body.dataset.error = String(error);
+async function start() {
+  const me = await api("/api/v1/me");
+  const cells = me.cells.map((cell) => cell.name).join("、");
+  $("whoami").textContent = `${me.grid_id} · ${ROLE[me.role] ?? me.role}${cells ? ` · ${cells}` : ""}`;
+  $("login").hidden = true;
+  document.body.dataset.auth = "in";
+  indexGrid(await api("/api/v1/grid"));
+  await refresh();
+  follow();
+}
+
+function begin() {
+  start().catch((error) => {
+    if (error instanceof SignedOut) return;
+    console.error(error);
+    document.body.dataset.error = String(error);
+  });
+}
+
+// A login link carries the token in the fragment: keep it, then drop it from the address
+// bar (and history) so it is not bookmarked or shared by accident.
+const fragment = new URLSearchParams(location.hash.slice(1));
+if (fragment.get("token")) {
+  sessionStorage.setItem(TOKEN_KEY, fragment.get("token"));
+  history.replaceState(null, "", "/");
+}
+$("login-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const given = $("login-token").value.trim();
+  if (!given) {
+    showLogin("请粘贴访问令牌 · paste a token");
+    return;
+  }
+  sessionStorage.setItem(TOKEN_KEY, given);
+  $("login-token").value = "";
+  begin();
 });
+$("signout").addEventListener("click", () => signOut("已退出 · signed out"));
+if (token()) {
+  begin();
+} else {
+  showLogin(null);
+}
