@@ -402,11 +402,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The read side sees the live grid too: a cell added at run time shows on the board.
     let context = FoldContext::new(grid.clone(), categories.clone()).with_seal_policy(seal_policy);
     let mut postgres_api_keys: Option<Arc<dyn wangge_projections::http::ApiKeyStore>> = None;
+    // Reveals of reporters' contacts are recorded in PostgreSQL: only with its read models.
+    let mut reveals: Option<Arc<wangge_projections::residents::ContactReveals>> = None;
     let read_models: Arc<dyn ReadModels> = match &args.postgres_url {
         Some(url) => {
             let models = crate::connect_read_models(url, context).await?;
             postgres_api_keys = Some(Arc::new(
                 wangge_projections::postgres::api_keys::PostgresApiKeys::new(models.pool().clone()),
+            ));
+            reveals = Some(Arc::new(
+                wangge_projections::residents::ContactReveals::new(
+                    models.clone(),
+                    resident_keys
+                        .clone()
+                        .map(|keys| keys as Arc<dyn wangge_engine::residents::ContactOpener>),
+                ),
             ));
             if !args.intake_only {
                 let runners = spawn_runners(
@@ -473,6 +483,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     )
     .with_sla(sla.clone())
     .with_authenticator(args.auth.authenticator(postgres_api_keys).await?);
+    let api = match reveals {
+        Some(reveals) => api.with_reveals(reveals),
+        None => api,
+    };
     let until = stopped();
     background.spawn(async move {
         if let Err(error) = serve_http(http, api, until).await {

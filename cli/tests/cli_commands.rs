@@ -1540,7 +1540,16 @@ fn seal_keygen_writes_a_private_key_and_prints_its_keyring_line() {
 fn serve_refuses_to_start_without_http_authentication() {
     let site = Site::new();
     let url = site.url();
-    let run = site.run(&["serve", "--nats-url", &url, "--http-listen", "127.0.0.1:0"]);
+    let seal_key = site.seal_key();
+    let run = site.run(&[
+        "serve",
+        "--nats-url",
+        &url,
+        "--http-listen",
+        "127.0.0.1:0",
+        "--seal-key",
+        &seal_key,
+    ]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
         run.stderr.contains("the HTTP API needs authentication")
@@ -1559,6 +1568,8 @@ fn serve_refuses_to_start_without_http_authentication() {
         "127.0.0.1:0",
         "--auth-public-key",
         path_str(&private),
+        "--seal-key",
+        &seal_key,
     ]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
@@ -1749,6 +1760,8 @@ fn serve_checks_tokens_against_a_jwks_url() {
         "127.0.0.1:0",
         "--auth-jwks-url",
         "http://127.0.0.1:9/jwks.json",
+        "--seal-key",
+        &site.seal_key(),
     ]);
     assert_eq!(unreachable.code, 1, "{unreachable:?}");
     assert!(

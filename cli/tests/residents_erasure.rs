@@ -155,15 +155,20 @@ impl Site {
 
     /// An auditor's token for the API.
     fn auditor_token(&self) -> String {
+        self.token_for("auditor-li", "auditor")
+    }
+
+    /// A token for `person` in `role`.
+    fn token_for(&self, person: &str, role: &str) -> String {
         self.auth_public_key();
         let key = self.dir.path().join("auth.key");
         let run = self.run(&[
             "auth",
             "token",
             "--as",
-            "auditor-li",
+            person,
             "--role",
-            "auditor",
+            role,
             "--auth-key",
             key.to_str().expect("path"),
         ]);
@@ -342,8 +347,9 @@ fn http_get(address: &str, token: &str, path: &str) -> (u16, String) {
     let body = response
         .split_once("\r\n\r\n")
         .map_or(String::new(), |(_, body)| body.to_owned());
-    // Chunked bodies: the JSON is the part between the first `{` and the last `}`.
-    let body = match (body.find('{'), body.rfind('}')) {
+    // Chunked bodies: the JSON is the part between the first `{` or `[` and the last `}`
+    // or `]`.
+    let body = match (body.find(['{', '[']), body.rfind(['}', ']'])) {
         (Some(start), Some(end)) if end > start => body[start..=end].to_owned(),
         _ => body,
     };
@@ -654,4 +660,38 @@ async fn an_erased_residents_contact_is_in_no_byte_of_the_store_nor_the_read_mod
     assert!(lines[1].contains("gw-no-such-worker") && lines[1].contains("refused"));
     assert!(lines[2].contains("auditor-li") && lines[2].contains("revealed"));
     assert!(!reveals.stdout.contains(RESIDENT));
+
+    // Over HTTP the requester is the token's holder: an auditor gets the answer ("erased"
+    // now), a supervisor of another district is refused, both recorded; only auditors read
+    // the records.
+    let path =
+        format!("/api/v1/cases/{case_id}/reporter?reason=%E5%9B%9E%E8%AE%BF%E7%A1%AE%E8%AE%A4");
+    let (status, answer) = http_get(&address, &token, &path);
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("\"outcome\":\"erased\""), "{answer}");
+    assert!(!answer.contains(PHONE), "{answer}");
+    let outsider = site.token_for("sup-330106002", "supervisor");
+    let (status, answer) = http_get(&address, &outsider, &path);
+    assert_eq!(status, 403, "{answer}");
+    let (status, answer) = http_get(
+        &address,
+        &token,
+        &format!("/api/v1/cases/{case_id}/reporter"),
+    );
+    assert_eq!(status, 400, "{answer}");
+    let (status, records) = http_get(
+        &address,
+        &token,
+        &format!("/api/v1/reveals?case_id={case_id}"),
+    );
+    assert_eq!(status, 200, "{records}");
+    let records: Value = serde_json::from_str(&records).expect("json");
+    // The three from the command line, then these two (a reveal without a reason is not one).
+    assert_eq!(records.as_array().map(Vec::len), Some(5), "{records}");
+    assert_eq!(records[0]["requester"], "sup-330106002", "{records}");
+    assert_eq!(records[0]["outcome"], "refused", "{records}");
+    assert_eq!(records[1]["requester"], "auditor-li", "{records}");
+    assert_eq!(records[1]["outcome"], "erased", "{records}");
+    let (status, _) = http_get(&address, &outsider, "/api/v1/reveals");
+    assert_eq!(status, 403);
 }

@@ -176,7 +176,6 @@ impl WorkerCommand {
     }
 }
 
-/// The engine's answer to a [`WorkerCommandV1`] (the reply of request-reply).
 /// Most tasks one inbox request returns.
 pub const MAX_INBOX_FETCH: usize = 100;
 /// Longest an inbox request waits for a first task, in seconds.
@@ -238,6 +237,7 @@ pub struct DeliveredTask {
     pub receipt: String,
 }
 
+/// The engine's answer to a [`WorkerCommandV1`] (the reply of request-reply).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 #[schemars(title = "Wangge worker reply")]

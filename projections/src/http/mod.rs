@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod progress;
 pub mod reports;
+pub mod reveal;
 pub mod sla;
 pub mod state;
 pub mod workers;

@@ -8,7 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::state::ApiState;
-use super::{auth, board, cases, grid, live, progress, reports, sla, workers};
+use super::{auth, board, cases, grid, live, progress, reports, reveal, sla, workers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -147,6 +147,8 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(sla::sla_status))
         .routes(routes!(live::live))
         .routes(routes!(auth::me))
+        .routes(routes!(reveal::reveal_reporter))
+        .routes(routes!(reveal::reveal_records))
 }
 
 /// The OpenAPI document of the API.

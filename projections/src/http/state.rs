@@ -71,6 +71,8 @@ struct Inner {
     /// Who may read (tokens, API keys); refuses everyone until
     /// [`ApiState::with_authenticator`] gives one.
     authenticator: std::sync::RwLock<Arc<Authenticator>>,
+    /// Reveals of reporters' contacts, recorded (PostgreSQL read models only).
+    reveals: std::sync::RwLock<Option<Arc<crate::residents::ContactReveals>>>,
     /// Flips to `true` when the server shuts down, which ends the live streams (a
     /// graceful shutdown waits for every open response, and a live stream never ends).
     stopping: tokio::sync::watch::Sender<bool>,
@@ -110,6 +112,7 @@ impl ApiState {
                 metrics: HttpMetrics::new(),
                 live,
                 authenticator: std::sync::RwLock::new(Arc::new(Authenticator::refuse_all())),
+                reveals: std::sync::RwLock::new(None),
                 stopping: tokio::sync::watch::channel(false).0,
             }),
             sla: SharedSla::bundled(),
@@ -132,6 +135,25 @@ impl ApiState {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(authenticator);
         self
+    }
+
+    /// The same state revealing reporters' contacts through `reveals` (every reveal
+    /// recorded); without it the reveal routes answer 503.
+    pub fn with_reveals(self, reveals: Arc<crate::residents::ContactReveals>) -> Self {
+        *self
+            .inner
+            .reveals
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(reveals);
+        self
+    }
+
+    pub fn reveals(&self) -> Option<Arc<crate::residents::ContactReveals>> {
+        self.inner
+            .reveals
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Who may read.

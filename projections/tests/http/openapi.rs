@@ -43,7 +43,7 @@ async fn the_served_document_is_the_generated_one_and_every_documented_path_is_r
     assert_eq!(document, generated);
     assert!(document["openapi"].as_str().unwrap().starts_with("3."));
     let paths = document["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 15, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 17, "{:?}", paths.keys().collect::<Vec<_>>());
     for (path, item) in paths {
         assert!(item.get("get").is_some(), "{path} is read with GET");
         let concrete = path
