@@ -25,9 +25,9 @@ use wangge_schemas::worker::TaskMessage;
 use wangge_schemas::{
     Actor, CaseEvent, CaseId, CaseReported, Channel, GridLocation, ReportDetails, Resident, Source,
 };
-use wangge_testkit::NatsServer;
 
 use crate::report::{self, Row};
+use crate::secure::BenchServer;
 
 #[derive(Debug, Args)]
 pub struct DispatchArgs {
@@ -40,11 +40,15 @@ pub struct DispatchArgs {
     /// Also print p50, p99 and max for each second of the run (to stderr).
     #[arg(long)]
     per_second: bool,
+    /// Run on a server started from the shipped accounts, the engine logged in as its own
+    /// user (authentication on).
+    #[arg(long)]
+    secured: bool,
 }
 
 pub async fn run(args: DispatchArgs) -> anyhow::Result<()> {
-    let server = NatsServer::start();
-    let client = async_nats::connect(server.url()).await.context("connect")?;
+    let server = BenchServer::start(args.secured, &[])?;
+    let client = server.connect_engine().await.context("connect")?;
     let log = JetStreamLog::open(client.clone(), JetStreamLogConfig::default())
         .await?
         // Sealed as `wangge serve` seals: one Ed25519 signature per commit in the figures.

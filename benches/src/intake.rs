@@ -6,12 +6,14 @@
 //! - **secured**: a private nats-server started from the shipped accounts
 //!   (`deploy/nats/accounts.conf`), the engine connected as its own user, the sender as an
 //!   intake system's user through the shared import, every sender proven from
-//!   `Nats-Request-Info` (`IdentityPolicy::Proven`).
+//!   `Nats-Request-Info` (`IdentityPolicy::Proven`), and every reporter's contact sealed
+//!   under a data key of their own in the KV bucket (each report names a new resident: the
+//!   worst case, a key created per report). Both modes seal every commit (the engine's seal
+//!   key); the open mode keeps no contact at all (no KEK).
 //!
 //! Each mode reports the throughput at a number of requests in flight and the round-trip
 //! latency (request sent → reply received) one at a time.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,18 +21,17 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::json;
-use tempfile::TempDir;
 use wangge_engine::app::{CaseService, SystemClock};
 use wangge_engine::grid::{CategoryCatalogue, GridDirectory};
 use wangge_engine::intake::nats::serve_intake;
 use wangge_engine::intake::rejected::MemoryRejectedStore;
 use wangge_engine::intake::service::IntakeService;
 use wangge_engine::log::{JetStreamLog, JetStreamLogConfig};
-use wangge_engine::nats::accounts::{write_user, UserKind};
 use wangge_engine::nats::{IdentityPolicy, PartyAccounts};
-use wangge_testkit::NatsServer;
+use wangge_engine::residents::{Kek, KeyRing, ResidentKeys};
 
 use crate::report::{self, Row};
+use crate::secure::BenchServer;
 
 #[derive(Debug, Args)]
 pub struct IntakeArgs {
@@ -47,31 +48,37 @@ pub struct IntakeArgs {
 
 /// The intake system's user in the secured mode.
 const SYSTEM: &str = "bench-hotline";
-const ENGINE_USER: &str = "wangge-engine";
 
 pub async fn run(args: IntakeArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut rates = Vec::new();
     for secured in [false, true] {
         let mode = if secured { "secured" } else { "open" };
-        let site = Site::start(secured)?;
-        let (engine, sender) = site.clients().await?;
-        let log = JetStreamLog::open(engine.clone(), JetStreamLogConfig::default()).await?;
+        let site = BenchServer::start(secured, &[SYSTEM])?;
+        let engine = site.connect_engine().await?;
+        let sender = site.connect_as(SYSTEM).await?;
+        let log = JetStreamLog::open(engine.clone(), JetStreamLogConfig::default())
+            .await?
+            .with_seal_key(Arc::new(wangge_engine::log::SealKey::generate()));
         let cases = Arc::new(CaseService::new(log, Arc::new(SystemClock)));
         let identity = if secured {
             IdentityPolicy::Proven(PartyAccounts::default())
         } else {
             IdentityPolicy::Claimed
         };
-        let service = Arc::new(
-            IntakeService::new(
-                cases,
-                MemoryRejectedStore::default(),
-                Arc::new(GridDirectory::sample_city()),
-                Arc::new(CategoryCatalogue::sample()),
-            )
-            .with_identity(identity),
-        );
+        let service = IntakeService::new(
+            cases,
+            MemoryRejectedStore::default(),
+            Arc::new(GridDirectory::sample_city()),
+            Arc::new(CategoryCatalogue::sample()),
+        )
+        .with_identity(identity);
+        let service = Arc::new(if secured {
+            let keys = ResidentKeys::open(engine.clone(), 1, KeyRing::new(Kek::generate())).await?;
+            service.with_resident_keys(Arc::new(keys))
+        } else {
+            service
+        });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve_intake(engine.clone(), service, async move {
             stopped.await.ok();
@@ -140,82 +147,6 @@ pub async fn run(args: IntakeArgs) -> anyhow::Result<()> {
     ));
     report::print_table(&rows);
     Ok(())
-}
-
-/// A private server, open or with the shipped accounts and users of its own.
-struct Site {
-    server: NatsServer,
-    _dir: TempDir,
-    passwords: Option<(String, String)>,
-}
-
-impl Site {
-    fn start(secured: bool) -> anyhow::Result<Self> {
-        let dir = TempDir::new()?;
-        if !secured {
-            return Ok(Self {
-                server: NatsServer::start(),
-                _dir: dir,
-                passwords: None,
-            });
-        }
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        std::fs::copy(
-            repo.join("deploy/nats/accounts.conf"),
-            dir.path().join("accounts.conf"),
-        )
-        .context("copy the shipped accounts")?;
-        let users = dir.path().join("users");
-        std::fs::create_dir(&users)?;
-        let engine_password = uuid::Uuid::now_v7().simple().to_string();
-        let system_password = uuid::Uuid::now_v7().simple().to_string();
-        for (kind, entries) in [
-            (
-                UserKind::Engine,
-                vec![(ENGINE_USER, engine_password.as_str())],
-            ),
-            (UserKind::Intake, vec![(SYSTEM, system_password.as_str())]),
-            (UserKind::Worker, vec![]),
-            (UserKind::GridAdmin, vec![]),
-        ] {
-            let mut list = String::new();
-            for (name, password) in entries {
-                write_user(&mut list, name, password, kind.permissions(name));
-            }
-            std::fs::write(users.join(kind.file()), format!("users: [\n{list}]\n"))?;
-        }
-        let config = dir.path().join("server.conf");
-        std::fs::write(&config, "include \"accounts.conf\"\n")?;
-        let server = NatsServer::start_with_args(&["-c", config.to_str().context("utf-8")?]);
-        Ok(Self {
-            server,
-            _dir: dir,
-            passwords: Some((engine_password, system_password)),
-        })
-    }
-
-    /// The engine's connection and the sender's.
-    async fn clients(&self) -> anyhow::Result<(async_nats::Client, async_nats::Client)> {
-        let url = self.server.url();
-        Ok(match &self.passwords {
-            None => (
-                async_nats::connect(&url).await?,
-                async_nats::connect(&url).await?,
-            ),
-            Some((engine, system)) => (
-                async_nats::ConnectOptions::with_user_and_password(
-                    ENGINE_USER.into(),
-                    engine.clone(),
-                )
-                .connect(&url)
-                .await?,
-                async_nats::ConnectOptions::with_user_and_password(SYSTEM.into(), system.clone())
-                    .custom_inbox_prefix(format!("_INBOX_{SYSTEM}"))
-                    .connect(&url)
-                    .await?,
-            ),
-        })
-    }
 }
 
 /// Waits for intake to answer.

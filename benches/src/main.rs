@@ -25,6 +25,7 @@ mod intake;
 mod lag;
 mod report;
 mod restart;
+mod secure;
 mod setup;
 mod timers;
 
