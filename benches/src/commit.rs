@@ -48,6 +48,10 @@ pub struct CommitArgs {
     /// Use this NATS server instead of starting a private one (its streams are reused!).
     #[arg(long)]
     nats_url: Option<String>,
+    /// Append without the engine's seal (what `wangge serve` never does): the seal's cost is
+    /// the difference from a sealed run.
+    #[arg(long)]
+    unsealed: bool,
 }
 
 pub async fn run(args: CommitArgs) -> anyhow::Result<()> {
@@ -68,10 +72,14 @@ pub async fn run(args: CommitArgs) -> anyhow::Result<()> {
     let client = async_nats::connect(&url)
         .await
         .with_context(|| format!("connect to {url}"))?;
-    let log = JetStreamLog::open(client.clone(), JetStreamLogConfig::default())
-        .await?
-        // Sealed as `wangge serve` seals: one Ed25519 signature per commit in the figures.
-        .with_seal_key(Arc::new(wangge_engine::log::SealKey::generate()));
+    let log = JetStreamLog::open(client.clone(), JetStreamLogConfig::default()).await?;
+    // Sealed as `wangge serve` seals: one Ed25519 signature per commit in the figures, unless
+    // `--unsealed` asks for the cost of the seal by its absence.
+    let log = if args.unsealed {
+        log
+    } else {
+        log.with_seal_key(Arc::new(wangge_engine::log::SealKey::generate()))
+    };
     let service = Arc::new(CaseService::new(log.clone(), Arc::new(SystemClock)));
     let mut rows = Vec::new();
 

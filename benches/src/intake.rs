@@ -3,13 +3,13 @@
 //!
 //! - **open**: a private nats-server without accounts, senders named by their messages
 //!   (`IdentityPolicy::Claimed`): the figures before issue 10.
-//! - **secured**: a private nats-server started from the shipped accounts
+//! - **accounts**, and **accounts + sealed contacts**: a private nats-server started from the shipped accounts
 //!   (`deploy/nats/accounts.conf`), the engine connected as its own user, the sender as an
 //!   intake system's user through the shared import, every sender proven from
-//!   `Nats-Request-Info` (`IdentityPolicy::Proven`), and every reporter's contact sealed
-//!   under a data key of their own in the KV bucket (each report names a new resident: the
+//!   `Nats-Request-Info` (`IdentityPolicy::Proven`); in the last mode every reporter's contact
+//!   is sealed under a data key of their own in the KV bucket (each report names a new resident: the
 //!   worst case, a key created per report). Both modes seal every commit (the engine's seal
-//!   key); the open mode keeps no contact at all (no KEK).
+//!   key); without a KEK no contact is kept at all.
 //!
 //! Each mode reports the throughput at a number of requests in flight and the round-trip
 //! latency (request sent → reply received) one at a time.
@@ -52,8 +52,13 @@ const SYSTEM: &str = "bench-hotline";
 pub async fn run(args: IntakeArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut rates = Vec::new();
-    for secured in [false, true] {
-        let mode = if secured { "secured" } else { "open" };
+    // Open; with accounts and proven senders; and with contacts sealed besides.
+    for (secured, sealed) in [(false, false), (true, false), (true, true)] {
+        let mode = match (secured, sealed) {
+            (false, _) => "open",
+            (true, false) => "accounts",
+            (true, true) => "accounts + sealed contacts",
+        };
         let site = BenchServer::start(secured, &[SYSTEM])?;
         let engine = site.connect_engine().await?;
         let sender = site.connect_as(SYSTEM).await?;
@@ -73,7 +78,7 @@ pub async fn run(args: IntakeArgs) -> anyhow::Result<()> {
             Arc::new(CategoryCatalogue::sample()),
         )
         .with_identity(identity);
-        let service = Arc::new(if secured {
+        let service = Arc::new(if sealed {
             let keys = ResidentKeys::open(engine.clone(), 1, KeyRing::new(Kek::generate())).await?;
             service.with_resident_keys(Arc::new(keys))
         } else {
@@ -140,8 +145,14 @@ pub async fn run(args: IntakeArgs) -> anyhow::Result<()> {
         server.await??;
     }
     rows.push(Row::new(
-        "intake secured ÷ open (same run)",
+        "intake with accounts ÷ open (same run)",
         format!("{:.0} %", rates[1] / rates[0] * 100.0),
+        "",
+        None,
+    ));
+    rows.push(Row::new(
+        "intake with accounts and sealed contacts ÷ open (same run)",
+        format!("{:.0} %", rates[2] / rates[0] * 100.0),
         "",
         None,
     ));
