@@ -402,6 +402,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The read side sees the live grid too: a cell added at run time shows on the board.
     let context = FoldContext::new(grid.clone(), categories.clone()).with_seal_policy(seal_policy);
     let mut postgres_api_keys: Option<Arc<dyn wangge_projections::http::ApiKeyStore>> = None;
+    // What opens sealed contacts for the read side (masking, reveals): the key store.
+    let opener = resident_keys
+        .clone()
+        .map(|keys| keys as Arc<dyn wangge_engine::residents::ContactOpener>);
     // Reveals of reporters' contacts are recorded in PostgreSQL: only with its read models.
     let mut reveals: Option<Arc<wangge_projections::residents::ContactReveals>> = None;
     let read_models: Arc<dyn ReadModels> = match &args.postgres_url {
@@ -411,12 +415,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 wangge_projections::postgres::api_keys::PostgresApiKeys::new(models.pool().clone()),
             ));
             reveals = Some(Arc::new(
-                wangge_projections::residents::ContactReveals::new(
-                    models.clone(),
-                    resident_keys
-                        .clone()
-                        .map(|keys| keys as Arc<dyn wangge_engine::residents::ContactOpener>),
-                ),
+                wangge_projections::residents::ContactReveals::new(models.clone(), opener.clone()),
             ));
             if !args.intake_only {
                 let runners = spawn_runners(
@@ -441,12 +440,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
     // Everything served shows residents' contacts masked (or `[encrypted]` without a KEK).
-    let read_models: Arc<dyn ReadModels> = wangge_projections::residents::MaskedReadModels::new(
-        read_models,
-        resident_keys
-            .clone()
-            .map(|keys| keys as Arc<dyn wangge_engine::residents::ContactOpener>),
-    );
+    let read_models: Arc<dyn ReadModels> =
+        wangge_projections::residents::MaskedReadModels::new(read_models, opener);
     // Another instance's (or `wangge residents erase`'s) erasure reaches this cache at once.
     if let Some(keys) = &resident_keys {
         let (keys, until) = (keys.clone(), stopped());

@@ -32,14 +32,19 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn wangge(args: &[&str]) -> std::process::Output {
+/// `wangge` with nothing from the developer's environment.
+fn wangge_command() -> Command {
     let mut command = Command::new(WANGGE);
     for (name, _) in std::env::vars() {
         if name.starts_with("WANGGE_") {
             command.env_remove(name);
         }
     }
-    command.args(args).output().expect("run wangge")
+    command
+}
+
+fn wangge(args: &[&str]) -> std::process::Output {
+    wangge_command().args(args).output().expect("run wangge")
 }
 
 /// A server with the shipped accounts, its users' passwords, and an engine serving it.
@@ -107,13 +112,7 @@ impl Site {
             assert!(made.status.success(), "{made:?}");
         }
         let engine_log = dir.path().join("engine.log");
-        let mut command = Command::new(WANGGE);
-        for (name, _) in std::env::vars() {
-            if name.starts_with("WANGGE_") {
-                command.env_remove(name);
-            }
-        }
-        let engine = command
+        let engine = wangge_command()
             .args(["serve", "--nats-url", &server.url()])
             .args(["--http-listen", "127.0.0.1:0", "--no-timer-snapshot"])
             .args(["--nats-user", "wangge-engine"])
@@ -357,13 +356,7 @@ async fn workers_act_only_as_themselves_and_systems_only_for_their_own_residents
     // The same through `wangge worker`, as a worker runs it with their own user.
     let url = site.server.url();
     let as_b = |args: &[&str]| {
-        let mut command = Command::new(WANGGE);
-        for (name, _) in std::env::vars() {
-            if name.starts_with("WANGGE_") {
-                command.env_remove(name);
-            }
-        }
-        command
+        wangge_command()
             .args(["worker", "--nats-url", &url, "--nats-user", &worker_b])
             .env("WANGGE_NATS_PASSWORD", &site.passwords[&worker_b])
             .args(args)

@@ -99,6 +99,12 @@ pub fn reporting_resident(events: &[EventEnvelope]) -> Option<&str> {
     })
 }
 
+/// The system that reported the case: the source of its first event. Resident ids are that
+/// system's own, so only it may speak for the case's resident.
+pub fn reporting_system(events: &[EventEnvelope]) -> Option<&str> {
+    events.first().map(|first| first.source.system.as_str())
+}
+
 /// Whether `actor` may send `command` to the case in `state`.
 ///
 /// `actor_supervises_case_cell` is the grid's answer to "does this person supervise

@@ -89,12 +89,7 @@ impl<R: RejectedStore> GridCommandService<R> {
             .sender(&message.headers)
             .and_then(|sender| may_change_reference_data(&sender, &command.actor.id))
         {
-            let rejection = GridRejection {
-                code: refusal.code,
-                field: refusal.field.map(str::to_owned),
-                reason: refusal.reason,
-            };
-            return self.refuse(message, rejection).await;
+            return self.refuse(message, refusal.into()).await;
         }
         let event_id = grid_event_id(&command.source);
         let event_type = command.event.event_type();

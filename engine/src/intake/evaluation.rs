@@ -10,6 +10,7 @@ use tracing::debug;
 use wangge_schemas::intake::EvaluationV1;
 
 use crate::app::{CaseService, CommandError, CommandOutcome};
+use crate::domain::authorize::reporting_system;
 use crate::intake::validate::evaluation::{evaluation_request, rejection_for};
 use crate::intake::validate::{IntakeRejection, RejectCode};
 use crate::log::EventLog;
@@ -44,8 +45,8 @@ pub async fn evaluate<L: EventLog>(
             .load(case_id)
             .await
             .map_err(|error| EvaluationRefusal::Engine(error.into()))?;
-        if let (Some(system), Some(first)) = (proven_system, history.events.first()) {
-            if first.source.system != system {
+        if let (Some(system), Some(reporter)) = (proven_system, reporting_system(&history.events)) {
+            if reporter != system {
                 // Which system reported it is not repeated: the sender may be probing.
                 return Err(EvaluationRefusal::Rule(IntakeRejection::at(
                     RejectCode::NotReporter,

@@ -146,6 +146,26 @@ impl IdentityRefusal {
     }
 }
 
+impl From<IdentityRefusal> for wangge_domain::grid::GridRejection {
+    fn from(refusal: IdentityRefusal) -> Self {
+        Self {
+            code: refusal.code,
+            field: refusal.field.map(str::to_owned),
+            reason: refusal.reason,
+        }
+    }
+}
+
+impl From<IdentityRefusal> for wangge_domain::sla::SlaRejection {
+    fn from(refusal: IdentityRefusal) -> Self {
+        Self {
+            code: refusal.code,
+            field: refusal.field.map(str::to_owned),
+            reason: refusal.reason,
+        }
+    }
+}
+
 /// What the engine knows of a message's sender.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sender {

@@ -103,12 +103,7 @@ impl<R: RejectedStore> SlaCommandService<R> {
             .sender(&message.headers)
             .and_then(|sender| may_change_reference_data(&sender, &command.actor.id))
         {
-            let rejection = SlaRejection {
-                code: refusal.code,
-                field: refusal.field.map(str::to_owned),
-                reason: refusal.reason,
-            };
-            return self.refuse(message, rejection).await;
+            return self.refuse(message, refusal.into()).await;
         }
         let event_id = sla_event_id(&command.source);
         let event_type = command.event.event_type();

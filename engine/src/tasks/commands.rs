@@ -37,7 +37,7 @@ use wangge_schemas::worker::{
 use wangge_schemas::{Actor, GridLocation, Source, Tier, TimeUnit};
 
 use crate::app::{CaseService, CommandError, CommandRequest};
-use crate::domain::authorize::{authorize, case_cell, reporting_resident};
+use crate::domain::authorize::{authorize, case_cell, reporting_resident, reporting_system};
 use crate::domain::{decide, replay, CaseCommand, CaseState, DomainError};
 use crate::log::EventLog;
 use crate::nats::{IdentityPolicy, IdentityRefusal, Party, Sender};
@@ -82,6 +82,12 @@ impl WorkerRejection {
             field: self.field,
             reason: self.reason,
         }
+    }
+}
+
+impl From<IdentityRefusal> for WorkerRejection {
+    fn from(refusal: IdentityRefusal) -> Self {
+        Self::new(refusal.code, refusal.field, refusal.reason)
     }
 }
 
@@ -711,8 +717,7 @@ impl<L: EventLog, D: SupervisorDirectory> WorkerCommandService<L, D> {
                     code = refusal.code,
                     "worker command refused before reading: sender not proven"
                 );
-                return WorkerRejection::new(refusal.code, refusal.field, refusal.reason)
-                    .into_reply();
+                return WorkerRejection::from(refusal).into_reply();
             }
         };
         let message = match parse_worker_command(payload) {
@@ -726,8 +731,7 @@ impl<L: EventLog, D: SupervisorDirectory> WorkerCommandService<L, D> {
             Ok(system) => system,
             Err(refusal) => {
                 info!(code = refusal.code, worker_id = %message.worker_id, ?sender, "worker command refused: not the sender's to send");
-                return WorkerRejection::new(refusal.code, refusal.field, refusal.reason)
-                    .into_reply();
+                return WorkerRejection::from(refusal).into_reply();
             }
         };
         let reply = self.execute_for(&message, speaking_system.as_deref()).await;
@@ -781,11 +785,7 @@ impl<L: EventLog, D: SupervisorDirectory> WorkerCommandService<L, D> {
                 .into_reply();
             }
             if let Some(system) = speaking_system {
-                let reported_by = history
-                    .events
-                    .first()
-                    .map(|first| first.source.system.as_str());
-                if reported_by != Some(system) {
+                if reporting_system(&history.events) != Some(system) {
                     // Which system reported it is not repeated: the sender may be probing.
                     return WorkerRejection::at(
                         "not_reporter",

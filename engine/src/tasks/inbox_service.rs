@@ -20,7 +20,9 @@ use wangge_schemas::worker::{
     MAX_INBOX_WAIT_SECONDS,
 };
 
-use super::inbox::{TaskStreamConfig, WorkerInbox, INBOX_CONSUMER_PREFIX};
+use quick_cache::sync::Cache;
+
+use super::inbox::{TaskError, TaskStreamConfig, WorkerInbox, INBOX_CONSUMER_PREFIX};
 use crate::nats::{serve_queue, IdentityPolicy, IdentityRefusal, Party, QueueServer, Sender};
 
 /// Workers fetch their tasks here (request-reply); every engine instance listens in the
@@ -35,11 +37,17 @@ const MAX_IN_FLIGHT: usize = 256;
 /// How long an acknowledgement may take before the request gives up on it.
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Workers whose opened inbox is kept; the least recently asked are opened again.
+const OPEN_INBOXES: usize = 10_000;
+
 /// Serves inbox requests.
 pub struct InboxService {
     client: async_nats::Client,
     config: TaskStreamConfig,
     identity: IdentityPolicy,
+    /// Inboxes opened before: opening one checks the task stream and the worker's consumer
+    /// on the server, which a worker's every poll need not repeat.
+    inboxes: Cache<String, Arc<WorkerInbox>>,
 }
 
 fn refusal(code: &str, field: Option<&str>, reason: impl Into<String>) -> InboxReply {
@@ -68,7 +76,19 @@ impl InboxService {
             client,
             config,
             identity,
+            inboxes: Cache::new(OPEN_INBOXES),
         }
+    }
+
+    /// The worker's inbox, opened on first use.
+    async fn inbox(&self, worker_id: &str) -> Result<Arc<WorkerInbox>, TaskError> {
+        if let Some(inbox) = self.inboxes.get(worker_id) {
+            return Ok(inbox);
+        }
+        let inbox =
+            Arc::new(WorkerInbox::open(self.client.clone(), worker_id, &self.config).await?);
+        self.inboxes.insert(worker_id.to_owned(), inbox.clone());
+        Ok(inbox)
     }
 
     /// Handles one request and returns the reply for its sender.
@@ -144,7 +164,7 @@ impl InboxService {
                 Err(_) => warn!(%worker_id, "acknowledging a task timed out"),
             }
         }
-        let inbox = match WorkerInbox::open(self.client.clone(), &worker_id, &self.config).await {
+        let inbox = match self.inbox(&worker_id).await {
             Ok(inbox) => inbox,
             Err(error) => return refusal("unavailable", None, error.to_string()),
         };
@@ -153,7 +173,11 @@ impl InboxService {
             .await
         {
             Ok(fetched) => fetched,
-            Err(error) => return refusal("unavailable", None, error.to_string()),
+            Err(error) => {
+                // The consumer (or the stream) may be gone: open it afresh next time.
+                self.inboxes.remove(&worker_id);
+                return refusal("unavailable", None, error.to_string());
+            }
         };
         let tasks: Vec<DeliveredTask> = fetched
             .into_iter()

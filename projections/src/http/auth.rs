@@ -97,6 +97,20 @@ pub struct QueryCells<'q> {
     pub assignee: Option<&'q mut Option<String>>,
 }
 
+impl<'q> QueryCells<'q> {
+    /// A query that names cells by district and community only (the board, the reports).
+    pub fn district_and_community(
+        district: &'q mut Option<String>,
+        community: &'q mut Option<String>,
+    ) -> Self {
+        Self {
+            district: Some(district),
+            community: Some(community),
+            ..Self::default()
+        }
+    }
+}
+
 /// What [`Caller::narrow`] did to a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Narrowed {

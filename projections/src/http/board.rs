@@ -32,11 +32,7 @@ pub async fn sla_board(
     let grid = state.grid();
     let narrowed = caller.narrow(
         &grid,
-        QueryCells {
-            district: Some(&mut query.district),
-            community: Some(&mut query.community),
-            ..QueryCells::default()
-        },
+        QueryCells::district_and_community(&mut query.district, &mut query.community),
     )?;
     query.scope().check(&grid)?;
     let mut rows = state.read_models().sla_board(&query).await?;

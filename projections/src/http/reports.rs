@@ -98,11 +98,7 @@ pub async fn ranking(
     let grid = state.grid();
     let narrowed = caller.narrow(
         &grid,
-        QueryCells {
-            district: Some(&mut query.district),
-            community: Some(&mut query.community),
-            ..QueryCells::default()
-        },
+        QueryCells::district_and_community(&mut query.district, &mut query.community),
     )?;
     sums_only(narrowed)?;
     query.scope().check(&grid)?;
@@ -132,11 +128,7 @@ pub async fn patrol_coverage(
     let grid = state.grid();
     let narrowed = caller.narrow(
         &grid,
-        QueryCells {
-            district: Some(&mut query.district),
-            community: Some(&mut query.community),
-            ..QueryCells::default()
-        },
+        QueryCells::district_and_community(&mut query.district, &mut query.community),
     )?;
     query.scope().check(&grid)?;
     let mut report = state.read_models().patrol_coverage(&query).await?;
