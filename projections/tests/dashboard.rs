@@ -4,7 +4,8 @@
 //! reload; a business calendar that runs out within 45 days is named in a banner. Keeps a
 //! screenshot in `target/dashboard-e2e/dashboard.png`. Signing in: a token pasted or in a
 //! login link shows the dashboard with the identity; a bad one the login page with the
-//! reason (`target/dashboard-e2e/dashboard-login*.png`, copied to `docs/`).
+//! reason, and at phone size (390 × 844) the sign-in fits the screen
+//! (`target/dashboard-e2e/dashboard-login*.png`, copied to `docs/`).
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`deploy/dev/ensure-services.sh`
 //! installs them). Without them the test fails: it never skips.
@@ -429,6 +430,26 @@ async fn signing_in_with_a_token_shows_the_dashboard_and_a_bad_token_the_login_p
     );
     let path = save_screenshot(&browser, "dashboard-login-refused.png").await;
     eprintln!("screenshot: {}", path.display());
+
+    // On a phone (390 × 844) the sign-in fits the screen: nothing to scroll sideways, the
+    // token field and the button inside the width.
+    browser.set_window_size(390, 844).await.expect("a phone-sized window");
+    let fits = browser
+        .execute(
+            "const w = window.innerWidth; \
+             const inside = s => { const r = document.querySelector(s).getBoundingClientRect(); return r.left >= 0 && r.right <= w; }; \
+             return document.documentElement.scrollWidth <= w && inside('#login-token') && inside('#login-submit');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fits, json!(true), "the sign-in page fits a 390 px wide phone");
+    let path = save_screenshot(&browser, "dashboard-login-phone.png").await;
+    eprintln!("screenshot: {}", path.display());
+    browser
+        .set_window_size(1600, 1250)
+        .await
+        .expect("back to a desktop window");
 
     // The district lead of 翠苑街道 pastes a valid token: the dashboard, with who they are.
     let lead = support::token("lead-330106001-1", None);
