@@ -433,7 +433,10 @@ async fn signing_in_with_a_token_shows_the_dashboard_and_a_bad_token_the_login_p
 
     // On a phone (390 × 844) the sign-in fits the screen: nothing to scroll sideways, the
     // token field and the button inside the width.
-    browser.set_window_size(390, 844).await.expect("a phone-sized window");
+    browser
+        .set_window_size(390, 844)
+        .await
+        .expect("a phone-sized window");
     let fits = browser
         .execute(
             "const w = window.innerWidth; \
@@ -443,7 +446,11 @@ async fn signing_in_with_a_token_shows_the_dashboard_and_a_bad_token_the_login_p
         )
         .await
         .unwrap();
-    assert_eq!(fits, json!(true), "the sign-in page fits a 390 px wide phone");
+    assert_eq!(
+        fits,
+        json!(true),
+        "the sign-in page fits a 390 px wide phone"
+    );
     let path = save_screenshot(&browser, "dashboard-login-phone.png").await;
     eprintln!("screenshot: {}", path.display());
     browser
