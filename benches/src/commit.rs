@@ -354,7 +354,7 @@ async fn update_phase(
 }
 
 /// Runs `workers` copies of a task and collects what each returns.
-async fn run_concurrently<F, Fut, T>(workers: usize, make: F) -> anyhow::Result<Vec<T>>
+pub(crate) async fn run_concurrently<F, Fut, T>(workers: usize, make: F) -> anyhow::Result<Vec<T>>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
@@ -483,7 +483,7 @@ fn location() -> GridLocation {
     }
 }
 
-fn report_request(case_id: CaseId, message_id: &str) -> CommandRequest {
+pub(crate) fn report_request(case_id: CaseId, message_id: &str) -> CommandRequest {
     CommandRequest {
         case_id,
         command: CaseCommand::Report {
@@ -614,7 +614,7 @@ fn twenty_event_lifecycle() -> Vec<CaseCommand> {
 }
 
 /// The body and header size of a typical create commit, for the baseline's messages.
-fn sample_create_commit() -> (Bytes, usize) {
+pub(crate) fn sample_create_commit() -> (Bytes, usize) {
     let request = report_request(CaseId::new_v7(), "sample-0000000");
     let state = CaseState::default();
     let now = chrono::Utc::now();

@@ -19,6 +19,8 @@ mod api;
 mod catchup;
 mod commit;
 mod dispatch;
+mod durable;
+mod fsync_count;
 mod grid;
 mod history;
 mod intake;
@@ -50,6 +52,11 @@ struct Cli {
 enum Bench {
     /// Event-log commit throughput and latency, and case load latency, against raw JetStream.
     Commit(commit::CommitArgs),
+    /// Group commit under fsync on every write: the engine against raw durable publishes, a
+    /// PostgreSQL reference and its own lazy-fsync rate, at 1, 10 and 512 in flight.
+    Durable(durable::DurableArgs),
+    /// Counts the fsyncs a nats-server makes for N appends, batched and not (needs strace).
+    FsyncCount(fsync_count::FsyncCountArgs),
     /// Dispatch latency: case accepted → task on the worker's subject, at a sustained rate.
     Dispatch(dispatch::DispatchArgs),
     /// Dispatcher restart with a long log: the whole log, and from the dispatcher's snapshot.
@@ -72,6 +79,8 @@ enum Bench {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {
         Bench::Commit(args) => commit::run(args).await,
+        Bench::Durable(args) => durable::run(args).await,
+        Bench::FsyncCount(args) => fsync_count::run(args).await,
         Bench::Timers(args) => timers::run(args).await,
         Bench::Dispatch(args) => dispatch::run(args).await,
         Bench::Restart(args) => restart::run(args).await,

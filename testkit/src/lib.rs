@@ -104,6 +104,27 @@ impl NatsServer {
         Self::start_binary(nats_server_binary(), extra_args)
     }
 
+    /// Starts a fresh server that fsyncs every write (`sync_interval: always`), as `deploy/`
+    /// requires in production: what durability tests and the group-commit tests run on.
+    pub fn start_durable() -> Self {
+        Self::start_durable_binary(nats_server_binary())
+    }
+
+    /// [`NatsServer::start_durable`] from another binary than the pinned one (to compare
+    /// releases).
+    pub fn start_durable_binary(binary: PathBuf) -> Self {
+        let config = tempfile::Builder::new()
+            .prefix("wangge-nats-durable-")
+            .suffix(".conf")
+            .tempfile()
+            .expect("create a server config file");
+        std::fs::write(config.path(), "jetstream { sync_interval: always }\n")
+            .expect("write the server config file");
+        let (_, path) = config.keep().expect("keep the server config file");
+        let path = path.to_string_lossy().into_owned();
+        Self::start_binary(binary, &["-c", &path])
+    }
+
     /// Starts a fresh server from another binary than the pinned one (a test of how the
     /// engine meets an older server), with extra command-line arguments.
     pub fn start_binary(binary: PathBuf, extra_args: &[&str]) -> Self {
@@ -156,6 +177,11 @@ impl NatsServer {
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
+    }
+
+    /// The server's process id while it runs (to watch it: its memory, its system calls).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn is_running(&self) -> bool {

@@ -33,6 +33,7 @@ use super::codec::{
     decode_events, encode_events, event_types, HEADER_CASE_ID, HEADER_EARLIER_POSITIONS,
     HEADER_EVENT_TYPES, HEADER_FIRST_SEQUENCE, HEADER_LAST_SEQUENCE,
 };
+use super::group_commit::Publisher;
 use super::{
     Appended, CaseHistory, Commit, EventLog, LogError, LogPosition, SealKey, StoredCommit,
 };
@@ -56,6 +57,11 @@ pub struct JetStreamLogConfig {
     pub duplicate_window: Duration,
     /// Largest commit accepted by the stream, in bytes.
     pub max_commit_bytes: i32,
+    /// Group commit: concurrent appends are published as atomic batches, so one fsync covers
+    /// many (`super::group_commit`). Off, every append is a publish of its own.
+    pub group_commit: bool,
+    /// Atomic batches in flight at once from one log handle (with `group_commit`).
+    pub batches_in_flight: usize,
 }
 
 impl Default for JetStreamLogConfig {
@@ -66,6 +72,8 @@ impl Default for JetStreamLogConfig {
             replicas: 1,
             duplicate_window: Duration::from_secs(120),
             max_commit_bytes: 1024 * 1024,
+            group_commit: true,
+            batches_in_flight: super::group_commit::DEFAULT_BATCHES_IN_FLIGHT,
         }
     }
 }
@@ -97,6 +105,8 @@ impl JetStreamLogConfig {
             allow_direct: true,
             duplicate_window: self.duplicate_window,
             max_message_size: self.max_commit_bytes,
+            // Group commit's atomic batches; turning it on never weakens the stream.
+            allow_atomic_publish: true,
             ..Default::default()
         }
     }
@@ -112,6 +122,8 @@ pub fn shard_of(case_id: CaseId) -> String {
 #[derive(Clone)]
 pub struct JetStreamLog {
     context: jetstream::Context,
+    /// Where appends go: one by one or grouped into atomic batches.
+    publisher: Publisher,
     stream: stream::Stream,
     config: JetStreamLogConfig,
     /// Seals every commit appended through this handle; `None` appends unsealed commits
@@ -130,8 +142,14 @@ impl JetStreamLog {
         let stream = crate::nats::open_stream(&context, config.stream_config(), "event")
             .await
             .map_err(LogError::Unavailable)?;
+        let publisher = if config.group_commit {
+            Publisher::grouped(context.clone(), config.batches_in_flight)
+        } else {
+            Publisher::single(context.clone())
+        };
         Ok(Self {
             context,
+            publisher,
             stream,
             config,
             seal_key: None,
@@ -158,6 +176,12 @@ impl JetStreamLog {
             Err(error) if error.kind() == DirectGetErrorKind::NotFound => Ok(GENESIS_LINK),
             Err(error) => Err(unavailable(error)),
         }
+    }
+
+    /// How well appends through this handle have shared their fsyncs (`None` without group
+    /// commit).
+    pub fn group_commit_figures(&self) -> Option<super::group_commit::GroupCommitFigures> {
+        self.publisher.stats()
     }
 
     pub fn config(&self) -> &JetStreamLogConfig {
@@ -213,14 +237,19 @@ impl JetStreamLog {
             }
             None => None,
         };
-        let mut message = jetstream::message::PublishMessage::build()
-            .payload(payload)
-            .message_id(&commit.idempotency_key)
-            .expected_last_subject_sequence(expected)
-            .header(HEADER_CASE_ID, commit.case_id.to_string())
-            .header(HEADER_FIRST_SEQUENCE, first.sequence.to_string())
-            .header(HEADER_LAST_SEQUENCE, last.sequence.to_string())
-            .header(HEADER_EVENT_TYPES, event_types(&commit.events));
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            commit.idempotency_key.as_str(),
+        );
+        headers.insert(
+            async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+            expected.to_string().as_str(),
+        );
+        headers.insert(HEADER_CASE_ID, commit.case_id.to_string().as_str());
+        headers.insert(HEADER_FIRST_SEQUENCE, first.sequence.to_string().as_str());
+        headers.insert(HEADER_LAST_SEQUENCE, last.sequence.to_string().as_str());
+        headers.insert(HEADER_EVENT_TYPES, event_types(&commit.events).as_str());
         // The list is only written when it provably describes the case: it must end at the
         // position this commit is conditional on (or be empty for a new case).
         let listable = match earlier {
@@ -230,28 +259,25 @@ impl JetStreamLog {
             None => expected == 0,
         };
         if let Some(seal) = &seal {
-            message = message
-                .header(HEADER_SEAL, seal.header_value())
-                .header(HEADER_SEAL_LINK, seal.link_value());
+            headers.insert(HEADER_SEAL, seal.header_value().as_str());
+            headers.insert(HEADER_SEAL_LINK, seal.link_value().as_str());
         }
         if listable {
-            message = message.header(
+            headers.insert(
                 HEADER_EARLIER_POSITIONS,
-                encode_positions(earlier.unwrap_or_default()),
+                encode_positions(earlier.unwrap_or_default()).as_str(),
             );
         }
         let ack = self
-            .context
-            .send_publish(subject.clone(), message)
-            .await
-            .map_err(unavailable)?
+            .publisher
+            .publish(subject.clone(), headers, payload)
             .await;
         match ack {
-            Ok(ack) => Ok(Appended {
-                position: ack.sequence,
-                duplicate: ack.duplicate,
+            Ok(stored) => Ok(Appended {
+                position: stored.sequence,
+                duplicate: stored.duplicate,
                 // An unsealed commit is followed by the genesis link, as the rule says.
-                next_seal_link: (!ack.duplicate)
+                next_seal_link: (!stored.duplicate)
                     .then(|| seal.map_or(GENESIS_LINK, |seal| seal.next_link())),
             }),
             Err(error) => match crate::nats::streams::subject_moved_on(&error) {

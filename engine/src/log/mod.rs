@@ -1,8 +1,9 @@
 //! The event log: where a case's events are appended and read back.
 //!
 //! One command's events form one *commit*, stored as one message, so they become visible
-//! together or not at all, whatever the server (atomic multi-message batches came only in
-//! NATS 2.12, and one message needs none). Every commit names
+//! together or not at all. Concurrent commits of different cases are stored together as one
+//! atomic batch under one fsync (`group_commit`): the commit is still the unit of
+//! concurrency, idempotency and sealing. Every commit names
 //! the log position it expects to follow for its case: optimistic concurrency, including the
 //! very first commit of a case (expected position 0 = "the case must not exist yet").
 //!
@@ -11,6 +12,7 @@
 //! to the case's previous commit, in the commit's headers (JetStream) or beside it (memory).
 
 pub mod codec;
+pub mod group_commit;
 pub mod jetstream;
 pub mod memory;
 pub mod seal;

@@ -52,6 +52,7 @@ fn needs_update(current: &stream::Config, wanted: &stream::Config) -> bool {
         || current.deny_delete != wanted.deny_delete
         || current.deny_purge != wanted.deny_purge
         || current.allow_direct != wanted.allow_direct
+        || current.allow_atomic_publish != wanted.allow_atomic_publish
         || current.description != wanted.description
 }
 
