@@ -354,7 +354,7 @@ async fn update_phase(
 }
 
 /// Runs `workers` copies of a task and collects what each returns.
-pub(crate) async fn run_concurrently<F, Fut, T>(workers: usize, make: F) -> anyhow::Result<Vec<T>>
+async fn run_concurrently<F, Fut, T>(workers: usize, make: F) -> anyhow::Result<Vec<T>>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>> + Send + 'static,

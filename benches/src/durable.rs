@@ -31,7 +31,7 @@ use wangge_engine::log::{JetStreamLog, JetStreamLogConfig, SealKey};
 use wangge_schemas::CaseId;
 use wangge_testkit::NatsServer;
 
-use crate::commit::{report_request, run_concurrently, sample_create_commit};
+use crate::commit::{report_request, sample_create_commit};
 use crate::report::{self, Row};
 use crate::setup::BenchDatabase;
 
@@ -218,26 +218,18 @@ async fn engine_phase(
     in_flight: usize,
     label: &str,
 ) -> anyhow::Result<Measured> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let bar = report::progress(label, total as u64);
-    let started = Instant::now();
-    let histograms = run_concurrently(in_flight, || {
-        let (service, next, bar) = (service.clone(), next.clone(), bar.clone());
-        async move {
-            let mut latency = report::histogram();
-            while next.fetch_add(1, Ordering::Relaxed) < total {
+    let senders = (0..in_flight).map(|_| {
+        let service = service.clone();
+        move || {
+            let service = service.clone();
+            async move {
                 let request = report_request(CaseId::new_v7(), &uuid::Uuid::now_v7().to_string());
-                let sent = Instant::now();
                 service.handle(request).await?;
-                report::record(&mut latency, sent.elapsed());
-                bar.inc(1);
+                Ok(())
             }
-            Ok::<_, anyhow::Error>(latency)
         }
-    })
-    .await?;
-    bar.finish_and_clear();
-    Ok(measured(total, started, histograms))
+    });
+    timed_senders(label, total, senders.collect()).await
 }
 
 /// `total` plain publishes of a commit's bytes to new subjects, each awaited by its sender.
@@ -247,26 +239,18 @@ async fn raw_phase(
     total: usize,
     in_flight: usize,
 ) -> anyhow::Result<Measured> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let bar = report::progress("raw durable publish", total as u64);
-    let started = Instant::now();
-    let histograms = run_concurrently(in_flight, || {
-        let (context, next, bar, body) = (context.clone(), next.clone(), bar.clone(), body.clone());
-        async move {
-            let mut latency = report::histogram();
-            while next.fetch_add(1, Ordering::Relaxed) < total {
+    let senders = (0..in_flight).map(|_| {
+        let (context, body) = (context.clone(), body.clone());
+        move || {
+            let (context, body) = (context.clone(), body.clone());
+            async move {
                 let subject = format!("bench.raw.{}", uuid::Uuid::now_v7().simple());
-                let sent = Instant::now();
-                context.publish(subject, body.clone()).await?.await?;
-                report::record(&mut latency, sent.elapsed());
-                bar.inc(1);
+                context.publish(subject, body).await?.await?;
+                Ok(())
             }
-            Ok::<_, anyhow::Error>(latency)
         }
-    })
-    .await?;
-    bar.finish_and_clear();
-    Ok(measured(total, started, histograms))
+    });
+    timed_senders("raw durable publish", total, senders.collect()).await
 }
 
 async fn prepare_reference(database: &BenchDatabase) -> anyhow::Result<()> {
@@ -296,42 +280,59 @@ async fn reference_phase(
     connections: usize,
 ) -> anyhow::Result<Measured> {
     let payload: serde_json::Value = serde_json::from_slice(&body)?;
-    let mut clients = Vec::with_capacity(connections);
+    let mut senders = Vec::with_capacity(connections);
     for _ in 0..connections {
-        let client = database.connect().await?;
+        let client = Arc::new(database.connect().await?);
         client.batch_execute("SET synchronous_commit = on").await?;
-        clients.push(Arc::new(client));
-    }
-    let clients = Arc::new(std::sync::Mutex::new(clients));
-    let next = Arc::new(AtomicUsize::new(0));
-    let bar = report::progress("PostgreSQL reference", total as u64);
-    let started = Instant::now();
-    let histograms = run_concurrently(connections, || {
-        let client = clients
-            .lock()
-            .expect("the connection list is not poisoned")
-            .pop()
-            .expect("one connection per sender");
-        let (next, bar, payload) = (next.clone(), bar.clone(), payload.clone());
-        async move {
-            let insert = client
-                .prepare(
-                    "INSERT INTO events (case_id, idempotency_key, payload) VALUES ($1, $2, $3)",
-                )
-                .await?;
-            let mut latency = report::histogram();
-            while next.fetch_add(1, Ordering::Relaxed) < total {
+        let insert = client
+            .prepare("INSERT INTO events (case_id, idempotency_key, payload) VALUES ($1, $2, $3)")
+            .await?;
+        let payload = payload.clone();
+        senders.push(move || {
+            let (client, insert, payload) = (client.clone(), insert.clone(), payload.clone());
+            async move {
                 let case_id = uuid::Uuid::now_v7();
                 let key = case_id.simple().to_string();
-                let sent = Instant::now();
                 client.execute(&insert, &[&case_id, &key, &payload]).await?;
+                Ok(())
+            }
+        });
+    }
+    timed_senders("PostgreSQL reference", total, senders).await
+}
+
+/// Runs the senders at once, each sending one command after another, until `total` commands
+/// have been sent; times every command.
+async fn timed_senders<Sender, Fut>(
+    label: &str,
+    total: usize,
+    senders: Vec<Sender>,
+) -> anyhow::Result<Measured>
+where
+    Sender: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let bar = report::progress(label, total as u64);
+    let started = Instant::now();
+    let mut handles = Vec::with_capacity(senders.len());
+    for mut send in senders {
+        let (next, bar) = (next.clone(), bar.clone());
+        handles.push(tokio::spawn(async move {
+            let mut latency = report::histogram();
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let sent = Instant::now();
+                send().await?;
                 report::record(&mut latency, sent.elapsed());
                 bar.inc(1);
             }
             Ok::<_, anyhow::Error>(latency)
-        }
-    })
-    .await?;
+        }));
+    }
+    let mut histograms = Vec::with_capacity(handles.len());
+    for handle in handles {
+        histograms.push(handle.await??);
+    }
     bar.finish_and_clear();
     Ok(measured(total, started, histograms))
 }
