@@ -29,6 +29,7 @@ mod report;
 mod restart;
 mod secure;
 mod setup;
+mod store_memory;
 mod timers;
 
 use clap::{Parser, Subcommand};
@@ -73,6 +74,8 @@ enum Bench {
     Api(api::ApiArgs),
     /// Intake round trips, open and with NATS accounts and proven senders, in one run.
     Intake(intake::IntakeArgs),
+    /// nats-server memory and disk at 1, 3 and 5 million cases, with restarts and case loads.
+    StoreMemory(store_memory::StoreMemoryArgs),
 }
 
 #[tokio::main]
@@ -89,5 +92,6 @@ async fn main() -> anyhow::Result<()> {
         Bench::Lag(args) => lag::run(args).await,
         Bench::Api(args) => api::run(args).await,
         Bench::Intake(args) => intake::run(args).await,
+        Bench::StoreMemory(args) => store_memory::run(args).await,
     }
 }

@@ -46,7 +46,11 @@ use wangge_engine::tasks::inbox::{TaskPublisher, TaskPublisherConfig, TaskStream
 use wangge_engine::tasks::nats::serve_worker_commands;
 use wangge_engine::tasks::{serve_worker_inbox, InboxService, WorkerCommandService};
 use wangge_projections::http::{serve_http, ApiState};
-use wangge_projections::postgres::{spawn_runners, ExclusiveRunnerConfig};
+use wangge_projections::postgres::{spawn_runners, ExclusiveRunnerConfig, PostgresReadModels};
+
+/// How long a starting API waits for its read replica to replay the schema the primary was
+/// just migrated to.
+const REPLICA_SCHEMA_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 use wangge_projections::runner::RunnerConfig;
 use wangge_projections::{FoldContext, MemoryReadModels, ReadModels};
 
@@ -166,6 +170,12 @@ pub struct ServeArgs {
     /// projection runners (each projection active on one instance at a time).
     #[arg(long, env = "WANGGE_POSTGRES_URL")]
     postgres_url: Option<String>,
+    /// PostgreSQL URL of a read replica (a hot standby of `--postgres-url`'s server) that the
+    /// HTTP API reads the read models from, sparing the primary the dashboards' queries. The
+    /// projections, API keys and contact reveals stay on the primary; the live stream
+    /// announces a commit once the replica shows it.
+    #[arg(long, env = "WANGGE_POSTGRES_READ_URL", requires = "postgres_url")]
+    postgres_read_url: Option<String>,
     /// The key every commit is sealed with (required: the engine never appends unsealed).
     #[command(flatten)]
     seal: SealKeyArgs,
@@ -427,7 +437,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 background.spawn(runners.wait());
                 info!(postgres = crate::redact(url), "running the projections");
             }
-            models
+            match &args.postgres_read_url {
+                Some(replica) => {
+                    let served = PostgresReadModels::connect_replica(
+                        replica,
+                        url,
+                        models.context().clone(),
+                        REPLICA_SCHEMA_WAIT,
+                    )
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!("read replica at {}: {e}", crate::redact(replica))
+                    })?;
+                    info!(
+                        replica = crate::redact(replica),
+                        "the API reads from the replica"
+                    );
+                    served as Arc<dyn ReadModels>
+                }
+                None => models,
+            }
         }
         None => {
             let models = MemoryReadModels::new(context);

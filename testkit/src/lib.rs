@@ -7,9 +7,11 @@
 //! [`purity`] checks, as text, that a pure core performs no I/O and reads no clock.
 
 mod postgres;
+mod postgres_replica;
 pub mod purity;
 
 pub use postgres::{postgres_server_url, TestDatabase};
+pub use postgres_replica::PostgresReplicaPair;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

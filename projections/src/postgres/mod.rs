@@ -12,7 +12,8 @@
 //! - [`queries`]: the `ReadModels` queries: SQL selects and sums, the shared
 //!   [`answer`](crate::answer) functions present.
 //! - [`listen`]: `subscribe()` over LISTEN/NOTIFY, so an instance hears every instance's
-//!   commits.
+//!   commits; on a read replica, heard from the primary and passed on once the replica
+//!   shows them.
 //! - [`exclusive`]: one active runner per projection across instances (a session-level
 //!   advisory lock on a dedicated connection); the others stand by.
 //! - [`rebuild`]: a projection rebuilt from the start of the log into shadow tables and
@@ -75,6 +76,9 @@ pub struct PostgresReadModels {
     progress: tokio::sync::broadcast::Sender<Progress>,
     /// The LISTEN task, started by the first `subscribe()`.
     listener: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Read models opened on a hot standby: the primary they replicate, where commits are
+    /// announced (a standby can neither LISTEN nor be written).
+    primary: Option<Config>,
 }
 
 impl PostgresReadModels {
@@ -101,7 +105,40 @@ impl PostgresReadModels {
             pool,
             progress: tokio::sync::broadcast::channel(1024).0,
             listener: Mutex::new(None),
+            primary: None,
         }))
+    }
+
+    /// Read models served from a read replica (a hot standby of `primary_url`'s server) for
+    /// the API: queries go to the replica; the live stream hears commits from the primary
+    /// and announces each once the replica shows it, so a dashboard that reloads on an
+    /// announcement never reads rows older than it was told of. Nothing is migrated or
+    /// written here: the engine with `--postgres-url` keeps the primary's schema, and this
+    /// waits (up to `schema_wait`) until the replica has replayed the schema it expects.
+    pub async fn connect_replica(
+        replica_url: &str,
+        primary_url: &str,
+        context: FoldContext,
+        schema_wait: std::time::Duration,
+    ) -> Result<Arc<Self>, PostgresError> {
+        let config = pool::parse_url(replica_url)?;
+        let primary = pool::parse_url(primary_url)?;
+        schema::wait_for_replica_schema(&config, schema_wait).await?;
+        let pool = pool::pool(&config, pool::DEFAULT_POOL_SIZE)?;
+        Ok(Arc::new(Self {
+            context,
+            store: PostgresStore::live(pool.clone()),
+            config,
+            pool,
+            progress: tokio::sync::broadcast::channel(1024).0,
+            listener: Mutex::new(None),
+            primary: Some(primary),
+        }))
+    }
+
+    /// Whether these read models are served from a replica.
+    pub fn is_replica(&self) -> bool {
+        self.primary.is_some()
     }
 
     pub fn context(&self) -> &FoldContext {

@@ -19,6 +19,49 @@ mod embedded {
 /// Advisory-lock class of the schema migrations (one holder at a time across instances).
 const MIGRATION_LOCK: (i32, i32) = (0x5747_0000, 0);
 
+/// Waits until a read replica has replayed the latest schema this build knows (the primary
+/// is migrated by the engine that runs the projections; the replica follows within its
+/// lag). A replica still behind after `wait` is an error that says which versions.
+pub async fn wait_for_replica_schema(
+    config: &Config,
+    wait: std::time::Duration,
+) -> Result<(), PostgresError> {
+    let wanted = embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|migration| migration.version())
+        .max()
+        .unwrap_or(0);
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let (client, driver) = dedicated(config).await?;
+        let found: Option<i32> = client
+            .query_opt(
+                // Fails while the table is not there yet: version 0.
+                "SELECT max(version) FROM read_model_migrations",
+                &[],
+            )
+            .await
+            .ok()
+            .flatten()
+            .and_then(|row| row.get(0));
+        drop(client);
+        driver.await.ok();
+        let found = found.unwrap_or(0);
+        if i64::from(found) >= i64::from(wanted) {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(PostgresError::Migration(format!(
+                "the read replica's schema is at version {found}, this build needs {wanted}: \
+                 start an engine with --postgres-url on the primary first (it migrates), and \
+                 check that the replica is replaying the primary"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// Brings the schema up to date. Instances starting together take turns: the migrations
 /// run under an advisory lock.
 pub async fn migrate(config: &Config) -> Result<(), PostgresError> {
