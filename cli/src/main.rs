@@ -18,6 +18,7 @@ mod residents;
 mod seal;
 mod serve;
 mod sla;
+mod streams;
 mod worker;
 
 use std::path::PathBuf;
@@ -82,6 +83,9 @@ enum Command {
     /// The HTTP API's credentials: signing keys, tokens for people of the grid, API keys
     /// for other systems.
     Auth(auth::AuthArgs),
+    /// The streams as the server has them; lowering a stream's replicas or limits on
+    /// purpose (`set … --confirm`): no other command ever weakens a stream.
+    Streams(streams::StreamsArgs),
 }
 
 /// Where NATS is, how to prove who we are, and how the event stream is set up.
@@ -99,9 +103,11 @@ pub struct NatsArgs {
     pub nats_url: Vec<String>,
     #[command(flatten)]
     pub auth: NatsAuthArgs,
-    /// Replicas of the event and grid streams: 1 on one server, 3 on a cluster.
-    #[arg(long, env = "WANGGE_STREAM_REPLICAS", default_value_t = 1)]
-    pub replicas: usize,
+    /// Replicas of the streams and buckets this command creates: 1 on one server, 3 on a
+    /// cluster. Left out, an existing stream keeps its own (a new one gets 1); a number lower
+    /// than a stream has is refused (`wangge streams set … --confirm` lowers deliberately).
+    #[arg(long, env = "WANGGE_STREAM_REPLICAS", value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub replicas: Option<u8>,
 }
 
 /// How to prove who we are to NATS (one way at most) and how to trust its TLS certificate.
@@ -187,6 +193,12 @@ impl NatsArgs {
         self.auth.connect(&self.nats_url).await
     }
 
+    /// The replicas for the engine's stream configs: 0 when not given, which opening a
+    /// stream reads as "as the stream has it" (1 for a new one).
+    pub fn replicas(&self) -> usize {
+        self.replicas.map_or(0, usize::from)
+    }
+
     /// The servers as they may be shown (credentials in URLs replaced).
     pub fn shown_servers(&self) -> String {
         self.nats_url
@@ -198,7 +210,7 @@ impl NatsArgs {
 
     pub async fn open_log(&self, client: async_nats::Client) -> anyhow::Result<JetStreamLog> {
         let config = JetStreamLogConfig {
-            replicas: self.replicas,
+            replicas: self.replicas(),
             ..Default::default()
         };
         Ok(JetStreamLog::open(client, config).await?)
@@ -206,7 +218,7 @@ impl NatsArgs {
 
     pub async fn open_grid_stream(&self, client: async_nats::Client) -> anyhow::Result<GridStream> {
         let config = GridStreamConfig {
-            replicas: self.replicas,
+            replicas: self.replicas(),
             ..Default::default()
         };
         Ok(GridStream::open(client, config).await?)
@@ -214,7 +226,7 @@ impl NatsArgs {
 
     pub async fn open_sla_stream(&self, client: async_nats::Client) -> anyhow::Result<SlaStream> {
         let config = SlaStreamConfig {
-            replicas: self.replicas,
+            replicas: self.replicas(),
             ..Default::default()
         };
         Ok(SlaStream::open(client, config).await?)
@@ -361,6 +373,7 @@ async fn main() -> ExitCode {
         Command::Residents(args) => residents::run(args).await,
         Command::Seal(args) => seal::run(args),
         Command::Auth(args) => auth::run(args).await,
+        Command::Streams(args) => streams::run(args).await,
     };
     match result {
         Ok(code) => code,

@@ -47,9 +47,9 @@ enum Action {
 
 pub async fn run(args: RejectedArgs) -> anyhow::Result<ExitCode> {
     let client = args.nats.connect().await?;
-    let store = JetStreamRejectedStore::open(client.clone(), args.nats.replicas).await?;
+    let store = JetStreamRejectedStore::open(client.clone(), args.nats.replicas()).await?;
     let store = if args.kek.given() {
-        store.with_resident_keys(args.kek.open(client.clone(), args.nats.replicas).await?)
+        store.with_resident_keys(args.kek.open(client.clone(), args.nats.replicas()).await?)
     } else {
         store
     };

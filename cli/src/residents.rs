@@ -142,7 +142,7 @@ pub async fn run(args: ResidentsArgs) -> anyhow::Result<ExitCode> {
             postgres_url,
         } => {
             let client = nats.connect().await?;
-            let keys = kek.open(client, nats.replicas).await?;
+            let keys = kek.open(client, nats.replicas()).await?;
             let erasure = keys
                 .erase(&system, &resident_id, &by, chrono::Utc::now())
                 .await?;
@@ -191,7 +191,7 @@ pub async fn run(args: ResidentsArgs) -> anyhow::Result<ExitCode> {
             let models = postgres.connect(reference.fold_context()?).await?;
             let opener: Option<Arc<dyn ContactOpener>> = if kek.given() {
                 let client = nats.connect().await?;
-                Some(kek.open(client, nats.replicas).await?)
+                Some(kek.open(client, nats.replicas()).await?)
             } else {
                 None
             };
@@ -264,7 +264,7 @@ pub async fn run(args: ResidentsArgs) -> anyhow::Result<ExitCode> {
         }
         Action::Rewrap { nats, kek } => {
             let client = nats.connect().await?;
-            let keys = kek.open(client, nats.replicas).await?;
+            let keys = kek.open(client, nats.replicas()).await?;
             let report = keys.rewrap().await?;
             println!(
                 "{} data keys rewrapped under {}, {} already were; the previous KEK may now be retired",

@@ -260,14 +260,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let rejected = JetStreamRejectedStore::open_with_limits(
         client.clone(),
-        args.nats.replicas,
+        args.nats.replicas(),
         rejected_limits,
     )
     .await?;
     // Residents' data keys: contacts sealed at intake, refused bodies sealed, contacts
     // masked on the read side. The KEK is checked before anything is served.
     let resident_keys = if args.kek.given() {
-        let keys = args.kek.open(client.clone(), args.nats.replicas).await?;
+        let keys = args.kek.open(client.clone(), args.nats.replicas()).await?;
         info!(kek = keys.kek_id(), "resident key store ready");
         Some(keys)
     } else {
@@ -521,7 +521,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let leases = PartitionLeases::open(
             client.clone(),
             LeaseConfig {
-                replicas: args.nats.replicas,
+                replicas: args.nats.replicas(),
                 ..LeaseConfig::new(instance.clone())
             },
         )
@@ -529,7 +529,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let ownership = leases.ownership();
         background.spawn(leases.run(stopped()));
         let tasks = TaskStreamConfig {
-            replicas: args.nats.replicas,
+            replicas: args.nats.replicas(),
             ..Default::default()
         };
         // Workers' inboxes and their commands.
@@ -547,9 +547,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let mut dispatcher = Dispatcher::new(cases.clone(), grid.clone(), categories.clone())
             .with_task_fast_path(fast_path);
         if !args.no_dispatcher_snapshot {
-            let store =
-                SnapshotStore::open(client.clone(), dispatch_snapshot_store(args.nats.replicas))
-                    .await?;
+            let store = SnapshotStore::open(
+                client.clone(),
+                dispatch_snapshot_store(args.nats.replicas()),
+            )
+            .await?;
             dispatcher = dispatcher.with_snapshots(
                 store,
                 std::time::Duration::from_secs(args.dispatcher_snapshot_every.max(1)),
@@ -575,7 +577,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let inbox = Arc::new(InboxService::new(
             client.clone(),
             TaskStreamConfig {
-                replicas: args.nats.replicas,
+                replicas: args.nats.replicas(),
                 ..Default::default()
             },
             identity.clone(),
@@ -592,7 +594,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             let store = SnapshotStore::open(
                 client.clone(),
                 SnapshotStoreConfig {
-                    replicas: args.nats.replicas,
+                    replicas: args.nats.replicas(),
                     ..Default::default()
                 },
             )

@@ -99,7 +99,7 @@ async fn inbox(
 ) -> anyhow::Result<ExitCode> {
     let client = nats.connect().await?;
     let config = TaskStreamConfig {
-        replicas: nats.replicas,
+        replicas: nats.replicas(),
         ..Default::default()
     };
     let inbox = WorkerInbox::open(client.clone(), worker_id, &config).await?;

@@ -48,6 +48,40 @@ async fn streams_as_the_engine_left_them_pass() {
 }
 
 #[tokio::test]
+async fn an_operators_strengthening_is_no_violation_a_weakening_is() {
+    let server = NatsServer::start();
+    let (context, guard) = engine_streams(&server).await;
+    let current = || async {
+        context
+            .get_stream(EVENTS)
+            .await
+            .unwrap()
+            .cached_info()
+            .config
+            .clone()
+    };
+    // Larger commits allowed: the stream is no weaker, the engine keeps serving.
+    let mut config = current().await;
+    let engines = config.max_message_size;
+    config.max_message_size = engines * 2;
+    context.update_stream(&config).await.expect("raise");
+    guard.check().await.expect("a raised limit is no violation");
+
+    // Below what the engine started with: a violation, named.
+    let mut config = current().await;
+    config.max_message_size = engines / 2;
+    context.update_stream(&config).await.expect("lower");
+    let violations = guard.check().await.expect_err("a lowered limit is found");
+    assert!(
+        violations.iter().any(|v| matches!(
+            v,
+            StreamViolation::Changed { stream, setting: "max_msg_size", .. } if stream == EVENTS
+        )),
+        "{violations:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_message_limit_with_discard_old_on_the_event_log_is_found() {
     let server = NatsServer::start();
     let (context, guard) = engine_streams(&server).await;

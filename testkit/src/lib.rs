@@ -3,13 +3,17 @@
 //! [`NatsServer`] starts a `nats-server` binary with JetStream on a free port and its own
 //! store directory, so tests run in parallel and can kill and restart the server (same port,
 //! same store) to test what survives. The process is killed and the directory removed on drop.
-//! [`TestDatabase`] is a PostgreSQL database of a test's own, dropped with it.
+//! [`NatsCluster`] is a JetStream cluster of a test's own (three nodes, say), whose nodes can
+//! be killed and restarted. [`TestDatabase`] is a PostgreSQL database of a test's own,
+//! dropped with it; [`PostgresReplicaPair`] a private primary with a streaming hot standby.
 //! [`purity`] checks, as text, that a pure core performs no I/O and reads no clock.
 
+mod cluster;
 mod postgres;
 mod postgres_replica;
 pub mod purity;
 
+pub use cluster::NatsCluster;
 pub use postgres::{postgres_server_url, TestDatabase};
 pub use postgres_replica::PostgresReplicaPair;
 

@@ -365,7 +365,8 @@ impl JetStreamRejectedStore {
                 ),
                 subjects: vec![format!("{}.>", Self::PREFIX)],
                 storage: StorageType::File,
-                num_replicas: replicas,
+                // 0 (not given): 1 for a new stream; an existing one keeps its own.
+                num_replicas: replicas.max(1),
                 max_age: limits.max_age,
                 max_bytes: limits.max_bytes,
                 discard: stream::DiscardPolicy::Old,
@@ -392,6 +393,10 @@ impl JetStreamRejectedStore {
                 config.max_message_size,
             ) != wanted
         {
+            // These limits are the bound that keeps refusals from filling the server and the
+            // retention period of the residents' data in them: they follow `wangge serve
+            // --rejected-max-*` both ways (a shorter retention is the safer one), unlike
+            // every other stream's (`crate::nats::stream_rules`). Replicas stay as they are.
             (
                 config.max_age,
                 config.max_bytes,

@@ -39,6 +39,7 @@ pub struct OwnedSettings {
     pub max_bytes: i64,
     pub max_msgs_per_subject: i64,
     pub max_message_size: i64,
+    pub duplicate_window: Duration,
     pub discard: String,
     pub deny_delete: bool,
     pub deny_purge: bool,
@@ -58,6 +59,7 @@ impl OwnedSettings {
             max_bytes: limit(config.max_bytes),
             max_msgs_per_subject: limit(config.max_messages_per_subject),
             max_message_size: limit(i64::from(config.max_message_size)),
+            duplicate_window: config.duplicate_window,
             discard: format!("{:?}", config.discard),
             deny_delete: config.deny_delete,
             deny_purge: config.deny_purge,
@@ -68,7 +70,7 @@ impl OwnedSettings {
     }
 
     /// Each owned setting by the name the server's config uses, as text.
-    fn named(&self) -> [(&'static str, String); 13] {
+    fn named(&self) -> [(&'static str, String); 14] {
         [
             ("subjects", format!("{:?}", self.subjects)),
             ("num_replicas", self.replicas.to_string()),
@@ -80,6 +82,7 @@ impl OwnedSettings {
                 self.max_msgs_per_subject.to_string(),
             ),
             ("max_msg_size", self.max_message_size.to_string()),
+            ("duplicate_window", format!("{:?}", self.duplicate_window)),
             ("discard", self.discard.clone()),
             ("deny_delete", self.deny_delete.to_string()),
             ("deny_purge", self.deny_purge.to_string()),
@@ -89,12 +92,31 @@ impl OwnedSettings {
         ]
     }
 
-    /// Each owned setting that differs: `(name, expected, found)`.
+    /// Every owned setting that differs from `other`: `(name, here, there)`.
+    pub fn differences_from(&self, other: &Self) -> Vec<(&'static str, String, String)> {
+        self.named()
+            .into_iter()
+            .zip(other.named())
+            .filter(|((_, here), (_, there))| here != there)
+            .map(|((name, here), (_, there))| (name, here, there))
+            .collect()
+    }
+
+    /// Each owned setting that changed for the worse since `self` (the baseline):
+    /// `(name, expected, found)`. A weakening by the rule of [`super::stream_rules`], or any
+    /// change of storage or the sealed flag (the engine could no longer write or find its
+    /// messages). Strengthening changes — an operator's `wangge streams set … --replicas 3`,
+    /// a limit raised — are not violations: the engine keeps serving.
     fn differences(&self, found: &Self) -> Vec<(&'static str, String, String)> {
+        let weakened = super::stream_rules::weakenings(self, found);
         self.named()
             .into_iter()
             .zip(found.named())
-            .filter(|((_, expected), (_, actual))| expected != actual)
+            .filter(|((name, expected), (_, actual))| {
+                expected != actual
+                    && (matches!(*name, "storage" | "sealed")
+                        || weakened.iter().any(|w| w.setting == *name))
+            })
             .map(|((name, expected), (_, actual))| (name, expected, actual))
             .collect()
     }

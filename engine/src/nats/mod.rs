@@ -7,6 +7,7 @@ pub mod guard;
 pub mod identity;
 pub mod ordered_reader;
 pub mod queue_server;
+pub mod stream_rules;
 pub mod streams;
 
 pub use connect::{connect, NatsConnectOptions, Secret};

@@ -173,7 +173,8 @@ impl ResidentKeys {
             subjects: vec![format!("$KV.{}.>", Self::BUCKET)],
             max_messages_per_subject: 1,
             storage: stream::StorageType::File,
-            num_replicas: replicas.max(1),
+            // 0: as the bucket has it (1 for a new one), see `crate::nats::open_stream`.
+            num_replicas: replicas,
             allow_rollup: true,
             deny_delete: false,
             deny_purge: false,

@@ -102,18 +102,30 @@ pub struct PartitionLeases {
 impl PartitionLeases {
     pub async fn open(client: async_nats::Client, config: LeaseConfig) -> anyhow::Result<Self> {
         let context = jetstream::new(client);
-        let store = context
-            .create_or_update_key_value(kv::Config {
-                bucket: config.bucket.clone(),
-                description: "Wangge: which engine instance acts on which partition of cases"
-                    .into(),
-                history: 1,
-                max_age: config.ttl,
-                storage: jetstream::stream::StorageType::File,
-                num_replicas: config.replicas,
-                ..Default::default()
-            })
-            .await?;
+        // Replicas only ever rise here (`crate::nats::stream_rules`); 0 keeps the bucket's.
+        let exists = crate::nats::streams::settle_bucket_replicas(
+            &context,
+            &format!("KV_{}", config.bucket),
+            config.replicas,
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+        let store = if exists {
+            context.get_key_value(&config.bucket).await?
+        } else {
+            context
+                .create_key_value(kv::Config {
+                    bucket: config.bucket.clone(),
+                    description: "Wangge: which engine instance acts on which partition of cases"
+                        .into(),
+                    history: 1,
+                    max_age: config.ttl,
+                    storage: jetstream::stream::StorageType::File,
+                    num_replicas: config.replicas.max(1),
+                    ..Default::default()
+                })
+                .await?
+        };
         Ok(Self {
             store,
             config,

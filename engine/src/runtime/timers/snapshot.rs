@@ -408,6 +408,14 @@ impl SnapshotStore {
         config: SnapshotStoreConfig,
     ) -> Result<Self, SnapshotError> {
         let context = jetstream::new(client);
+        // Replicas only ever rise here (`crate::nats::stream_rules`); 0 keeps the bucket's.
+        crate::nats::streams::settle_bucket_replicas(
+            &context,
+            &format!("OBJ_{}", config.bucket),
+            config.replicas,
+        )
+        .await
+        .map_err(SnapshotError::Unavailable)?;
         let store = match context.get_object_store(&config.bucket).await {
             Ok(store) => store,
             Err(_) => context
@@ -418,7 +426,7 @@ impl SnapshotStore {
                         config.what
                     )),
                     max_age: config.max_age,
-                    num_replicas: config.replicas,
+                    num_replicas: config.replicas.max(1),
                     storage: jetstream::stream::StorageType::File,
                     ..Default::default()
                 })
