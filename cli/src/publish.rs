@@ -20,8 +20,9 @@ pub struct PublishArgs {
     /// the message's own `kind` field.
     #[arg(long)]
     kind: Option<String>,
-    /// Seconds to wait for the answer.
-    #[arg(long, default_value_t = 10)]
+    /// Seconds to wait for the answer (the engine itself rides out a log outage for up to
+    /// 10 s before it answers `unavailable`).
+    #[arg(long, default_value_t = 15)]
     timeout: u64,
     /// The message file; `-` or nothing reads stdin.
     file: Option<PathBuf>,

@@ -313,12 +313,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // stream. Each commit's clock is computed under it as it stands when the commit is
     // decided, districts' calendars from the live grid.
     let sla = SharedSla::new(sla_files);
-    let cases =
-        Arc::new(
-            CaseService::new(log, Arc::new(SystemClock)).with_sla_terms(Arc::new(
-                LiveSlaTerms::new(sla.clone(), grid.clone(), categories.clone()),
-            )),
-        );
+    let cases = Arc::new(
+        CaseService::new(log, Arc::new(SystemClock))
+            .with_outage_policy(wangge_engine::app::OutagePolicy::SERVE)
+            .with_sla_terms(Arc::new(LiveSlaTerms::new(
+                sla.clone(),
+                grid.clone(),
+                categories.clone(),
+            ))),
+    );
     let mut follower = GridFollower::new(grid_stream.clone(), grid.clone());
     let position = follower.catch_up().await?;
     info!(

@@ -422,6 +422,39 @@ async fn a_command_sent_while_the_server_was_down_is_committed_once_when_retried
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_riding_out_a_restart_answers_the_command_itself_and_commits_it_once() {
+    let mut server = NatsServer::start();
+    let log = support::jetstream_log(&server).await;
+    // As `wangge serve` runs it: the log's outages ridden out for up to 10 s.
+    let service = Arc::new(
+        support::service(log.clone()).with_outage_policy(wangge_engine::app::OutagePolicy::SERVE),
+    );
+    let case = CaseId::new_v7();
+    service
+        .handle(request(case, report_command(), "report-1"))
+        .await
+        .unwrap();
+    let accept = request(case, accept(), "accept-1");
+
+    server.kill();
+    let during = tokio::spawn({
+        let (service, accept) = (service.clone(), accept.clone());
+        async move { service.handle(accept).await }
+    });
+    // Down for a second and a half: longer than any one publish waits.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.restart();
+    let answered = during
+        .await
+        .unwrap()
+        .expect("answered once the server is back, without the sender retrying");
+
+    let stored = commits_of(&log, case).await;
+    assert_eq!(stored.len(), 2, "the report and exactly one acceptance");
+    assert_eq!(answered.events, stored[1].events);
+}
+
 // ---------------------------------------------------------------------------------------
 // A commit the engine cannot read
 // ---------------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ const MAX_ATTEMPTS: usize = 24;
 
 pub use wangge_domain::request::CommandRequest;
 
+use super::outage::OutagePolicy;
+
 /// What a handled command produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommandOutcome {
@@ -152,6 +154,8 @@ pub struct CaseService<L> {
     /// back after its commit, so the state is never copied; a concurrent command on the same
     /// case meanwhile finds nothing cached and reads the log.
     cache: Cache<CaseId, CachedCase>,
+    /// How long a command keeps trying while the log is unavailable ([`super::outage`]).
+    outage: OutagePolicy,
 }
 
 impl<L: EventLog> CaseService<L> {
@@ -166,7 +170,15 @@ impl<L: EventLog> CaseService<L> {
             clock,
             terms: Arc::new(FixedSlaTerms::bundled()),
             cache: case_cache(cached_cases),
+            outage: OutagePolicy::NONE,
         }
+    }
+
+    /// Rides out an unavailable log for as long as `policy` says before answering
+    /// `unavailable` (none by default; `wangge serve` uses [`OutagePolicy::SERVE`]).
+    pub fn with_outage_policy(mut self, policy: OutagePolicy) -> Self {
+        self.outage = policy;
+        self
     }
 
     /// Computes clocks under `terms` (the bundled policies and calendars, every district on
@@ -210,7 +222,7 @@ impl<L: EventLog> CaseService<L> {
     }
 
     pub async fn handle(&self, request: CommandRequest) -> Result<CommandOutcome, CommandError> {
-        self.handle_at(request, None).await
+        self.riding_out(request, None).await
     }
 
     /// Runs a command only if the case is still at `expected_version` — the version the
@@ -223,7 +235,34 @@ impl<L: EventLog> CaseService<L> {
         request: CommandRequest,
         expected_version: u64,
     ) -> Result<CommandOutcome, CommandError> {
-        self.handle_at(request, Some(expected_version)).await
+        self.riding_out(request, Some(expected_version)).await
+    }
+
+    /// [`Self::handle_at`], again after a pause while the log is unavailable, until the
+    /// outage policy's time is spent. Each attempt decides afresh from the log, so a commit
+    /// whose ack was lost in the outage is found as processed, never written twice.
+    async fn riding_out(
+        &self,
+        request: CommandRequest,
+        expected_version: Option<u64>,
+    ) -> Result<CommandOutcome, CommandError> {
+        let deadline = tokio::time::Instant::now() + self.outage.ride_out;
+        let mut pauses = self.outage.pauses().into_iter();
+        loop {
+            match self.handle_at(request.clone(), expected_version).await {
+                Err(CommandError::Log(LogError::Unavailable(reason))) => {
+                    let now = tokio::time::Instant::now();
+                    match pauses.next() {
+                        Some(pause) if now < deadline => {
+                            warn!(case_id = %request.case_id, %reason, "log unavailable; trying again");
+                            tokio::time::sleep(pause.min(deadline - now)).await;
+                        }
+                        _ => return Err(CommandError::Log(LogError::Unavailable(reason))),
+                    }
+                }
+                answered => return answered,
+            }
+        }
     }
 
     /// Runs a command decided on a case history the caller holds, events and positions,

@@ -6,8 +6,10 @@
 
 pub mod clock;
 pub mod command_handler;
+pub mod outage;
 pub mod sla_terms;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command_handler::{CaseService, CommandError, CommandOutcome, CommandRequest};
+pub use outage::OutagePolicy;
 pub use sla_terms::{choose_terms, FixedSlaTerms, LiveSlaTerms, SlaTermsSource, TermsKey};
