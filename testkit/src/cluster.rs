@@ -153,6 +153,37 @@ impl NatsCluster {
         info["cluster"]["leader"].as_str().map(str::to_owned)
     }
 
+    /// Waits (at most 60 s) until `stream` has a leader and every replica is current: a node
+    /// just restarted has caught up.
+    pub async fn wait_stream_current(&self, stream: &str) {
+        let client = self.connect().await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(reply) = client
+                .request(format!("$JS.API.STREAM.INFO.{stream}"), "".into())
+                .await
+            {
+                let info: serde_json::Value =
+                    serde_json::from_slice(&reply.payload).unwrap_or_default();
+                let cluster = &info["cluster"];
+                let replicas = cluster["replicas"].as_array().cloned().unwrap_or_default();
+                if cluster["leader"].is_string()
+                    && replicas.len() + 1 == self.nodes.len()
+                    && replicas
+                        .iter()
+                        .all(|r| r["current"] == true && r["offline"] != true)
+                {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stream {stream} not current on every node within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The stream's replicas as configured on the server.
     pub async fn stream_replicas(&self, stream: &str) -> Option<u64> {
         let client = self.connect().await;
