@@ -7,7 +7,8 @@
 //!    (`pg_total_relation_size`), and the total per case.
 //! 2. **Memory**: the same history folded into [`MemoryReadModels`]; the bench binary's
 //!    counting allocator (`stats_alloc`) gives the bytes still live after the store is built (the history
-//!    itself freed) minus those live before, per case.
+//!    itself freed) minus those live before, per case; then each projection alone in a store
+//!    of its own, to show where the bytes are.
 
 use std::sync::Arc;
 
@@ -15,6 +16,13 @@ use anyhow::Context;
 use chrono::Utc;
 use clap::Args;
 use wangge_engine::grid::GridDirectory;
+use wangge_engine::log::{LogPosition, StoredCommit};
+use wangge_projections::fold::audit::AuditProjection;
+use wangge_projections::fold::cases::CasesProjection;
+use wangge_projections::fold::indicators::IndicatorsProjection;
+use wangge_projections::fold::patrols::PatrolsProjection;
+use wangge_projections::fold::Projection;
+use wangge_projections::runner::{project_batch, ProjectionStore};
 use wangge_projections::{FoldContext, MemoryReadModels, PostgresReadModels};
 
 use crate::history::CityHistory;
@@ -44,7 +52,7 @@ pub async fn run(args: SizesArgs) -> anyhow::Result<()> {
     let grid = Arc::new(GridDirectory::sample_city());
     let mut rows = Vec::new();
     if !args.postgres_only {
-        rows.push(memory(&grid, args.cases).await?);
+        rows.extend(memory(&grid, args.cases).await?);
     }
     if !args.memory_only {
         rows.extend(postgres(&grid, args.cases).await?);
@@ -61,17 +69,68 @@ fn history(grid: &GridDirectory, cases: usize) -> CityHistory {
     CityHistory::new(grid, 3, Utc::now() - year, spacing)
 }
 
-async fn memory(grid: &GridDirectory, cases: usize) -> anyhow::Result<Row> {
+async fn memory(grid: &GridDirectory, cases: usize) -> anyhow::Result<Vec<Row>> {
+    let mut rows = vec![memory_of(grid, cases, "all four projections", Fold::All).await?];
+    // Then each projection alone in a store of its own: where the bytes are.
+    rows.push(memory_of(grid, cases, "cases", Fold::One(&CasesProjection)).await?);
+    rows.push(memory_of(grid, cases, "audit", Fold::One(&AuditProjection)).await?);
+    rows.push(memory_of(grid, cases, "indicators", Fold::One(&IndicatorsProjection)).await?);
+    rows.push(memory_of(grid, cases, "patrols", Fold::One(&PatrolsProjection)).await?);
+    Ok(rows)
+}
+
+/// What one memory measurement folds.
+enum Fold<'a> {
+    All,
+    One(&'a (dyn FoldOne + Sync)),
+}
+
+/// One projection folded into a [`MemoryReadModels`], whichever it is.
+trait FoldOne {
+    fn fold<'a>(
+        &'a self,
+        models: &'a MemoryReadModels,
+        from: LogPosition,
+        commits: &'a [StoredCommit],
+    ) -> futures::future::BoxFuture<'a, anyhow::Result<LogPosition>>;
+}
+
+impl<P: Projection + Sync> FoldOne for P
+where
+    MemoryReadModels: ProjectionStore<P>,
+{
+    fn fold<'a>(
+        &'a self,
+        models: &'a MemoryReadModels,
+        from: LogPosition,
+        commits: &'a [StoredCommit],
+    ) -> futures::future::BoxFuture<'a, anyhow::Result<LogPosition>> {
+        Box::pin(async move { Ok(project_batch(self, models, from, commits).await?) })
+    }
+}
+
+async fn memory_of(
+    grid: &GridDirectory,
+    cases: usize,
+    label: &str,
+    fold: Fold<'_>,
+) -> anyhow::Result<Row> {
     let mut history = history(grid, cases);
-    let bar = report::progress("sizes: fill the in-memory store", cases as u64);
+    let bar = report::progress(&format!("sizes: memory, {label}"), cases as u64);
     let region = stats_alloc::Region::new(&crate::ALLOCATOR);
     let models = MemoryReadModels::new(FoldContext::bundled());
     let mut made = 0;
+    let mut position = LogPosition::default();
     while made < cases {
         let count = STRETCH.min(cases - made);
         // The history is dropped before the next measurement: only the store stays live.
         let stretch = history.stretch(count);
-        models.fold_commits(&stretch).await?;
+        match &fold {
+            Fold::All => models.fold_commits(&stretch).await?,
+            Fold::One(projection) => {
+                position = projection.fold(&models, position, &stretch).await?;
+            }
+        }
         made += count;
         bar.set_position(made as u64);
     }
@@ -83,11 +142,12 @@ async fn memory(grid: &GridDirectory, cases: usize) -> anyhow::Result<Row> {
         + change.bytes_reallocated;
     drop(models);
     let per_case = held as f64 / cases as f64;
+    let all = matches!(fold, Fold::All);
     Ok(Row::new(
-        format!("in-memory store, {cases} cases: bytes live after the fill"),
+        format!("in-memory store, {cases} cases, {label}: bytes live after the fill"),
         format!("{:.1} MB, {per_case:.0} B per case", held as f64 / 1e6),
-        "≤ 3 kB per case",
-        Some(per_case <= MEMORY_TARGET),
+        if all { "≤ 3 kB per case" } else { "" },
+        all.then_some(per_case <= MEMORY_TARGET),
     ))
 }
 
