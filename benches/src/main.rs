@@ -37,8 +37,8 @@ use clap::{Parser, Subcommand};
 
 /// mimalloc instead of glibc malloc: the engine allocates many small buffers per command on
 /// many threads, and profiles showed glibc's allocator as its largest single cost. Wrapped
-/// by `stats_alloc` to count live bytes for `sizes` (four relaxed atomic adds per
-/// allocation, which every bench pays).
+/// by `stats_alloc` to count live bytes for `sizes` (two atomic adds per allocation,
+/// which every bench pays).
 #[global_allocator]
 static ALLOCATOR: stats_alloc::StatsAlloc<mimalloc::MiMalloc> =
     stats_alloc::StatsAlloc::new(mimalloc::MiMalloc);

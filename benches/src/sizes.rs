@@ -138,8 +138,9 @@ async fn memory_of(
     // The generator keeps a window of cases still open; measure without it.
     drop(history);
     let change = region.change();
-    let held = change.bytes_allocated as isize - change.bytes_deallocated as isize
-        + change.bytes_reallocated;
+    // A realloc's growth or shrinkage is already in bytes_allocated or bytes_deallocated
+    // (bytes_reallocated repeats it).
+    let held = change.bytes_allocated as isize - change.bytes_deallocated as isize;
     drop(models);
     let per_case = held as f64 / cases as f64;
     let all = matches!(fold, Fold::All);
