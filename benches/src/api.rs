@@ -244,8 +244,19 @@ async fn fill(
     let year = chrono::Duration::days(365);
     let spacing =
         chrono::Duration::milliseconds((year.num_milliseconds() / cases.max(1) as i64).max(1));
-    let mut history = CityHistory::new(grid, 3, Utc::now() - year, spacing);
-    let bar = report::progress("api: fill read models", cases as u64);
+    let history = CityHistory::new(grid, 3, Utc::now() - year, spacing);
+    fill_with(history, models, cases, "api: fill read models").await
+}
+
+/// Folds `cases` cases of `history` into the read models, the four projections side by
+/// side (shared with `sizes`).
+pub async fn fill_with(
+    mut history: CityHistory,
+    models: Arc<PostgresReadModels>,
+    cases: usize,
+    label: &str,
+) -> anyhow::Result<()> {
+    let bar = report::progress(label, cases as u64);
     let mut senders = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
     macro_rules! projection_task {

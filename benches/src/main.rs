@@ -11,7 +11,8 @@
 //!
 //! `wangge-bench grid` measures the live grid (snapshot, fold, command round trip,
 //! catch-up); `dispatch`, `restart` (the dispatcher's start-up) and `timers` their own parts; `catch-up`, `lag` and `api` the read
-//! side in PostgreSQL (projection catch-up beside raw inserts, live lag, API latency).
+//! side in PostgreSQL (projection catch-up beside raw inserts, live lag, API latency);
+//! `sizes` the read models' bytes per case in PostgreSQL and in memory.
 //!
 //! The figures are printed as a Markdown table for `benches/RESULTS.md`.
 
@@ -29,15 +30,19 @@ mod report;
 mod restart;
 mod secure;
 mod setup;
+mod sizes;
 mod store_memory;
 mod timers;
 
 use clap::{Parser, Subcommand};
 
 /// mimalloc instead of glibc malloc: the engine allocates many small buffers per command on
-/// many threads, and profiles showed glibc's allocator as its largest single cost.
+/// many threads, and profiles showed glibc's allocator as its largest single cost. Wrapped
+/// by `stats_alloc` to count live bytes for `sizes` (two atomic adds per allocation,
+/// which every bench pays).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: stats_alloc::StatsAlloc<mimalloc::MiMalloc> =
+    stats_alloc::StatsAlloc::new(mimalloc::MiMalloc);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -72,6 +77,8 @@ enum Bench {
     Lag(lag::LagArgs),
     /// Dashboard API latency with a million cases in the PostgreSQL read models.
     Api(api::ApiArgs),
+    /// Read-model sizes: bytes per case in PostgreSQL (per table and index) and in memory.
+    Sizes(sizes::SizesArgs),
     /// Intake round trips, open and with NATS accounts and proven senders, in one run.
     Intake(intake::IntakeArgs),
     /// nats-server memory and disk at 1, 3 and 5 million cases, with restarts and case loads.
@@ -91,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::CatchUp(args) => catchup::run(args).await,
         Bench::Lag(args) => lag::run(args).await,
         Bench::Api(args) => api::run(args).await,
+        Bench::Sizes(args) => sizes::run(args).await,
         Bench::Intake(args) => intake::run(args).await,
         Bench::StoreMemory(args) => store_memory::run(args).await,
     }
