@@ -615,34 +615,55 @@ mod jetstream_stream {
     }
 
     #[tokio::test]
-    async fn opening_the_log_with_a_changed_setting_updates_the_stream() {
+    async fn opening_the_log_with_a_stronger_setting_updates_the_stream_a_weaker_is_refused() {
         let server = NatsServer::start();
         let log = support::jetstream_log(&server).await;
         let case = CaseId::new_v7();
         log.append(commit(case, 0, 1, "report"), 0).await.unwrap();
-        let changed = JetStreamLogConfig {
-            duplicate_window: Duration::from_secs(30),
-            max_commit_bytes: 256 * 1024,
+        let stronger = JetStreamLogConfig {
+            duplicate_window: Duration::from_secs(300),
+            max_commit_bytes: 2 * 1024 * 1024,
             ..JetStreamLogConfig::default()
         };
 
-        let reopened = support::jetstream_log_with(&server, changed).await;
+        let reopened = support::jetstream_log_with(&server, stronger).await;
 
-        let info = jetstream::new(server.connect().await)
-            .get_stream(stream_name())
-            .await
-            .unwrap()
-            .get_info()
-            .await
-            .unwrap();
-        assert_eq!(info.config.duplicate_window, Duration::from_secs(30));
-        assert_eq!(info.config.max_message_size, 256 * 1024);
-        assert!(info.config.deny_delete && info.config.deny_purge);
+        let info = || async {
+            jetstream::new(server.connect().await)
+                .get_stream(stream_name())
+                .await
+                .unwrap()
+                .get_info()
+                .await
+                .unwrap()
+        };
+        let updated = info().await;
+        assert_eq!(updated.config.duplicate_window, Duration::from_secs(300));
+        assert_eq!(updated.config.max_message_size, 2 * 1024 * 1024);
+        assert!(updated.config.deny_delete && updated.config.deny_purge);
         assert_eq!(
             reopened.load(case).await.unwrap().events.len(),
             1,
             "events survive the update"
         );
+
+        // Smaller commits and a shorter duplicate window would weaken it: refused, unchanged.
+        let weaker = JetStreamLogConfig {
+            duplicate_window: Duration::from_secs(30),
+            max_commit_bytes: 256 * 1024,
+            ..JetStreamLogConfig::default()
+        };
+        let refused = JetStreamLog::open(server.connect().await, weaker)
+            .await
+            .err()
+            .expect("a weakening is refused")
+            .to_string();
+        assert!(
+            refused.contains("max_msg_size from 2097152 to 262144")
+                && refused.contains("duplicate_window from 300s to 30s"),
+            "{refused}"
+        );
+        assert_eq!(info().await.config.max_message_size, 2 * 1024 * 1024);
     }
 
     #[tokio::test]
