@@ -62,6 +62,10 @@ pub struct StoreMemoryArgs {
     /// of ids a city never writes in two minutes) and the block caches' expiry.
     #[arg(long, default_value_t = 130)]
     idle: u64,
+    /// Compress the stream's blocks with S2 (the engine does not: a compressed block is
+    /// decompressed whole to read one message, which slows every cold case load).
+    #[arg(long)]
+    s2: bool,
 }
 
 /// One checkpoint's figures.
@@ -107,6 +111,14 @@ pub async fn run(args: StoreMemoryArgs) -> anyhow::Result<()> {
         .connect(server.url())
         .await?;
     let config = JetStreamLogConfig::default();
+    if args.s2 {
+        // Compression is chosen when the stream is created: the engine's stream, with S2.
+        let mut compressed = config.stream_config();
+        compressed.compression = Some(async_nats::jetstream::stream::Compression::S2);
+        async_nats::jetstream::new(client.clone())
+            .create_stream(compressed)
+            .await?;
+    }
     let log = JetStreamLog::open(client.clone(), config.clone()).await?;
 
     let grid = GridDirectory::sample_city();
@@ -462,9 +474,10 @@ fn gib(bytes: u64) -> String {
 
 fn print_header(args: &StoreMemoryArgs) {
     println!(
-        "nats-server {} (pinned), GOMEMLIMIT {}, one event stream, a subject per case",
+        "nats-server {} (pinned), GOMEMLIMIT {}, one event stream{}, a subject per case",
         wangge_testkit::pinned_nats_server_version(),
         args.gomemlimit.as_deref().unwrap_or("unset"),
+        if args.s2 { " compressed with S2" } else { "" },
     );
     println!();
     println!("| cases | commits | subjects | stream bytes | disk | RSS after writing (peak) | RSS idle, {} s later | recovery after restart | RSS after restart (peak) | RSS after {} loads, {} s later | load p50 / p99 |", args.idle, args.loads, args.idle);

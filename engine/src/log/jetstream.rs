@@ -84,7 +84,8 @@ impl JetStreamLogConfig {
         format!("{}.{}.{}", self.subject_prefix, shard_of(case_id), case_id)
     }
 
-    fn stream_config(&self) -> stream::Config {
+    /// The stream as the engine creates it (benchmarks create variants of it).
+    pub fn stream_config(&self) -> stream::Config {
         stream::Config {
             name: self.stream_name.clone(),
             description: Some(
