@@ -34,28 +34,37 @@ pub async fn wait_for_replica_schema(
         .unwrap_or(0);
     let deadline = std::time::Instant::now() + wait;
     loop {
-        let (client, driver) = dedicated(config).await?;
-        let found: Option<i32> = client
-            .query_opt(
-                // Fails while the table is not there yet: version 0.
-                "SELECT max(version) FROM read_model_migrations",
-                &[],
-            )
-            .await
-            .ok()
-            .flatten()
-            .and_then(|row| row.get(0));
-        drop(client);
-        driver.await.ok();
-        let found = found.unwrap_or(0);
+        // The replica may not have replayed the database's creation yet: no connection is
+        // no schema, for as long as we wait.
+        let (found, unreachable) = match dedicated(config).await {
+            Ok((client, driver)) => {
+                let found: Option<i32> = client
+                    .query_opt(
+                        // Fails while the table is not there yet: version 0.
+                        "SELECT max(version) FROM read_model_migrations",
+                        &[],
+                    )
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|row| row.get(0));
+                drop(client);
+                driver.await.ok();
+                (found.unwrap_or(0), None)
+            }
+            Err(error) => (0, Some(error)),
+        };
         if i64::from(found) >= i64::from(wanted) {
             return Ok(());
         }
         if std::time::Instant::now() >= deadline {
+            let unreachable = unreachable
+                .map(|error| format!(" (the replica refused a connection: {error})"))
+                .unwrap_or_default();
             return Err(PostgresError::Migration(format!(
                 "the read replica's schema is at version {found}, this build needs {wanted}: \
                  start an engine with --postgres-url on the primary first (it migrates), and \
-                 check that the replica is replaying the primary"
+                 check that the replica is replaying the primary{unreachable}"
             )));
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
