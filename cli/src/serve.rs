@@ -47,12 +47,12 @@ use wangge_engine::tasks::nats::serve_worker_commands;
 use wangge_engine::tasks::{serve_worker_inbox, InboxService, WorkerCommandService};
 use wangge_projections::http::{serve_http, ApiState};
 use wangge_projections::postgres::{spawn_runners, ExclusiveRunnerConfig, PostgresReadModels};
+use wangge_projections::runner::RunnerConfig;
+use wangge_projections::{FoldContext, MemoryReadModels, ReadModels};
 
 /// How long a starting API waits for its read replica to replay the schema the primary was
 /// just migrated to.
 const REPLICA_SCHEMA_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
-use wangge_projections::runner::RunnerConfig;
-use wangge_projections::{FoldContext, MemoryReadModels, ReadModels};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

@@ -18,7 +18,9 @@ use tokio::sync::Mutex;
 use wangge_engine::log::{EventLog, JetStreamLog, JetStreamLogConfig};
 use wangge_testkit::NatsCluster;
 
-const WANGGE: &str = env!("CARGO_BIN_EXE_wangge");
+mod support;
+use support::{strip_ansi, wangge_command, WANGGE};
+
 /// Reports sent, one every `PACE`.
 const REPORTS: usize = 200;
 const PACE: Duration = Duration::from_millis(40);
@@ -49,12 +51,7 @@ impl Engine {
             assert!(made.status.success());
         }
         let log = dir.path().join("serve.log");
-        let mut command = Command::new(WANGGE);
-        for (name, _) in std::env::vars() {
-            if name.starts_with("WANGGE_") && name != "WANGGE_NATS_SERVER" {
-                command.env_remove(name);
-            }
-        }
+        let mut command = wangge_command();
         let replicas = if urls.contains(',') { "3" } else { "1" };
         let child = command
             .args(["serve", "--nats-url", urls, "--replicas", replicas])
@@ -109,23 +106,6 @@ impl Drop for Engine {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn strip_ansi(text: &str) -> String {
-    let mut plain = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
 }
 
 fn report(scenario: &str, n: usize) -> Value {
@@ -215,12 +195,19 @@ async fn reports_in_the_log(client: async_nats::Client) -> BTreeMap<String, usiz
     let mut found = BTreeMap::new();
     let mut commits = log.read_from(1);
     let mut read = 0;
+    let mut hiccups = 0;
     while read < head {
-        let commit = commits
-            .next()
-            .await
-            .expect("the log goes on")
-            .expect("a commit");
+        // Just after a fault the cluster may still drop a reader: read on from where it was.
+        let commit = match commits.next().await.expect("the log goes on") {
+            Ok(commit) => commit,
+            Err(error) => {
+                hiccups += 1;
+                assert!(hiccups < 50, "the log cannot be read: {error}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                commits = log.read_from(read + 1);
+                continue;
+            }
+        };
         read = commit.position;
         for event in &commit.events {
             let event = serde_json::to_value(event).unwrap();

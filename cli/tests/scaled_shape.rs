@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use wangge_testkit::{NatsCluster, PostgresReplicaPair};
 
-const WANGGE: &str = env!("CARGO_BIN_EXE_wangge");
+mod support;
+use support::{strip_ansi, wangge_command};
+
 const WAIT: Duration = Duration::from_secs(90);
 const REPORTS: usize = 24;
 
@@ -27,22 +29,7 @@ struct Instance {
 impl Instance {
     /// The instance's log, without the terminal colours the logger may add.
     fn log(&self) -> String {
-        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let mut plain = String::with_capacity(raw.len());
-        let mut chars = raw.chars();
-        while let Some(c) = chars.next() {
-            if c == '\u{1b}' {
-                // An escape sequence: up to and including its final letter.
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            } else {
-                plain.push(c);
-            }
-        }
-        plain
+        strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
     }
 
     fn assert_running(&mut self) {
@@ -91,12 +78,7 @@ impl Drop for Instance {
 }
 
 fn wangge(dir: &TempDir) -> Command {
-    let mut command = Command::new(WANGGE);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("WANGGE_") && key != "WANGGE_NATS_SERVER" {
-            command.env_remove(key);
-        }
-    }
+    let mut command = wangge_command();
     command.current_dir(dir.path());
     command
 }

@@ -28,12 +28,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 async fn max_msgs(cluster: &NatsCluster, stream: &str) -> i64 {
-    let client = cluster.connect().await;
-    let reply = client
-        .request(format!("$JS.API.STREAM.INFO.{stream}"), "".into())
-        .await
-        .expect("stream info");
-    let info: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    let info = cluster.stream_info(stream).await.expect("stream info");
     info["config"]["max_msgs"].as_i64().unwrap()
 }
 

@@ -142,15 +142,21 @@ impl NatsCluster {
         self.nodes[index].child.is_some()
     }
 
-    /// The name of the node leading `stream` now, asked of any live node.
+    /// The stream's info as the JetStream API answers it (`config`, `state`, `cluster`),
+    /// asked of any live node; `None` when no node answers.
+    pub async fn stream_info(&self, stream: &str) -> Option<serde_json::Value> {
+        stream_info_via(&self.connect().await, stream).await
+    }
+
+    /// The name of the node leading `stream` now.
     pub async fn stream_leader(&self, stream: &str) -> Option<String> {
-        let client = self.connect().await;
-        let reply = client
-            .request(format!("$JS.API.STREAM.INFO.{stream}"), "".into())
-            .await
-            .ok()?;
-        let info: serde_json::Value = serde_json::from_slice(&reply.payload).ok()?;
+        let info = self.stream_info(stream).await?;
         info["cluster"]["leader"].as_str().map(str::to_owned)
+    }
+
+    /// The stream's replicas as configured on the server.
+    pub async fn stream_replicas(&self, stream: &str) -> Option<u64> {
+        self.stream_info(stream).await?["config"]["num_replicas"].as_u64()
     }
 
     /// Waits (at most 60 s) until `stream` has a leader and every replica is current: a node
@@ -159,12 +165,7 @@ impl NatsCluster {
         let client = self.connect().await;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(reply) = client
-                .request(format!("$JS.API.STREAM.INFO.{stream}"), "".into())
-                .await
-            {
-                let info: serde_json::Value =
-                    serde_json::from_slice(&reply.payload).unwrap_or_default();
+            if let Some(info) = stream_info_via(&client, stream).await {
                 let cluster = &info["cluster"];
                 let replicas = cluster["replicas"].as_array().cloned().unwrap_or_default();
                 if cluster["leader"].is_string()
@@ -182,17 +183,6 @@ impl NatsCluster {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-
-    /// The stream's replicas as configured on the server.
-    pub async fn stream_replicas(&self, stream: &str) -> Option<u64> {
-        let client = self.connect().await;
-        let reply = client
-            .request(format!("$JS.API.STREAM.INFO.{stream}"), "".into())
-            .await
-            .ok()?;
-        let info: serde_json::Value = serde_json::from_slice(&reply.payload).ok()?;
-        info["config"]["num_replicas"].as_u64()
     }
 
     fn spawn(&mut self, index: usize) {
@@ -234,6 +224,14 @@ impl NatsCluster {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+async fn stream_info_via(client: &async_nats::Client, stream: &str) -> Option<serde_json::Value> {
+    let reply = client
+        .request(format!("$JS.API.STREAM.INFO.{stream}"), "".into())
+        .await
+        .ok()?;
+    serde_json::from_slice(&reply.payload).ok()
 }
 
 fn wait_for_log(log: &Path, ready_before: usize, name: &str) {

@@ -109,15 +109,11 @@ impl OwnedSettings {
     /// a limit raised — are not violations: the engine keeps serving.
     fn differences(&self, found: &Self) -> Vec<(&'static str, String, String)> {
         let weakened = super::stream_rules::weakenings(self, found);
-        self.named()
+        self.differences_from(found)
             .into_iter()
-            .zip(found.named())
-            .filter(|((name, expected), (_, actual))| {
-                expected != actual
-                    && (matches!(*name, "storage" | "sealed")
-                        || weakened.iter().any(|w| w.setting == *name))
+            .filter(|(name, _, _)| {
+                matches!(*name, "storage" | "sealed") || weakened.iter().any(|w| w.setting == *name)
             })
-            .map(|((name, expected), (_, actual))| (name, expected, actual))
             .collect()
     }
 }

@@ -97,6 +97,16 @@ impl PostgresReadModels {
         pool_size: usize,
     ) -> Result<Arc<Self>, PostgresError> {
         schema::migrate(&config).await?;
+        Self::assemble(config, context, pool_size, None)
+    }
+
+    /// The read models over a pool on `config`; `primary` when `config` is its replica.
+    fn assemble(
+        config: Config,
+        context: FoldContext,
+        pool_size: usize,
+        primary: Option<Config>,
+    ) -> Result<Arc<Self>, PostgresError> {
         let pool = pool::pool(&config, pool_size)?;
         Ok(Arc::new(Self {
             context,
@@ -105,7 +115,7 @@ impl PostgresReadModels {
             pool,
             progress: tokio::sync::broadcast::channel(1024).0,
             listener: Mutex::new(None),
-            primary: None,
+            primary,
         }))
     }
 
@@ -124,16 +134,7 @@ impl PostgresReadModels {
         let config = pool::parse_url(replica_url)?;
         let primary = pool::parse_url(primary_url)?;
         schema::wait_for_replica_schema(&config, schema_wait).await?;
-        let pool = pool::pool(&config, pool::DEFAULT_POOL_SIZE)?;
-        Ok(Arc::new(Self {
-            context,
-            store: PostgresStore::live(pool.clone()),
-            config,
-            pool,
-            progress: tokio::sync::broadcast::channel(1024).0,
-            listener: Mutex::new(None),
-            primary: Some(primary),
-        }))
+        Self::assemble(config, context, pool::DEFAULT_POOL_SIZE, Some(primary))
     }
 
     /// Whether these read models are served from a replica.
