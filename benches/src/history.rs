@@ -63,6 +63,9 @@ pub struct CityHistory {
     clock: DateTime<Utc>,
     /// Time between reports.
     spacing: Duration,
+    /// Seal headers for the commits, when they are to carry them: their own generator, so
+    /// the cases are the same with and without.
+    seals: Option<Dice>,
 }
 
 impl CityHistory {
@@ -85,7 +88,41 @@ impl CityHistory {
             next_case: 0,
             clock: start,
             spacing,
+            seals: None,
         }
+    }
+
+    /// The same history with every commit carrying seal headers of the engine's shape (key
+    /// id, a 64-byte signature in base64, a 32-byte link in hex, the payload's digest) made
+    /// of random bytes: what the read models store of a sealed log, for measuring sizes.
+    /// Not signatures: nothing verifies them.
+    pub fn with_seal_headers(mut self) -> Self {
+        self.seals = Some(Dice(self.dice.0 ^ 0x5EA1_5EA1_5EA1_5EA1));
+        self
+    }
+
+    fn seal_headers(&mut self) -> Option<wangge_engine::log::StoredSeal> {
+        const BASE64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const HEX: &[u8] = b"0123456789abcdef";
+        let dice = self.seals.as_mut()?;
+        let mut text = |alphabet: &[u8], len: usize| -> String {
+            (0..len)
+                .map(|_| alphabet[dice.below(alphabet.len())] as char)
+                .collect()
+        };
+        // One engine key for the whole log, as one engine instance has.
+        let key_id = "3f9a2c71d04b8e65";
+        let seal = format!("{key_id}:{}==", text(BASE64, 86));
+        let link = text(HEX, 64);
+        let mut payload_sha256 = [0_u8; 32];
+        for byte in &mut payload_sha256 {
+            *byte = dice.next() as u8;
+        }
+        Some(wangge_engine::log::StoredSeal {
+            seal,
+            link: Some(link),
+            payload_sha256,
+        })
     }
 
     /// The next `cases` cases' commits, interleaved in log order with positions continuing
@@ -116,8 +153,8 @@ impl CityHistory {
                     case_id: events[0].case_id,
                     events,
                     // A synthetic log, never appended by an engine: unsealed, like a log
-                    // written before sealing.
-                    seal: None,
+                    // written before sealing, unless seal headers were asked for.
+                    seal: self.seal_headers(),
                 }
             })
             .collect()

@@ -19,6 +19,7 @@
 mod api;
 mod catchup;
 mod commit;
+mod dictionary;
 mod dispatch;
 mod durable;
 mod fsync_count;
@@ -79,6 +80,8 @@ enum Bench {
     Api(api::ApiArgs),
     /// Read-model sizes: bytes per case in PostgreSQL (per table and index) and in memory.
     Sizes(sizes::SizesArgs),
+    /// Trains the read models' compression dictionary on the folds' own values.
+    Dictionary(dictionary::DictionaryArgs),
     /// Intake round trips, open and with NATS accounts and proven senders, in one run.
     Intake(intake::IntakeArgs),
     /// nats-server memory and disk at 1, 3 and 5 million cases, with restarts and case loads.
@@ -99,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::Lag(args) => lag::run(args).await,
         Bench::Api(args) => api::run(args).await,
         Bench::Sizes(args) => sizes::run(args).await,
+        Bench::Dictionary(args) => dictionary::run(args).await,
         Bench::Intake(args) => intake::run(args).await,
         Bench::StoreMemory(args) => store_memory::run(args).await,
     }

@@ -40,6 +40,13 @@ pub struct SizesArgs {
     /// Measure only PostgreSQL.
     #[arg(long)]
     postgres_only: bool,
+    /// Keep the database (`wangge_bench_sizes_<cases>`) for inspection afterwards.
+    #[arg(long)]
+    keep_database: bool,
+    /// Commits without seal headers (a log written before sealing). By default every
+    /// commit carries headers of the engine's shape, as `wangge serve` writes them.
+    #[arg(long)]
+    unsealed: bool,
 }
 
 /// Targets of issue 11, item 5 (bytes per case).
@@ -52,30 +59,53 @@ pub async fn run(args: SizesArgs) -> anyhow::Result<()> {
     let grid = Arc::new(GridDirectory::sample_city());
     let mut rows = Vec::new();
     if !args.postgres_only {
-        rows.extend(memory(&grid, args.cases).await?);
+        rows.extend(memory(&grid, args.cases, !args.unsealed).await?);
     }
     if !args.memory_only {
-        rows.extend(postgres(&grid, args.cases).await?);
+        rows.extend(postgres(&grid, args.cases, !args.unsealed, args.keep_database).await?);
     }
     println!();
     report::print_table(&rows);
     Ok(())
 }
 
-fn history(grid: &GridDirectory, cases: usize) -> CityHistory {
+fn history(grid: &GridDirectory, cases: usize, sealed: bool) -> CityHistory {
     let year = chrono::Duration::days(365);
     let spacing =
         chrono::Duration::milliseconds((year.num_milliseconds() / cases.max(1) as i64).max(1));
-    CityHistory::new(grid, 3, Utc::now() - year, spacing)
+    let history = CityHistory::new(grid, 3, Utc::now() - year, spacing);
+    if sealed {
+        history.with_seal_headers()
+    } else {
+        history
+    }
 }
 
-async fn memory(grid: &GridDirectory, cases: usize) -> anyhow::Result<Vec<Row>> {
-    let mut rows = vec![memory_of(grid, cases, "all four projections", Fold::All).await?];
+async fn memory(grid: &GridDirectory, cases: usize, sealed: bool) -> anyhow::Result<Vec<Row>> {
+    let mut rows = vec![memory_of(grid, cases, sealed, "all four projections", Fold::All).await?];
     // Then each projection alone in a store of its own: where the bytes are.
-    rows.push(memory_of(grid, cases, "cases", Fold::One(&CasesProjection)).await?);
-    rows.push(memory_of(grid, cases, "audit", Fold::One(&AuditProjection)).await?);
-    rows.push(memory_of(grid, cases, "indicators", Fold::One(&IndicatorsProjection)).await?);
-    rows.push(memory_of(grid, cases, "patrols", Fold::One(&PatrolsProjection)).await?);
+    rows.push(memory_of(grid, cases, sealed, "cases", Fold::One(&CasesProjection)).await?);
+    rows.push(memory_of(grid, cases, sealed, "audit", Fold::One(&AuditProjection)).await?);
+    rows.push(
+        memory_of(
+            grid,
+            cases,
+            sealed,
+            "indicators",
+            Fold::One(&IndicatorsProjection),
+        )
+        .await?,
+    );
+    rows.push(
+        memory_of(
+            grid,
+            cases,
+            sealed,
+            "patrols",
+            Fold::One(&PatrolsProjection),
+        )
+        .await?,
+    );
     Ok(rows)
 }
 
@@ -112,10 +142,11 @@ where
 async fn memory_of(
     grid: &GridDirectory,
     cases: usize,
+    sealed: bool,
     label: &str,
     fold: Fold<'_>,
 ) -> anyhow::Result<Row> {
-    let mut history = history(grid, cases);
+    let mut history = history(grid, cases, sealed);
     let bar = report::progress(&format!("sizes: memory, {label}"), cases as u64);
     let region = stats_alloc::Region::new(&crate::ALLOCATOR);
     let models = MemoryReadModels::new(FoldContext::bundled());
@@ -152,12 +183,17 @@ async fn memory_of(
     ))
 }
 
-async fn postgres(grid: &GridDirectory, cases: usize) -> anyhow::Result<Vec<Row>> {
+async fn postgres(
+    grid: &GridDirectory,
+    cases: usize,
+    sealed: bool,
+    keep_database: bool,
+) -> anyhow::Result<Vec<Row>> {
     let database = BenchDatabase::fresh(&format!("wangge_bench_sizes_{cases}")).await?;
     let context = FoldContext::bundled();
     let models = PostgresReadModels::connect(&database.url(), context).await?;
     crate::api::fill_with(
-        history(grid, cases),
+        history(grid, cases, sealed),
         models.clone(),
         cases,
         "sizes: fill PostgreSQL",
@@ -197,7 +233,9 @@ async fn postgres(grid: &GridDirectory, cases: usize) -> anyhow::Result<Vec<Row>
         )
         .await
         .context("index sizes")?;
-    database.drop_it().await?;
+    if !keep_database {
+        database.drop_it().await?;
+    }
 
     let mb = |bytes: i64| bytes as f64 / 1e6;
     let mut rows = Vec::new();

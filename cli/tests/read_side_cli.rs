@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 use wangge_engine::log::{Commit, EventLog, JetStreamLog, JetStreamLogConfig, SealKey};
-use wangge_projections::fold::audit::AuditProjection;
+use wangge_projections::compact::trail;
+use wangge_projections::fold::audit::{chain_hash, AuditProjection, AuditRecord};
 use wangge_projections::postgres::schema::all_tables;
 use wangge_projections::query::ReadModels;
 use wangge_projections::runner::project_batch;
@@ -95,18 +96,30 @@ async fn audit_verify_names_the_case_and_the_entry_altered_removed_or_inserted()
     let (removed, _) = long_trails[1];
     let (inserted, length) = long_trails[2];
     let client = database.connect().await;
-    client
-        .batch_execute(&format!(
-            "UPDATE audit_trail SET entry_json = replace(entry_json, '\"simulation\"', '\"somebody else\"') \
-             WHERE case_id = '{altered}' AND sequence = 2;
-             DELETE FROM audit_trail WHERE case_id = '{removed}' AND sequence = 2;
-             INSERT INTO audit_trail (case_id, sequence, event_id, event_type, actor_id, occurred_at, entry_json, prev_hash, hash)
-             SELECT case_id, sequence + 1, gen_random_uuid(), event_type, actor_id, occurred_at, entry_json, hash,
-                    encode(sha256(convert_to(hash || E'\\n' || entry_json, 'UTF8')), 'hex')
-             FROM audit_trail WHERE case_id = '{inserted}' AND sequence = {length};"
-        ))
-        .await
-        .unwrap();
+    // The trails are stored compressed, a row per case: the tamperer reads one, edits its
+    // entries and writes it back, as anyone with the database's password could.
+    rewrite_trail(&client, altered, |records| {
+        let second = records.iter_mut().find(|r| r.sequence == 2).unwrap();
+        second.entry_json = second
+            .entry_json
+            .replace("\"simulation\"", "\"somebody else\"");
+    })
+    .await;
+    rewrite_trail(&client, removed, |records| {
+        records.retain(|r| r.sequence != 2)
+    })
+    .await;
+    rewrite_trail(&client, inserted, |records| {
+        let last = records.last().unwrap().clone();
+        let hash = chain_hash(&last.hash, &last.entry_json);
+        records.push(AuditRecord {
+            sequence: length + 1,
+            prev_hash: last.hash.clone(),
+            hash,
+            ..last
+        });
+    })
+    .await;
 
     let verify = wangge(&["audit", "verify"], &env);
     let stdout = text(&verify.stdout);
@@ -309,4 +322,29 @@ async fn projections_killed_mid_batch_and_restarted_equal_a_rebuild_row_by_row()
         .await
         .unwrap();
     assert_eq!(checkpoints(&fresh_models).await, vec![head; 4]);
+}
+
+/// Reads a case's stored trail, lets `edit` change its entries, and writes it back.
+async fn rewrite_trail(
+    client: &tokio_postgres::Client,
+    case_id: wangge_schemas::CaseId,
+    edit: impl FnOnce(&mut Vec<AuditRecord>),
+) {
+    let row = client
+        .query_one(
+            "SELECT entries FROM audit_trails WHERE case_id = $1",
+            &[&case_id.0],
+        )
+        .await
+        .unwrap();
+    let mut records = trail::decode(case_id, row.get(0)).records;
+    assert!(!records.is_empty(), "case {case_id} has a stored trail");
+    edit(&mut records);
+    client
+        .execute(
+            "UPDATE audit_trails SET entries = $1 WHERE case_id = $2",
+            &[&trail::encode_whole(&records), &case_id.0],
+        )
+        .await
+        .unwrap();
 }

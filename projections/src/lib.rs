@@ -15,6 +15,7 @@
 //! - [`lag`]: how far each projection is behind the log, for the API and metrics.
 
 pub mod answer;
+pub mod compact;
 pub mod fold;
 pub mod http;
 pub mod lag;

@@ -13,6 +13,7 @@ use wangge_engine::log::{EventLog, LogPosition, StoredCommit};
 use wangge_schemas::{CaseId, Tier};
 
 use crate::answer;
+use crate::compact;
 use crate::fold::audit::{AuditChanges, AuditHead, AuditProjection, AuditRecord};
 use crate::fold::cases::{BoardKey, CaseRow, CasesChanges, CasesProjection, Light, LightCounts};
 use crate::fold::indicators::{
@@ -30,9 +31,13 @@ struct Tables {
     /// The list order of the cases (newest report first when walked backwards).
     case_order: BTreeMap<CaseCursor, ()>,
     board: BTreeMap<BoardKey, LightCounts>,
-    audit: BTreeMap<(CaseId, u64), AuditRecord>,
-    audit_heads: HashMap<CaseId, AuditHead>,
-    indicator_cases: HashMap<CaseId, IndicatorCase>,
+    /// Each case's audit trail as PostgreSQL keeps it: compressed frames, one per batch
+    /// ([`compact::trail`]).
+    audit: HashMap<CaseId, Box<[u8]>>,
+    /// Chain heads and indicator states, compressed ([`compact`]): the runners read them
+    /// back only when the case's next event comes.
+    audit_heads: HashMap<CaseId, Box<[u8]>>,
+    indicator_cases: HashMap<CaseId, Box<[u8]>>,
     indicator_counts: BTreeMap<IndicatorKey, IndicatorCounts>,
     indicator_durations: BTreeMap<(IndicatorKey, DurationMetric, u16), i64>,
     patrols: BTreeMap<PatrolKey, PatrolDay>,
@@ -242,10 +247,7 @@ impl ProjectionStore<AuditProjection> for MemoryReadModels {
 
     async fn states(&self, cases: &[CaseId]) -> Result<HashMap<CaseId, AuditHead>, StoreError> {
         let tables = self.read();
-        Ok(cases
-            .iter()
-            .filter_map(|id| tables.audit_heads.get(id).map(|head| (*id, head.clone())))
-            .collect())
+        decode_states(AuditProjection::NAME, &tables.audit_heads, cases)
     }
 
     async fn commit(
@@ -255,15 +257,51 @@ impl ProjectionStore<AuditProjection> for MemoryReadModels {
         to: LogPosition,
         recorded_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
+        // Compressed before the lock is taken: queries wait only for the inserts.
+        let mut by_case: BTreeMap<CaseId, Vec<&AuditRecord>> = BTreeMap::new();
+        for record in &changes.records {
+            by_case.entry(record.case_id).or_default().push(record);
+        }
+        // Each case's trail rewritten whole, as in PostgreSQL: read under the read lock,
+        // written under the write lock, which only this projection's runner takes for them.
+        let frames: Vec<(CaseId, Trail)> = {
+            let tables = self.read();
+            by_case
+                .into_iter()
+                .map(|(case_id, records)| {
+                    let trail = match tables.audit.get(&case_id) {
+                        None => Trail::Whole(compact::trail::encode_whole(records)),
+                        Some(stored) => {
+                            match compact::trail::compacted(
+                                case_id,
+                                stored,
+                                records.iter().copied(),
+                            ) {
+                                Some(whole) => Trail::Whole(whole),
+                                None => Trail::Append(compact::trail::encode(records)),
+                            }
+                        }
+                    };
+                    (case_id, trail)
+                })
+                .collect()
+        };
+        let heads = encode_states(changes.heads);
         {
             let mut tables = self.write();
             self.advance(&mut tables, AuditProjection::NAME, from, to, recorded_at)?;
-            for record in changes.records {
-                tables
-                    .audit
-                    .insert((record.case_id, record.sequence), record);
+            for (case_id, frame) in frames {
+                let trail = tables.audit.entry(case_id).or_default();
+                *trail = match frame {
+                    Trail::Whole(frame) => frame.into_boxed_slice(),
+                    Trail::Append(frame) => {
+                        let mut grown = std::mem::take(trail).into_vec();
+                        grown.extend_from_slice(&frame);
+                        grown.into_boxed_slice()
+                    }
+                };
             }
-            tables.audit_heads.extend(changes.heads);
+            tables.audit_heads.extend(heads);
         }
         self.announce(AuditProjection::NAME, to);
         Ok(())
@@ -278,15 +316,7 @@ impl ProjectionStore<IndicatorsProjection> for MemoryReadModels {
 
     async fn states(&self, cases: &[CaseId]) -> Result<HashMap<CaseId, IndicatorCase>, StoreError> {
         let tables = self.read();
-        Ok(cases
-            .iter()
-            .filter_map(|id| {
-                tables
-                    .indicator_cases
-                    .get(id)
-                    .map(|case| (*id, case.clone()))
-            })
-            .collect())
+        decode_states(IndicatorsProjection::NAME, &tables.indicator_cases, cases)
     }
 
     async fn commit(
@@ -296,6 +326,7 @@ impl ProjectionStore<IndicatorsProjection> for MemoryReadModels {
         to: LogPosition,
         recorded_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
+        let states = encode_states(changes.cases);
         {
             let mut tables = self.write();
             self.advance(
@@ -305,7 +336,7 @@ impl ProjectionStore<IndicatorsProjection> for MemoryReadModels {
                 to,
                 recorded_at,
             )?;
-            tables.indicator_cases.extend(changes.cases);
+            tables.indicator_cases.extend(states);
             for (key, delta) in changes.counts {
                 let counts = tables.indicator_counts.entry(key.clone()).or_default();
                 counts.add(&delta, 1);
@@ -474,19 +505,27 @@ impl ReadModels for MemoryReadModels {
 
     async fn audit_trail(&self, case_id: CaseId) -> Result<Option<AuditTrail>, ReadError> {
         let tables = self.read();
-        let records: Vec<AuditRecord> = tables
+        let mut records = tables
             .audit
-            .range((case_id, 0)..=(case_id, u64::MAX))
-            .map(|(_, record)| record.clone())
-            .collect();
-        let head = tables.audit_heads.get(&case_id);
+            .get(&case_id)
+            .map(|stored| compact::trail::decode(case_id, stored).records)
+            .unwrap_or_default();
+        records.sort_by_key(|r| r.sequence);
+        let head: Option<AuditHead> = tables
+            .audit_heads
+            .get(&case_id)
+            .map(|stored| compact::decode_json(stored))
+            .transpose()
+            .map_err(|e| {
+                ReadError::Unavailable(format!("a stored audit head is unreadable: {e}"))
+            })?;
         if records.is_empty() && head.is_none() {
             return Ok(None);
         }
         Ok(Some(answer::audit_trail(
             case_id,
             records,
-            head,
+            head.as_ref(),
             self.context.seal_policy(),
         )))
     }
@@ -676,4 +715,42 @@ impl ReadModels for MemoryReadModels {
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Progress> {
         self.progress.subscribe()
     }
+}
+
+/// What a batch writes to a case's stored trail.
+enum Trail {
+    /// A frame to append.
+    Append(Vec<u8>),
+    /// The whole trail, rewritten as one frame.
+    Whole(Vec<u8>),
+}
+
+/// States as the store keeps them: compressed.
+fn encode_states<S: serde::Serialize>(
+    states: impl IntoIterator<Item = (CaseId, S)>,
+) -> Vec<(CaseId, Box<[u8]>)> {
+    states
+        .into_iter()
+        .map(|(case_id, state)| (case_id, compact::encode_json(&state).into_boxed_slice()))
+        .collect()
+}
+
+/// The kept states of these cases, read back.
+fn decode_states<S: serde::de::DeserializeOwned>(
+    projection: &'static str,
+    kept: &HashMap<CaseId, Box<[u8]>>,
+    cases: &[CaseId],
+) -> Result<HashMap<CaseId, S>, StoreError> {
+    cases
+        .iter()
+        .filter_map(|id| kept.get(id).map(|stored| (*id, stored)))
+        .map(|(case_id, stored)| {
+            let state = compact::decode_json(stored).map_err(|e| StoreError::Corrupt {
+                projection,
+                case_id,
+                reason: e.to_string(),
+            })?;
+            Ok((case_id, state))
+        })
+        .collect()
 }

@@ -435,18 +435,38 @@ impl ContactReveals {
     /// before contacts were sealed: what an erasure cannot reach without rewriting the
     /// stream. (The trail does not keep the sending system, so a resident id two systems
     /// share is counted for both.)
+    ///
+    /// Reads every stored trail (they are compressed, so SQL cannot look inside): an
+    /// operator's erasure, not a dashboard query.
     pub async fn legacy_contact_reports(&self, resident_id: &str) -> Result<i64, ReadError> {
+        use futures::TryStreamExt;
+        let unavailable = |e: tokio_postgres::Error| ReadError::Unavailable(e.to_string());
         let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT count(*) FROM audit_trail WHERE event_type = 'case.reported' \
-                 AND actor_id = $1 \
-                 AND (entry_json::jsonb #> '{payload,details,resident,legacy_contact}') IS NOT NULL",
-                &[&resident_id],
+        let rows = client
+            .query_raw(
+                "SELECT case_id, entries FROM audit_trails",
+                std::iter::empty::<&str>(),
             )
             .await
-            .map_err(|e| ReadError::Unavailable(e.to_string()))?;
-        Ok(row.get(0))
+            .map_err(unavailable)?;
+        futures::pin_mut!(rows);
+        let mut count = 0;
+        while let Some(row) = rows.try_next().await.map_err(unavailable)? {
+            let trail = crate::compact::trail::decode(CaseId(row.get(0)), row.get(1));
+            count += trail
+                .records
+                .iter()
+                .filter(|r| r.event_type == "case.reported" && r.actor_id == resident_id)
+                .filter(|r| {
+                    serde_json::from_str::<Value>(&r.entry_json).is_ok_and(|entry| {
+                        entry
+                            .pointer("/payload/details/resident/legacy_contact")
+                            .is_some()
+                    })
+                })
+                .count() as i64;
+        }
+        Ok(count)
     }
 
     /// The sealed (or legacy plain) contact of the case's report, from its audit trail.

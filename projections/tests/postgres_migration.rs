@@ -4,11 +4,15 @@
 //! projection and moves its checkpoint to the start of the log, so the runner folds the log
 //! again under the new definitions. The other projections keep their rows and checkpoints.
 //! `V4__provisional_deadlines` copies the provisional flag of each case's stored state into a
-//! column of its own.
+//! column of its own. `V9__compact_read_models` keeps states and trails compressed, which SQL
+//! cannot write: it empties the cases, audit and indicators projections and moves their
+//! checkpoints to the start of the log, and the runners fold it again into the new tables.
 
 mod city;
 
 use city::City;
+use wangge_projections::fold::audit::AuditProjection;
+use wangge_projections::fold::cases::CasesProjection;
 use wangge_projections::fold::indicators::IndicatorsProjection;
 use wangge_projections::postgres::pool::parse_url;
 use wangge_projections::postgres::schema::migrate_to;
@@ -44,11 +48,11 @@ async fn indicators_of_the_previous_release_are_folded_again_under_the_new_defin
         .await
         .expect("the previous release's rows");
 
-    // This release starts: its migrations run.
-    let city = City::new();
-    let postgres = PostgresReadModels::connect(&database.url(), city.context.clone())
+    // The next releases start, up to the one before the compact read models (which empty
+    // every projection but patrols: see below).
+    migrate_to(&config, Some(8))
         .await
-        .expect("the read models open and migrate");
+        .expect("the migrations up to V8");
     let checkpoints: Vec<(String, i64)> = client
         .query(
             "SELECT projection, position FROM projection_checkpoints ORDER BY projection",
@@ -81,6 +85,10 @@ async fn indicators_of_the_previous_release_are_folded_again_under_the_new_defin
 
     // The runner starts from the beginning of the log and counts under the new rules: a
     // case closed on time, and one open within its limit that is not due yet.
+    let city = City::new();
+    let postgres = PostgresReadModels::connect(&database.url(), city.context.clone())
+        .await
+        .expect("the read models open and migrate");
     let (location, worker) = city.building(0);
     let closed = city.dispatched_case(&location, &worker).await;
     city.handle_to_closing(closed, &worker, true).await;
@@ -160,10 +168,9 @@ async fn provisional_deadlines_of_the_previous_release_are_found_in_the_stored_s
         .await
         .expect("the previous release's rows");
 
-    let city = City::new();
-    let postgres = PostgresReadModels::connect(&database.url(), city.context.clone())
+    migrate_to(&config, Some(8))
         .await
-        .expect("the read models open and migrate");
+        .expect("the migrations up to V8");
     let flagged: Vec<(String, bool)> = client
         .query(
             "SELECT case_id::text, provisional FROM cases ORDER BY case_id",
@@ -184,10 +191,127 @@ async fn provisional_deadlines_of_the_previous_release_are_found_in_the_stored_s
         ]
         .map(|(id, provisional)| (id.to_owned(), provisional))
     );
-    // Only the open one counts.
-    let counts = postgres.provisional_open_cases().await.unwrap();
-    assert_eq!(
-        counts.into_iter().collect::<Vec<_>>(),
-        [("330106001".to_owned(), 1)]
-    );
+    // Only the open one is on the partial index the count reads.
+    let counts: Vec<(String, i64)> = client
+        .query(
+            "SELECT district, count(*) FROM cases WHERE provisional AND open GROUP BY district",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(counts, [("330106001".to_owned(), 1)]);
+}
+
+/// `V9__compact_read_models`: the previous release's JSONB states and row-per-event trail
+/// are emptied with their checkpoints; patrols keep theirs. The runners then fold the log
+/// from the start into compressed states and per-case trails, and serve what the memory
+/// store serves, the audit trail verified.
+#[tokio::test]
+async fn read_models_of_the_previous_release_are_folded_again_compactly() {
+    let database = TestDatabase::create().await;
+    let config = parse_url(&database.url()).expect("the test database's url");
+    migrate_to(&config, Some(8))
+        .await
+        .expect("the previous release's schema");
+    let client = database.connect().await;
+    client
+        .batch_execute(
+            "INSERT INTO cases (case_id, list_at, district, community, building, cell, status, \
+             open, category, state) VALUES ('01936b2e-9c1d-7c3f-8a55-5c3f00000001', now(), \
+             '330106001', '330106001001', '330106001001001', '330106001001001', 'in_progress', \
+             true, 'drainage.blocked', '{\"sla\": {}}'); \
+             INSERT INTO audit_trail (case_id, sequence, event_id, event_type, actor_id, \
+             occurred_at, entry_json, prev_hash, hash) VALUES \
+             ('01936b2e-9c1d-7c3f-8a55-5c3f00000001', 1, gen_random_uuid(), 'case.reported', \
+             'r-1', now(), '{}', 'a', 'b'); \
+             INSERT INTO audit_heads VALUES ('01936b2e-9c1d-7c3f-8a55-5c3f00000001', 1, 'b', '{}'); \
+             INSERT INTO indicator_cases VALUES ('01936b2e-9c1d-7c3f-8a55-5c3f00000001', '{}'); \
+             INSERT INTO patrol_coverage VALUES ('330106001001001', '2026-11-24', '330106001', \
+             '330106001001', 1, 0, now(), now(), 'w-1'); \
+             CREATE TABLE cases_rebuild (LIKE cases INCLUDING ALL); \
+             INSERT INTO projection_checkpoints (projection, position) VALUES ('cases_rebuild', 7); \
+             UPDATE projection_checkpoints SET position = 42, recorded_at = now();",
+        )
+        .await
+        .expect("the previous release's rows");
+
+    let city = City::new();
+    let postgres = PostgresReadModels::connect(&database.url(), city.context.clone())
+        .await
+        .expect("the read models open and migrate");
+    let checkpoints: Vec<(String, i64)> = client
+        .query(
+            "SELECT projection, position FROM projection_checkpoints ORDER BY projection",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let expected: Vec<(String, i64)> = [
+        ("audit", 0),
+        ("cases", 0),
+        ("indicators", 0),
+        ("patrols", 42),
+    ]
+    .map(|(name, position)| (name.to_owned(), position))
+    .to_vec();
+    assert_eq!(checkpoints, expected);
+    for table in ["cases", "audit_trails", "audit_heads", "indicator_cases"] {
+        let rows: i64 = client
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 0, "{table} is emptied");
+    }
+    let patrols: i64 = client
+        .query_one("SELECT count(*) FROM patrol_coverage", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(patrols, 1, "patrols keep their rows");
+    let shadows: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE '%\\_rebuild'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(shadows, 0, "an old-shaped rebuild under way is dropped");
+
+    // The log folds again, into the compact tables.
+    let (location, worker) = city.building(0);
+    let closed = city.dispatched_case(&location, &worker).await;
+    city.handle_to_closing(closed, &worker, true).await;
+    let open = city.dispatched_case(&location, &worker).await;
+    let commits = city.commits().await;
+    project_batch(&CasesProjection, &*postgres, 0, &commits)
+        .await
+        .expect("cases fold");
+    project_batch(&AuditProjection, &*postgres, 0, &commits)
+        .await
+        .expect("the audit folds");
+    project_batch(&IndicatorsProjection, &*postgres, 0, &commits)
+        .await
+        .expect("the indicators fold");
+    let memory = city.read_models().await;
+    for case_id in [closed, open] {
+        assert_eq!(
+            postgres.case(case_id).await.unwrap(),
+            memory.case(case_id).await.unwrap()
+        );
+        let trail = postgres
+            .audit_trail(case_id)
+            .await
+            .unwrap()
+            .expect("a trail");
+        assert!(trail.problems.is_empty(), "{:?}", trail.problems);
+        assert_eq!(Some(trail), memory.audit_trail(case_id).await.unwrap());
+    }
 }

@@ -26,7 +26,7 @@ pub use jetstream::{JetStreamLog, JetStreamLogConfig};
 pub use memory::MemoryLog;
 pub use seal::{SealKey, SealKeyError};
 
-pub use wangge_domain::commit::{CaseHistory, Commit, LogPosition, StoredCommit};
+pub use wangge_domain::commit::{CaseHistory, Commit, LogPosition, StoredCommit, StoredSeal};
 
 /// The outcome of an append that the log accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,7 @@ impl PostgresReadModels {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT case_id FROM audit_heads UNION SELECT DISTINCT case_id FROM audit_trail \
+                "SELECT case_id FROM audit_heads UNION SELECT case_id FROM audit_trails \
                  ORDER BY 1",
                 &[],
             )

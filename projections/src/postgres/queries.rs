@@ -13,7 +13,8 @@ use super::rollup::{IndicatorLevel, COUNTERS};
 use super::store::{position_of, tier_name};
 use super::PostgresReadModels;
 use crate::answer;
-use crate::fold::audit::{AuditHead, AuditRecord, EntrySeal};
+use crate::compact;
+use crate::fold::audit::{AuditHead, AuditRecord};
 use crate::fold::cases::{CaseRow, LightCounts};
 use crate::fold::indicators::{DurationMetric, IndicatorCounts};
 use crate::fold::summary::name_of;
@@ -95,8 +96,8 @@ fn parse_tier(name: &str) -> Result<Tier, ReadError> {
         .map_err(|e| corrupt("tier", e))
 }
 
-fn view_of(text: &str) -> Result<CaseView, ReadError> {
-    let row: CaseRow = serde_json::from_str(text).map_err(|e| corrupt("case", e))?;
+fn view_of(stored: &[u8]) -> Result<CaseView, ReadError> {
+    let row: CaseRow = compact::decode_json(stored).map_err(|e| corrupt("case", e))?;
     Ok(CaseView {
         summary: row.summary,
         sla: row.sla,
@@ -116,7 +117,7 @@ impl PostgresReadModels {
             .map_err(unavailable)
     }
 
-    /// Case views from a statement selecting `state::text` first.
+    /// Case views from a statement selecting the compressed `state` first.
     async fn views(&self, sql: &Sql) -> Result<Vec<CaseView>, ReadError> {
         self.rows(sql)
             .await?
@@ -150,7 +151,7 @@ impl ReadModels for PostgresReadModels {
     async fn cases(&self, query: &CaseQuery) -> Result<Page<CaseView>, ReadError> {
         let filter = query.validate()?;
         let q = &filter.query;
-        let mut sql = Sql::new("SELECT state::text FROM cases WHERE true");
+        let mut sql = Sql::new("SELECT state FROM cases WHERE true");
         sql.and_eq("district", q.district.clone());
         sql.and_eq("community", q.community.clone());
         sql.and_eq("building", q.building.clone());
@@ -194,7 +195,7 @@ impl ReadModels for PostgresReadModels {
     }
 
     async fn case(&self, case_id: CaseId) -> Result<Option<CaseView>, ReadError> {
-        let mut sql = Sql::new("SELECT state::text FROM cases WHERE case_id = ");
+        let mut sql = Sql::new("SELECT state FROM cases WHERE case_id = ");
         let id = sql.bind(case_id.0);
         sql.push(&id);
         Ok(self.views(&sql).await?.into_iter().next())
@@ -264,7 +265,7 @@ impl ReadModels for PostgresReadModels {
     ) -> Result<Page<OverdueCase>, ReadError> {
         let (limit, after) = query.validate()?;
         let mut sql = Sql::new(
-            "SELECT state::text FROM cases \
+            "SELECT state FROM cases \
              WHERE light = 'red' AND deadline IS NOT NULL AND step IS NOT NULL",
         );
         sql.and_eq("district", query.district.clone());
@@ -432,7 +433,7 @@ impl ReadModels for PostgresReadModels {
     }
 
     async fn inbox(&self, worker_id: &str) -> Result<Vec<InboxTask>, ReadError> {
-        let mut sql = Sql::new("SELECT state::text FROM cases WHERE open AND assignee = ");
+        let mut sql = Sql::new("SELECT state FROM cases WHERE open AND assignee = ");
         let worker = sql.bind(worker_id.to_owned());
         sql.push(&worker);
         let mut tasks: Vec<InboxTask> = self
@@ -492,27 +493,6 @@ impl ReadModels for PostgresReadModels {
     }
 }
 
-/// An audit row's commit seal (columns 9–13 of the trail query); `None` when the row has
-/// none. A row with a seal but no sequences (someone wrote one) keeps the seal with
-/// impossible sequences, so verification reports it rather than treating it as unsealed.
-fn entry_seal(row: &tokio_postgres::Row) -> Option<EntrySeal> {
-    let seal: Option<String> = row.get(11);
-    let first: Option<i64> = row.get(9);
-    let last: Option<i64> = row.get(10);
-    let sequence = |value: Option<i64>| {
-        value
-            .and_then(|v| u64::try_from(v).ok())
-            .unwrap_or(u64::MAX)
-    };
-    Some(EntrySeal {
-        seal: seal?,
-        first_sequence: sequence(first),
-        last_sequence: sequence(last),
-        link: row.get(12),
-        payload_sha256: row.get::<_, Option<String>>(13).unwrap_or_default(),
-    })
-}
-
 impl PostgresReadModels {
     /// The stored trails (in sequence order) and chain heads of these cases; cases with
     /// neither are left out.
@@ -523,12 +503,7 @@ impl PostgresReadModels {
         let ids: Vec<Uuid> = cases.iter().map(|c| c.0).collect();
         let client = self.client().await?;
         let statement = client
-            .prepare_cached(
-                "SELECT case_id, sequence, event_id, event_type, actor_id, occurred_at, entry_json, \
-                 prev_hash, hash, seal_first_sequence, seal_last_sequence, seal, seal_link, \
-                 seal_payload_sha256 FROM audit_trail WHERE case_id = ANY($1) \
-                 ORDER BY case_id, sequence",
-            )
+            .prepare_cached("SELECT case_id, entries FROM audit_trails WHERE case_id = ANY($1)")
             .await
             .map_err(unavailable)?;
         let rows = client
@@ -538,24 +513,19 @@ impl PostgresReadModels {
         let mut trails: BTreeMap<CaseId, (Vec<AuditRecord>, Option<AuditHead>)> = BTreeMap::new();
         for row in rows {
             let case_id = CaseId(row.get(0));
-            let sequence: i64 = row.get(1);
-            trails.entry(case_id).or_default().0.push(AuditRecord {
-                case_id,
-                // A negative sequence (someone wrote one) is no sequence the chain has.
-                sequence: u64::try_from(sequence).unwrap_or(u64::MAX),
-                event_id: row.get(2),
-                event_type: row.get(3),
-                actor_id: row.get(4),
-                occurred_at: row.get(5),
-                entry_json: row.get(6),
-                prev_hash: row.get(7),
-                hash: row.get(8),
-                seal: entry_seal(&row),
-            });
+            let stored = compact::trail::decode(case_id, row.get(1));
+            for problem in &stored.unreadable {
+                // What does not read is missing from the trail, and verification names the
+                // missing entries; the cause belongs in the log.
+                tracing::warn!(case = %case_id, %problem, "part of a stored audit trail does not read");
+            }
+            let mut records = stored.records;
+            records.sort_by_key(|r| r.sequence);
+            trails.entry(case_id).or_default().0 = records;
         }
         let statement = client
             .prepare_cached(
-                "SELECT case_id, sequence, hash, summary::text FROM audit_heads WHERE case_id = ANY($1)",
+                "SELECT case_id, sequence, hash, summary FROM audit_heads WHERE case_id = ANY($1)",
             )
             .await
             .map_err(unavailable)?;
@@ -565,11 +535,11 @@ impl PostgresReadModels {
             .map_err(unavailable)?
         {
             let case_id = CaseId(row.get(0));
-            let summary: String = row.get(3);
+            let summary: &[u8] = row.get(3);
             let head = AuditHead {
                 sequence: position_of(row.get(1)),
                 hash: row.get(2),
-                summary: serde_json::from_str(&summary).map_err(|e| corrupt("audit head", e))?,
+                summary: compact::decode_json(summary).map_err(|e| corrupt("audit head", e))?,
             };
             trails.entry(case_id).or_default().1 = Some(head);
         }

@@ -118,7 +118,7 @@ pub async fn migrate_to(config: &Config, version: Option<u16>) -> Result<(), Pos
 pub fn tables_of(projection: &str) -> Option<&'static [&'static str]> {
     match projection {
         CasesProjection::NAME => Some(&["cases", "sla_board"]),
-        AuditProjection::NAME => Some(&["audit_trail", "audit_heads"]),
+        AuditProjection::NAME => Some(&["audit_trails", "audit_heads"]),
         IndicatorsProjection::NAME => Some(&[
             "indicator_cases",
             "indicator_daily",

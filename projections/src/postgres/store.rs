@@ -10,7 +10,7 @@
 //! deltas, and rows whose counters all came to zero are deleted, so the tables hold exactly
 //! what the memory store holds, however the log was cut into batches.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Pool, Transaction};
@@ -21,8 +21,9 @@ use wangge_schemas::{CaseId, Tier};
 
 use super::pool::describe;
 use super::rollup::{self, IndicatorLevel};
-use super::text::{pg_json, pg_text, pg_text_opt};
-use crate::fold::audit::{AuditChanges, AuditHead, AuditProjection, EntrySeal};
+use super::text::{pg_text, pg_text_opt};
+use crate::compact;
+use crate::fold::audit::{AuditChanges, AuditHead, AuditProjection, AuditRecord};
 use crate::fold::cases::{to_micros, CaseRow, CasesChanges, CasesProjection};
 use crate::fold::indicators::{IndicatorCase, IndicatorChanges, IndicatorsProjection};
 use crate::fold::patrols::{PatrolChanges, PatrolsProjection};
@@ -88,7 +89,7 @@ impl PostgresStore {
         Ok(row.map_or(0, |row| position_of(row.get(0))))
     }
 
-    /// The `state` column of these cases in `table`, parsed.
+    /// The compressed `state` column of these cases in `table`, read back.
     async fn read_states<T: serde::de::DeserializeOwned>(
         &self,
         projection: &'static str,
@@ -102,7 +103,7 @@ impl PostgresStore {
         let ids: Vec<Uuid> = cases.iter().map(|c| c.0).collect();
         let client = self.pool.get().await.map_err(pool_error)?;
         let sql = format!(
-            "SELECT case_id, {column}::text FROM {} WHERE case_id = ANY($1)",
+            "SELECT case_id, {column} FROM {} WHERE case_id = ANY($1)",
             self.table(table)
         );
         let statement = client.prepare_cached(&sql).await.map_err(unavailable)?;
@@ -113,8 +114,8 @@ impl PostgresStore {
         rows.into_iter()
             .map(|row| {
                 let case_id = CaseId(row.get(0));
-                let text: String = row.get(1);
-                let state = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                let stored: &[u8] = row.get(1);
+                let state = compact::decode_json(stored).map_err(|e| StoreError::Corrupt {
                     projection,
                     case_id,
                     reason: e.to_string(),
@@ -214,11 +215,6 @@ pub(crate) fn position_of(value: i64) -> LogPosition {
     u64::try_from(value).unwrap_or(0)
 }
 
-/// JSON text for a `jsonb` column (U+0000 stored as U+FFFD: see [`super::text`]).
-fn json(value: &impl serde::Serialize) -> String {
-    pg_json(value)
-}
-
 /// Runs one statement with array parameters.
 async fn execute(
     transaction: &Transaction<'_>,
@@ -256,7 +252,7 @@ struct CaseColumns {
     step: Vec<Option<String>>,
     deadline: Vec<Option<DateTime<Utc>>>,
     provisional: Vec<bool>,
-    state: Vec<String>,
+    state: Vec<Vec<u8>>,
 }
 
 impl CaseColumns {
@@ -315,7 +311,7 @@ impl CaseColumns {
             columns.step.push(row.sla.step.map(|step| name_of(&step)));
             columns.deadline.push(row.sla.deadline);
             columns.provisional.push(row.sla.provisional);
-            columns.state.push(json(row));
+            columns.state.push(compact::encode_json(row));
         }
         columns
     }
@@ -350,10 +346,10 @@ impl ProjectionStore<CasesProjection> for PostgresStore {
                  supervised) \
                  SELECT u.case_id, u.reported_at, u.list_at, u.district, u.community, u.building, \
                  u.cell, u.tier, u.status, u.open, u.category, u.intake, u.assignee, u.light, u.step, \
-                 u.deadline, u.provisional, u.state::jsonb, u.supervised \
+                 u.deadline, u.provisional, u.state, u.supervised \
                  FROM UNNEST($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[], \
                  $6::text[], $7::text[], $8::text[], $9::text[], $10::bool[], $11::text[], $12::text[], \
-                 $13::text[], $14::text[], $15::text[], $16::timestamptz[], $17::bool[], $18::text[], $19::bool[]) \
+                 $13::text[], $14::text[], $15::text[], $16::timestamptz[], $17::bool[], $18::bytea[], $19::bool[]) \
                  AS u(case_id, reported_at, list_at, district, community, building, cell, tier, status, \
                  open, category, intake, assignee, light, step, deadline, provisional, state, supervised) \
                  ON CONFLICT (case_id) DO UPDATE SET reported_at = EXCLUDED.reported_at, \
@@ -486,7 +482,7 @@ impl ProjectionStore<AuditProjection> for PostgresStore {
         let ids: Vec<Uuid> = cases.iter().map(|c| c.0).collect();
         let client = self.client().await?;
         let sql = format!(
-            "SELECT case_id, sequence, hash, summary::text FROM {} WHERE case_id = ANY($1)",
+            "SELECT case_id, sequence, hash, summary FROM {} WHERE case_id = ANY($1)",
             self.table("audit_heads")
         );
         let statement = client.prepare_cached(&sql).await.map_err(unavailable)?;
@@ -497,8 +493,8 @@ impl ProjectionStore<AuditProjection> for PostgresStore {
         rows.into_iter()
             .map(|row| {
                 let case_id = CaseId(row.get(0));
-                let summary: String = row.get(3);
-                let summary = serde_json::from_str(&summary).map_err(|e| StoreError::Corrupt {
+                let summary: &[u8] = row.get(3);
+                let summary = compact::decode_json(summary).map_err(|e| StoreError::Corrupt {
                     projection: AuditProjection::NAME,
                     case_id,
                     reason: e.to_string(),
@@ -524,82 +520,85 @@ impl ProjectionStore<AuditProjection> for PostgresStore {
         let mut client = self.client().await?;
         let transaction = self.begin(&mut client, NAME, from, to, recorded_at).await?;
         if !changes.records.is_empty() {
-            let records = &changes.records;
-            let case_id: Vec<Uuid> = records.iter().map(|r| r.case_id.0).collect();
-            let sequence: Vec<i64> = records.iter().map(|r| db_position(r.sequence)).collect();
-            let event_id: Vec<Uuid> = records.iter().map(|r| r.event_id).collect();
-            let event_type: Vec<&str> = records.iter().map(|r| r.event_type.as_str()).collect();
-            let actor_id: Vec<Cow<'_, str>> =
-                records.iter().map(|r| pg_text(&r.actor_id)).collect();
-            let occurred_at: Vec<DateTime<Utc>> = records.iter().map(|r| r.occurred_at).collect();
-            let entry_json: Vec<&str> = records.iter().map(|r| r.entry_json.as_str()).collect();
-            let prev_hash: Vec<&str> = records.iter().map(|r| r.prev_hash.as_str()).collect();
-            let hash: Vec<&str> = records.iter().map(|r| r.hash.as_str()).collect();
-            // The commit's seal beside each entry. Header text comes from whoever wrote the
-            // commit (a forger too), so it goes through `pg_text` like any outside string.
-            let seals: Vec<Option<&EntrySeal>> = records.iter().map(|r| r.seal.as_ref()).collect();
-            let seal_first: Vec<Option<i64>> = seals
-                .iter()
-                .map(|s| s.map(|s| db_position(s.first_sequence)))
+            // A frame per case of the batch's new entries, appended to what the case's trail
+            // holds: the chain is written once and never rewritten. The fold enters an event
+            // only past the head it read, so a frame never repeats an entry.
+            let mut by_case: BTreeMap<CaseId, Vec<&AuditRecord>> = BTreeMap::new();
+            for record in &changes.records {
+                by_case.entry(record.case_id).or_default().push(record);
+            }
+            let table = self.table("audit_trails");
+            // Each case's trail is rewritten whole, one frame holding every entry: compressed
+            // as a whole it is far smaller than batch by batch, and the stored bytes are the
+            // same however the log was cut into batches (a rebuild writes the same rows).
+            let ids: Vec<Uuid> = by_case.keys().map(|case| case.0).collect();
+            let sql =
+                format!("SELECT case_id, entries FROM {table} WHERE case_id = ANY($1) FOR UPDATE");
+            let statement = transaction
+                .prepare_cached(&sql)
+                .await
+                .map_err(unavailable)?;
+            let mut stored: HashMap<CaseId, Vec<u8>> = transaction
+                .query(&statement, &[&ids])
+                .await
+                .map_err(unavailable)?
+                .into_iter()
+                .map(|row| (CaseId(row.get(0)), row.get(1)))
                 .collect();
-            let seal_last: Vec<Option<i64>> = seals
-                .iter()
-                .map(|s| s.map(|s| db_position(s.last_sequence)))
-                .collect();
-            let seal: Vec<Option<Cow<'_, str>>> =
-                seals.iter().map(|s| s.map(|s| pg_text(&s.seal))).collect();
-            let seal_link: Vec<Option<Cow<'_, str>>> = seals
-                .iter()
-                .map(|s| s.and_then(|s| s.link.as_deref()).map(pg_text))
-                .collect();
-            let seal_payload: Vec<Option<&str>> = seals
-                .iter()
-                .map(|s| s.map(|s| s.payload_sha256.as_str()))
-                .collect();
-            // An entry already there is left as it is: the chain is written once, and a row
-            // somebody slipped in stays for `wangge audit verify` to find.
-            let sql = format!(
-                "INSERT INTO {} (case_id, sequence, event_id, event_type, actor_id, occurred_at, \
-                 entry_json, prev_hash, hash, seal_first_sequence, seal_last_sequence, seal, \
-                 seal_link, seal_payload_sha256) \
-                 SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], \
-                 $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::bigint[], \
-                 $11::bigint[], $12::text[], $13::text[], $14::text[]) \
-                 ON CONFLICT (case_id, sequence) DO NOTHING",
-                self.table("audit_trail")
-            );
-            execute(
-                &transaction,
-                &sql,
-                &[
-                    &case_id,
-                    &sequence,
-                    &event_id,
-                    &event_type,
-                    &actor_id,
-                    &occurred_at,
-                    &entry_json,
-                    &prev_hash,
-                    &hash,
-                    &seal_first,
-                    &seal_last,
-                    &seal,
-                    &seal_link,
-                    &seal_payload,
-                ],
-            )
-            .await?;
+            let (mut whole_case_id, mut whole_trail) = (Vec::new(), Vec::new());
+            let (mut append_case_id, mut append_frame) = (Vec::new(), Vec::new());
+            for (case, records) in &by_case {
+                let new = records.iter().copied();
+                match stored.remove(case) {
+                    None => {
+                        whole_case_id.push(case.0);
+                        whole_trail.push(compact::trail::encode_whole(new));
+                    }
+                    Some(bytes) => match compact::trail::compacted(*case, &bytes, new) {
+                        Some(trail) => {
+                            whole_case_id.push(case.0);
+                            whole_trail.push(trail);
+                        }
+                        // Part of what is stored does not read (somebody wrote there): it
+                        // stays as it is, for verification to report, and the new entries
+                        // are appended after it.
+                        None => {
+                            append_case_id.push(case.0);
+                            append_frame.push(compact::trail::encode(records.iter().copied()));
+                        }
+                    },
+                }
+            }
+            if !whole_case_id.is_empty() {
+                let sql = format!(
+                    "INSERT INTO {table} (case_id, entries) \
+                     SELECT * FROM UNNEST($1::uuid[], $2::bytea[]) \
+                     ON CONFLICT (case_id) DO UPDATE SET entries = EXCLUDED.entries"
+                );
+                execute(&transaction, &sql, &[&whole_case_id, &whole_trail]).await?;
+            }
+            if !append_case_id.is_empty() {
+                let sql = format!(
+                    "UPDATE {table} AS t SET entries = t.entries || u.entries \
+                     FROM UNNEST($1::uuid[], $2::bytea[]) AS u(case_id, entries) \
+                     WHERE t.case_id = u.case_id"
+                );
+                execute(&transaction, &sql, &[&append_case_id, &append_frame]).await?;
+            }
         }
         if !changes.heads.is_empty() {
             let heads = &changes.heads;
             let case_id: Vec<Uuid> = heads.keys().map(|c| c.0).collect();
             let sequence: Vec<i64> = heads.values().map(|h| db_position(h.sequence)).collect();
             let hash: Vec<&str> = heads.values().map(|h| h.hash.as_str()).collect();
-            let summary: Vec<String> = heads.values().map(|h| json(&h.summary)).collect();
+            let summary: Vec<Vec<u8>> = heads
+                .values()
+                .map(|h| compact::encode_json(&h.summary))
+                .collect();
             let sql = format!(
                 "INSERT INTO {} (case_id, sequence, hash, summary) \
-                 SELECT u.case_id, u.sequence, u.hash, u.summary::jsonb \
-                 FROM UNNEST($1::uuid[], $2::bigint[], $3::text[], $4::text[]) \
+                 SELECT u.case_id, u.sequence, u.hash, u.summary \
+                 FROM UNNEST($1::uuid[], $2::bigint[], $3::text[], $4::bytea[]) \
                  AS u(case_id, sequence, hash, summary) \
                  ON CONFLICT (case_id) DO UPDATE SET sequence = EXCLUDED.sequence, \
                  hash = EXCLUDED.hash, summary = EXCLUDED.summary",
@@ -643,10 +642,10 @@ impl ProjectionStore<IndicatorsProjection> for PostgresStore {
         let transaction = self.begin(&mut client, NAME, from, to, recorded_at).await?;
         if !changes.cases.is_empty() {
             let case_id: Vec<Uuid> = changes.cases.keys().map(|c| c.0).collect();
-            let state: Vec<String> = changes.cases.values().map(json).collect();
+            let state: Vec<Vec<u8>> = changes.cases.values().map(compact::encode_json).collect();
             let sql = format!(
                 "INSERT INTO {} (case_id, state) \
-                 SELECT u.case_id, u.state::jsonb FROM UNNEST($1::uuid[], $2::text[]) AS u(case_id, state) \
+                 SELECT u.case_id, u.state FROM UNNEST($1::uuid[], $2::bytea[]) AS u(case_id, state) \
                  ON CONFLICT (case_id) DO UPDATE SET state = EXCLUDED.state",
                 self.table("indicator_cases")
             );
