@@ -744,13 +744,6 @@ fn decode_states<S: serde::de::DeserializeOwned>(
     cases
         .iter()
         .filter_map(|id| kept.get(id).map(|stored| (*id, stored)))
-        .map(|(case_id, stored)| {
-            let state = compact::decode_json(stored).map_err(|e| StoreError::Corrupt {
-                projection,
-                case_id,
-                reason: e.to_string(),
-            })?;
-            Ok((case_id, state))
-        })
+        .map(|(case_id, stored)| Ok((case_id, compact::decode_state(projection, case_id, stored)?)))
         .collect()
 }

@@ -208,6 +208,19 @@ pub fn decode_json<T: serde::de::DeserializeOwned>(stored: &[u8]) -> Result<T, C
     serde_json::from_slice(&bytes).map_err(|e| CompactError::Json(e.to_string()))
 }
 
+/// A projection's stored state of a case read back, or the store error naming the case.
+pub fn decode_state<S: serde::de::DeserializeOwned>(
+    projection: &'static str,
+    case_id: wangge_schemas::CaseId,
+    stored: &[u8],
+) -> Result<S, crate::runner::StoreError> {
+    decode_json(stored).map_err(|e| crate::runner::StoreError::Corrupt {
+        projection,
+        case_id,
+        reason: e.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,13 +114,10 @@ impl PostgresStore {
         rows.into_iter()
             .map(|row| {
                 let case_id = CaseId(row.get(0));
-                let stored: &[u8] = row.get(1);
-                let state = compact::decode_json(stored).map_err(|e| StoreError::Corrupt {
-                    projection,
+                Ok((
                     case_id,
-                    reason: e.to_string(),
-                })?;
-                Ok((case_id, state))
+                    compact::decode_state(projection, case_id, row.get(1))?,
+                ))
             })
             .collect()
     }
@@ -493,12 +490,7 @@ impl ProjectionStore<AuditProjection> for PostgresStore {
         rows.into_iter()
             .map(|row| {
                 let case_id = CaseId(row.get(0));
-                let summary: &[u8] = row.get(3);
-                let summary = compact::decode_json(summary).map_err(|e| StoreError::Corrupt {
-                    projection: AuditProjection::NAME,
-                    case_id,
-                    reason: e.to_string(),
-                })?;
+                let summary = compact::decode_state(AuditProjection::NAME, case_id, row.get(3))?;
                 let head = AuditHead {
                     sequence: position_of(row.get(1)),
                     hash: row.get(2),
