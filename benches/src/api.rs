@@ -52,6 +52,10 @@ pub struct ApiArgs {
     /// Keep the filled database (`wangge_bench_api_<cases>`) for the next run.
     #[arg(long)]
     keep_database: bool,
+    /// Commits without seal headers (a log written before sealing). By default every
+    /// commit carries headers of the engine's shape, as `wangge serve` writes them.
+    #[arg(long)]
+    unsealed: bool,
 }
 
 /// Commits in one projection transaction while filling (the runners' default batch).
@@ -68,7 +72,7 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<()> {
     if !reuse {
         let database = BenchDatabase::fresh(&database.name).await?;
         let models = PostgresReadModels::connect(&database.url(), context.clone()).await?;
-        fill(&grid, models, args.cases).await?;
+        fill(&grid, models, args.cases, !args.unsealed).await?;
     }
     let models = PostgresReadModels::connect(&database.url(), context).await?;
     let client = database.connect().await?;
@@ -240,11 +244,9 @@ async fn fill(
     grid: &GridDirectory,
     models: Arc<PostgresReadModels>,
     cases: usize,
+    sealed: bool,
 ) -> anyhow::Result<()> {
-    let year = chrono::Duration::days(365);
-    let spacing =
-        chrono::Duration::milliseconds((year.num_milliseconds() / cases.max(1) as i64).max(1));
-    let history = CityHistory::new(grid, 3, Utc::now() - year, spacing);
+    let history = CityHistory::last_year(grid, cases, sealed);
     fill_with(history, models, cases, "api: fill read models").await
 }
 

@@ -92,32 +92,50 @@ impl CityHistory {
         }
     }
 
-    /// The same history with every commit carrying seal headers of the engine's shape (key
-    /// id, a 64-byte signature in base64, a 32-byte link in hex, the payload's digest) made
-    /// of random bytes: what the read models store of a sealed log, for measuring sizes.
-    /// Not signatures: nothing verifies them.
+    /// A year up to now with `cases` reports spread evenly over it (seed 3: the history the
+    /// read-side benches share), sealed or not.
+    pub fn last_year(grid: &GridDirectory, cases: usize, sealed: bool) -> Self {
+        let year = Duration::days(365);
+        let spacing =
+            Duration::milliseconds((year.num_milliseconds() / cases.max(1) as i64).max(1));
+        let history = Self::new(grid, 3, Utc::now() - year, spacing);
+        if sealed {
+            history.with_seal_headers()
+        } else {
+            history
+        }
+    }
+
+    /// The same history with every commit carrying seal headers of the engine's shape: key
+    /// id, a 64-byte signature in base64, the link the engine's rule gives (the digest of the
+    /// case's previous signature), the payload's digest. The signature and digest are random
+    /// bytes, not signatures (nothing verifies them): what the read models store of a sealed
+    /// log, for measuring sizes.
     pub fn with_seal_headers(mut self) -> Self {
         self.seals = Some(Dice(self.dice.0 ^ 0x5EA1_5EA1_5EA1_5EA1));
         self
     }
 
-    fn seal_headers(&mut self) -> Option<wangge_engine::log::StoredSeal> {
-        const BASE64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        const HEX: &[u8] = b"0123456789abcdef";
+    /// The seal headers of a case's next commit, after `previous` (its last commit's seal).
+    fn seal_headers(&mut self, previous: Option<&str>) -> Option<wangge_engine::log::StoredSeal> {
+        use base64::Engine as _;
         let dice = self.seals.as_mut()?;
-        let mut text = |alphabet: &[u8], len: usize| -> String {
-            (0..len)
-                .map(|_| alphabet[dice.below(alphabet.len())] as char)
-                .collect()
+        let mut random = |bytes: &mut [u8]| {
+            for byte in bytes {
+                *byte = dice.next() as u8;
+            }
         };
+        let mut signature = [0_u8; 64];
+        random(&mut signature);
+        let mut payload_sha256 = [0_u8; 32];
+        random(&mut payload_sha256);
         // One engine key for the whole log, as one engine instance has.
         let key_id = "3f9a2c71d04b8e65";
-        let seal = format!("{key_id}:{}==", text(BASE64, 86));
-        let link = text(HEX, 64);
-        let mut payload_sha256 = [0_u8; 32];
-        for byte in &mut payload_sha256 {
-            *byte = dice.next() as u8;
-        }
+        let seal = format!(
+            "{key_id}:{}",
+            base64::engine::general_purpose::STANDARD.encode(signature)
+        );
+        let link = hex::encode(wangge_engine::domain::seal::next_link_after(previous));
         Some(wangge_engine::log::StoredSeal {
             seal,
             link: Some(link),
@@ -143,18 +161,26 @@ impl CityHistory {
             }
         }
         commits.sort_by_key(|(at, group, order, _)| (*group, *at, *order));
+        // Each case's last seal header, for the next commit's link (a case's lifecycle ends
+        // in its stretch, so this is dropped with it).
+        let mut last_seal: std::collections::HashMap<CaseId, String> = Default::default();
         commits
             .into_iter()
             .map(|(_, _, _, events)| {
                 let position = self.next_position;
                 self.next_position += 1;
+                let case_id = events[0].case_id;
+                // A synthetic log, never appended by an engine: unsealed, like a log written
+                // before sealing, unless seal headers were asked for.
+                let seal = self.seal_headers(last_seal.get(&case_id).map(String::as_str));
+                if let Some(seal) = &seal {
+                    last_seal.insert(case_id, seal.seal.clone());
+                }
                 StoredCommit {
                     position,
-                    case_id: events[0].case_id,
+                    case_id,
                     events,
-                    // A synthetic log, never appended by an engine: unsealed, like a log
-                    // written before sealing, unless seal headers were asked for.
-                    seal: self.seal_headers(),
+                    seal,
                 }
             })
             .collect()

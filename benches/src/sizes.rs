@@ -13,7 +13,6 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use chrono::Utc;
 use clap::Args;
 use wangge_engine::grid::GridDirectory;
 use wangge_engine::log::{LogPosition, StoredCommit};
@@ -67,18 +66,6 @@ pub async fn run(args: SizesArgs) -> anyhow::Result<()> {
     println!();
     report::print_table(&rows);
     Ok(())
-}
-
-fn history(grid: &GridDirectory, cases: usize, sealed: bool) -> CityHistory {
-    let year = chrono::Duration::days(365);
-    let spacing =
-        chrono::Duration::milliseconds((year.num_milliseconds() / cases.max(1) as i64).max(1));
-    let history = CityHistory::new(grid, 3, Utc::now() - year, spacing);
-    if sealed {
-        history.with_seal_headers()
-    } else {
-        history
-    }
 }
 
 async fn memory(grid: &GridDirectory, cases: usize, sealed: bool) -> anyhow::Result<Vec<Row>> {
@@ -146,7 +133,7 @@ async fn memory_of(
     label: &str,
     fold: Fold<'_>,
 ) -> anyhow::Result<Row> {
-    let mut history = history(grid, cases, sealed);
+    let mut history = CityHistory::last_year(grid, cases, sealed);
     let bar = report::progress(&format!("sizes: memory, {label}"), cases as u64);
     let region = stats_alloc::Region::new(&crate::ALLOCATOR);
     let models = MemoryReadModels::new(FoldContext::bundled());
@@ -193,7 +180,7 @@ async fn postgres(
     let context = FoldContext::bundled();
     let models = PostgresReadModels::connect(&database.url(), context).await?;
     crate::api::fill_with(
-        history(grid, cases, sealed),
+        CityHistory::last_year(grid, cases, sealed),
         models.clone(),
         cases,
         "sizes: fill PostgreSQL",

@@ -38,6 +38,24 @@ struct Links<'a> {
     hash: std::borrow::Cow<'a, str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     seal: Option<EntrySeal>,
+    /// The seal's link is the one the engine's rule gives after the entry before, so it is
+    /// left out of `seal` and derived again when read.
+    #[serde(rename = "dl", default, skip_serializing_if = "std::ops::Not::not")]
+    link_derived: bool,
+}
+
+/// The seal link the engine's rule gives an entry's commit after `previous`, the entry stored
+/// before it: an entry of the same commit (the same seal) has that entry's link; otherwise
+/// the link is the digest of the previous commit's signature, or the genesis link
+/// (`wangge_domain::seal::next_link_after`).
+fn expected_link(previous: Option<&AuditRecord>, seal: &str) -> Option<String> {
+    let previous_seal = previous.and_then(|p| p.seal.as_ref());
+    match previous_seal {
+        Some(p) if p.seal == seal => p.link.clone(),
+        _ => Some(hex::encode(wangge_domain::seal::next_link_after(
+            previous_seal.map(|p| p.seal.as_str()),
+        ))),
+    }
 }
 
 /// The columns an entry's text gives (what a row used to hold beside it).
@@ -108,12 +126,25 @@ fn linked_frame_text<'a>(
             Some(p) => p.hash == record.prev_hash,
             None => before.is_none_or(|b| b == record.prev_hash),
         };
+        // So is its seal's link, where the entry before it is known here (not for the first
+        // entry of an appended frame) and the link follows the engine's rule.
+        let mut seal = record.seal.clone();
+        let link_derived = (previous.is_some() || before.is_some())
+            && seal
+                .as_ref()
+                .is_some_and(|s| s.link.is_some() && s.link == expected_link(previous, &s.seal));
+        if link_derived {
+            if let Some(seal) = &mut seal {
+                seal.link = None;
+            }
+        }
         previous = Some(record);
         let links = Links {
             sequence: record.sequence,
             prev_hash: (!derivable).then(|| record.prev_hash.as_str().into()),
             hash: record.hash.as_str().into(),
-            seal: record.seal.clone(),
+            seal,
+            link_derived,
         };
         // Plain data with string keys: serializing cannot fail.
         serde_json::to_writer(&mut text, &links).unwrap_or_default();
@@ -164,6 +195,12 @@ fn read_frame(case_id: CaseId, text: &[u8], trail: &mut StoredTrail) {
                 continue;
             }
         };
+        let mut seal = links.seal;
+        if links.link_derived {
+            if let Some(seal) = &mut seal {
+                seal.link = expected_link(trail.records.last(), &seal.seal);
+            }
+        }
         // The hashed text is kept however it reads: verification compares its hash.
         let entry_json = String::from_utf8_lossy(entry_line).into_owned();
         let columns = serde_json::from_str::<EntryColumns>(&entry_json).ok();
@@ -191,7 +228,7 @@ fn read_frame(case_id: CaseId, text: &[u8], trail: &mut StoredTrail) {
                 |p| p.into_owned(),
             ),
             hash: links.hash.into_owned(),
-            seal: links.seal,
+            seal,
         });
     }
 }
@@ -268,6 +305,41 @@ mod tests {
         assert_eq!(decode(case_id, &whole).records, records);
         // What does not read is not compacted away.
         assert_eq!(compacted(case_id, b"garbage", &records[5..]), None);
+    }
+
+    #[test]
+    fn seal_links_that_follow_the_engines_rule_are_derived_again_not_stored() {
+        use base64::Engine as _;
+        let case_id = CaseId(Uuid::from_u128(12));
+        let mut records = chain(case_id, 5);
+        // Commits of entries 1–2, 3, 4 and 5, each linked as the engine links them.
+        let mut previous_seal: Option<String> = None;
+        for (commit, range) in [(1_u8, 1..=2), (2, 3..=3), (3, 4..=4), (4, 5..=5)] {
+            let seal = format!(
+                "3f9a2c71d04b8e65:{}",
+                base64::engine::general_purpose::STANDARD.encode([commit; 64])
+            );
+            let link = hex::encode(wangge_domain::seal::next_link_after(
+                previous_seal.as_deref(),
+            ));
+            for sequence in range.clone() {
+                records[sequence as usize - 1].seal = Some(EntrySeal {
+                    first_sequence: *range.start(),
+                    last_sequence: *range.end(),
+                    seal: seal.clone(),
+                    link: Some(link.clone()),
+                    payload_sha256: "cd".repeat(32),
+                });
+            }
+            previous_seal = Some(seal);
+        }
+        // A forger's link that breaks the rule is kept as written, for verification to see.
+        records[4].seal.as_mut().unwrap().link = Some("ee".repeat(32));
+        let text = String::from_utf8(whole_text(&records)).unwrap();
+        assert_eq!(text.matches("\"dl\":true").count(), 4, "{text}");
+        assert!(text.contains(&"ee".repeat(32)));
+        let case_stored = decode(case_id, &encode_whole(&records));
+        assert_eq!(case_stored.records, records);
     }
 
     #[test]
