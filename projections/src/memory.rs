@@ -14,7 +14,8 @@ use wangge_schemas::{CaseId, Tier};
 
 use crate::answer;
 use crate::compact;
-use crate::fold::audit::{AuditChanges, AuditHead, AuditProjection, AuditRecord};
+use crate::compact::trail::{self, TrailWrite};
+use crate::fold::audit::{AuditChanges, AuditHead, AuditProjection};
 use crate::fold::cases::{BoardKey, CaseRow, CasesChanges, CasesProjection, Light, LightCounts};
 use crate::fold::indicators::{
     DurationMetric, IndicatorCase, IndicatorChanges, IndicatorCounts, IndicatorKey,
@@ -258,31 +259,15 @@ impl ProjectionStore<AuditProjection> for MemoryReadModels {
         recorded_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         // Compressed before the lock is taken: queries wait only for the inserts.
-        let mut by_case: BTreeMap<CaseId, Vec<&AuditRecord>> = BTreeMap::new();
-        for record in &changes.records {
-            by_case.entry(record.case_id).or_default().push(record);
-        }
         // Each case's trail rewritten whole, as in PostgreSQL: read under the read lock,
         // written under the write lock, which only this projection's runner takes for them.
-        let frames: Vec<(CaseId, Trail)> = {
+        let writes: Vec<(CaseId, TrailWrite)> = {
             let tables = self.read();
-            by_case
+            trail::by_case(&changes.records)
                 .into_iter()
-                .map(|(case_id, records)| {
-                    let trail = match tables.audit.get(&case_id) {
-                        None => Trail::Whole(compact::trail::encode_whole(records)),
-                        Some(stored) => {
-                            match compact::trail::compacted(
-                                case_id,
-                                stored,
-                                records.iter().copied(),
-                            ) {
-                                Some(whole) => Trail::Whole(whole),
-                                None => Trail::Append(compact::trail::encode(records)),
-                            }
-                        }
-                    };
-                    (case_id, trail)
+                .map(|(case_id, new)| {
+                    let stored = tables.audit.get(&case_id).map(|stored| &stored[..]);
+                    (case_id, trail::write_for(case_id, stored, &new))
                 })
                 .collect()
         };
@@ -290,12 +275,12 @@ impl ProjectionStore<AuditProjection> for MemoryReadModels {
         {
             let mut tables = self.write();
             self.advance(&mut tables, AuditProjection::NAME, from, to, recorded_at)?;
-            for (case_id, frame) in frames {
-                let trail = tables.audit.entry(case_id).or_default();
-                *trail = match frame {
-                    Trail::Whole(frame) => frame.into_boxed_slice(),
-                    Trail::Append(frame) => {
-                        let mut grown = std::mem::take(trail).into_vec();
+            for (case_id, write) in writes {
+                let stored = tables.audit.entry(case_id).or_default();
+                *stored = match write {
+                    TrailWrite::Whole(frame) => frame.into_boxed_slice(),
+                    TrailWrite::Append(frame) => {
+                        let mut grown = std::mem::take(stored).into_vec();
                         grown.extend_from_slice(&frame);
                         grown.into_boxed_slice()
                     }
@@ -715,14 +700,6 @@ impl ReadModels for MemoryReadModels {
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Progress> {
         self.progress.subscribe()
     }
-}
-
-/// What a batch writes to a case's stored trail.
-enum Trail {
-    /// A frame to append.
-    Append(Vec<u8>),
-    /// The whole trail, rewritten as one frame.
-    Whole(Vec<u8>),
 }
 
 /// States as the store keeps them: compressed.

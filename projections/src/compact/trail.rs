@@ -84,6 +84,39 @@ pub fn encode_whole<'a>(records: impl IntoIterator<Item = &'a AuditRecord>) -> V
     compress(&whole_text(records))
 }
 
+/// A batch's new entries grouped by case, each case's in log order.
+pub fn by_case(records: &[AuditRecord]) -> std::collections::BTreeMap<CaseId, Vec<&AuditRecord>> {
+    let mut cases: std::collections::BTreeMap<CaseId, Vec<&AuditRecord>> = Default::default();
+    for record in records {
+        cases.entry(record.case_id).or_default().push(record);
+    }
+    cases
+}
+
+/// What a batch writes to a case's stored trail.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TrailWrite {
+    /// The whole trail, one frame, in place of what is stored.
+    Whole(Vec<u8>),
+    /// A frame to append to what is stored.
+    Append(Vec<u8>),
+}
+
+/// What to write for a case whose trail holds `stored` (nothing yet: `None`) when `new`
+/// entries come: the whole trail again, or, where part of what is stored does not read
+/// (somebody wrote there), only a frame appended after it, which leaves that part as it is
+/// for verification to report.
+pub fn write_for(case_id: CaseId, stored: Option<&[u8]>, new: &[&AuditRecord]) -> TrailWrite {
+    let new = new.iter().copied();
+    match stored {
+        None => TrailWrite::Whole(encode_whole(new)),
+        Some(stored) => match compacted(case_id, stored, new.clone()) {
+            Some(whole) => TrailWrite::Whole(whole),
+            None => TrailWrite::Append(encode(new)),
+        },
+    }
+}
+
 /// The trail `stored` holds with `new` entries after it, as one frame; `None` when some of
 /// what is stored does not read (that stays as it is, for verification to report).
 pub fn compacted<'a>(

@@ -10,7 +10,7 @@
 //! deltas, and rows whose counters all came to zero are deleted, so the tables hold exactly
 //! what the memory store holds, however the log was cut into batches.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Pool, Transaction};
@@ -23,7 +23,8 @@ use super::pool::describe;
 use super::rollup::{self, IndicatorLevel};
 use super::text::{pg_text, pg_text_opt};
 use crate::compact;
-use crate::fold::audit::{AuditChanges, AuditHead, AuditProjection, AuditRecord};
+use crate::compact::trail::TrailWrite;
+use crate::fold::audit::{AuditChanges, AuditHead, AuditProjection};
 use crate::fold::cases::{to_micros, CaseRow, CasesChanges, CasesProjection};
 use crate::fold::indicators::{IndicatorCase, IndicatorChanges, IndicatorsProjection};
 use crate::fold::patrols::{PatrolChanges, PatrolsProjection};
@@ -515,10 +516,7 @@ impl ProjectionStore<AuditProjection> for PostgresStore {
             // A frame per case of the batch's new entries, appended to what the case's trail
             // holds: the chain is written once and never rewritten. The fold enters an event
             // only past the head it read, so a frame never repeats an entry.
-            let mut by_case: BTreeMap<CaseId, Vec<&AuditRecord>> = BTreeMap::new();
-            for record in &changes.records {
-                by_case.entry(record.case_id).or_default().push(record);
-            }
+            let by_case = compact::trail::by_case(&changes.records);
             let table = self.table("audit_trails");
             // Each case's trail is rewritten whole, one frame holding every entry: compressed
             // as a whole it is far smaller than batch by batch, and the stored bytes are the
@@ -530,7 +528,7 @@ impl ProjectionStore<AuditProjection> for PostgresStore {
                 .prepare_cached(&sql)
                 .await
                 .map_err(unavailable)?;
-            let mut stored: HashMap<CaseId, Vec<u8>> = transaction
+            let stored: HashMap<CaseId, Vec<u8>> = transaction
                 .query(&statement, &[&ids])
                 .await
                 .map_err(unavailable)?
@@ -539,26 +537,16 @@ impl ProjectionStore<AuditProjection> for PostgresStore {
                 .collect();
             let (mut whole_case_id, mut whole_trail) = (Vec::new(), Vec::new());
             let (mut append_case_id, mut append_frame) = (Vec::new(), Vec::new());
-            for (case, records) in &by_case {
-                let new = records.iter().copied();
-                match stored.remove(case) {
-                    None => {
+            for (case, new) in &by_case {
+                match compact::trail::write_for(*case, stored.get(case).map(Vec::as_slice), new) {
+                    TrailWrite::Whole(trail) => {
                         whole_case_id.push(case.0);
-                        whole_trail.push(compact::trail::encode_whole(new));
+                        whole_trail.push(trail);
                     }
-                    Some(bytes) => match compact::trail::compacted(*case, &bytes, new) {
-                        Some(trail) => {
-                            whole_case_id.push(case.0);
-                            whole_trail.push(trail);
-                        }
-                        // Part of what is stored does not read (somebody wrote there): it
-                        // stays as it is, for verification to report, and the new entries
-                        // are appended after it.
-                        None => {
-                            append_case_id.push(case.0);
-                            append_frame.push(compact::trail::encode(records.iter().copied()));
-                        }
-                    },
+                    TrailWrite::Append(frame) => {
+                        append_case_id.push(case.0);
+                        append_frame.push(frame);
+                    }
                 }
             }
             if !whole_case_id.is_empty() {
