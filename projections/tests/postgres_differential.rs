@@ -158,6 +158,7 @@ async fn same_answers(
     fold_in_pieces(postgres, &PatrolsProjection, &commits, &splits).await;
 
     each_indicator_level_sums_the_one_below(database).await?;
+    each_month_sums_its_days(database).await?;
     let memory: &dyn ReadModels = &*memory;
     let postgres: &dyn ReadModels = postgres;
     compare_everything(memory, postgres, &city.cases, now).await
@@ -205,6 +206,52 @@ async fn each_indicator_level_sums_the_one_below(
                 .expect("compare the indicator levels")
                 .get(0);
             prop_assert_eq!(differing, 0, "{} disagrees with {}", rollup, cells);
+        }
+    }
+    Ok(())
+}
+
+/// Every level's monthly tables hold exactly the cell level's daily rows summed by month
+/// and the level's keys.
+async fn each_month_sums_its_days(database: &TestDatabase) -> Result<(), TestCaseError> {
+    let client = database.connect().await;
+    let month = "date_trunc('month', day)::date";
+    for level in IndicatorLevel::ALL {
+        let keys = level.monthly_keys().join(", ");
+        let sources = level.monthly_keys().join(", ").replacen("month", month, 1);
+        let mut tables = vec![(level.monthly_table(), "indicator_daily", COUNTERS.to_vec())];
+        if let Some(histograms) = level.monthly_durations_table() {
+            tables.push((histograms, "indicator_durations", vec!["count"]));
+        }
+        for (monthly, daily, counters) in tables {
+            let (keys, sources) = if daily == "indicator_durations" {
+                (
+                    format!("{keys}, metric, bucket"),
+                    format!("{sources}, metric, bucket"),
+                )
+            } else {
+                (keys.clone(), sources.clone())
+            };
+            let sums = counters
+                .iter()
+                .map(|c| format!("sum({c})::bigint"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let stored = counters.join(", ");
+            let summed = format!("SELECT {sources}, {sums} FROM {daily} GROUP BY {sources}");
+            let kept = format!("SELECT {keys}, {stored} FROM {monthly}");
+            let differing: i64 = client
+                .query_one(
+                    &format!(
+                        "SELECT count(*) FROM (({summed} EXCEPT {kept}) UNION ALL \
+                         ({kept} EXCEPT {summed})) AS differing"
+                    ),
+                    &[],
+                )
+                .await
+                .expect("compare the months with their days")
+                .get(0);
+            prop_assert_eq!(differing, 0, "{} disagrees with {}", monthly, daily);
         }
     }
     Ok(())
@@ -537,7 +584,16 @@ async fn compare_everything(
         IndicatorGroup::Cell,
         IndicatorGroup::Category,
     ] {
-        for (from, to) in [(first_day, last_day), (first_day, first_day)] {
+        // Whole months and parts of months: read by month and by day, they must agree.
+        for (from, to) in [
+            (first_day, last_day),
+            (first_day, first_day),
+            (
+                first_day - Duration::days(40),
+                last_day + Duration::days(40),
+            ),
+            (first_day + Duration::days(1), last_day - Duration::days(1)),
+        ] {
             let base = IndicatorQuery {
                 from,
                 to,
@@ -604,10 +660,17 @@ async fn compare_everything(
         .flat_map(|rules| {
             [None, Some(Tier::Community), Some(Tier::District)].map(|tier| (rules, tier))
         });
-    for ((min_due, limit), tier) in rankings {
+    let ranges = [
+        (first_day, last_day),
+        (
+            first_day - Duration::days(40),
+            last_day + Duration::days(40),
+        ),
+    ];
+    for (((min_due, limit), tier), (from, to)) in rankings.flat_map(|r| ranges.map(|d| (r, d))) {
         let mut scopes = vec![RankingQuery {
-            from: first_day,
-            to: last_day,
+            from,
+            to,
             district: None,
             community: None,
             tier,

@@ -9,7 +9,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 use wangge_schemas::{CaseId, Tier};
 
-use super::rollup::{IndicatorLevel, COUNTERS};
+use super::rollup::{self, IndicatorLevel, Span, COUNTERS};
 use super::store::{position_of, tier_name};
 use super::PostgresReadModels;
 use crate::answer;
@@ -91,6 +91,61 @@ fn tier_condition(tier: Tier) -> &'static str {
     }
 }
 
+/// The latest day any row of the indicator tables can be counted on: today wherever a
+/// calendar can be (UTC+14). It only steers which rows a range is read from.
+fn latest_possible_day() -> NaiveDate {
+    (Utc::now() + chrono::Duration::hours(14)).date_naive()
+}
+
+/// The filters of an indicator query: columns that must be equal, and a condition of its
+/// own.
+struct Scope<'a> {
+    district: &'a Option<String>,
+    community: &'a Option<String>,
+    cell: &'a Option<String>,
+    category: &'a Option<String>,
+    condition: Option<&'static str>,
+}
+
+/// Appends the rows of `spans` as one `UNION ALL`: each span's rows, from the daily or the
+/// monthly table of `(daily, monthly)`, filtered by `scope`, each selecting `select` and
+/// its span's sign as `s`. Summing `s * column` over them gives the range's sums.
+fn union_of_spans(
+    sql: &mut Sql,
+    spans: &[Span],
+    (daily, monthly): (&str, &str),
+    select: &str,
+    scope: &Scope<'_>,
+) {
+    for (n, span) in spans.iter().enumerate() {
+        if n > 0 {
+            sql.push(" UNION ALL ");
+        }
+        match *span {
+            Span::Days { from, to, sign } => {
+                sql.push(&format!(
+                    "SELECT {select}, {sign}::bigint AS s FROM {daily}"
+                ));
+                let from = sql.bind(from);
+                let to = sql.bind(to);
+                sql.push(&format!(" WHERE day >= {from} AND day <= {to}"));
+            }
+            Span::Month { month } => {
+                sql.push(&format!("SELECT {select}, 1::bigint AS s FROM {monthly}"));
+                let month = sql.bind(month);
+                sql.push(&format!(" WHERE month = {month}"));
+            }
+        }
+        sql.and_eq("district", scope.district.clone());
+        sql.and_eq("community", scope.community.clone());
+        sql.and_eq("cell", scope.cell.clone());
+        sql.and_eq("category", scope.category.clone());
+        if let Some(condition) = scope.condition {
+            sql.push(&format!(" AND {condition}"));
+        }
+    }
+}
+
 fn parse_tier(name: &str) -> Result<Tier, ReadError> {
     serde_json::from_value(serde_json::Value::String(name.to_owned()))
         .map_err(|e| corrupt("tier", e))
@@ -124,25 +179,6 @@ impl PostgresReadModels {
             .iter()
             .map(|row| view_of(row.get(0)))
             .collect()
-    }
-
-    /// Filters of the indicator tables, for a day range and a scope.
-    fn indicator_scope(
-        sql: &mut Sql,
-        from: NaiveDate,
-        to: NaiveDate,
-        district: &Option<String>,
-        community: &Option<String>,
-        cell: &Option<String>,
-        category: &Option<String>,
-    ) {
-        let from = sql.bind(from);
-        let to = sql.bind(to);
-        sql.push(&format!(" WHERE day >= {from} AND day <= {to}"));
-        sql.and_eq("district", district.clone());
-        sql.and_eq("community", community.clone());
-        sql.and_eq("cell", cell.clone());
-        sql.and_eq("category", category.clone());
     }
 }
 
@@ -307,48 +343,74 @@ impl ReadModels for PostgresReadModels {
             IndicatorGroup::Cell => "cell",
             IndicatorGroup::Category => "category",
         };
-        // The coarsest level that has the columns the query names.
+        // The coarsest level that has the columns the query names, by month where it can:
+        // a grouping by day needs the days, and the cell level keeps no months by category.
         let level = IndicatorLevel::for_query(query, group);
-        let sums = COUNTERS
+        let monthly_histograms = level
+            .monthly_durations_table()
+            .filter(|_| group != IndicatorGroup::Day);
+        let spans = if monthly_histograms.is_some() {
+            rollup::spans(query.from, query.to, latest_possible_day())
+        } else {
+            vec![Span::Days {
+                from: query.from,
+                to: query.to,
+                sign: 1,
+            }]
+        };
+        let scope = Scope {
+            district: &query.district,
+            community: &query.community,
+            cell: &query.cell,
+            category: &query.category,
+            condition: None,
+        };
+        let signed_sums = COUNTERS
             .iter()
-            .map(|c| format!("sum({c})::bigint"))
+            .map(|c| format!("sum(s * {c})::bigint"))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut counts_sql = Sql::new(format!("SELECT {key}, {sums} FROM {}", level.daily_table()));
-        Self::indicator_scope(
+        let any_counted = COUNTERS
+            .iter()
+            .map(|c| format!("sum(s * {c}) <> 0"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let mut counts_sql = Sql::new(format!("SELECT k, {signed_sums} FROM ("));
+        union_of_spans(
             &mut counts_sql,
-            query.from,
-            query.to,
-            &query.district,
-            &query.community,
-            &query.cell,
-            &query.category,
+            &spans,
+            (level.daily_table(), level.monthly_table()),
+            &format!("{key} AS k, {}", COUNTERS.join(", ")),
+            &scope,
         );
-        counts_sql.push(" GROUP BY 1");
-        let mut durations_sql = Sql::new(format!(
-            "SELECT {key}, metric, bucket, sum(count)::bigint FROM {}",
-            level.durations_table()
-        ));
-        Self::indicator_scope(
+        counts_sql.push(&format!(") AS r GROUP BY k HAVING {any_counted}"));
+        let mut durations_sql = Sql::new("SELECT k, metric, bucket, sum(s * count)::bigint FROM (");
+        union_of_spans(
             &mut durations_sql,
-            query.from,
-            query.to,
-            &query.district,
-            &query.community,
-            &query.cell,
-            &query.category,
+            &spans,
+            // Without monthly histograms the spans are days only.
+            (
+                level.durations_table(),
+                monthly_histograms.unwrap_or_default(),
+            ),
+            &format!("{key} AS k, metric, bucket, count"),
+            &scope,
         );
-        durations_sql.push(" GROUP BY 1, 2, 3");
+        durations_sql.push(") AS r GROUP BY 1, 2, 3 HAVING sum(s * count) <> 0");
         #[allow(clippy::type_complexity)]
         let mut sums: BTreeMap<
             String,
             (IndicatorCounts, BTreeMap<u16, i64>, BTreeMap<u16, i64>),
         > = BTreeMap::new();
-        for row in self.rows(&counts_sql).await? {
+        // The counters and the histograms are independent reads: asked at once, on two of
+        // the pool's connections, the answer waits for the slower of them, not for both.
+        let (counted, durations) =
+            futures::try_join!(self.rows(&counts_sql), self.rows(&durations_sql))?;
+        for row in counted {
             let counts = IndicatorCounts::from_values(std::array::from_fn(|n| row.get(n + 1)));
             sums.entry(row.get(0)).or_default().0.add(&counts, 1);
         }
-        for row in self.rows(&durations_sql).await? {
+        for row in durations {
             let metric: String = row.get(1);
             let bucket = u16::try_from(row.get::<_, i16>(2)).unwrap_or(0);
             let count: i64 = row.get(3);
@@ -370,23 +432,30 @@ impl ReadModels for PostgresReadModels {
 
     async fn ranking(&self, query: &RankingQuery) -> Result<Ranking, ReadError> {
         let rules = query.validate()?;
+        let spans = rollup::spans(query.from, query.to, latest_possible_day());
         let mut sql = Sql::new(
-            "SELECT cell, min(community), sum(due)::bigint, sum(closed)::bigint, \
-             sum(closed_on_time)::bigint FROM indicator_daily",
+            "SELECT cell, min(community), sum(s * due)::bigint, sum(s * closed)::bigint, \
+             sum(s * closed_on_time)::bigint FROM (",
         );
-        Self::indicator_scope(
+        union_of_spans(
             &mut sql,
-            query.from,
-            query.to,
-            &query.district,
-            &query.community,
-            &None,
-            &None,
+            &spans,
+            (
+                IndicatorLevel::Cell.daily_table(),
+                IndicatorLevel::Cell.monthly_table(),
+            ),
+            "cell, community, due, closed, closed_on_time",
+            &Scope {
+                district: &query.district,
+                community: &query.community,
+                cell: &None,
+                category: &None,
+                condition: Some(tier_condition(rules.tier)),
+            },
         );
-        // Rows of report-day counters alone have nothing to rank by.
-        sql.push(" AND due <> 0 AND ");
-        sql.push(tier_condition(rules.tier));
-        sql.push(" GROUP BY cell");
+        // Cells with report-day counters alone have nothing to rank by (closed and closed
+        // on time are only ever counted with due, on the same row).
+        sql.push(") AS r GROUP BY cell HAVING sum(s * due) <> 0");
         let cells = self
             .rows(&sql)
             .await?

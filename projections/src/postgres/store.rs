@@ -657,6 +657,10 @@ impl ProjectionStore<IndicatorsProjection> for PostgresStore {
                 let table = self.table(level.daily_table());
                 execute(&transaction, &rollup::upsert_daily(level, &table), &rows).await?;
             }
+            for level in IndicatorLevel::ALL {
+                let table = self.table(level.monthly_table());
+                execute(&transaction, &rollup::upsert_monthly(level, &table), &rows).await?;
+            }
             // A row can only come to (or start at) zero where a delta took something away
             // or added nothing.
             let took_away = values
@@ -665,6 +669,9 @@ impl ProjectionStore<IndicatorsProjection> for PostgresStore {
             if took_away {
                 for level in IndicatorLevel::ALL {
                     let sql = rollup::delete_empty_daily(level, &self.table(level.daily_table()));
+                    execute(&transaction, &sql, &rows[..5]).await?;
+                    let sql =
+                        rollup::delete_empty_monthly(level, &self.table(level.monthly_table()));
                     execute(&transaction, &sql, &rows[..5]).await?;
                 }
             }
@@ -711,16 +718,33 @@ impl ProjectionStore<IndicatorsProjection> for PostgresStore {
                 )
                 .await?;
             }
+            for (level, table) in monthly_histograms() {
+                let table = self.table(table);
+                let sql = rollup::upsert_monthly_durations(level, &table);
+                execute(&transaction, &sql, &rows).await?;
+            }
             if count.iter().any(|d| *d <= 0) {
                 for level in IndicatorLevel::ALL {
                     let table = self.table(level.durations_table());
                     let sql = rollup::delete_empty_durations(level, &table);
                     execute(&transaction, &sql, &rows[..7]).await?;
                 }
+                for (level, table) in monthly_histograms() {
+                    let table = self.table(table);
+                    let sql = rollup::delete_empty_monthly_durations(level, &table);
+                    execute(&transaction, &sql, &rows[..7]).await?;
+                }
             }
         }
         self.finish(transaction, NAME, to).await
     }
+}
+
+/// The levels that keep monthly duration histograms, with their tables.
+fn monthly_histograms() -> impl Iterator<Item = (IndicatorLevel, &'static str)> {
+    IndicatorLevel::ALL
+        .into_iter()
+        .filter_map(|level| Some((level, level.monthly_durations_table()?)))
 }
 
 // ---------------------------------------------------------------------------------------
