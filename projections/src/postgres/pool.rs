@@ -13,6 +13,13 @@ use super::PostgresError;
 /// How many pooled connections one process keeps at most (runners, queries, the API).
 pub const DEFAULT_POOL_SIZE: usize = 16;
 
+/// The sessions' settings unless the URL gives `options` of its own: no parallel workers
+/// for a query. The API asks many short questions at once; a parallel plan takes cores from
+/// the other askers and costs more to start than it saves. At a million cases on two cores,
+/// four clients at once: p99 of all dashboard requests 52.0 ms with PostgreSQL's default of
+/// two workers, 21.2 ms without (`benches/RESULTS.md`, "Indicators by month").
+pub const SESSION_OPTIONS: &str = "-c max_parallel_workers_per_gather=0";
+
 /// Parses a `postgres://user@host:port/database` URL (or a key=value string).
 pub fn parse_url(url: &str) -> Result<Config, PostgresError> {
     let mut config: Config =
@@ -35,6 +42,9 @@ pub fn parse_url(url: &str) -> Result<Config, PostgresError> {
     config.keepalives_idle(Duration::from_secs(10));
     if config.get_application_name().is_none() {
         config.application_name("wangge");
+    }
+    if config.get_options().is_none() {
+        config.options(SESSION_OPTIONS);
     }
     Ok(config)
 }
@@ -123,5 +133,24 @@ pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
             None => db.message().to_owned(),
         },
         None => error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_plan_without_parallel_workers_unless_the_url_says_otherwise() {
+        let config = parse_url("postgres://postgres@127.0.0.1:5432/wangge").expect("a url");
+        assert_eq!(config.get_options(), Some(SESSION_OPTIONS));
+        let config = parse_url(
+            "postgres://postgres@127.0.0.1:5432/wangge?options=-c%20max_parallel_workers_per_gather%3D4",
+        )
+        .expect("a url");
+        assert_eq!(
+            config.get_options(),
+            Some("-c max_parallel_workers_per_gather=4")
+        );
     }
 }
