@@ -56,6 +56,11 @@ pub struct ApiArgs {
     /// commit carries headers of the engine's shape, as `wangge serve` writes them.
     #[arg(long)]
     unsealed: bool,
+    /// Leave vacuuming to autovacuum while filling (a year written in minutes: the rows
+    /// rewritten by later batches stay as free space). By default the fill vacuums
+    /// continuously, as autovacuum would over a real year.
+    #[arg(long)]
+    autovacuum_only: bool,
 }
 
 /// Commits in one projection transaction while filling (the runners' default batch).
@@ -72,7 +77,12 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<()> {
     if !reuse {
         let database = BenchDatabase::fresh(&database.name).await?;
         let models = PostgresReadModels::connect(&database.url(), context.clone()).await?;
-        fill(&grid, models, args.cases, !args.unsealed).await?;
+        let vacuum = if args.autovacuum_only {
+            None
+        } else {
+            Some(database.connect().await?)
+        };
+        fill(&grid, models, args.cases, !args.unsealed, vacuum).await?;
     }
     let models = PostgresReadModels::connect(&database.url(), context).await?;
     let client = database.connect().await?;
@@ -245,19 +255,44 @@ async fn fill(
     models: Arc<PostgresReadModels>,
     cases: usize,
     sealed: bool,
+    vacuum: Option<tokio_postgres::Client>,
 ) -> anyhow::Result<()> {
     let history = CityHistory::last_year(grid, cases, sealed);
-    fill_with(history, models, cases, "api: fill read models").await
+    fill_with(history, models, cases, "api: fill read models", vacuum).await
 }
 
 /// Folds `cases` cases of `history` into the read models, the four projections side by
 /// side (shared with `sizes`).
+///
+/// With `vacuum`, that connection runs `VACUUM` over and over while the fill lasts. The
+/// fill writes a year in minutes, and each batch rewrites the rows of the cases it touches;
+/// autovacuum (a table at most once a minute, and only once a fifth of it is dead) cannot
+/// keep pace with that, so the dead rows pile up into free space a real year would have
+/// reused — a city writes a few cases a minute, and autovacuum passes many times a day.
+/// Vacuuming continuously stands for that pace; without it the sizes are those of a year
+/// written in minutes.
 pub async fn fill_with(
     mut history: CityHistory,
     models: Arc<PostgresReadModels>,
     cases: usize,
     label: &str,
+    vacuum: Option<tokio_postgres::Client>,
 ) -> anyhow::Result<()> {
+    let (filled, mut filling) = tokio::sync::watch::channel(false);
+    let keeper = vacuum.map(|client| {
+        tokio::spawn(async move {
+            let mut rounds = 0u64;
+            while !*filling.borrow() {
+                client.batch_execute("VACUUM").await.context("vacuum")?;
+                rounds += 1;
+                tokio::select! {
+                    _ = filling.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            anyhow::Ok(rounds)
+        })
+    });
     let bar = report::progress(label, cases as u64);
     let mut senders = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -293,6 +328,11 @@ pub async fn fill_with(
         done??;
     }
     bar.finish();
+    filled.send(true).ok();
+    if let Some(keeper) = keeper {
+        let rounds = keeper.await??;
+        println!("{label}: vacuumed {rounds} times while filling");
+    }
     Ok(())
 }
 

@@ -46,6 +46,9 @@ pub struct SizesArgs {
     /// commit carries headers of the engine's shape, as `wangge serve` writes them.
     #[arg(long)]
     unsealed: bool,
+    /// Leave vacuuming to autovacuum while filling, as `api --autovacuum-only`.
+    #[arg(long)]
+    autovacuum_only: bool,
 }
 
 /// Targets of issue 11, item 5 (bytes per case).
@@ -61,7 +64,16 @@ pub async fn run(args: SizesArgs) -> anyhow::Result<()> {
         rows.extend(memory(&grid, args.cases, !args.unsealed).await?);
     }
     if !args.memory_only {
-        rows.extend(postgres(&grid, args.cases, !args.unsealed, args.keep_database).await?);
+        rows.extend(
+            postgres(
+                &grid,
+                args.cases,
+                !args.unsealed,
+                args.keep_database,
+                args.autovacuum_only,
+            )
+            .await?,
+        );
     }
     println!();
     report::print_table(&rows);
@@ -175,15 +187,22 @@ async fn postgres(
     cases: usize,
     sealed: bool,
     keep_database: bool,
+    autovacuum_only: bool,
 ) -> anyhow::Result<Vec<Row>> {
     let database = BenchDatabase::fresh(&format!("wangge_bench_sizes_{cases}")).await?;
     let context = FoldContext::bundled();
     let models = PostgresReadModels::connect(&database.url(), context).await?;
+    let vacuum = if autovacuum_only {
+        None
+    } else {
+        Some(database.connect().await?)
+    };
     crate::api::fill_with(
         CityHistory::last_year(grid, cases, sealed),
         models.clone(),
         cases,
         "sizes: fill PostgreSQL",
+        vacuum,
     )
     .await?;
     drop(models);

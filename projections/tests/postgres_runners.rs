@@ -321,4 +321,23 @@ async fn a_rebuild_while_the_live_runners_run_ends_equal_to_a_fold_from_scratch(
         .await
         .unwrap();
     assert_eq!(index.len(), 1);
+    // And the tables keep autovacuum's pace (V11), their TOAST tables too.
+    let settings: Vec<String> = client
+        .query_one(
+            "SELECT array_cat(c.reloptions, t.reloptions) FROM pg_class c \
+             JOIN pg_class t ON t.oid = c.reltoastrelid WHERE c.relname = 'audit_trails'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        settings,
+        [
+            "autovacuum_vacuum_scale_factor=0.01",
+            "autovacuum_vacuum_cost_delay=0",
+            "autovacuum_vacuum_scale_factor=0.01",
+            "autovacuum_vacuum_cost_delay=0",
+        ]
+    );
 }

@@ -160,6 +160,25 @@ impl PostgresReadModels {
                     ))
                     .await
                     .map_err(query_error)?;
+                // LIKE copies columns and indexes, not the table's settings (autovacuum's
+                // pace: V11): the table swapped in must keep them.
+                let settings: Option<String> = transaction
+                    .query_one(
+                        "SELECT array_to_string(array_cat(c.reloptions, \
+                         ARRAY(SELECT 'toast.' || o FROM unnest(t.reloptions) AS o)), ', ') \
+                         FROM pg_class c LEFT JOIN pg_class t ON t.oid = c.reltoastrelid \
+                         WHERE c.oid = $1::text::regclass",
+                        &[&live],
+                    )
+                    .await
+                    .map_err(query_error)?
+                    .get(0);
+                if let Some(settings) = settings.filter(|s| !s.is_empty()) {
+                    transaction
+                        .batch_execute(&format!("ALTER TABLE {shadow} SET ({settings})"))
+                        .await
+                        .map_err(query_error)?;
+                }
             }
             transaction
                 .execute(
