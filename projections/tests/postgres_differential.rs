@@ -172,14 +172,14 @@ async fn each_indicator_level_sums_the_one_below(
     let client = database.connect().await;
     for level in IndicatorLevel::ROLLUPS {
         let keys = level.keys().join(", ");
-        let tables = [
-            (level.daily_table(), "indicator_daily", COUNTERS.to_vec()),
-            (
+        let mut tables = vec![(level.daily_table(), "indicator_daily", COUNTERS.to_vec())];
+        if level.keeps_daily_histograms() {
+            tables.push((
                 level.durations_table(),
                 "indicator_durations",
                 vec!["count"],
-            ),
-        ];
+            ));
+        }
         for (rollup, cells, counters) in tables {
             let keys = if cells == "indicator_durations" {
                 format!("{keys}, metric, bucket")

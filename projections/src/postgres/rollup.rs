@@ -69,13 +69,22 @@ impl IndicatorLevel {
         }
     }
 
-    /// The duration histograms' table.
+    /// The daily duration histograms' table a query at this level reads. The community
+    /// level keeps none of its own (`V12__leaner_read_models`): its months serve ranges, and
+    /// the few days around them, or a grouping by day, are summed from the cell level's rows
+    /// of the community, as few as the community level's were (a duration row hardly ever
+    /// shares its day, category, metric and bucket with another cell's).
     pub fn durations_table(self) -> &'static str {
         match self {
-            IndicatorLevel::Cell => "indicator_durations",
-            IndicatorLevel::Community => "indicator_durations_by_community",
+            IndicatorLevel::Cell | IndicatorLevel::Community => "indicator_durations",
             IndicatorLevel::District => "indicator_durations_by_district",
         }
+    }
+
+    /// Whether the level keeps daily histograms of its own (written from the cell level's
+    /// deltas at the coarser levels).
+    pub fn keeps_daily_histograms(self) -> bool {
+        self != IndicatorLevel::Community
     }
 
     /// The monthly counters' table: the daily rows summed by calendar month (at the cell

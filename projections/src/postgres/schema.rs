@@ -124,7 +124,6 @@ pub fn tables_of(projection: &str) -> Option<&'static [&'static str]> {
             "indicator_daily",
             "indicator_durations",
             "indicator_daily_by_community",
-            "indicator_durations_by_community",
             "indicator_daily_by_district",
             "indicator_durations_by_district",
             "indicator_monthly_by_cell",

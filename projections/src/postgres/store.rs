@@ -709,7 +709,10 @@ impl ProjectionStore<IndicatorsProjection> for PostgresStore {
                 &day, &district, &community, &cell, &category, &metric, &bucket, &count,
             ];
             execute(&transaction, &sql, &rows).await?;
-            for level in IndicatorLevel::ROLLUPS {
+            for level in IndicatorLevel::ROLLUPS
+                .into_iter()
+                .filter(|level| level.keeps_daily_histograms())
+            {
                 let table = self.table(level.durations_table());
                 execute(
                     &transaction,
@@ -724,7 +727,10 @@ impl ProjectionStore<IndicatorsProjection> for PostgresStore {
                 execute(&transaction, &sql, &rows).await?;
             }
             if count.iter().any(|d| *d <= 0) {
-                for level in IndicatorLevel::ALL {
+                for level in IndicatorLevel::ALL
+                    .into_iter()
+                    .filter(|level| level.keeps_daily_histograms())
+                {
                     let table = self.table(level.durations_table());
                     let sql = rollup::delete_empty_durations(level, &table);
                     execute(&transaction, &sql, &rows[..7]).await?;
