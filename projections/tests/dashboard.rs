@@ -373,6 +373,37 @@ async fn a_supervisor_watches_the_board_drills_down_to_an_audit_trail_and_sees_a
 
     let path = save_screenshot(&browser, "dashboard.png").await;
     eprintln!("screenshot: {}", path.display());
+
+    // On a supervisor's phone (390 × 844) the page leads with what needs action: the
+    // overdue list starts on the first screen, above the map's tiles, and nothing but the
+    // list's own table scrolls sideways.
+    browser
+        .set_window_size(390, 844)
+        .await
+        .expect("a phone-sized window");
+    let layout = browser
+        .execute(
+            "window.scrollTo(0, 0); \
+             const overdue = document.querySelector('[aria-label^=\"超时清单\"]').getBoundingClientRect(); \
+             const map = document.querySelector('.map-panel').getBoundingClientRect(); \
+             return { overdue_top: overdue.top, map_top: map.top, screen: window.innerHeight, \
+                      fits: document.documentElement.scrollWidth <= window.innerWidth };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let top = |name: &str| layout[name].as_f64().expect("a position");
+    assert!(
+        top("overdue_top") < top("screen") - 100.0,
+        "the overdue list starts on the first screen: {layout}"
+    );
+    assert!(
+        top("overdue_top") < top("map_top"),
+        "the overdue list comes before the map: {layout}"
+    );
+    assert_eq!(layout["fits"], json!(true), "nothing scrolls sideways");
+    let path = save_screenshot(&browser, "dashboard-phone.png").await;
+    eprintln!("screenshot: {}", path.display());
     browser.close().await.expect("the browser closes");
 }
 
