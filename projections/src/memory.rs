@@ -16,7 +16,7 @@ use crate::answer;
 use crate::compact;
 use crate::compact::trail::{self, TrailWrite};
 use crate::fold::audit::{AuditChanges, AuditHead, AuditProjection};
-use crate::fold::cases::{BoardKey, CaseRow, CasesChanges, CasesProjection, Light, LightCounts};
+use crate::fold::cases::{BoardKey, CaseRow, CasesChanges, CasesProjection, LightCounts};
 use crate::fold::indicators::{
     DurationMetric, IndicatorCase, IndicatorChanges, IndicatorCounts, IndicatorKey,
     IndicatorsProjection,
@@ -26,11 +26,14 @@ use crate::fold::{FoldContext, Projection};
 use crate::query::*;
 use crate::runner::{project_batch, ProjectionRunner, ProjectionStore, RunnerConfig, StoreError};
 
+mod cases;
+
+use cases::CaseTable;
+
 #[derive(Default)]
 struct Tables {
-    cases: HashMap<CaseId, CaseRow>,
-    /// The list order of the cases (newest report first when walked backwards).
-    case_order: BTreeMap<CaseCursor, ()>,
+    /// The case rows, compressed, with what the lists filter on ([`cases`]).
+    cases: CaseTable,
     board: BTreeMap<BoardKey, LightCounts>,
     /// Each case's audit trail as PostgreSQL keeps it: compressed frames, one per batch
     /// ([`compact::trail`]).
@@ -177,20 +180,6 @@ impl MemoryReadModels {
     }
 }
 
-fn view_of(row: &CaseRow) -> CaseView {
-    CaseView {
-        summary: row.summary.clone(),
-        sla: row.sla.clone(),
-    }
-}
-
-fn cursor_of(row: &CaseRow) -> CaseCursor {
-    CaseCursor {
-        reported_at: row.summary.reported_at.unwrap_or(DateTime::UNIX_EPOCH),
-        case_id: row.summary.case_id,
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Stores of the four projections
 // ---------------------------------------------------------------------------------------
@@ -203,10 +192,13 @@ impl ProjectionStore<CasesProjection> for MemoryReadModels {
 
     async fn states(&self, cases: &[CaseId]) -> Result<HashMap<CaseId, CaseRow>, StoreError> {
         let tables = self.read();
-        Ok(cases
-            .iter()
-            .filter_map(|id| tables.cases.get(id).map(|row| (*id, row.clone())))
-            .collect())
+        let mut rows = HashMap::new();
+        for &case_id in cases {
+            if let Some(row) = tables.cases.row(case_id)? {
+                rows.insert(case_id, row);
+            }
+        }
+        Ok(rows)
     }
 
     async fn commit(
@@ -219,13 +211,8 @@ impl ProjectionStore<CasesProjection> for MemoryReadModels {
         {
             let mut tables = self.write();
             self.advance(&mut tables, CasesProjection::NAME, from, to, recorded_at)?;
-            for (case_id, row) in changes.rows {
-                if let Some(old) = tables.cases.get(&case_id) {
-                    let old = cursor_of(old);
-                    tables.case_order.remove(&old);
-                }
-                tables.case_order.insert(cursor_of(&row), ());
-                tables.cases.insert(case_id, row);
+            for (case_id, row) in &changes.rows {
+                tables.cases.insert(*case_id, row);
             }
             for (key, delta) in changes.board {
                 let counts = tables.board.entry(key.clone()).or_default();
@@ -455,27 +442,7 @@ impl MemoryReadModels {
 impl ReadModels for MemoryReadModels {
     async fn cases(&self, query: &CaseQuery) -> Result<Page<CaseView>, ReadError> {
         let filter = query.validate()?;
-        let tables = self.read();
-        let upper = match filter.after {
-            Some(after) => Bound::Excluded(after),
-            None => Bound::Unbounded,
-        };
-        let mut items = Vec::new();
-        let mut more = false;
-        for (cursor, ()) in tables.case_order.range((Bound::Unbounded, upper)).rev() {
-            let Some(row) = tables.cases.get(&cursor.case_id) else {
-                continue;
-            };
-            let view = view_of(row);
-            if !filter.matches(&view) {
-                continue;
-            }
-            if items.len() == filter.limit {
-                more = true;
-                break;
-            }
-            items.push(view);
-        }
+        let (items, more) = self.read().cases.page(&filter)?;
         let next_cursor = if more {
             items.last().map(|last: &CaseView| last.cursor().encode())
         } else {
@@ -485,7 +452,7 @@ impl ReadModels for MemoryReadModels {
     }
 
     async fn case(&self, case_id: CaseId) -> Result<Option<CaseView>, ReadError> {
-        Ok(self.read().cases.get(&case_id).map(view_of))
+        self.read().cases.view(case_id)
     }
 
     async fn audit_trail(&self, case_id: CaseId) -> Result<Option<AuditTrail>, ReadError> {
@@ -544,9 +511,9 @@ impl ReadModels for MemoryReadModels {
         let tables = self.read();
         let mut overdue: Vec<OverdueCase> = tables
             .cases
-            .values()
-            .filter(|row| row.sla.light == Some(Light::Red))
-            .filter_map(|row| answer::overdue_case(&view_of(row), now))
+            .red()?
+            .iter()
+            .filter_map(|view| answer::overdue_case(view, now))
             .filter(|case| {
                 query.district.as_deref().is_none_or(|d| d == case.district)
                     && query
@@ -659,8 +626,8 @@ impl ReadModels for MemoryReadModels {
         let tables = self.read();
         let mut tasks: Vec<InboxTask> = tables
             .cases
-            .values()
-            .map(view_of)
+            .held_by(worker_id)?
+            .into_iter()
             .filter(|case| answer::is_in_inbox(case, worker_id))
             .map(|case| answer::inbox_task(&case))
             .collect();
@@ -669,16 +636,7 @@ impl ReadModels for MemoryReadModels {
     }
 
     async fn provisional_open_cases(&self) -> Result<BTreeMap<String, u64>, ReadError> {
-        let tables = self.read();
-        let mut counts = BTreeMap::new();
-        for row in tables.cases.values() {
-            if row.sla.provisional && row.summary.is_open() {
-                *counts
-                    .entry(row.summary.location.district.clone())
-                    .or_default() += 1;
-            }
-        }
-        Ok(counts)
+        Ok(self.read().cases.provisional_open_by_district())
     }
 
     async fn checkpoints(&self) -> Result<Vec<Checkpoint>, ReadError> {
