@@ -136,13 +136,27 @@ pub fn overdue_case(case: &CaseView, now: DateTime<Utc>) -> Option<OverdueCase> 
 
 /// The key of the indicator row an entry counts in.
 pub fn indicator_group_key(group: IndicatorGroup, key: &IndicatorKey) -> String {
+    indicator_group_key_of(
+        group,
+        key.day,
+        [&key.district, &key.community, &key.cell, &key.category],
+    )
+}
+
+/// [`indicator_group_key`] of a key given as its day and its district, community, cell and
+/// category names.
+pub fn indicator_group_key_of(
+    group: IndicatorGroup,
+    day: chrono::NaiveDate,
+    [district, community, cell, category]: [&str; 4],
+) -> String {
     match group {
         IndicatorGroup::Total => "total".to_owned(),
-        IndicatorGroup::Day => key.day.to_string(),
-        IndicatorGroup::District => key.district.clone(),
-        IndicatorGroup::Community => key.community.clone(),
-        IndicatorGroup::Cell => key.cell.clone(),
-        IndicatorGroup::Category => key.category.clone(),
+        IndicatorGroup::Day => day.to_string(),
+        IndicatorGroup::District => district.to_owned(),
+        IndicatorGroup::Community => community.to_owned(),
+        IndicatorGroup::Cell => cell.to_owned(),
+        IndicatorGroup::Category => category.to_owned(),
     }
 }
 

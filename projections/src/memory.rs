@@ -5,10 +5,9 @@
 //! Nothing survives the process: on start the runners fold the log from the beginning.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use chrono::{DateTime, Days, Utc};
+use chrono::{DateTime, Utc};
 use wangge_engine::log::{EventLog, LogPosition, StoredCommit};
 use wangge_schemas::{CaseId, Tier};
 
@@ -18,8 +17,7 @@ use crate::compact::trail::{self, TrailWrite};
 use crate::fold::audit::{AuditChanges, AuditHead, AuditProjection};
 use crate::fold::cases::{BoardKey, CaseRow, CasesChanges, CasesProjection, LightCounts};
 use crate::fold::indicators::{
-    DurationMetric, IndicatorCase, IndicatorChanges, IndicatorCounts, IndicatorKey,
-    IndicatorsProjection,
+    DurationMetric, IndicatorCase, IndicatorChanges, IndicatorCounts, IndicatorsProjection,
 };
 use crate::fold::patrols::{PatrolChanges, PatrolDay, PatrolKey, PatrolsProjection};
 use crate::fold::{FoldContext, Projection};
@@ -27,8 +25,10 @@ use crate::query::*;
 use crate::runner::{project_batch, ProjectionRunner, ProjectionStore, RunnerConfig, StoreError};
 
 mod cases;
+mod indicators;
 
 use cases::CaseTable;
+use indicators::{IndicatorTable, KeyNames, Scope};
 
 #[derive(Default)]
 struct Tables {
@@ -42,8 +42,8 @@ struct Tables {
     /// back only when the case's next event comes.
     audit_heads: HashMap<CaseId, Box<[u8]>>,
     indicator_cases: HashMap<CaseId, Box<[u8]>>,
-    indicator_counts: BTreeMap<IndicatorKey, IndicatorCounts>,
-    indicator_durations: BTreeMap<(IndicatorKey, DurationMetric, u16), i64>,
+    /// Daily counters and duration buckets, codes interned ([`indicators`]).
+    indicators: IndicatorTable,
     patrols: BTreeMap<PatrolKey, PatrolDay>,
     checkpoints: BTreeMap<&'static str, (LogPosition, Option<DateTime<Utc>>)>,
 }
@@ -309,19 +309,13 @@ impl ProjectionStore<IndicatorsProjection> for MemoryReadModels {
                 recorded_at,
             )?;
             tables.indicator_cases.extend(states);
-            for (key, delta) in changes.counts {
-                let counts = tables.indicator_counts.entry(key.clone()).or_default();
-                counts.add(&delta, 1);
-                if counts.is_zero() {
-                    tables.indicator_counts.remove(&key);
-                }
+            for (key, delta) in &changes.counts {
+                tables.indicators.add_counts(key, delta);
             }
-            for (key, delta) in changes.durations {
-                let count = tables.indicator_durations.entry(key.clone()).or_default();
-                *count += delta;
-                if *count == 0 {
-                    tables.indicator_durations.remove(&key);
-                }
+            for ((key, metric, bucket), delta) in &changes.durations {
+                tables
+                    .indicators
+                    .add_duration(key, *metric, *bucket, *delta);
             }
         }
         self.announce(IndicatorsProjection::NAME, to);
@@ -367,25 +361,21 @@ impl ProjectionStore<PatrolsProjection> for MemoryReadModels {
 // Queries
 // ---------------------------------------------------------------------------------------
 
-/// The smallest key of a day, for range scans over keys that start with the day.
-fn first_key_of(day: chrono::NaiveDate) -> IndicatorKey {
-    IndicatorKey {
-        day,
-        district: String::new(),
-        community: String::new(),
-        cell: String::new(),
-        category: String::new(),
+fn scope_of(query: &IndicatorQuery) -> Scope<'_> {
+    Scope {
+        district: query.district.as_deref(),
+        community: query.community.as_deref(),
+        cell: query.cell.as_deref(),
+        category: query.category.as_deref(),
     }
 }
 
-fn in_indicator_scope(query: &IndicatorQuery, key: &IndicatorKey) -> bool {
-    query.district.as_deref().is_none_or(|d| d == key.district)
-        && query
-            .community
-            .as_deref()
-            .is_none_or(|c| c == key.community)
-        && query.cell.as_deref().is_none_or(|c| c == key.cell)
-        && query.category.as_deref().is_none_or(|c| c == key.category)
+fn group_key(group: IndicatorGroup, key: &KeyNames<'_>) -> String {
+    answer::indicator_group_key_of(
+        group,
+        key.day,
+        [key.district, key.community, key.cell, key.category],
+    )
 }
 
 impl MemoryReadModels {
@@ -397,43 +387,30 @@ impl MemoryReadModels {
         group: IndicatorGroup,
     ) -> BTreeMap<String, (IndicatorCounts, BTreeMap<u16, i64>, BTreeMap<u16, i64>)> {
         let tables = self.read();
-        let after_last = query.to.checked_add_days(Days::new(1)).unwrap_or(query.to);
-        let range = (
-            Bound::Included(first_key_of(query.from)),
-            Bound::Excluded(first_key_of(after_last)),
-        );
+        let scope = scope_of(query);
         let mut sums: BTreeMap<String, (IndicatorCounts, BTreeMap<u16, i64>, BTreeMap<u16, i64>)> =
             BTreeMap::new();
-        for (key, counts) in tables.indicator_counts.range(range.clone()) {
-            if in_indicator_scope(query, key) {
-                let group_key = answer::indicator_group_key(group, key);
-                sums.entry(group_key).or_default().0.add(counts, 1);
-            }
-        }
-        let duration_range = (
-            Bound::Included((
-                first_key_of(query.from),
-                DurationMetric::TimeToAcknowledge,
-                0,
-            )),
-            Bound::Excluded((
-                first_key_of(after_last),
-                DurationMetric::TimeToAcknowledge,
-                0,
-            )),
+        tables
+            .indicators
+            .counts_in(query.from, query.to, &scope, |key, counts| {
+                sums.entry(group_key(group, &key))
+                    .or_default()
+                    .0
+                    .add(&counts, 1);
+            });
+        tables.indicators.durations_in(
+            query.from,
+            query.to,
+            &scope,
+            |key, metric, bucket, count| {
+                let entry = sums.entry(group_key(group, &key)).or_default();
+                let buckets = match metric {
+                    DurationMetric::TimeToAcknowledge => &mut entry.1,
+                    DurationMetric::TimeToClose => &mut entry.2,
+                };
+                *buckets.entry(bucket).or_default() += count;
+            },
         );
-        for ((key, metric, bucket), count) in tables.indicator_durations.range(duration_range) {
-            if !in_indicator_scope(query, key) {
-                continue;
-            }
-            let group_key = answer::indicator_group_key(group, key);
-            let entry = sums.entry(group_key).or_default();
-            let buckets = match metric {
-                DurationMetric::TimeToAcknowledge => &mut entry.1,
-                DurationMetric::TimeToClose => &mut entry.2,
-            };
-            *buckets.entry(*bucket).or_default() += count;
-        }
         sums
     }
 }
@@ -558,40 +535,31 @@ impl ReadModels for MemoryReadModels {
 
     async fn ranking(&self, query: &RankingQuery) -> Result<Ranking, ReadError> {
         let rules = query.validate()?;
-        let indicator_query = IndicatorQuery {
-            from: query.from,
-            to: query.to,
-            district: query.district.clone(),
-            community: query.community.clone(),
-            cell: None,
-            category: None,
-            group: Some(IndicatorGroup::Cell),
-        };
         let tables = self.read();
-        let after_last = query.to.checked_add_days(Days::new(1)).unwrap_or(query.to);
+        let scope = Scope {
+            district: query.district.as_deref(),
+            community: query.community.as_deref(),
+            ..Scope::default()
+        };
         let mut cells: BTreeMap<String, answer::CellSums> = BTreeMap::new();
-        for (key, counts) in tables
-            .indicator_counts
-            .range(first_key_of(query.from)..first_key_of(after_last))
-        {
-            // Rows of report-day counters alone have nothing to rank by.
-            if counts.due == 0
-                || key.tier() != rules.tier
-                || !in_indicator_scope(&indicator_query, key)
-            {
-                continue;
-            }
-            let sums = cells
-                .entry(key.cell.clone())
-                .or_insert_with(|| answer::CellSums {
-                    cell: key.cell.clone(),
-                    community: key.community.clone(),
-                    ..Default::default()
-                });
-            sums.due += counts.due;
-            sums.closed += counts.closed;
-            sums.closed_on_time += counts.closed_on_time;
-        }
+        tables
+            .indicators
+            .counts_in(query.from, query.to, &scope, |key, counts| {
+                // Rows of report-day counters alone have nothing to rank by.
+                if counts.due == 0 || key.tier() != rules.tier {
+                    return;
+                }
+                let sums = cells
+                    .entry(key.cell.to_owned())
+                    .or_insert_with(|| answer::CellSums {
+                        cell: key.cell.to_owned(),
+                        community: key.community.to_owned(),
+                        ..Default::default()
+                    });
+                sums.due += counts.due;
+                sums.closed += counts.closed;
+                sums.closed_on_time += counts.closed_on_time;
+            });
         Ok(answer::ranking(
             &self.context,
             cells.into_values().collect(),

@@ -22,6 +22,11 @@ use wangge_engine::domain::CaseStatus;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) struct Sym(u32);
 
+impl Sym {
+    /// The smallest symbol, for the lower bound of a range.
+    pub(super) const FIRST: Sym = Sym(0);
+}
+
 /// The names behind the symbols, each kept once.
 #[derive(Default)]
 pub(super) struct Symbols {
