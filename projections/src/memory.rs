@@ -30,17 +30,24 @@ mod indicators;
 use cases::CaseTable;
 use indicators::{IndicatorTable, KeyNames, Scope};
 
+/// A case's audit trail as PostgreSQL keeps it (compressed frames: [`compact::trail`]) and
+/// its chain head, compressed ([`compact`]), which the runner reads back only when the
+/// case's next event comes.
+#[derive(Default)]
+struct AuditKept {
+    trail: Box<[u8]>,
+    head: Box<[u8]>,
+}
+
 #[derive(Default)]
 struct Tables {
     /// The case rows, compressed, with what the lists filter on ([`cases`]).
     cases: CaseTable,
     board: BTreeMap<BoardKey, LightCounts>,
-    /// Each case's audit trail as PostgreSQL keeps it: compressed frames, one per batch
-    /// ([`compact::trail`]).
-    audit: HashMap<CaseId, Box<[u8]>>,
-    /// Chain heads and indicator states, compressed ([`compact`]): the runners read them
-    /// back only when the case's next event comes.
-    audit_heads: HashMap<CaseId, Box<[u8]>>,
+    /// Each case's audit trail and chain head, in one entry ([`AuditKept`]).
+    audit: HashMap<CaseId, AuditKept>,
+    /// Indicator states, compressed ([`compact`]): the runner reads them back only when
+    /// the case's next event comes.
     indicator_cases: HashMap<CaseId, Box<[u8]>>,
     /// Daily counters and duration buckets, codes interned ([`indicators`]).
     indicators: IndicatorTable,
@@ -235,7 +242,17 @@ impl ProjectionStore<AuditProjection> for MemoryReadModels {
 
     async fn states(&self, cases: &[CaseId]) -> Result<HashMap<CaseId, AuditHead>, StoreError> {
         let tables = self.read();
-        decode_states(AuditProjection::NAME, &tables.audit_heads, cases)
+        cases
+            .iter()
+            .filter_map(|id| tables.audit.get(id).map(|kept| (*id, kept)))
+            .filter(|(_, kept)| !kept.head.is_empty())
+            .map(|(case_id, kept)| {
+                Ok((
+                    case_id,
+                    compact::decode_state(AuditProjection::NAME, case_id, &kept.head)?,
+                ))
+            })
+            .collect()
     }
 
     async fn commit(
@@ -253,7 +270,7 @@ impl ProjectionStore<AuditProjection> for MemoryReadModels {
             trail::by_case(&changes.records)
                 .into_iter()
                 .map(|(case_id, new)| {
-                    let stored = tables.audit.get(&case_id).map(|stored| &stored[..]);
+                    let stored = tables.audit.get(&case_id).map(|kept| &kept.trail[..]);
                     (case_id, trail::write_for(case_id, stored, &new))
                 })
                 .collect()
@@ -263,7 +280,7 @@ impl ProjectionStore<AuditProjection> for MemoryReadModels {
             let mut tables = self.write();
             self.advance(&mut tables, AuditProjection::NAME, from, to, recorded_at)?;
             for (case_id, write) in writes {
-                let stored = tables.audit.entry(case_id).or_default();
+                let stored = &mut tables.audit.entry(case_id).or_default().trail;
                 *stored = match write {
                     TrailWrite::Whole(frame) => frame.into_boxed_slice(),
                     TrailWrite::Append(frame) => {
@@ -273,7 +290,9 @@ impl ProjectionStore<AuditProjection> for MemoryReadModels {
                     }
                 };
             }
-            tables.audit_heads.extend(heads);
+            for (case_id, head) in heads {
+                tables.audit.entry(case_id).or_default().head = head;
+            }
         }
         self.announce(AuditProjection::NAME, to);
         Ok(())
@@ -434,16 +453,14 @@ impl ReadModels for MemoryReadModels {
 
     async fn audit_trail(&self, case_id: CaseId) -> Result<Option<AuditTrail>, ReadError> {
         let tables = self.read();
-        let mut records = tables
-            .audit
-            .get(&case_id)
-            .map(|stored| compact::trail::decode(case_id, stored).records)
+        let kept = tables.audit.get(&case_id);
+        let mut records = kept
+            .map(|kept| compact::trail::decode(case_id, &kept.trail).records)
             .unwrap_or_default();
         records.sort_by_key(|r| r.sequence);
-        let head: Option<AuditHead> = tables
-            .audit_heads
-            .get(&case_id)
-            .map(|stored| compact::decode_json(stored))
+        let head: Option<AuditHead> = kept
+            .filter(|kept| !kept.head.is_empty())
+            .map(|kept| compact::decode_json(&kept.head))
             .transpose()
             .map_err(|e| {
                 ReadError::Unavailable(format!("a stored audit head is unreadable: {e}"))
