@@ -10,6 +10,9 @@
 -- * indicator_daily_ranking (195 B): the ranking reads the cell level's months (V10); the
 --   days around them come from the primary key, which starts with the day.
 
+-- Stop instances of the previous release before starting this one: their indicators runner
+-- writes the dropped table, so its next batch would fail (and be retried until stopped).
+
 DROP TABLE indicator_durations_by_community;
 DROP TABLE IF EXISTS indicator_durations_by_community_rebuild;
 DROP INDEX cases_district_list;
