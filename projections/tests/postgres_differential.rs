@@ -470,6 +470,16 @@ async fn compare_everything(
         limit: Some(0),
         ..Default::default()
     });
+    // Names no case has: nothing, from both.
+    queries.push(CaseQuery {
+        district: Some("999999999".into()),
+        ..Default::default()
+    });
+    queries.push(CaseQuery {
+        assignee: Some("nobody-here".into()),
+        category: Some("no.such.category".into()),
+        ..Default::default()
+    });
     queries.push(CaseQuery {
         cursor: Some("nonsense".into()),
         ..Default::default()
@@ -630,6 +640,10 @@ async fn compare_everything(
                     ..base.clone()
                 });
             }
+            scopes.push(IndicatorQuery {
+                community: Some("999999999999".into()),
+                ..base.clone()
+            });
             for query in scopes {
                 same!(
                     format!("indicators {query:?}"),
