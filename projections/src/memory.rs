@@ -30,13 +30,49 @@ mod indicators;
 use cases::CaseTable;
 use indicators::{IndicatorTable, KeyNames, Scope};
 
-/// A case's audit trail as PostgreSQL keeps it (compressed frames: [`compact::trail`]) and
-/// its chain head, compressed ([`compact`]), which the runner reads back only when the
-/// case's next event comes.
+/// A case's chain head, compressed ([`compact`]), which the runner reads back only when the
+/// case's next event comes, and its audit trail as PostgreSQL keeps it (compressed frames:
+/// [`compact::trail`]) — in one allocation: the head's length (4 bytes), the head, the
+/// trail. (A million cases: one allocation and 16 map bytes a case fewer than two boxes.)
 #[derive(Default)]
-struct AuditKept {
-    trail: Box<[u8]>,
-    head: Box<[u8]>,
+struct AuditKept(Box<[u8]>);
+
+impl AuditKept {
+    fn split(&self) -> (&[u8], &[u8]) {
+        let Some((length, rest)) = self.0.split_first_chunk::<4>() else {
+            return (&[], &[]);
+        };
+        let length = (u32::from_le_bytes(*length) as usize).min(rest.len());
+        rest.split_at(length)
+    }
+
+    fn head(&self) -> &[u8] {
+        self.split().0
+    }
+
+    fn trail(&self) -> &[u8] {
+        self.split().1
+    }
+
+    fn kept(head: &[u8], trail: &[u8]) -> Self {
+        let length = u32::try_from(head.len()).expect("a compressed head under 4 GiB");
+        let mut bytes = Vec::with_capacity(4 + head.len() + trail.len());
+        bytes.extend_from_slice(&length.to_le_bytes());
+        bytes.extend_from_slice(head);
+        bytes.extend_from_slice(trail);
+        Self(bytes.into_boxed_slice())
+    }
+
+    fn with_trail(&self, write: TrailWrite) -> Self {
+        match write {
+            TrailWrite::Whole(frame) => Self::kept(self.head(), &frame),
+            TrailWrite::Append(frame) => Self::kept(self.head(), &[self.trail(), &frame].concat()),
+        }
+    }
+
+    fn with_head(&self, head: &[u8]) -> Self {
+        Self::kept(head, self.trail())
+    }
 }
 
 #[derive(Default)]
@@ -245,11 +281,11 @@ impl ProjectionStore<AuditProjection> for MemoryReadModels {
         cases
             .iter()
             .filter_map(|id| tables.audit.get(id).map(|kept| (*id, kept)))
-            .filter(|(_, kept)| !kept.head.is_empty())
+            .filter(|(_, kept)| !kept.head().is_empty())
             .map(|(case_id, kept)| {
                 Ok((
                     case_id,
-                    compact::decode_state(AuditProjection::NAME, case_id, &kept.head)?,
+                    compact::decode_state(AuditProjection::NAME, case_id, kept.head())?,
                 ))
             })
             .collect()
@@ -270,7 +306,7 @@ impl ProjectionStore<AuditProjection> for MemoryReadModels {
             trail::by_case(&changes.records)
                 .into_iter()
                 .map(|(case_id, new)| {
-                    let stored = tables.audit.get(&case_id).map(|kept| &kept.trail[..]);
+                    let stored = tables.audit.get(&case_id).map(AuditKept::trail);
                     (case_id, trail::write_for(case_id, stored, &new))
                 })
                 .collect()
@@ -280,18 +316,12 @@ impl ProjectionStore<AuditProjection> for MemoryReadModels {
             let mut tables = self.write();
             self.advance(&mut tables, AuditProjection::NAME, from, to, recorded_at)?;
             for (case_id, write) in writes {
-                let stored = &mut tables.audit.entry(case_id).or_default().trail;
-                *stored = match write {
-                    TrailWrite::Whole(frame) => frame.into_boxed_slice(),
-                    TrailWrite::Append(frame) => {
-                        let mut grown = std::mem::take(stored).into_vec();
-                        grown.extend_from_slice(&frame);
-                        grown.into_boxed_slice()
-                    }
-                };
+                let kept = tables.audit.entry(case_id).or_default();
+                *kept = kept.with_trail(write);
             }
             for (case_id, head) in heads {
-                tables.audit.entry(case_id).or_default().head = head;
+                let kept = tables.audit.entry(case_id).or_default();
+                *kept = kept.with_head(&head);
             }
         }
         self.announce(AuditProjection::NAME, to);
@@ -455,12 +485,12 @@ impl ReadModels for MemoryReadModels {
         let tables = self.read();
         let kept = tables.audit.get(&case_id);
         let mut records = kept
-            .map(|kept| compact::trail::decode(case_id, &kept.trail).records)
+            .map(|kept| compact::trail::decode(case_id, kept.trail()).records)
             .unwrap_or_default();
         records.sort_by_key(|r| r.sequence);
         let head: Option<AuditHead> = kept
-            .filter(|kept| !kept.head.is_empty())
-            .map(|kept| compact::decode_json(&kept.head))
+            .filter(|kept| !kept.head().is_empty())
+            .map(|kept| compact::decode_json(kept.head()))
             .transpose()
             .map_err(|e| {
                 ReadError::Unavailable(format!("a stored audit head is unreadable: {e}"))
@@ -666,4 +696,30 @@ fn decode_states<S: serde::de::DeserializeOwned>(
         .filter_map(|id| kept.get(id).map(|stored| (*id, stored)))
         .map(|(case_id, stored)| Ok((case_id, compact::decode_state(projection, case_id, stored)?)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_trail_and_head_read_back_as_written_whichever_changes() {
+        let kept = AuditKept::default();
+        assert_eq!((kept.head(), kept.trail()), (&[][..], &[][..]));
+        let kept = kept.with_trail(TrailWrite::Whole(b"frame-1".to_vec()));
+        let kept = kept.with_head(b"head-1");
+        assert_eq!(
+            (kept.head(), kept.trail()),
+            (&b"head-1"[..], &b"frame-1"[..])
+        );
+        let kept = kept.with_trail(TrailWrite::Append(b"+frame-2".to_vec()));
+        let kept = kept.with_head(b"h2");
+        assert_eq!(
+            (kept.head(), kept.trail()),
+            (&b"h2"[..], &b"frame-1+frame-2"[..])
+        );
+        // A length past the end reads as far as there are bytes, never panics.
+        let odd = AuditKept(vec![200, 0, 0, 0, 1, 2].into_boxed_slice());
+        assert_eq!((odd.head(), odd.trail()), (&[1, 2][..], &[][..]));
+    }
 }

@@ -82,7 +82,9 @@ struct StoredCase {
 /// The cases, by id and in list order.
 #[derive(Default)]
 pub(super) struct CaseTable {
-    rows: HashMap<CaseId, StoredCase>,
+    /// Boxed: a hash map keeps up to twice the slots it holds (a million cases: two
+    /// million), and an empty slot costs the whole entry.
+    rows: HashMap<CaseId, Box<StoredCase>>,
     /// The list order (newest report first when walked backwards).
     order: BTreeMap<CaseCursor, ()>,
     symbols: Symbols,
@@ -129,7 +131,7 @@ impl CaseTable {
             red: row.sla.light == Some(Light::Red),
         };
         let row = compact::encode_json(row).into_boxed_slice();
-        self.rows.insert(case_id, StoredCase { key, row });
+        self.rows.insert(case_id, Box::new(StoredCase { key, row }));
     }
 
     /// The fold's row of a case, read back.
