@@ -199,6 +199,15 @@ pub struct CaseCursor {
 }
 
 impl CaseCursor {
+    /// The place of a case reported at `reported_at` in the list order (a case without a
+    /// report sorts as reported at the epoch).
+    pub fn of(reported_at: Option<DateTime<Utc>>, case_id: CaseId) -> Self {
+        Self {
+            reported_at: reported_at.unwrap_or(DateTime::UNIX_EPOCH),
+            case_id,
+        }
+    }
+
     pub fn encode(&self) -> String {
         encode_cursor(self.reported_at, self.case_id)
     }
@@ -309,10 +318,7 @@ impl CaseView {
     /// Its place in the list order (newest report first; a case without a report sorts as
     /// reported at the epoch).
     pub fn cursor(&self) -> CaseCursor {
-        CaseCursor {
-            reported_at: self.summary.reported_at.unwrap_or(DateTime::UNIX_EPOCH),
-            case_id: self.summary.case_id,
-        }
+        CaseCursor::of(self.summary.reported_at, self.summary.case_id)
     }
 }
 

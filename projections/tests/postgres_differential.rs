@@ -186,25 +186,8 @@ async fn each_indicator_level_sums_the_one_below(
             } else {
                 keys.clone()
             };
-            let sums = counters
-                .iter()
-                .map(|c| format!("sum({c})::bigint"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let stored = counters.join(", ");
-            let summed = format!("SELECT {keys}, {sums} FROM {cells} GROUP BY {keys}");
-            let kept = format!("SELECT {keys}, {stored} FROM {rollup}");
-            let differing: i64 = client
-                .query_one(
-                    &format!(
-                        "SELECT count(*) FROM (({summed} EXCEPT {kept}) UNION ALL \
-                         ({kept} EXCEPT {summed})) AS differing"
-                    ),
-                    &[],
-                )
-                .await
-                .expect("compare the indicator levels")
-                .get(0);
+            let differing =
+                rows_not_summed(&client, (cells, &keys), (rollup, &keys), &counters).await;
             prop_assert_eq!(differing, 0, "{} disagrees with {}", rollup, cells);
         }
     }
@@ -232,29 +215,42 @@ async fn each_month_sums_its_days(database: &TestDatabase) -> Result<(), TestCas
             } else {
                 (keys.clone(), sources.clone())
             };
-            let sums = counters
-                .iter()
-                .map(|c| format!("sum({c})::bigint"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let stored = counters.join(", ");
-            let summed = format!("SELECT {sources}, {sums} FROM {daily} GROUP BY {sources}");
-            let kept = format!("SELECT {keys}, {stored} FROM {monthly}");
-            let differing: i64 = client
-                .query_one(
-                    &format!(
-                        "SELECT count(*) FROM (({summed} EXCEPT {kept}) UNION ALL \
-                         ({kept} EXCEPT {summed})) AS differing"
-                    ),
-                    &[],
-                )
-                .await
-                .expect("compare the months with their days")
-                .get(0);
+            let differing =
+                rows_not_summed(&client, (daily, &sources), (monthly, &keys), &counters).await;
             prop_assert_eq!(differing, 0, "{} disagrees with {}", monthly, daily);
         }
     }
     Ok(())
+}
+
+/// How many rows of `kept` (its `keys` and `counters`) differ from the rows of `source`
+/// summed by the expressions `sources` (in the same order): a row missing, extra, or with
+/// other counts.
+async fn rows_not_summed(
+    client: &tokio_postgres::Client,
+    (source, sources): (&str, &str),
+    (kept, keys): (&str, &str),
+    counters: &[&str],
+) -> i64 {
+    let sums = counters
+        .iter()
+        .map(|c| format!("sum({c})::bigint"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let stored = counters.join(", ");
+    let summed = format!("SELECT {sources}, {sums} FROM {source} GROUP BY {sources}");
+    let kept = format!("SELECT {keys}, {stored} FROM {kept}");
+    client
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM (({summed} EXCEPT {kept}) UNION ALL \
+                 ({kept} EXCEPT {summed})) AS differing"
+            ),
+            &[],
+        )
+        .await
+        .expect("compare a table with the sums of another")
+        .get(0)
 }
 
 /// Folds `commits` into PostgreSQL batch by batch, the batch sizes cycling through `splits`.

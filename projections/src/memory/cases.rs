@@ -13,7 +13,6 @@ use wangge_schemas::{CaseId, IntakeKind, Tier};
 
 use crate::compact;
 use crate::fold::cases::{CaseRow, CasesProjection, Light};
-use crate::fold::summary::CaseSummary;
 use crate::query::{CaseCursor, CaseFilter, CaseQuery, CaseView, ReadError};
 use crate::runner::StoreError;
 use wangge_engine::domain::CaseStatus;
@@ -90,13 +89,6 @@ pub(super) struct CaseTable {
     symbols: Symbols,
 }
 
-fn cursor_of(summary: &CaseSummary) -> CaseCursor {
-    CaseCursor {
-        reported_at: summary.reported_at.unwrap_or(DateTime::UNIX_EPOCH),
-        case_id: summary.case_id,
-    }
-}
-
 fn unreadable(case_id: CaseId, error: compact::CompactError) -> ReadError {
     ReadError::Unavailable(format!("case {case_id} does not read back: {error}"))
 }
@@ -106,13 +98,11 @@ impl CaseTable {
     pub(super) fn insert(&mut self, case_id: CaseId, row: &CaseRow) {
         let s = &row.summary;
         if let Some(old) = self.rows.get(&case_id) {
-            let old = CaseCursor {
-                reported_at: old.key.reported_at.unwrap_or(DateTime::UNIX_EPOCH),
-                case_id,
-            };
-            self.order.remove(&old);
+            self.order
+                .remove(&CaseCursor::of(old.key.reported_at, case_id));
         }
-        self.order.insert(cursor_of(s), ());
+        self.order
+            .insert(CaseCursor::of(s.reported_at, s.case_id), ());
         let symbols = &mut self.symbols;
         let key = CaseKey {
             district: symbols.intern(&s.location.district),
